@@ -1,0 +1,55 @@
+"""The application factory: settings in, a ready ASGI app out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from gitscripts import __version__
+from gitscripts.auth.routes import router as auth_router
+from gitscripts.config import Settings
+from gitscripts.errors import install_error_handlers
+from gitscripts.examples.routes import router as examples_router
+from gitscripts.logging import RequestLogMiddleware, configure_logging
+from gitscripts.manager.routes import router as manager_router
+from gitscripts.services import Services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level, json_lines=settings.environment == "production")
+    settings.secret_key  # noqa: B018 - refuse to start now, not on the first login
+    services = Services.build(settings)
+    # A crash between a commit and its index write, or a push while the service was down,
+    # leaves the index behind `main`: catch up before serving.
+    services.manager.ensure_synced()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        structlog.get_logger("gitscripts").info(
+            "started", data_dir=str(settings.data_dir), environment=settings.environment
+        )
+        yield
+
+    app = FastAPI(
+        title="gitscripts",
+        version=__version__,
+        description="A Git-backed Python script repository and execution service.",
+        debug=settings.debug,
+        lifespan=lifespan,
+    )
+    app.state.services = services
+    app.add_middleware(RequestLogMiddleware)
+    install_error_handlers(app)
+
+    @app.get("/health", tags=["health"])
+    def health() -> dict[str, str]:
+        return {"status": "healthy"}
+
+    app.include_router(auth_router)
+    app.include_router(manager_router)
+    app.include_router(examples_router)
+    return app

@@ -1,0 +1,38 @@
+"""Who is calling: the `CurrentUser` dependency shared by every protected route."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from gitscripts import errors
+from gitscripts.auth.service import AuthService
+from gitscripts.logging import bind_user
+from gitscripts.services import services_of
+
+
+def bearer_of(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def auth_service(request: Request) -> AuthService:
+    return services_of(request).auth
+
+
+async def current_user(request: Request) -> dict[str, Any]:
+    # async on purpose: it then runs in the request's own context, so the log binding sticks.
+    bearer = bearer_of(request)
+    if bearer is None:
+        raise errors.NotAuthenticated("Not authenticated")
+    user = services_of(request).auth.user_for_bearer(bearer)
+    bind_user(request.scope, user["login"])
+    return user
+
+
+CurrentUser = Annotated[dict[str, Any], Depends(current_user)]
+Auth = Annotated[AuthService, Depends(auth_service)]

@@ -1,0 +1,94 @@
+"""All configuration, in one pydantic-settings class read from the environment."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ConfigurationError(RuntimeError):
+    """The service cannot start with this configuration."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    environment: Literal["development", "production"] = "development"
+    debug: bool = False
+    log_level: str = "INFO"
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    data_dir: Path = Path("./repo_data")
+
+    jwt_secret_key: str | None = None
+    jwt_access_token_expire_minutes: int = Field(default=30, ge=1)
+
+    max_script_execution_time: float = Field(default=300, gt=0)
+    max_file_size: int = Field(default=104_857_600, gt=0)
+    # A script (or any file in the script repository) larger than this is refused by the API.
+    max_script_size: int = Field(default=1_048_576, gt=0)
+
+    # Failed logins for one login beyond this many are answered only after an increasing delay.
+    login_throttle_free_attempts: int = Field(default=3, ge=0)
+    login_throttle_base_delay: float = Field(default=0.5, ge=0)
+    login_throttle_max_delay: float = Field(default=10.0, ge=0)
+
+    # Passwords are hashed with argon2id; these are its cost parameters.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=8)
+
+    @property
+    def repo_path(self) -> Path:
+        return self.data_dir / "scripts.git"
+
+    @property
+    def index_path(self) -> Path:
+        return self.data_dir / "index.json"
+
+    @cached_property
+    def secret_key(self) -> str:
+        """The JWT signing key.
+
+        Production refuses to start without one; development keeps a generated key in DATA_DIR so
+        tokens survive a restart without anyone having to configure anything.
+        """
+        if self.jwt_secret_key:
+            return self.jwt_secret_key
+        if self.environment == "production":
+            raise ConfigurationError(
+                "JWT_SECRET_KEY must be set when ENVIRONMENT=production "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return _development_secret(self.data_dir / "jwt_secret.key")
+
+
+def _development_secret(path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    secret = secrets.token_urlsafe(48)
+    # Written aside, then hard-linked into place: link() fails if the key exists, so when two
+    # processes start at once exactly one key wins, and nobody ever reads a half-written key.
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(secret)
+        handle.flush()
+        os.fsync(handle.fileno())
+    try:
+        os.link(temp, path)
+    except FileExistsError:
+        secret = path.read_text().strip()
+    finally:
+        temp.unlink()
+    return secret

@@ -1,0 +1,264 @@
+"""The index: what Git cannot hold (users, tokens, owners, integer ids) plus the id <-> path mapping.
+
+Git is the truth for content and layout; the index maps stable integer ids to the paths Git holds and
+remembers who owns each. It can be rebuilt from Git (see `gitscripts.index.sync`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from tinydb import TinyDB
+from tinydb.table import Document, Table
+
+from gitscripts.index.storage import AtomicJSONStorage
+
+EntryKind = Literal["folders", "scripts"]
+_META_ID = 1
+
+
+def utc_now() -> str:
+    """Timestamps are ISO 8601 in UTC with a `Z`, as the original API wrote them."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A folder or script as the index knows it: its id, where it is in Git, and who owns it."""
+
+    id: int
+    path: str
+    owner_id: int | None
+    created_at: str
+    updated_at: str
+
+
+@dataclass
+class _Lookups:
+    generation: int
+    user_by_login: dict[str, int]
+    token_by_hash: dict[str, int]
+    revoked_sessions: set[str]
+    ids_by_path: dict[str, dict[str, int]]
+
+
+class Index:
+    def __init__(self, path: Path) -> None:
+        self.storage = AtomicJSONStorage(path)
+        self.db = TinyDB(storage=lambda: self.storage)
+        self._lookups: _Lookups | None = None
+
+    # -- plumbing -----------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        with self.storage.transaction():
+            yield
+
+    def _table(self, name: str) -> Table:
+        table = self.db.table(name, cache_size=0)
+        return table
+
+    def _lookup(self) -> _Lookups:
+        data = self.storage.read() or {}
+        current = self._lookups
+        if current is not None and current.generation == self.storage.generation:
+            return current
+        generation = self.storage.generation
+        users = data.get("users", {})
+        tokens = data.get("tokens", {})
+        revoked = data.get("revoked_sessions", {})
+        lookups = _Lookups(
+            generation=generation,
+            user_by_login={doc["login"].lower(): int(key) for key, doc in users.items()},
+            token_by_hash={doc["token_hash"]: int(key) for key, doc in tokens.items()},
+            revoked_sessions={doc["jti"] for doc in revoked.values()},
+            ids_by_path={
+                kind: {doc["path"]: int(key) for key, doc in data.get(kind, {}).items()}
+                for kind in ("folders", "scripts")
+            },
+        )
+        self._lookups = lookups
+        return lookups
+
+    def _meta(self) -> dict[str, Any]:
+        return self._table("meta").get(doc_id=_META_ID) or {}
+
+    def _set_meta(self, **fields: Any) -> None:
+        meta = self._table("meta")
+        if meta.contains(doc_id=_META_ID):
+            meta.update(fields, doc_ids=[_META_ID])
+        else:
+            meta.insert(Document(fields, doc_id=_META_ID))
+
+    def _next_id(self, kind: str) -> int:
+        """Ids are never reused, so a deleted script's id can never point at another script."""
+        with self.transaction():
+            meta = self._meta()
+            counters = dict(meta.get("next_ids", {}))
+            existing = [int(key) for key in (self.storage.read() or {}).get(kind, {})]
+            next_id = max([counters.get(kind, 1), *(i + 1 for i in existing)])
+            counters[kind] = next_id + 1
+            self._set_meta(next_ids=counters)
+            return next_id
+
+    # -- users --------------------------------------------------------------------------------
+    def user(self, user_id: int) -> dict[str, Any] | None:
+        doc = self._table("users").get(doc_id=user_id)
+        return {**doc, "id": doc.doc_id} if doc else None
+
+    def user_by_login(self, login: str) -> dict[str, Any] | None:
+        user_id = self._lookup().user_by_login.get(login.lower())
+        return self.user(user_id) if user_id is not None else None
+
+    def users(self) -> list[dict[str, Any]]:
+        return [{**doc, "id": doc.doc_id} for doc in self._table("users").all()]
+
+    def add_user(self, login: str, password_hash: str, is_admin: bool) -> dict[str, Any]:
+        now = utc_now()
+        with self.transaction():
+            user_id = self._next_id("users")
+            self._table("users").insert(
+                Document(
+                    {
+                        "login": login,
+                        "password_hash": password_hash,
+                        "is_admin": is_admin,
+                        "needs_onboarding": True,
+                        "created_at": now,
+                        "updated_at": now,
+                    },
+                    doc_id=user_id,
+                )
+            )
+        user = self.user(user_id)
+        assert user is not None
+        return user
+
+    def update_user(self, user_id: int, **fields: Any) -> dict[str, Any]:
+        with self.transaction():
+            self._table("users").update({**fields, "updated_at": utc_now()}, doc_ids=[user_id])
+        user = self.user(user_id)
+        assert user is not None
+        return user
+
+    # -- personal API tokens ------------------------------------------------------------------
+    def add_token(
+        self, user_id: int, name: str, token_hash: str, prefix: str, expires_at: str | None
+    ) -> dict[str, Any]:
+        with self.transaction():
+            token_id = self._next_id("tokens")
+            fields = {
+                "user_id": user_id,
+                "name": name,
+                "token_hash": token_hash,
+                "prefix": prefix,
+                "created_at": utc_now(),
+                "expires_at": expires_at,
+            }
+            self._table("tokens").insert(Document(fields, doc_id=token_id))
+        return {**fields, "id": token_id}
+
+    def token(self, token_id: int) -> dict[str, Any] | None:
+        doc = self._table("tokens").get(doc_id=token_id)
+        return {**doc, "id": doc.doc_id} if doc else None
+
+    def token_by_hash(self, token_hash: str) -> dict[str, Any] | None:
+        token_id = self._lookup().token_by_hash.get(token_hash)
+        return self.token(token_id) if token_id is not None else None
+
+    def tokens_of(self, user_id: int) -> list[dict[str, Any]]:
+        docs = self._table("tokens").all()
+        return [{**doc, "id": doc.doc_id} for doc in docs if doc["user_id"] == user_id]
+
+    def delete_token(self, token_id: int) -> None:
+        with self.transaction():
+            self._table("tokens").remove(doc_ids=[token_id])
+
+    # -- signed-out sessions ------------------------------------------------------------------
+    def revoke_session(self, jti: str, expires_at: int) -> None:
+        with self.transaction():
+            table = self._table("revoked_sessions")
+            # Entries past their token's expiry can go: such a token is refused anyway.
+            now = int(datetime.now(UTC).timestamp())
+            stale = [doc.doc_id for doc in table.all() if doc["expires_at"] < now]
+            if stale:
+                table.remove(doc_ids=stale)
+            table.insert({"jti": jti, "expires_at": expires_at})
+
+    def is_session_revoked(self, jti: str) -> bool:
+        return jti in self._lookup().revoked_sessions
+
+    # -- folders and scripts ------------------------------------------------------------------
+    def entry(self, kind: EntryKind, entry_id: int) -> Entry | None:
+        doc = self._table(kind).get(doc_id=entry_id)
+        return _entry(doc.doc_id, doc) if doc else None
+
+    def entry_id(self, kind: EntryKind, path: str) -> int | None:
+        return self._lookup().ids_by_path[kind].get(path)
+
+    def entry_by_path(self, kind: EntryKind, path: str) -> Entry | None:
+        entry_id = self.entry_id(kind, path)
+        return self.entry(kind, entry_id) if entry_id is not None else None
+
+    def entries(self, kind: EntryKind) -> dict[str, Entry]:
+        """Every entry of a kind, by path (read from memory; no copy of the file is parsed)."""
+        raw = (self.storage.read() or {}).get(kind, {})
+        return {doc["path"]: _entry(int(key), doc) for key, doc in raw.items()}
+
+    def add_entry(
+        self, kind: EntryKind, path: str, owner_id: int | None, entry_id: int | None = None
+    ) -> Entry:
+        now = utc_now()
+        with self.transaction():
+            if entry_id is None:
+                entry_id = self._next_id(kind)
+            fields = {"path": path, "owner_id": owner_id, "created_at": now, "updated_at": now}
+            self._table(kind).insert(Document(fields, doc_id=entry_id))
+        return _entry(entry_id, fields)
+
+    def update_entry(self, kind: EntryKind, entry_id: int, **fields: Any) -> None:
+        with self.transaction():
+            self._table(kind).update({**fields, "updated_at": utc_now()}, doc_ids=[entry_id])
+
+    def move_entries(self, kind: EntryKind, moves: dict[str, str]) -> None:
+        """Re-point entries from old to new paths, keeping ids, owners and times."""
+        if not moves:
+            return
+
+        def repoint(doc: dict[str, Any]) -> None:
+            doc["path"] = moves[doc["path"]]
+
+        with self.transaction():
+            ids = self._lookup().ids_by_path[kind]
+            moved_ids = [ids[old] for old in moves if old in ids]
+            # One update for all of them: TinyDB rewrites the whole table per call.
+            self._table(kind).update(repoint, doc_ids=moved_ids)
+
+    def remove_entries(self, kind: EntryKind, entry_ids: list[int]) -> None:
+        if entry_ids:
+            with self.transaction():
+                self._table(kind).remove(doc_ids=entry_ids)
+
+    # -- which commit the entries describe ----------------------------------------------------
+    @property
+    def synced_head(self) -> str | None:
+        return self._meta().get("synced_head")
+
+    def set_synced_head(self, commit_id: str) -> None:
+        with self.transaction():
+            self._set_meta(synced_head=commit_id)
+
+
+def _entry(entry_id: int, doc: dict[str, Any]) -> Entry:
+    return Entry(
+        id=entry_id,
+        path=doc["path"],
+        owner_id=doc.get("owner_id"),
+        created_at=doc["created_at"],
+        updated_at=doc["updated_at"],
+    )

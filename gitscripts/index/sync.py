@@ -1,0 +1,137 @@
+"""Bring the index's id/path mapping in line with what Git holds.
+
+Git is the truth for layout; the index adds ids and owners. Whenever `main` moved without the index
+hearing of it (a push, a crash between commit and index write, a lost index file), this derives the
+index from Git again: entries whose path still exists keep their id and owner, moved ones (found by git's
+rename detection, or by identical content) keep theirs at the new path, vanished ones are dropped, and
+new ones get a fresh id and an owner (the given actor, or the user whose API commit introduced them).
+"""
+
+from __future__ import annotations
+
+import pygit2
+
+from gitscripts.index.store import Index
+from gitscripts.repo import Author, Repository
+from gitscripts.repo.repository import COMMITTER
+from gitscripts.repo.repository import EMPTY_TREE_ID as _EMPTY_TREE_ID
+
+
+def sync_index(
+    index: Index,
+    repo: Repository,
+    *,
+    target: pygit2.Commit | None = None,
+    actor_id: int | None = None,
+    full: bool = False,
+) -> bool:
+    """Update the index to describe `target` (default: `main`). Returns whether anything changed.
+
+    `full` ignores what the index believes it last saw and compares everything (`gitscripts reindex`).
+    """
+    with repo.write_lock, index.transaction():
+        head = target if target is not None else repo.head()
+        known = index.synced_head
+        if known == str(head.id) and not full:
+            return False
+        listing = repo.listing(head)
+        # The last commit the index described is the base for git's rename detection.
+        previous = _commit_or_none(repo, known)
+        script_moves = _detected_moves(previous, head) if previous is not None else {}
+        changed = _sync_kind(
+            index, repo, "scripts", set(listing.scripts), script_moves, actor_id, head
+        )
+        folder_moves = _folder_moves(script_moves)
+        changed |= _sync_kind(
+            index, repo, "folders", set(listing.folders), folder_moves, actor_id, head
+        )
+        index.set_synced_head(str(head.id))
+        return changed
+
+
+def _commit_or_none(repo: Repository, commit_id: str | None) -> pygit2.Commit | None:
+    if not commit_id:
+        return None
+    obj = repo.git.get(commit_id)
+    return obj if isinstance(obj, pygit2.Commit) else None
+
+
+def _detected_moves(previous: pygit2.Commit, head: pygit2.Commit) -> dict[str, str]:
+    diff = previous.tree.diff_to_tree(head.tree)
+    diff.find_similar()
+    return {
+        delta.old_file.path: delta.new_file.path
+        for delta in diff.deltas
+        if delta.status == pygit2.GIT_DELTA_RENAMED
+    }
+
+
+def _folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
+    """A folder moved when the files inside it moved together to one new folder."""
+    moves: dict[str, str] = {}
+    for old, new in script_moves.items():
+        old_parts, new_parts = old.split("/"), new.split("/")
+        # Walk up both paths while the tails agree: each differing ancestor pair is a folder move.
+        while len(old_parts) > 1 and len(new_parts) > 1 and old_parts[-1] == new_parts[-1]:
+            old_parts, new_parts = old_parts[:-1], new_parts[:-1]
+            old_folder, new_folder = "/".join(old_parts), "/".join(new_parts)
+            if old_folder != new_folder:
+                moves.setdefault(old_folder, new_folder)
+    return moves
+
+
+def _sync_kind(
+    index: Index,
+    repo: Repository,
+    kind: str,
+    present: set[str],
+    detected_moves: dict[str, str],
+    actor_id: int | None,
+    head: pygit2.Commit,
+) -> bool:
+    entries = index.entries(kind)  # type: ignore[arg-type]
+    vanished = {path for path in entries if path not in present}
+    appeared = {path for path in present if path not in entries}
+    if not vanished and not appeared:
+        return False
+    moves = {old: new for old, new in detected_moves.items() if old in vanished and new in appeared}
+    index.move_entries(kind, moves)  # type: ignore[arg-type]
+    appeared -= set(moves.values())
+    vanished -= moves.keys()
+    index.remove_entries(kind, [entries[path].id for path in vanished])  # type: ignore[arg-type]
+    if appeared:
+        owners = _introducers(index, repo, head, appeared) if actor_id is None else {}
+        for path in sorted(appeared):
+            index.add_entry(kind, path, owners.get(path, actor_id))  # type: ignore[arg-type]
+    return True
+
+
+def _introducers(
+    index: Index, repo: Repository, head: pygit2.Commit, paths: set[str]
+) -> dict[str, int]:
+    """Who made each path appear, for paths nobody is known to own.
+
+    Only commits gitscripts made itself (an API call) are believed: an author name in a pushed
+    commit is whatever the pusher typed, not an identity.
+    """
+    owners: dict[str, int] = {}
+    walker = repo.git.walk(head.id, pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_REVERSE)
+    for commit in walker:
+        if commit.committer.email != COMMITTER.email:
+            continue
+        user_id = Author.user_id_of(commit.author)
+        if user_id is None or index.user(user_id) is None:
+            continue
+        base = commit.parents[0].tree if commit.parents else repo.git.get(_EMPTY_TREE_ID)
+        for delta in base.diff_to_tree(commit.tree).deltas:
+            if delta.status == pygit2.GIT_DELTA_ADDED:
+                path = delta.new_file.path
+                for candidate in (path, *_ancestors(path)):
+                    if candidate in paths:
+                        owners[candidate] = user_id
+    return owners
+
+
+def _ancestors(path: str) -> list[str]:
+    parts = path.split("/")[:-1]
+    return ["/".join(parts[: i + 1]) for i in range(len(parts))]

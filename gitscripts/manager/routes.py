@@ -1,0 +1,157 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
+from starlette.concurrency import run_in_threadpool
+
+from gitscripts import errors
+from gitscripts.auth.deps import CurrentUser
+from gitscripts.manager.schemas import (
+    FolderCreate,
+    FolderOut,
+    FolderUpdate,
+    ScriptContent,
+    ScriptFromText,
+    ScriptOut,
+    ScriptUpdate,
+    TreeOut,
+)
+from gitscripts.manager.service import ManagerService, ScriptChange, Unset
+from gitscripts.services import services_of
+
+router = APIRouter(prefix="/api/v1/scripts-manager", tags=["scripts-manager"])
+
+
+def manager_service(request: Request) -> ManagerService:
+    return services_of(request).manager
+
+
+Manager = Annotated[ManagerService, Depends(manager_service)]
+
+
+def _form_int(value: str | None, field: str) -> int | None:
+    # Browsers' multipart forms send "null" or "" for "no folder".
+    if value is None or value.strip().lower() in ("", "null", "none"):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.ValidationError(f"{field} must be an integer", **{field: value}) from None
+
+
+def _form_bool(value: str, field: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off", ""):
+        return False
+    raise errors.ValidationError(f"{field} must be true or false", **{field: value})
+
+
+# -- folders ----------------------------------------------------------------------------------
+@router.post("/folders", status_code=status.HTTP_201_CREATED, response_model=FolderOut)
+def create_folder(body: FolderCreate, user: CurrentUser, manager: Manager) -> dict[str, Any]:
+    return manager.create_folder(user, body.name, body.parent_id)
+
+
+@router.get("/folders/{folder_id}", response_model=FolderOut)
+def get_folder(folder_id: int, user: CurrentUser, manager: Manager) -> dict[str, Any]:
+    return manager.get_folder(user, folder_id)
+
+
+@router.put("/folders/{folder_id}", response_model=FolderOut)
+def update_folder(
+    folder_id: int, body: FolderUpdate, user: CurrentUser, manager: Manager
+) -> dict[str, Any]:
+    parent_id = body.parent_id if "parent_id" in body.model_fields_set else Unset
+    return manager.update_folder(user, folder_id, body.name, parent_id)
+
+
+@router.delete("/folders/{folder_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_folder(folder_id: int, user: CurrentUser, manager: Manager) -> Response:
+    manager.delete_folder(user, folder_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- scripts ----------------------------------------------------------------------------------
+@router.post("/scripts", status_code=status.HTTP_201_CREATED, response_model=ScriptOut)
+async def upload_script(
+    request: Request,
+    user: CurrentUser,
+    manager: Manager,
+    display_name: Annotated[str, Form(min_length=1, max_length=255)],
+    file: Annotated[UploadFile | None, File()] = None,
+    description: Annotated[str | None, Form()] = None,
+    folder_id: Annotated[str | None, Form()] = None,
+    replace: Annotated[str, Form()] = "false",
+) -> dict[str, Any]:
+    if file is None or not file.filename:
+        raise errors.ValidationError("A file with a filename is required", field="file")
+    limit = services_of(request).settings.max_script_size
+    content = await file.read(limit + 1)
+    return await run_in_threadpool(
+        manager.save_script,
+        user,
+        filename=file.filename,
+        content=content,
+        display_name=display_name,
+        description=description,
+        folder_id=_form_int(folder_id, "folder_id"),
+        replace=_form_bool(replace, "replace"),
+    )
+
+
+@router.post("/scripts-from-text", status_code=status.HTTP_201_CREATED, response_model=ScriptOut)
+def script_from_text(body: ScriptFromText, user: CurrentUser, manager: Manager) -> dict[str, Any]:
+    return manager.save_script(
+        user,
+        filename=body.filename,
+        content=body.content.encode("utf-8"),
+        display_name=body.display_name,
+        description=body.description,
+        folder_id=body.folder_id,
+        replace=body.replace,
+    )
+
+
+@router.get("/scripts/{script_id}", response_model=ScriptOut)
+def get_script(script_id: int, user: CurrentUser, manager: Manager) -> dict[str, Any]:
+    return manager.get_script(user, script_id)
+
+
+@router.get("/scripts/{script_id}/content", response_model=ScriptContent)
+def script_content(script_id: int, user: CurrentUser, manager: Manager) -> ScriptContent:
+    return ScriptContent(content=manager.script_content(script_id).decode("utf-8", "replace"))
+
+
+@router.put("/scripts/{script_id}", response_model=ScriptOut)
+def update_script(
+    script_id: int, body: ScriptUpdate, user: CurrentUser, manager: Manager
+) -> dict[str, Any]:
+    # Null clears a description or moves to the root; for the other fields it means "unchanged".
+    nullable = ("description", "folder_id")
+    change = ScriptChange(
+        **{
+            field: getattr(body, field)
+            for field in ("display_name", "description", "filename", "folder_id")
+            if field in body.model_fields_set
+            and (getattr(body, field) is not None or field in nullable)
+        },
+        **({"content": body.content.encode("utf-8")} if body.content is not None else {}),
+    )
+    return manager.update_script(user, script_id, change)
+
+
+@router.delete("/scripts/{script_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_script(script_id: int, user: CurrentUser, manager: Manager) -> Response:
+    manager.delete_script(user, script_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/tree", response_model=TreeOut)
+def tree(user: CurrentUser, manager: Manager) -> Response:
+    # Serialized directly: validating 10,000 scripts through the response model would cost more
+    # than building them.
+    return Response(orjson.dumps(manager.tree(user)), media_type="application/json")

@@ -1,0 +1,86 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, model_validator
+
+
+class Creator(BaseModel):
+    id: int
+    login: str
+
+
+class FolderOut(BaseModel):
+    id: int
+    name: str
+    path: str
+    parent_id: int | None
+    created_by: Creator | None
+    created_at: str
+    updated_at: str
+    can_edit: bool
+    can_delete: bool
+
+
+class ScriptOut(BaseModel):
+    id: int
+    filename: str
+    logical_path: str
+    display_name: str
+    description: str | None
+    folder_id: int | None
+    created_by: Creator | None
+    created_at: str
+    updated_at: str
+    can_edit: bool
+    can_delete: bool
+
+
+class TreeItem(BaseModel):
+    folder: FolderOut
+    scripts: list[ScriptOut]
+    subfolders: list[TreeItem]
+
+
+class TreeOut(BaseModel):
+    root_scripts: list[ScriptOut]
+    root_folders: list[TreeItem]
+
+
+class FolderCreate(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    parent_id: int | None = None
+
+
+class FolderUpdate(BaseModel):
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    parent_id: int | None = Field(
+        default=None, description="Move the folder under this folder (null: to the root)"
+    )
+
+    @model_validator(mode="after")
+    def _something_to_do(self) -> FolderUpdate:
+        if self.name is None and "parent_id" not in self.model_fields_set:
+            raise ValueError("give a new name, a new parent_id, or both")
+        return self
+
+
+class ScriptFromText(BaseModel):
+    filename: str = Field(min_length=1)
+    display_name: str = Field(min_length=1, max_length=255)
+    content: str
+    description: str | None = None
+    folder_id: int | None = None
+    replace: bool = False
+
+
+class ScriptUpdate(BaseModel):
+    display_name: str | None = Field(default=None, min_length=1, max_length=255)
+    description: str | None = None
+    filename: str | None = Field(default=None, min_length=1)
+    content: str | None = None
+    folder_id: int | None = Field(
+        default=None, description="Move the script into this folder (null: to the root)"
+    )
+
+
+class ScriptContent(BaseModel):
+    content: str

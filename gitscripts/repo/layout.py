@@ -1,0 +1,85 @@
+"""How folders, scripts and their metadata are laid out as paths in the Git tree.
+
+- A folder is a directory. Each folder made through the API holds an empty `.gitkeep`, so it survives
+  when empty (Git does not track empty directories).
+- A script is a `.py` file, stored byte-for-byte.
+- A script's metadata lives beside it in `<filename>.meta.json`, a small JSON object a person can edit
+  with a text editor: `{"display_name": "...", "description": "..."}`. It moves with the script.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+FOLDER_MARKER = ".gitkeep"
+METADATA_SUFFIX = ".meta.json"
+
+
+@dataclass(frozen=True)
+class ScriptMetadata:
+    display_name: str
+    description: str | None = None
+
+    def to_bytes(self) -> bytes:
+        document: dict[str, Any] = {"display_name": self.display_name}
+        if self.description is not None:
+            document["description"] = self.description
+        return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
+class MetadataError(ValueError):
+    """A metadata file that is not the JSON object described above."""
+
+
+def parse_metadata(raw: bytes) -> ScriptMetadata:
+    try:
+        document = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MetadataError(f"not valid UTF-8 JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise MetadataError("must be a JSON object")
+    display_name = document.get("display_name")
+    description = document.get("description")
+    if not isinstance(display_name, str) or not display_name.strip():
+        raise MetadataError("display_name must be a non-empty string")
+    if description is not None and not isinstance(description, str):
+        raise MetadataError("description must be a string or null")
+    unknown = set(document) - {"display_name", "description"}
+    if unknown:
+        raise MetadataError(f"unknown keys: {', '.join(sorted(unknown))}")
+    return ScriptMetadata(display_name=display_name, description=description)
+
+
+def default_metadata(script_path: str) -> ScriptMetadata:
+    """What a script without (valid) metadata shows: its filename as the display name."""
+    return ScriptMetadata(display_name=posixpath.basename(script_path))
+
+
+def metadata_path(script_path: str) -> str:
+    return script_path + METADATA_SUFFIX
+
+
+def marker_path(folder_path: str) -> str:
+    return posixpath.join(folder_path, FOLDER_MARKER)
+
+
+def join(folder_path: str | None, name: str) -> str:
+    return posixpath.join(folder_path, name) if folder_path else name
+
+
+def parent_of(path: str) -> str | None:
+    parent = posixpath.dirname(path)
+    return parent or None
+
+
+def is_script_path(path: str) -> bool:
+    name = posixpath.basename(path)
+    return name.endswith(".py") and not any(part.startswith(".") for part in path.split("/"))
+
+
+def is_listed_folder(path: str) -> bool:
+    """Hidden directories (a `.github` pushed by git, say) are kept in Git but not listed."""
+    return not any(part.startswith(".") for part in path.split("/"))

@@ -1,0 +1,113 @@
+"""The rules every script and path must pass, whichever door it comes through (REST or git push)."""
+
+from __future__ import annotations
+
+import ast
+import unicodedata
+
+from gitscripts import errors
+
+MAX_NAME_BYTES = 255
+SCRIPT_SUFFIX = ".py"
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` cannot be a folder or file name in the repository, or None when it can."""
+    if not name:
+        return "name is empty"
+    if name in (".", ".."):
+        return "name cannot be '.' or '..'"
+    if name.startswith("."):
+        return "name cannot start with a dot"
+    if "/" in name or "\\" in name:
+        return "name cannot contain '/' or '\\'"
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        return "name cannot contain NUL or control characters"
+    if name != name.strip():
+        return "name cannot start or end with whitespace"
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        return f"name is longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+def check_folder_name(name: str) -> None:
+    problem = name_problem(name)
+    if problem:
+        raise errors.InvalidFolderName(f"Invalid folder name: {problem}", name=name)
+
+
+def check_script_filename(filename: str) -> None:
+    problem = name_problem(filename)
+    if problem is None and not filename.endswith(SCRIPT_SUFFIX):
+        problem = "a script's filename must end with .py"
+    if problem is None and filename == SCRIPT_SUFFIX:
+        problem = "a script's filename needs a name before .py"
+    if problem:
+        raise errors.InvalidFilename(f"Invalid filename: {problem}", filename=filename)
+
+
+def is_helper_module(filename: str) -> bool:
+    """Modules named `_*.py` are importable helpers: they need only parse, and are not run over REST."""
+    return filename.startswith("_")
+
+
+def check_script_content(filename: str, content: bytes, max_size: int) -> None:
+    """The script parses as Python and (unless it is a helper) defines a top-level `main(data)`."""
+    if len(content) > max_size:
+        raise errors.PayloadTooLarge(
+            f"Script is {len(content)} bytes; the limit is {max_size} bytes",
+            filename=filename,
+            size=len(content),
+            max_size=max_size,
+        )
+    try:
+        module = ast.parse(content, filename=filename)
+    except SyntaxError as exc:
+        raise errors.InvalidScriptContent(
+            f"Script is not valid Python: {exc.msg} (line {exc.lineno})",
+            filename=filename,
+            line=exc.lineno,
+            offset=exc.offset,
+        ) from None
+    except ValueError as exc:  # e.g. NUL bytes in the source
+        raise errors.InvalidScriptContent(
+            f"Script is not valid Python: {exc}", filename=filename
+        ) from None
+    if is_helper_module(filename):
+        return
+    if not any(_is_main(node) for node in module.body):
+        raise errors.ScriptMissingMain(
+            "Script must define a top-level function main(data) taking one argument "
+            "(annotated dict or unannotated)",
+            filename=filename,
+        )
+
+
+def _is_main(node: ast.stmt) -> bool:
+    if not isinstance(node, ast.FunctionDef) or node.name != "main":
+        return False
+    arguments = node.args
+    positional = [*arguments.posonlyargs, *arguments.args]
+    if len(positional) != 1 or arguments.vararg is not None:
+        return False
+    # Keyword-only extras are fine as long as main(data) alone is a valid call.
+    if any(default is None for default in arguments.kw_defaults):
+        return False
+    return _is_dict_annotation(positional[0].annotation)
+
+
+def _is_dict_annotation(annotation: ast.expr | None) -> bool:
+    if annotation is None:
+        return True
+    if isinstance(annotation, ast.Subscript):  # dict[str, Any], Dict[str, Any]
+        annotation = annotation.value
+    if isinstance(annotation, ast.Attribute):  # typing.Dict
+        return annotation.attr in ("dict", "Dict")
+    if isinstance(annotation, ast.Name):
+        return annotation.id in ("dict", "Dict")
+    if isinstance(annotation, ast.Constant):  # from __future__-style string annotations
+        return isinstance(annotation.value, str) and annotation.value.split("[")[0] in (
+            "dict",
+            "Dict",
+        )
+    return False

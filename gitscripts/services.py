@@ -1,0 +1,39 @@
+"""The long-lived objects one running service shares, built once by the app factory."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from gitscripts.auth.service import AuthService
+from gitscripts.config import Settings
+from gitscripts.index import Index
+from gitscripts.manager.service import ManagerService
+from gitscripts.repo import Repository
+
+
+@dataclass
+class Services:
+    settings: Settings
+    index: Index
+    repo: Repository
+    auth: AuthService
+    manager: ManagerService
+
+    @classmethod
+    def build(cls, settings: Settings) -> Services:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        index = Index(settings.index_path)
+        repo = Repository(settings.repo_path)
+        return cls(
+            settings=settings,
+            index=index,
+            repo=repo,
+            auth=AuthService(settings, index),
+            manager=ManagerService(settings, index, repo),
+        )
+
+
+def services_of(request: Request) -> Services:
+    return request.app.state.services  # type: ignore[no-any-return]
