@@ -44,7 +44,8 @@ def configure_logging(level: str = "INFO", json_lines: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        # Resolved per call, so a redirected stderr (a test capturing logs) is honoured.
+        logger_factory=lambda *_: structlog.PrintLogger(sys.stderr),
         cache_logger_on_first_use=False,
     )
     # Uvicorn's own access log would duplicate (and not redact) what the middleware logs.

@@ -57,13 +57,40 @@ def _commit_or_none(repo: Repository, commit_id: str | None) -> pygit2.Commit | 
 
 
 def _detected_moves(previous: pygit2.Commit, head: pygit2.Commit) -> dict[str, str]:
+    """Old path -> new path for every file that moved between two commits.
+
+    Identical content is paired first, preferring the candidate that keeps the most of the path's
+    tail (same file name, then same folder name): scripts made from one template share content, and
+    a moved script must not be mistaken for its twin. Moves that also changed the content come from
+    git's similarity detection.
+    """
     diff = previous.tree.diff_to_tree(head.tree)
+    deleted = {d.old_file.path: d.old_file.id for d in diff.deltas if d.status == pygit2.GIT_DELTA_DELETED}
+    added = {d.new_file.path: d.new_file.id for d in diff.deltas if d.status == pygit2.GIT_DELTA_ADDED}
+    moves: dict[str, str] = {}
+    unpaired = dict(added)
+    for old in sorted(deleted):
+        candidates = [new for new, oid in unpaired.items() if oid == deleted[old]]
+        if candidates:
+            best = max(candidates, key=lambda new: (_shared_tail(old, new), new))
+            moves[old] = best
+            del unpaired[best]
     diff.find_similar()
-    return {
-        delta.old_file.path: delta.new_file.path
-        for delta in diff.deltas
-        if delta.status == pygit2.GIT_DELTA_RENAMED
-    }
+    for delta in diff.deltas:
+        old, new = delta.old_file.path, delta.new_file.path
+        if delta.status == pygit2.GIT_DELTA_RENAMED and old not in moves and new in unpaired:
+            moves[old] = new
+            del unpaired[new]
+    return moves
+
+
+def _shared_tail(old: str, new: str) -> int:
+    shared = 0
+    for a, b in zip(reversed(old.split("/")), reversed(new.split("/")), strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared
 
 
 def _folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
@@ -109,27 +136,36 @@ def _sync_kind(
 def _introducers(
     index: Index, repo: Repository, head: pygit2.Commit, paths: set[str]
 ) -> dict[str, int]:
-    """Who made each path appear, for paths nobody is known to own.
+    """Who made each path appear, for paths nobody is known to own, by replaying history.
 
-    Only commits gitscripts made itself (an API call) are believed: an author name in a pushed
-    commit is whatever the pusher typed, not an identity.
+    Ownership follows a file or folder through its moves. Only commits gitscripts made itself (an
+    API call) name their author: an author in a pushed commit is whatever the pusher typed, so
+    paths introduced by pushes stay without a known owner here.
     """
-    owners: dict[str, int] = {}
+    owners: dict[str, int | None] = {}
     walker = repo.git.walk(head.id, pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_REVERSE)
     for commit in walker:
-        if commit.committer.email != COMMITTER.email:
+        author_id = None
+        if commit.committer.email == COMMITTER.email:
+            author_id = Author.user_id_of(commit.author)
+            if author_id is not None and index.user(author_id) is None:
+                author_id = None
+        base = commit.parents[0] if commit.parents else None
+        if base is None:
             continue
-        user_id = Author.user_id_of(commit.author)
-        if user_id is None or index.user(user_id) is None:
-            continue
-        base = commit.parents[0].tree if commit.parents else repo.git.get(_EMPTY_TREE_ID)
-        for delta in base.diff_to_tree(commit.tree).deltas:
-            if delta.status == pygit2.GIT_DELTA_ADDED:
-                path = delta.new_file.path
-                for candidate in (path, *_ancestors(path)):
-                    if candidate in paths:
-                        owners[candidate] = user_id
-    return owners
+        moves = _detected_moves(base, commit)
+        for old, new in {**_folder_moves(moves), **moves}.items():
+            if old in owners:
+                owners[new] = owners.pop(old)
+        for delta in base.tree.diff_to_tree(commit.tree).deltas:
+            path = delta.new_file.path
+            if delta.status == pygit2.GIT_DELTA_DELETED:
+                owners.pop(delta.old_file.path, None)
+            elif delta.status == pygit2.GIT_DELTA_ADDED and path not in owners:
+                owners[path] = author_id
+                for folder in _ancestors(path):
+                    owners.setdefault(folder, author_id)
+    return {path: owner for path, owner in owners.items() if path in paths and owner is not None}
 
 
 def _ancestors(path: str) -> list[str]:
