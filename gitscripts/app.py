@@ -13,6 +13,7 @@ from gitscripts.auth.routes import router as auth_router
 from gitscripts.config import Settings
 from gitscripts.errors import install_error_handlers
 from gitscripts.examples.routes import router as examples_router
+from gitscripts.executor.routes import router as executor_router
 from gitscripts.logging import RequestLogMiddleware, configure_logging
 from gitscripts.manager.routes import router as manager_router
 from gitscripts.services import Services
@@ -29,10 +30,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await services.executor.start()
         structlog.get_logger("gitscripts").info(
-            "started", data_dir=str(settings.data_dir), environment=settings.environment
+            "started", data_dir=str(settings.data_dir), environment=settings.environment,
+            executor=settings.executor,
         )
-        yield
+        try:
+            yield
+        finally:
+            await services.executor.stop()
 
     app = FastAPI(
         title="gitscripts",
@@ -51,5 +57,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(auth_router)
     app.include_router(manager_router)
+    app.include_router(executor_router)
     app.include_router(examples_router)
     return app

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import secrets
+import tempfile
 from functools import cached_property
 from pathlib import Path
 from typing import Literal
@@ -36,6 +38,26 @@ class Settings(BaseSettings):
     # A script (or any file in the script repository) larger than this is refused by the API.
     max_script_size: int = Field(default=1_048_576, gt=0)
 
+    # -- execution ---------------------------------------------------------------------------
+    # "fork": a warm fork server forks a fresh child per run; "subprocess": a new interpreter per
+    # run (the original design: slower, kept as the baseline and the fallback).
+    executor: Literal["fork", "subprocess"] = "fork"
+    preload_modules: str = ""  # comma-separated, imported once by the fork server
+    max_concurrent_executions: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
+    max_queued_executions: int = Field(default=64, ge=0)
+    allow_anonymous_execution: bool = False
+    execution_memory_limit_mb: int = Field(default=2048, ge=16)
+    execution_cpu_limit_seconds: int | None = Field(default=None, ge=1)  # default: the timeout
+    execution_max_processes: int = Field(default=64, ge=1)
+    execution_max_file_size_mb: int = Field(default=1024, ge=1)
+    execution_output_limit_bytes: int = Field(default=1_048_576, ge=1024)
+    execution_result_limit_bytes: int = Field(default=64 * 1_048_576, ge=1024)
+    # Environment variables handed through to scripts (nothing else of the server's is).
+    execution_env_passthrough: str = "LANG,LC_ALL,TZ,OPENBLAS_CORETYPE,OPENBLAS_L2_SIZE"
+    # Checkouts of revisions and scratch directories; default: a private folder in the system temp.
+    execution_dir: Path | None = None
+    checkout_cache_bytes: int = Field(default=1 << 30, ge=1 << 20)
+
     # Failed logins for one login beyond this many are answered only after an increasing delay.
     login_throttle_free_attempts: int = Field(default=3, ge=0)
     login_throttle_base_delay: float = Field(default=0.5, ge=0)
@@ -52,6 +74,14 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.data_dir / "index.json"
+
+    @property
+    def execution_root(self) -> Path:
+        if self.execution_dir is not None:
+            return self.execution_dir
+        # One per data directory and user; short, because a Unix socket lives in it.
+        key = hashlib.sha256(str(self.data_dir.resolve()).encode()).hexdigest()[:10]
+        return Path(tempfile.gettempdir()) / f"gitscripts-{os.getuid()}-{key}"
 
     @cached_property
     def secret_key(self) -> str:

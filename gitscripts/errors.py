@@ -53,6 +53,10 @@ class ScriptMissingMain(ValidationError):
     error_code = "SCRIPT_MISSING_MAIN"
 
 
+class InvalidRevision(ValidationError):
+    error_code = "INVALID_REVISION"
+
+
 # 401
 class NotAuthenticated(AppError):
     status_code = 401
@@ -104,6 +108,10 @@ class ScriptNotFound(NotFound):
     error_code = "SCRIPT_NOT_FOUND"
 
 
+class RevisionNotFound(NotFound):
+    error_code = "REVISION_NOT_FOUND"
+
+
 class TokenNotFound(NotFound):
     error_code = "TOKEN_NOT_FOUND"
 
@@ -138,6 +146,13 @@ class PayloadTooLarge(AppError):
     error_code = "PAYLOAD_TOO_LARGE"
 
 
+# 429
+class TooManyExecutions(AppError):
+    status_code = 429
+    error_code = "TOO_MANY_EXECUTIONS"
+    headers = {"Retry-After": "1"}
+
+
 # 500
 class InternalError(AppError):
     error_code = "INTERNAL_ERROR"
@@ -159,6 +174,7 @@ _STATUS_CODES = {
     405: "METHOD_NOT_ALLOWED",
     409: "CONFLICT",
     413: "PAYLOAD_TOO_LARGE",
+    429: "TOO_MANY_REQUESTS",
 }
 
 

@@ -8,6 +8,7 @@ from fastapi import Request
 
 from gitscripts.auth.service import AuthService
 from gitscripts.config import Settings
+from gitscripts.executor.service import ExecutionService
 from gitscripts.index import Index
 from gitscripts.manager.service import ManagerService
 from gitscripts.repo import Repository
@@ -20,6 +21,7 @@ class Services:
     repo: Repository
     auth: AuthService
     manager: ManagerService
+    executor: ExecutionService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -32,6 +34,7 @@ class Services:
             repo=repo,
             auth=AuthService(settings, index),
             manager=ManagerService(settings, index, repo),
+            executor=ExecutionService(settings, repo),
         )
 
 

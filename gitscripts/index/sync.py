@@ -14,7 +14,6 @@ import pygit2
 from gitscripts.index.store import Index
 from gitscripts.repo import Author, Repository
 from gitscripts.repo.repository import COMMITTER
-from gitscripts.repo.repository import EMPTY_TREE_ID as _EMPTY_TREE_ID
 
 
 def sync_index(

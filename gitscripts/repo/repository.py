@@ -24,7 +24,8 @@ from gitscripts.repo import layout
 MAIN_REF = "refs/heads/main"
 COMMITTER = pygit2.Signature("gitscripts", "gitscripts@gitscripts.invalid")
 _MAX_COMMIT_ATTEMPTS = 50
-EMPTY_TREE_ID = "4b825dc642cb6eb9a060e54bf8d69288fbee4904"  # the same in every Git repository
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
+_HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,37 @@ class Repository:
     # -- reading ------------------------------------------------------------------------------
     def head(self) -> pygit2.Commit:
         return self.git[self.git.references[MAIN_REF].target]  # type: ignore[return-value]
+
+    def resolve(self, revision: str) -> pygit2.Commit:
+        """The commit a revision names: a tag, a branch, or a full or abbreviated commit id.
+
+        Only plain names are accepted: no range or ancestry expressions, nothing that starts with a
+        dash, so user text can never act as an option or select more than one commit.
+        """
+        if not _REVISION.fullmatch(revision) or any(
+            bad in revision for bad in ("..", "//", "/.", "@{")
+        ) or revision.endswith((".lock", "/", ".")):
+            raise errors.InvalidRevision(
+                f"'{revision}' is not a valid revision: give a commit id, a tag or a branch name",
+                revision=revision,
+            )
+        for ref_name in (f"refs/tags/{revision}", f"refs/heads/{revision}"):
+            ref = self.git.references.get(ref_name)
+            if ref is not None:
+                try:
+                    return ref.peel(pygit2.Commit)
+                except (pygit2.InvalidSpecError, ValueError, KeyError):
+                    break
+        if _HEX.fullmatch(revision):
+            try:
+                obj = self.git.get(revision)
+            except (ValueError, KeyError, pygit2.GitError):
+                obj = None  # ambiguous or unknown abbreviation
+            if isinstance(obj, pygit2.Tag):
+                obj = obj.peel(pygit2.Commit)
+            if isinstance(obj, pygit2.Commit):
+                return obj
+        raise errors.RevisionNotFound(f"Revision '{revision}' not found", revision=revision)
 
     def object_at(self, tree: pygit2.Tree, path: str) -> pygit2.Object | None:
         try:

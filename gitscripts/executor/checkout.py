@@ -1,0 +1,110 @@
+"""Read-only checkouts of revisions, materialized once per Git tree id.
+
+Every tree (the root and each folder) becomes one directory named by its tree id, holding its files
+and, for each subfolder, a relative symlink to that subfolder's own directory. A checkout of a new
+commit therefore writes only the folders that changed: after an edit to one script in a 10,000-script
+repository, the new root and that one folder, not 10,000 files. Directories are built under a temporary
+name and renamed into place (never seen half-built), and made read-only.
+
+The cache is bounded in bytes: when it grows past the bound, the least recently used checkouts not in
+use are dropped, with every directory no remaining checkout reaches.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pygit2
+
+_FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
+
+
+class CheckoutCache:
+    def __init__(self, git: pygit2.Repository, root: Path, max_bytes: int) -> None:
+        self.git = git
+        self.root = root
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()
+        self._sizes: dict[str, int] = {}  # tree id -> bytes of the files directly in it
+        self._checkouts: OrderedDict[str, frozenset[str]] = OrderedDict()  # root -> reachable
+        self._leases: dict[str, int] = {}
+        # A cache from an earlier run is not trusted (its sizes are unknown): start empty.
+        if root.exists():
+            _remove(root)
+        root.mkdir(parents=True, mode=0o755)
+
+    @property
+    def size(self) -> int:
+        return sum(self._sizes.values())
+
+    @contextmanager
+    def checkout(self, tree: pygit2.Tree) -> Iterator[Path]:
+        """The directory holding `tree`, kept on disk (not evicted) while the caller uses it."""
+        tree_id = str(tree.id)
+        with self._lock:
+            if tree_id not in self._checkouts:
+                reachable: set[str] = set()
+                self._materialize(tree, reachable)
+                self._checkouts[tree_id] = frozenset(reachable)
+            self._checkouts.move_to_end(tree_id)
+            self._leases[tree_id] = self._leases.get(tree_id, 0) + 1
+            self._evict()
+        try:
+            yield self.root / tree_id
+        finally:
+            with self._lock:
+                self._leases[tree_id] -= 1
+                if not self._leases[tree_id]:
+                    del self._leases[tree_id]
+                self._evict()
+
+    def _materialize(self, tree: pygit2.Tree, reachable: set[str]) -> None:
+        tree_id = str(tree.id)
+        reachable.add(tree_id)
+        final = self.root / tree_id
+        subtrees = [entry for entry in tree if entry.filemode == pygit2.GIT_FILEMODE_TREE]
+        for entry in subtrees:
+            self._materialize(self.git[entry.id], reachable)  # type: ignore[arg-type]
+        if tree_id in self._sizes:
+            return
+        building = self.root / f".build-{tree_id}-{uuid.uuid4().hex[:8]}"
+        building.mkdir()
+        size = 0
+        for entry in tree:
+            if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+                os.symlink(f"../{entry.id}", building / entry.name)
+            elif entry.filemode in _FILE_MODES:
+                data = self.git[entry.id].data  # type: ignore[attr-defined]
+                path = building / entry.name
+                path.write_bytes(data)
+                path.chmod(0o555 if entry.filemode == pygit2.GIT_FILEMODE_BLOB_EXECUTABLE else 0o444)
+                size += len(data)
+            # Symlinks and submodules are never materialized: a script cannot reach outside.
+        building.chmod(0o555)
+        os.rename(building, final)
+        self._sizes[tree_id] = size
+
+    def _evict(self) -> None:
+        while self.size > self.max_bytes:
+            victim = next((t for t in self._checkouts if t not in self._leases), None)
+            if victim is None:
+                return  # everything left is in use
+            del self._checkouts[victim]
+            live = set().union(*self._checkouts.values()) if self._checkouts else set()
+            for tree_id in [t for t in self._sizes if t not in live]:
+                _remove(self.root / tree_id)
+                del self._sizes[tree_id]
+
+
+def _remove(path: Path) -> None:
+    """Delete a read-only directory tree (without following its symlinks)."""
+    for directory, _, _ in os.walk(path):
+        os.chmod(directory, 0o755)
+    shutil.rmtree(path, ignore_errors=True)

@@ -1,0 +1,134 @@
+"""How the service hands a job to a worker process and gets its report back.
+
+Both engines run the same supervisor (`worker.supervise`); they differ in where it comes from:
+- `ForkServerEngine` (default): a warm zygote forks it, so a run costs a fork, not an interpreter
+  start and the imports of PRELOAD_MODULES;
+- `SubprocessEngine`: a fresh `python -m gitscripts.executor.worker` per run (the original design).
+Cancelling the awaiting task (client gone, service stopping) terminates the supervisor, which kills
+the script's whole process group.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from gitscripts.executor import protocol
+
+log = structlog.get_logger("gitscripts.executor")
+
+
+class Engine(Protocol):
+    async def start(self) -> None: ...
+
+    async def run(self, job: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def stop(self) -> None: ...
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
+    header = await reader.readexactly(protocol.HEADER_SIZE)
+    body = await reader.readexactly(protocol.decode_length(header))
+    return json.loads(body)  # type: ignore[no-any-return]
+
+
+def _terminate(pid: int | None) -> None:
+    if pid is None:
+        return
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGTERM)
+
+
+class ForkServerEngine:
+    def __init__(self, socket_path: Path, preload: list[str], env: dict[str, str]) -> None:
+        self.socket_path = socket_path
+        self.preload = preload
+        self.env = env
+        self._zygote: asyncio.subprocess.Process | None = None
+        self._ready: asyncio.Future[None] | None = None
+        self._starting = asyncio.Lock()
+
+    async def start(self) -> None:
+        async with self._starting:
+            if self._zygote is not None and self._zygote.returncode is None:
+                return
+            with contextlib.suppress(FileNotFoundError):
+                self.socket_path.unlink()
+            self._zygote = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", "-m", "gitscripts.executor.zygote",
+                str(self.socket_path), ",".join(self.preload),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                env=self.env,
+            )
+            assert self._zygote.stdout is not None
+            line = await asyncio.wait_for(self._zygote.stdout.readline(), timeout=120)
+            if line.strip() != b"ready":
+                code = await self._zygote.wait()
+                raise RuntimeError(
+                    f"the fork server did not start (exit status {code}); "
+                    f"check PRELOAD_MODULES={','.join(self.preload)!r}"
+                )
+            log.info("fork_server_started", pid=self._zygote.pid, preload=self.preload)
+
+    async def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        if self._zygote is None or self._zygote.returncode is not None:
+            await self.start()
+        reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
+        supervisor: int | None = None
+        try:
+            writer.write(protocol.encode(job))
+            await writer.drain()
+            supervisor = (await _read_frame(reader))["pid"]
+            return await _read_frame(reader)
+        except asyncio.CancelledError:
+            _terminate(supervisor)
+            raise
+        finally:
+            writer.close()
+
+    async def stop(self) -> None:
+        if self._zygote is not None and self._zygote.returncode is None:
+            self._zygote.terminate()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._zygote.wait(), timeout=5)
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+
+class SubprocessEngine:
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = env
+
+    async def start(self) -> None:
+        return None
+
+    async def run(self, job: dict[str, Any]) -> dict[str, Any]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-m", "gitscripts.executor.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=self.env,
+        )
+        assert process.stdin is not None and process.stdout is not None
+        try:
+            process.stdin.write(protocol.encode(job))
+            await process.stdin.drain()
+            process.stdin.close()
+            report = await _read_frame(process.stdout)
+            await process.wait()
+            return report
+        except asyncio.CancelledError:
+            _terminate(process.pid)
+            raise
+
+    async def stop(self) -> None:
+        return None

@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from gitscripts import errors
+from gitscripts.auth.deps import current_user
+from gitscripts.executor.service import ExecutionService
+from gitscripts.services import services_of
+
+router = APIRouter(prefix="/api/v1/scripts", tags=["execution"])
+
+
+async def execution_user(request: Request) -> dict[str, Any] | None:
+    """A signed-in caller; or nobody, when ALLOW_ANONYMOUS_EXECUTION lets the token-less client in."""
+    if services_of(request).settings.allow_anonymous_execution and not request.headers.get(
+        "authorization"
+    ):
+        return None
+    return await current_user(request)
+
+
+def parse_input(body: bytes) -> Any:
+    """The seed's two body forms: `{"data": {...}}` is unwrapped, anything else is passed as is."""
+    if not body.strip():
+        return {}
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise errors.ValidationError(f"The request body is not valid JSON: {exc}") from None
+    if isinstance(document, dict) and set(document) == {"data"} and isinstance(document["data"], dict):
+        return document["data"]
+    return document
+
+
+async def _until_disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+@router.post("/{logical_path:path}")
+async def execute_script(
+    logical_path: str,
+    request: Request,
+    user: Annotated[dict[str, Any] | None, Depends(execution_user)],
+    rev: Annotated[str | None, Query(description="commit id (full or short), tag or branch")] = None,
+    timeout: Annotated[float | None, Query(description="seconds; at most MAX_SCRIPT_EXECUTION_TIME")] = None,
+) -> dict[str, Any]:
+    """Run `main(data)` of the script at `logical_path`, as it is at `rev` (default: main)."""
+    service: ExecutionService = services_of(request).executor
+    data = parse_input(await request.body())
+    execution = asyncio.create_task(service.execute(user, logical_path, data, rev, timeout))
+    disconnect = asyncio.create_task(_until_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({execution, disconnect}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        disconnect.cancel()
+    if execution not in done:  # the client went away: stop its script
+        execution.cancel()
+        raise errors.AppError("The client disconnected; the execution was cancelled")
+    return execution.result()

@@ -1,0 +1,176 @@
+"""Run a script's `main(data)` as it is at a revision: resolve, check out, admit, run, report."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from typing import Any
+
+import structlog
+from starlette.concurrency import run_in_threadpool
+
+from gitscripts import errors
+from gitscripts.config import Settings
+from gitscripts.executor.checkout import CheckoutCache
+from gitscripts.executor.engines import Engine, ForkServerEngine, SubprocessEngine
+from gitscripts.repo import Repository, layout, rules
+
+log = structlog.get_logger("gitscripts.executor")
+
+_SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
+
+
+class Admission:
+    """At most `slots` executions at once; at most `queue` more waiting; beyond that, refuse."""
+
+    def __init__(self, slots: int, queue: int) -> None:
+        self._semaphore = asyncio.Semaphore(slots)
+        self._queue = queue
+        self._waiting = 0
+
+    async def __aenter__(self) -> None:
+        if self._semaphore.locked():
+            if self._waiting >= self._queue:
+                raise errors.TooManyExecutions(
+                    "Too many executions are running or waiting; try again shortly",
+                    queue_limit=self._queue,
+                )
+            self._waiting += 1
+            try:
+                await self._semaphore.acquire()
+            finally:
+                self._waiting -= 1
+        else:
+            await self._semaphore.acquire()
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._semaphore.release()
+
+
+class ExecutionService:
+    def __init__(self, settings: Settings, repo: Repository) -> None:
+        self.settings = settings
+        self.repo = repo
+        root = settings.execution_root
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.scratch_root = root / "scratch"
+        self.scratch_root.mkdir(exist_ok=True, mode=0o700)
+        self.checkouts = CheckoutCache(repo.git, root / "trees", settings.checkout_cache_bytes)
+        self.admission = Admission(
+            settings.max_concurrent_executions, settings.max_queued_executions
+        )
+        env = self._worker_environment()
+        preload = [m.strip() for m in settings.preload_modules.split(",") if m.strip()]
+        self.engine: Engine = (
+            ForkServerEngine(root / "zygote.sock", preload, env)
+            if settings.executor == "fork"
+            else SubprocessEngine(env)
+        )
+
+    def _worker_environment(self) -> dict[str, str]:
+        """What the worker processes start with: no server secret, no server variable."""
+        env = {
+            "PATH": _SAFE_PATH,
+            "LANG": "C.UTF-8",
+            "PYTHONIOENCODING": "utf-8",
+            # One thread per numeric library: each run is its own process already.
+            "OPENBLAS_NUM_THREADS": "1",
+            "OMP_NUM_THREADS": "1",
+            "MKL_NUM_THREADS": "1",
+        }
+        for name in self.settings.execution_env_passthrough.split(","):
+            name = name.strip()
+            if name and name in os.environ:
+                env[name] = os.environ[name]
+        return env
+
+    async def start(self) -> None:
+        await self.engine.start()
+
+    async def stop(self) -> None:
+        await self.engine.stop()
+
+    def _locate(self, logical_path: str, revision: str) -> tuple[Any, str]:
+        commit = self.repo.resolve(revision)
+        parts = logical_path.split("/")
+        runnable = (
+            logical_path.endswith(rules.SCRIPT_SUFFIX)
+            and all(rules.name_problem(part) is None for part in parts)
+            and not rules.is_helper_module(parts[-1])
+        )
+        if runnable and self.repo.is_file(commit.tree, logical_path):
+            return commit, logical_path
+        if runnable or not layout.is_script_path(logical_path):
+            raise errors.ScriptNotFound(
+                f"Script '{logical_path}' not found at revision {revision}",
+                logical_path=logical_path, revision=revision,
+            )
+        raise errors.ScriptNotFound(
+            f"'{logical_path}' is a helper module: scripts can import it, but it cannot be run",
+            logical_path=logical_path,
+        )
+
+    async def execute(
+        self,
+        user: dict[str, Any] | None,
+        logical_path: str,
+        data: Any,
+        revision: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        limit = self.settings.max_script_execution_time
+        if timeout is not None and timeout <= 0:
+            raise errors.ValidationError("timeout must be a positive number of seconds")
+        timeout = min(timeout or limit, limit)  # a request may ask for less, never more
+        revision = revision or "main"
+        commit, path = self._locate(logical_path, revision)
+        started = time.perf_counter()
+        async with self.admission:
+            checkout = self.checkouts.checkout(commit.tree)
+            root = await run_in_threadpool(checkout.__enter__)
+            try:
+                report = await self.engine.run(self._job(root, path, data, timeout))
+            finally:
+                await run_in_threadpool(checkout.__exit__, None, None, None)
+        log.info(
+            "execution",
+            script=path,
+            revision=str(commit.id),
+            outcome="success" if report.get("ok") else ("timeout" if report.get("timed_out") else "error"),
+            duration_ms=round(report["duration"] * 1000, 2),
+            total_ms=round((time.perf_counter() - started) * 1000, 2),
+            peak_memory_kb=report.get("peak_memory_kb"),
+            user=user["login"] if user else None,
+        )
+        return {
+            "success": bool(report.get("ok")),
+            "result": report.get("result") if report.get("ok") else None,
+            "error": None if report.get("ok") else report.get("error"),
+            "execution_time": round(report["duration"], 6),
+            "revision": str(commit.id),
+            "stdout": report.get("stdout", ""),
+            "stderr": report.get("stderr", ""),
+        }
+
+    def _job(self, root: Any, path: str, data: Any, timeout: float) -> dict[str, Any]:
+        scratch = str(self.scratch_root / uuid.uuid4().hex)
+        settings = self.settings
+        env = {**self._worker_environment(), "HOME": scratch, "TMPDIR": scratch}
+        return {
+            "root": str(root),
+            "path": path,
+            "data": data,
+            "timeout": timeout,
+            "scratch": scratch,
+            "env": env,
+            "limits": {
+                "memory_bytes": settings.execution_memory_limit_mb * 1024 * 1024,
+                "cpu_seconds": settings.execution_cpu_limit_seconds or max(1, int(timeout) + 1),
+                "processes": settings.execution_max_processes if os.getuid() != 0 else None,
+                "file_size_bytes": settings.execution_max_file_size_mb * 1024 * 1024,
+                "output_bytes": settings.execution_output_limit_bytes,
+                "result_bytes": settings.execution_result_limit_bytes,
+            },
+        }
