@@ -48,8 +48,9 @@ class Author:
 
     def signature(self) -> pygit2.Signature:
         # Login is the name; the id in the address lets the index map commits back to users.
-        name = re.sub(r"[<>\n\r]", "", self.login) or "user"
-        slug = re.sub(r"[^A-Za-z0-9._-]", "-", self.login)
+        # Git refuses "<", ">", newlines and all-blank names; the id keeps it unique anyway.
+        name = re.sub(r"[<>\x00-\x1f]", "", self.login).strip() or f"user {self.user_id}"
+        slug = re.sub(r"[^A-Za-z0-9._-]", "-", self.login).strip("-.") or "user"
         return pygit2.Signature(name, f"{self.user_id}+{slug}@users.gitscripts.invalid")
 
     @staticmethod
