@@ -58,13 +58,20 @@ class ExecutionService:
         self.scratch_root = root / "scratch"
         self.scratch_root.mkdir(exist_ok=True, mode=0o700)
         self.checkouts = CheckoutCache(repo.git, root / "trees", settings.checkout_cache_bytes)
+        # The fork server's socket lives apart, so runners can be denied the way to it.
+        control = root / "control"
+        control.mkdir(exist_ok=True, mode=0o700)
+        self.sandbox = {
+            "readonly": [str(self.checkouts.root)],
+            "hidden": [str(settings.data_dir.resolve()), str(control)],
+        }
         self.admission = Admission(
             settings.max_concurrent_executions, settings.max_queued_executions
         )
         env = self._worker_environment()
         preload = [m.strip() for m in settings.preload_modules.split(",") if m.strip()]
         self.engine: Engine = (
-            ForkServerEngine(root / "zygote.sock", preload, env)
+            ForkServerEngine(control / "zygote.sock", preload, env)
             if settings.executor == "fork"
             else SubprocessEngine(env)
         )
@@ -165,6 +172,7 @@ class ExecutionService:
             "timeout": timeout,
             "scratch": scratch,
             "env": env,
+            "sandbox": self.sandbox,
             "limits": {
                 "memory_bytes": settings.execution_memory_limit_mb * 1024 * 1024,
                 "cpu_seconds": settings.execution_cpu_limit_seconds or max(1, int(timeout) + 1),

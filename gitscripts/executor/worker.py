@@ -35,6 +35,33 @@ TRUNCATION_MARKER = "\n[... output truncated ...]\n"
 
 
 # -- the runner (in the forked child) ------------------------------------------------------------
+_CLONE_NEWNS = 0x00020000
+_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
+
+
+def _sandbox_filesystem(job: dict[str, Any]) -> None:
+    """In a private mount namespace, make checkouts read-only and hide the server's own files.
+
+    File modes already make checkouts read-only for an unprivileged service; a service running as
+    root ignores modes, so there the runner gets its own view of the file system instead. Where the
+    kernel refuses (no privilege for namespaces), the file modes are what remains.
+    """
+    sandbox = job.get("sandbox") or {}
+    if os.geteuid() != 0 or not sandbox:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWNS) != 0:
+        return
+    if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
+        return
+    for path in sandbox.get("readonly", []):
+        target = path.encode()
+        if libc.mount(target, target, None, _MS_BIND | _MS_REC, None) == 0:
+            libc.mount(b"none", target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None)
+    for path in sandbox.get("hidden", []):
+        libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_RDONLY, b"size=4k,mode=0555")
+
+
 def _apply_limits(job: dict[str, Any]) -> None:
     limits = job["limits"]
     for name, value in (
@@ -110,8 +137,11 @@ def _run(job: dict[str, Any], result_fd: int, out_fd: int, err_fd: int) -> None:
         os.dup2(devnull, 0)
         os.dup2(out_fd, 1)
         os.dup2(err_fd, 2)
-        for fd in (devnull, out_fd, err_fd):
-            os.close(fd)
+        os.dup2(result_fd, 3)
+        result_fd = 3
+        # Nothing else is inherited: not the service's connection, not the fork server's socket.
+        os.closerange(4, 1 << 16)
+        _sandbox_filesystem(job)
         os.chdir(job["scratch"])
         os.environ.clear()
         os.environ.update(job["env"])
