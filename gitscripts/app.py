@@ -32,7 +32,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await services.executor.start()
         structlog.get_logger("gitscripts").info(
-            "started", data_dir=str(settings.data_dir), environment=settings.environment,
+            "started",
+            data_dir=str(settings.data_dir),
+            environment=settings.environment,
             executor=settings.executor,
         )
         try:

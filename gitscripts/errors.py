@@ -6,7 +6,7 @@ request validation, routing, or a bug (which never leaks its traceback or a host
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import structlog
 from fastapi import FastAPI, Request
@@ -20,7 +20,7 @@ log = structlog.get_logger("gitscripts.errors")
 class AppError(Exception):
     status_code = 500
     error_code = "INTERNAL_ERROR"
-    headers: dict[str, str] | None = None
+    headers: ClassVar[dict[str, str] | None] = None
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
@@ -61,7 +61,7 @@ class InvalidRevision(ValidationError):
 class NotAuthenticated(AppError):
     status_code = 401
     error_code = "NOT_AUTHENTICATED"
-    headers = {"WWW-Authenticate": "Bearer"}
+    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
 
 
 class InvalidCredentials(NotAuthenticated):
@@ -150,7 +150,7 @@ class PayloadTooLarge(AppError):
 class TooManyExecutions(AppError):
     status_code = 429
     error_code = "TOO_MANY_EXECUTIONS"
-    headers = {"Retry-After": "1"}
+    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
 
 
 # 500

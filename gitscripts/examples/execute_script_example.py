@@ -27,8 +27,8 @@ def call(method, path, body=None, token=None):
     except urllib.error.HTTPError as error:
         problem = json.loads(error.read().decode("utf-8") or "{}")
         raise SystemExit(
-            "HTTP %d %s: %s" % (error.code, problem.get("error_code"), problem.get("message"))
-        )
+            "HTTP {} {}: {}".format(error.code, problem.get("error_code"), problem.get("message"))
+        ) from None
 
 
 def get_token():

@@ -84,7 +84,9 @@ class CheckoutCache:
                 data = self.git[entry.id].data  # type: ignore[attr-defined]
                 path = building / entry.name
                 path.write_bytes(data)
-                path.chmod(0o555 if entry.filemode == pygit2.GIT_FILEMODE_BLOB_EXECUTABLE else 0o444)
+                path.chmod(
+                    0o555 if entry.filemode == pygit2.GIT_FILEMODE_BLOB_EXECUTABLE else 0o444
+                )
                 size += len(data)
             # Symlinks and submodules are never materialized: a script cannot reach outside.
         building.chmod(0o555)

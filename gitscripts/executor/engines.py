@@ -63,8 +63,12 @@ class ForkServerEngine:
             with contextlib.suppress(FileNotFoundError):
                 self.socket_path.unlink()
             self._zygote = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-m", "gitscripts.executor.zygote",
-                str(self.socket_path), ",".join(self.preload),
+                sys.executable,
+                "-I",
+                "-m",
+                "gitscripts.executor.zygote",
+                str(self.socket_path),
+                ",".join(self.preload),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 env=self.env,
@@ -113,7 +117,10 @@ class SubprocessEngine:
 
     async def run(self, job: dict[str, Any]) -> dict[str, Any]:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-I", "-m", "gitscripts.executor.worker",
+            sys.executable,
+            "-I",
+            "-m",
+            "gitscripts.executor.worker",
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=self.env,

@@ -31,7 +31,11 @@ def parse_input(body: bytes) -> Any:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise errors.ValidationError(f"The request body is not valid JSON: {exc}") from None
-    if isinstance(document, dict) and set(document) == {"data"} and isinstance(document["data"], dict):
+    if (
+        isinstance(document, dict)
+        and set(document) == {"data"}
+        and isinstance(document["data"], dict)
+    ):
         return document["data"]
     return document
 
@@ -46,8 +50,12 @@ async def execute_script(
     logical_path: str,
     request: Request,
     user: Annotated[dict[str, Any] | None, Depends(execution_user)],
-    rev: Annotated[str | None, Query(description="commit id (full or short), tag or branch")] = None,
-    timeout: Annotated[float | None, Query(description="seconds; at most MAX_SCRIPT_EXECUTION_TIME")] = None,
+    rev: Annotated[
+        str | None, Query(description="commit id (full or short), tag or branch")
+    ] = None,
+    timeout: Annotated[
+        float | None, Query(description="seconds; at most MAX_SCRIPT_EXECUTION_TIME")
+    ] = None,
 ) -> dict[str, Any]:
     """Run `main(data)` of the script at `logical_path`, as it is at `rev` (default: main)."""
     service: ExecutionService = services_of(request).executor

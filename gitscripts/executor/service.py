@@ -112,7 +112,8 @@ class ExecutionService:
         if runnable or not layout.is_script_path(logical_path):
             raise errors.ScriptNotFound(
                 f"Script '{logical_path}' not found at revision {revision}",
-                logical_path=logical_path, revision=revision,
+                logical_path=logical_path,
+                revision=revision,
             )
         raise errors.ScriptNotFound(
             f"'{logical_path}' is a helper module: scripts can import it, but it cannot be run",
@@ -145,7 +146,9 @@ class ExecutionService:
             "execution",
             script=path,
             revision=str(commit.id),
-            outcome="success" if report.get("ok") else ("timeout" if report.get("timed_out") else "error"),
+            outcome="success"
+            if report.get("ok")
+            else ("timeout" if report.get("timed_out") else "error"),
             duration_ms=round(report["duration"] * 1000, 2),
             total_ms=round((time.perf_counter() - started) * 1000, 2),
             peak_memory_kb=report.get("peak_memory_kb"),

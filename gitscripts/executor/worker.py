@@ -15,6 +15,7 @@ must import nothing beyond the standard library.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -73,12 +74,14 @@ def _apply_limits(job: dict[str, Any]) -> None:
     ):
         if value is None:
             continue
-        soft, hard = resource.getrlimit(getattr(resource, name))
+        _, hard = resource.getrlimit(getattr(resource, name))
         value = int(value)
         if hard != resource.RLIM_INFINITY:
             value = min(value, hard)
         try:
-            resource.setrlimit(getattr(resource, name), (value, hard if name != "RLIMIT_CPU" else value + 1))
+            resource.setrlimit(
+                getattr(resource, name), (value, hard if name != "RLIMIT_CPU" else value + 1)
+            )
         except (ValueError, OSError):
             resource.setrlimit(getattr(resource, name), (value, value))
 
@@ -117,7 +120,7 @@ def _outcome(job: dict[str, Any]) -> dict[str, Any]:
         if not callable(main):
             return {"ok": False, "error": "The script defines no main(data) function"}
         result = main(job["data"])
-    except BaseException as exc:  # noqa: BLE001 - SystemExit and KeyboardInterrupt are failures too
+    except BaseException as exc:
         return {"ok": False, "error": _format_error(exc, job)}
     if result is None:
         result = {}
@@ -162,10 +165,8 @@ def _run(job: dict[str, Any], result_fd: int, out_fd: int, err_fd: int) -> None:
             result.write(payload)
     finally:
         for stream in (sys.stdout, sys.stderr):
-            try:
+            with contextlib.suppress(Exception):  # the script may have closed or replaced them
                 stream.flush()
-            except Exception:  # noqa: BLE001, S110 - the script may have closed them
-                pass
         os._exit(0)
 
 
@@ -201,10 +202,8 @@ def _become_subreaper() -> None:
 
 def _kill_descendants(runner_pid: int) -> None:
     """Kill the runner's process group, then any orphan re-parented to us (it left the group)."""
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(runner_pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     me = os.getpid()
     for _ in range(50):
         orphans = []
@@ -219,10 +218,8 @@ def _kill_descendants(runner_pid: int) -> None:
             if int(fields[1]) == me:
                 orphans.append(int(entry))
         for pid in orphans:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         while True:
             try:
                 pid, _ = os.waitpid(-1, os.WNOHANG)
@@ -289,10 +286,8 @@ def supervise(job: dict[str, Any]) -> dict[str, Any]:
     duration = time.perf_counter() - started
     _kill_descendants(pid)
     if status is None:
-        try:
+        with contextlib.suppress(ChildProcessError):
             _, status, rusage = os.wait4(pid, 0)
-        except ChildProcessError:
-            pass
     # Every writer is gone now: drain what is left in the pipes.
     for fd, capture in streams.items():
         while chunk := os.read(fd, _READ_CHUNK):
@@ -321,7 +316,9 @@ def supervise(job: dict[str, Any]) -> dict[str, Any]:
 def _death_cause(status: int | None) -> str:
     if status is not None and os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
-        name = signal.Signals(number).name if number in signal.Signals._value2member_map_ else number
+        name = (
+            signal.Signals(number).name if number in signal.Signals._value2member_map_ else number
+        )
         hint = {
             "SIGKILL": " (killed: it may have exceeded its memory or CPU limit)",
             "SIGXCPU": " (CPU time limit exceeded)",

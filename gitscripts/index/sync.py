@@ -64,8 +64,12 @@ def _detected_moves(previous: pygit2.Commit, head: pygit2.Commit) -> dict[str, s
     git's similarity detection.
     """
     diff = previous.tree.diff_to_tree(head.tree)
-    deleted = {d.old_file.path: d.old_file.id for d in diff.deltas if d.status == pygit2.GIT_DELTA_DELETED}
-    added = {d.new_file.path: d.new_file.id for d in diff.deltas if d.status == pygit2.GIT_DELTA_ADDED}
+    deleted = {
+        d.old_file.path: d.old_file.id for d in diff.deltas if d.status == pygit2.GIT_DELTA_DELETED
+    }
+    added = {
+        d.new_file.path: d.new_file.id for d in diff.deltas if d.status == pygit2.GIT_DELTA_ADDED
+    }
     moves: dict[str, str] = {}
     unpaired = dict(added)
     for old in sorted(deleted):

@@ -109,9 +109,11 @@ class Repository:
         Only plain names are accepted: no range or ancestry expressions, nothing that starts with a
         dash, so user text can never act as an option or select more than one commit.
         """
-        if not _REVISION.fullmatch(revision) or any(
-            bad in revision for bad in ("..", "//", "/.", "@{")
-        ) or revision.endswith((".lock", "/", ".")):
+        if (
+            not _REVISION.fullmatch(revision)
+            or any(bad in revision for bad in ("..", "//", "/.", "@{"))
+            or revision.endswith((".lock", "/", "."))
+        ):
             raise errors.InvalidRevision(
                 f"'{revision}' is not a valid revision: give a commit id, a tag or a branch name",
                 revision=revision,
