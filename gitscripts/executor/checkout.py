@@ -37,7 +37,7 @@ class CheckoutCache:
         self._leases: dict[str, int] = {}
         # A cache from an earlier run is not trusted (its sizes are unknown): start empty.
         if root.exists():
-            _remove(root)
+            remove_tree(root)
         root.mkdir(parents=True, mode=0o755)
 
     @property
@@ -101,11 +101,11 @@ class CheckoutCache:
             del self._checkouts[victim]
             live = set().union(*self._checkouts.values()) if self._checkouts else set()
             for tree_id in [t for t in self._sizes if t not in live]:
-                _remove(self.root / tree_id)
+                remove_tree(self.root / tree_id)
                 del self._sizes[tree_id]
 
 
-def _remove(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """Delete a read-only directory tree (without following its symlinks)."""
     for directory, _, _ in os.walk(path):
         os.chmod(directory, 0o755)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -13,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gitscripts import errors
 from gitscripts.config import Settings
-from gitscripts.executor.checkout import CheckoutCache
+from gitscripts.executor.checkout import CheckoutCache, remove_tree
 from gitscripts.executor.engines import Engine, ForkServerEngine, SubprocessEngine
 from gitscripts.repo import Repository, layout, rules
 
@@ -49,12 +51,25 @@ class Admission:
         self._semaphore.release()
 
 
+def _remove_abandoned(base: Path) -> None:
+    for folder in base.glob("pid-*"):
+        pid = folder.name.split("-")[1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            remove_tree(folder)
+
+
 class ExecutionService:
     def __init__(self, settings: Settings, repo: Repository) -> None:
         self.settings = settings
         self.repo = repo
-        root = settings.execution_root
-        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        # Each service process has its own folder, so two processes on one data directory never
+        # evict each other's checkouts; folders of processes that are gone are cleared away.
+        base = settings.execution_root
+        base.mkdir(parents=True, exist_ok=True, mode=0o711)
+        _remove_abandoned(base)
+        root = base / f"pid-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        root.mkdir(mode=0o711)
+        self.root = root
         self.scratch_root = root / "scratch"
         self.scratch_root.mkdir(exist_ok=True, mode=0o700)
         self.checkouts = CheckoutCache(repo.git, root / "trees", settings.checkout_cache_bytes)
@@ -98,6 +113,9 @@ class ExecutionService:
 
     async def stop(self) -> None:
         await self.engine.stop()
+        await run_in_threadpool(remove_tree, self.root)
+        with contextlib.suppress(OSError):  # the shared folder goes with its last user
+            self.root.parent.rmdir()
 
     def _locate(self, logical_path: str, revision: str) -> tuple[Any, str]:
         commit = self.repo.resolve(revision)
