@@ -82,6 +82,7 @@ class EngineRun:
     load_latency: Result | None = None
     load_errors: int = 0
     error: str | None = None
+    load: list[float] = field(default_factory=list)  # 1-minute load average, start and end
 
 
 # -- one engine ---------------------------------------------------------------------------------
@@ -109,8 +110,21 @@ def head_commit(data_dir: Path) -> str:
     return str(repo.references["refs/heads/main"].peel(pygit2.Commit).id)
 
 
-def series(client: httpx.Client, path: str, count: int, rev: str | None = None) -> list[float]:
-    return [execute(client, path, rev)[0] for _ in range(count)]
+def series(
+    client: httpx.Client,
+    path: str,
+    count: int,
+    rev: str | None = None,
+    reported: list[float] | None = None,
+) -> list[float]:
+    """`count` timed runs; each run's own `execution_time` (ms) goes to `reported` if given."""
+    samples = []
+    for _ in range(count):
+        elapsed, body = execute(client, path, rev)
+        samples.append(elapsed)
+        if reported is not None:
+            reported.append(body["execution_time"] * 1000)
+    return samples
 
 
 def load_test(
@@ -159,6 +173,7 @@ def run_engine(engine: str, plan: Plan, workdir: Path) -> EngineRun:
         "EXECUTION_DIR": str(workdir / "exec"),
     }
     print(f"[{engine}] starting the server ...", flush=True)
+    run.load.append(os.getloadavg()[0])
     start = time.perf_counter()
     try:
         with (
@@ -172,6 +187,7 @@ def run_engine(engine: str, plan: Plan, workdir: Path) -> EngineRun:
             # The revision both scripts first exist at: the "old revision" later on.
             old_rev = execute(client, "trivial.py")[1]["revision"]
             measure(run, client, base_url, bearer, data_dir, old_rev, plan)
+            run.load.append(os.getloadavg()[0])
     except Exception:  # report, keep what was measured, go on with the next engine
         run.error = traceback.format_exc()
         print(f"[{engine}] FAILED:\n{run.error}", file=sys.stderr)
@@ -199,13 +215,29 @@ def measure(
         "GET /health", [timed(lambda: client.get("/health"))[0] for _ in range(n)]
     )
 
+    print(f"[{engine}] GET /api/v1/auth/me x{n}", flush=True)
+    for _ in range(5):
+        timed(lambda: client.get("/api/v1/auth/me"))
+    results["me"] = Result(
+        "GET /api/v1/auth/me (authenticated floor)",
+        [timed(lambda: client.get("/api/v1/auth/me"))[0] for _ in range(n)],
+    )
+
     print(f"[{engine}] trivial script x{n}", flush=True)
     series(client, "trivial.py", 5)
-    results["trivial"] = Result("trivial script", series(client, "trivial.py", n))
+    reported = Result("  its `execution_time` (script process, server-side)")
+    results["trivial"] = Result(
+        "trivial script", series(client, "trivial.py", n, None, reported.samples)
+    )
+    results["trivial_reported"] = reported
 
     print(f"[{engine}] numpy script x{n}", flush=True)
     series(client, "numpy_calc.py", 3)
-    results["numpy"] = Result("numpy script", series(client, "numpy_calc.py", n))
+    reported = Result("  its `execution_time` (script process, server-side)")
+    results["numpy"] = Result(
+        "numpy script", series(client, "numpy_calc.py", n, None, reported.samples)
+    )
+    results["numpy_reported"] = reported
 
     print(f"[{engine}] {plan.clients} clients for {plan.load_seconds:g} s", flush=True)
     run.throughput, run.load_latency, run.load_errors = load_test(
@@ -256,13 +288,16 @@ def rows_for(run: EngineRun, runs: dict[str, EngineRun], plan: Plan) -> list[Row
             )
 
     latency("health")
+    latency("me")
     latency("trivial")
+    latency("trivial_reported")
     if "numpy" in results:
         numpy_p50 = results["numpy"].p50
         if warm_engine:
             latency("numpy", f"p50 <= {NUMPY_P50_MS:g} ms", pass_fail(numpy_p50 <= NUMPY_P50_MS))
         else:
             latency("numpy", "- (baseline)")
+        latency("numpy_reported")
         other = runs.get("subprocess" if warm_engine else "fork")
         if warm_engine and other and "numpy" in other.results:
             ratio = other.results["numpy"].p50 / numpy_p50
@@ -373,6 +408,14 @@ def main(argv: list[str] | None = None) -> int:
             f"PRELOAD_MODULES=numpy, client and server on this machine)\n"
         )
         print(table(rows))
+        loads = "; ".join(
+            f"{engine} {' -> '.join(f'{value:.2f}' for value in run.load)}"
+            for engine, run in runs.items()
+        )
+        print(
+            f"\n1-minute load average at the start and end of each engine's run: {loads} "
+            f"(on {os.cpu_count()} CPUs; anything else running skews the numbers)"
+        )
         failed = [f"{row.engine}: {row.measurement}" for row in rows if "FAIL" in row.verdict]
         broken = [engine for engine, run in runs.items() if run.error]
         if broken:

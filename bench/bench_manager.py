@@ -15,24 +15,19 @@ afterwards is plain HTTP against `gitscripts serve` in a subprocess, over one ke
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import os
 import pstats
-import shutil
-import socket
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
+from _common import PASSWORD, SECRET, Result, remove_tree, running_server, sign_in, timed
 
 from gitscripts.config import Settings
 from gitscripts.index.sync import sync_index
@@ -41,8 +36,6 @@ from gitscripts.repo import Author, Edits, layout
 from gitscripts.services import Services
 
 LOGIN = "bench"
-PASSWORD = "bench-password-123"
-SECRET = "bench-secret-key-that-is-long-enough-for-hs256-signing"
 API = "/api/v1/scripts-manager"
 FOLDERS_PER_COMMIT = 100
 
@@ -104,89 +97,14 @@ def populate(data_dir: Path, scripts: int, folders: int) -> dict[str, Any]:
     indexed_scripts = len(services.index.entries("scripts"))
     indexed_folders = len(services.index.entries("folders"))
     if indexed_scripts != scripts or indexed_folders != folders:
-        raise SystemExit(
+        raise RuntimeError(
             f"setup check failed: index has {indexed_scripts} scripts and {indexed_folders} "
             f"folders, expected {scripts} and {folders}"
         )
     return user
 
 
-# -- the server ---------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def running_server(data_dir: Path, log_path: Path) -> Iterator[str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(data_dir),
-        "JWT_SECRET_KEY": SECRET,
-        "LOG_LEVEL": "WARNING",
-        "ENVIRONMENT": "development",
-    }
-    command = [sys.executable, "-m", "gitscripts.cli", "serve", "--host", "127.0.0.1"]
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*command, "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        wait_for_health(base_url, process, log_path)
-        yield base_url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def wait_for_health(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}:\n{log_path.read_text()}")
-        try:
-            if httpx.get(base_url + "/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"server did not answer /health in time:\n{log_path.read_text()}")
-
-
 # -- measuring ----------------------------------------------------------------------------------
-@dataclass
-class Result:
-    operation: str
-    samples: list[float]  # milliseconds
-    note: str = ""
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.samples)
-
-    @property
-    def p95(self) -> float:
-        ordered = sorted(self.samples)
-        # Nearest rank: the smallest sample with at least 95% of samples at or below it.
-        return ordered[max(0, -(-95 * len(ordered) // 100) - 1)]
-
-
-def timed(call: Callable[[], httpx.Response], expect: int) -> tuple[float, httpx.Response]:
-    start = time.perf_counter()
-    reply = call()
-    elapsed = (time.perf_counter() - start) * 1000
-    if reply.status_code != expect:
-        raise SystemExit(f"expected {expect}, got {reply.status_code}: {reply.text[:500]}")
-    return elapsed, reply
-
-
 def count_scripts(tree: dict[str, Any]) -> tuple[int, int]:
     scripts, folders = len(tree["root_scripts"]), 0
     pending = list(tree["root_folders"])
@@ -217,7 +135,7 @@ def measure(client: httpx.Client, args: argparse.Namespace) -> list[Result]:
         _, reply = timed(tree, 200)
     scripts, folders = count_scripts(reply.json())
     if scripts != expected_scripts or folders != args.folders:
-        raise SystemExit(
+        raise RuntimeError(
             f"tree has {scripts} scripts / {folders} folders, expected "
             f"{expected_scripts} / {args.folders}"
         )
@@ -233,7 +151,7 @@ def measure(client: httpx.Client, args: argparse.Namespace) -> list[Result]:
     # Uploads into a folder of their own, a new filename each time.
     upload_folder = client.post(f"{API}/folders", json={"name": "bench-uploads"})
     if upload_folder.status_code != 201:
-        raise SystemExit(f"could not create the upload folder: {upload_folder.text}")
+        raise RuntimeError(f"could not create the upload folder: {upload_folder.text}")
     folder_id = str(upload_folder.json()["id"])
     uploads = 0
 
@@ -275,7 +193,7 @@ def measure(client: httpx.Client, args: argparse.Namespace) -> list[Result]:
         new_name = f"renamed-{n:04d}"
         elapsed, reply = timed(lambda: client.put(target, json={"name": new_name}), 200)  # noqa: B023
         if reply.json()["name"] != new_name:
-            raise SystemExit(f"rename answered {reply.json()}")
+            raise RuntimeError(f"rename answered {reply.json()}")
         if n >= 2:  # the first two warm up
             renames.append(elapsed)
     per_folder = args.scripts // args.folders
@@ -287,7 +205,7 @@ def measure(client: httpx.Client, args: argparse.Namespace) -> list[Result]:
     scripts, _ = count_scripts(final)
     renamed = [item for item in final["root_folders"] if item["folder"]["name"] == "renamed-0002"]
     if scripts != expected_scripts or not renamed or len(renamed[0]["scripts"]) != per_folder:
-        raise SystemExit(
+        raise RuntimeError(
             f"after the writes the tree has {scripts} scripts, expected "
             f"{expected_scripts}, and the renamed folder {renamed[:1]}"
         )
@@ -321,9 +239,14 @@ def profile(data_dir: Path, rounds: int) -> None:
     folder_id = services.index.entry_id("folders", "bench-uploads")
     manager.tree(user)  # warm the listing cache, as the server's tree samples were
 
-    def uploads() -> None:
+    def warm_tree(profiler: cProfile.Profile) -> None:
+        for _ in range(rounds):
+            profiler.runcall(manager.tree, user)
+
+    def upload(profiler: cProfile.Profile) -> None:
         for n in range(rounds):
-            manager.save_script(
+            profiler.runcall(
+                manager.save_script,
                 user,
                 filename=f"profiled_{n:05d}.py",
                 content=script_source(200_000 + n),
@@ -333,42 +256,30 @@ def profile(data_dir: Path, rounds: int) -> None:
                 replace=False,
             )
 
-    def warm_tree() -> None:
-        for _ in range(rounds):
-            manager.tree(user)
-
-    def tree_after_write(profiler: cProfile.Profile) -> None:
+    def tree_after_commit(profiler: cProfile.Profile) -> None:
         for n in range(rounds):
-            manager.create_folder(user, f"profiled-{n:04d}", None)  # moves `main`, not profiled
-            profiler.enable()
-            manager.tree(user)
-            profiler.disable()
+            manager.create_folder(user, f"profiled-{n:04d}", None)  # moves `main`, unprofiled
+            profiler.runcall(manager.tree, user)
 
-    for label, work in [
-        (f"ManagerService.tree x{rounds} (warm)", warm_tree),
-        (f"ManagerService.save_script x{rounds}", uploads),
-        (f"ManagerService.tree right after a commit x{rounds}", tree_after_write),
-    ]:
+    work: list[tuple[str, Callable[[cProfile.Profile], None]]] = [
+        ("ManagerService.tree, warm", warm_tree),
+        ("ManagerService.save_script", upload),
+        ("ManagerService.tree right after a commit", tree_after_commit),
+    ]
+    for label, run in work:
         profiler = cProfile.Profile()
-        start = time.perf_counter()
-        if work is tree_after_write:
-            tree_after_write(profiler)
-        else:
-            profiler.runcall(work)
-        wall = (time.perf_counter() - start) * 1000 / rounds
+        run(profiler)
         stats = pstats.Stats(profiler)
-        print(
-            f"\n## cProfile: {label}: {stats.total_tt * 1000 / rounds:.1f} ms per call profiled "
-            f"({wall:.1f} ms wall per round)"
-        )
+        per_call = stats.total_tt * 1000 / rounds  # type: ignore[attr-defined]
+        print(f"\n## cProfile: {label}, {rounds} calls: {per_call:.1f} ms per call profiled")
         for order in ("cumulative", "tottime"):
             out = io.StringIO()
             stats.stream = out  # type: ignore[attr-defined]
             stats.sort_stats(order).print_stats(15)
-            body = out.getvalue().splitlines()
-            start_at = next(i for i, line in enumerate(body) if "ncalls" in line)
+            lines = out.getvalue().splitlines()
+            header = next(i for i, line in enumerate(lines) if "ncalls" in line)
             print(f"\nby {order}:")
-            print("\n".join(body[start_at:]).rstrip())
+            print("\n".join(lines[header:]).rstrip())
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -408,12 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         with running_server(data_dir, workdir / "server.log") as base_url:
             print(f"Server up at {base_url} after {time.perf_counter() - start:.1f} s")
             with httpx.Client(base_url=base_url, timeout=60) as client:
-                reply = client.post(
-                    "/api/v1/auth/login", json={"login": LOGIN, "password": PASSWORD}
-                )
-                if reply.status_code != 200:
-                    raise SystemExit(f"login failed: {reply.text}")
-                client.headers["Authorization"] = f"Bearer {reply.json()['access_token']}"
+                sign_in(client, LOGIN)  # registered during setup: this only logs in
                 results = measure(client, args)
 
         print(
@@ -434,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.keep:
             print(f"Data kept in {workdir}")
         else:
-            shutil.rmtree(workdir, ignore_errors=True)
+            remove_tree(workdir)
     return 0
 
 

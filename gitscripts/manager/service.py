@@ -348,6 +348,7 @@ class ManagerService:
     ) -> dict[str, Any]:
         """Upload a script (multipart or text); with `replace`, overwrite one keeping its id."""
         rules.check_script_filename(filename)
+        rules.check_display_name(display_name)
         rules.check_script_content(filename, content, self.settings.max_script_size)
         self.ensure_synced()
         folder_path = self._folder_path(folder_id)
@@ -398,6 +399,8 @@ class ManagerService:
         old_path = entry.path
         new_name = old_path.rsplit("/", 1)[-1] if change.filename is Unset else change.filename
         rules.check_script_filename(new_name)
+        if change.display_name not in (Unset, None):
+            rules.check_display_name(change.display_name)
         if change.folder_id is Unset:
             folder_path = layout.parent_of(old_path)
         else:
@@ -471,8 +474,10 @@ class ManagerService:
                 self.index.move_entries("scripts", {old_path: new_path})
             self.index.update_entry("scripts", script_id)
 
-        # The message is known only once planned; plan once against `main` to word it.
-        plan(self.repo.head().tree)
+        # The message is known only once planned; plan once against `main` to word it. A change
+        # that changes nothing is no commit at all.
+        if not plan(self.repo.head().tree):
+            return self.script_view(user, entry)
         message = "; ".join(actions) or f"Update script {new_path}"
         self._commit(user, message, plan, record)
         return self.script_view(user, self._script_entry(script_id))

@@ -6,6 +6,7 @@ import ast
 import unicodedata
 
 from gitscripts import errors
+from gitscripts.repo.layout import METADATA_SUFFIX
 
 MAX_NAME_BYTES = 255
 SCRIPT_SUFFIX = ".py"
@@ -36,14 +37,27 @@ def check_folder_name(name: str) -> None:
         raise errors.InvalidFolderName(f"Invalid folder name: {problem}", name=name)
 
 
+# The metadata sidecar adds its suffix to the script's name, and that name must fit too.
+MAX_SCRIPT_NAME_BYTES = MAX_NAME_BYTES - len(METADATA_SUFFIX)
+
+
 def check_script_filename(filename: str) -> None:
     problem = name_problem(filename)
+    if problem is None and len(filename.encode("utf-8")) > MAX_SCRIPT_NAME_BYTES:
+        problem = f"a script's filename can be at most {MAX_SCRIPT_NAME_BYTES} bytes"
     if problem is None and not filename.endswith(SCRIPT_SUFFIX):
         problem = "a script's filename must end with .py"
     if problem is None and filename == SCRIPT_SUFFIX:
         problem = "a script's filename needs a name before .py"
     if problem:
         raise errors.InvalidFilename(f"Invalid filename: {problem}", filename=filename)
+
+
+def check_display_name(display_name: str) -> None:
+    if not display_name.strip():
+        raise errors.ValidationError(
+            "display_name cannot be blank", field="display_name", display_name=display_name
+        )
 
 
 def is_helper_module(filename: str) -> bool:
@@ -88,10 +102,9 @@ def _is_main(node: ast.stmt) -> bool:
         return False
     arguments = node.args
     positional = [*arguments.posonlyargs, *arguments.args]
-    if len(positional) != 1 or arguments.vararg is not None:
-        return False
-    # Keyword-only extras are fine as long as main(data) alone is a valid call.
-    if any(default is None for default in arguments.kw_defaults):
+    # One argument without a default; any extras are fine as long as main(data) alone is a call.
+    required = len(positional) - len(arguments.defaults)
+    if required != 1 or any(default is None for default in arguments.kw_defaults):
         return False
     return _is_dict_annotation(positional[0].annotation)
 
