@@ -18,7 +18,7 @@ PASSWORD = "correct horse battery"
 HELLO = (
     b"def main(data: dict) -> dict:\n"
     b"    return {\"message\": f\"Hello, {data.get('name', 'Unknown')}!\",\n"
-    b"            \"processed_value\": data.get(\"value\", 0) * 2}\n"
+    b'            "processed_value": data.get("value", 0) * 2}\n'
 )
 
 
@@ -129,7 +129,9 @@ def register(client: TestClient, login: str, password: str = PASSWORD) -> Caller
 
 
 @pytest.fixture
-def make_user(client: TestClient, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Caller]:
+def make_user(
+    client: TestClient, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., Caller]:
     """Register and log in a user; `admin=True` makes them admin with the real CLI command."""
 
     def make(login: str, admin: bool = False) -> Caller:

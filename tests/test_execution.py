@@ -28,8 +28,12 @@ def run(caller: Caller, path: str, body: Any = None, **params: Any) -> Any:
 def text_script(caller: Caller, filename: str, source: str, folder_id: int | None = None) -> dict:
     reply = caller.post(
         "/api/v1/scripts-manager/scripts-from-text",
-        json={"filename": filename, "display_name": filename, "content": source,
-              "folder_id": folder_id},
+        json={
+            "filename": filename,
+            "display_name": filename,
+            "content": source,
+            "folder_id": folder_id,
+        },
     )
     assert reply.status_code == 201, reply.text
     return reply.json()
@@ -67,8 +71,11 @@ def test_both_body_forms_and_the_sample_script(engine_user: Caller) -> None:
 def test_failures_are_200_with_a_readable_error(engine_user: Caller) -> None:
     text_script(engine_user, "none.py", "def main(data):\n    return None\n")
     text_script(engine_user, "listy.py", "def main(data):\n    return [1, 2]\n")
-    text_script(engine_user, "raises.py",
-                "def helper(x):\n    return x / 0\n\ndef main(data):\n    return helper(1)\n")
+    text_script(
+        engine_user,
+        "raises.py",
+        "def helper(x):\n    return x / 0\n\ndef main(data):\n    return helper(1)\n",
+    )
     text_script(engine_user, "notjson.py", "def main(data):\n    return {'s': {1, 2}}\n")
     text_script(engine_user, "exits.py", "import sys\ndef main(data):\n    sys.exit(3)\n")
     assert run(engine_user, "none.py").json()["result"] == {}
@@ -117,10 +124,17 @@ def test_unknown_script_and_bad_bodies(engine_user: Caller) -> None:
     reply = run(engine_user, "nope/missing.py")
     assert reply.status_code == 404 and reply.json()["error_code"] == "SCRIPT_NOT_FOUND"
     engine_user.upload("hello.py")
-    reply = engine_user.post("/api/v1/scripts/hello.py", content=b"{oops",
-                             headers={"Content-Type": "application/json"})
+    reply = engine_user.post(
+        "/api/v1/scripts/hello.py", content=b"{oops", headers={"Content-Type": "application/json"}
+    )
     assert reply.status_code == 400 and reply.json()["error_code"] == "VALIDATION_ERROR"
-    for path in ("../etc/passwd", "hello.py/..", "%2e%2e/hello.py", ".hidden.py", "hello.py.meta.json"):
+    for path in (
+        "../etc/passwd",
+        "hello.py/..",
+        "%2e%2e/hello.py",
+        ".hidden.py",
+        "hello.py.meta.json",
+    ):
         assert run(engine_user, path).status_code in (404, 405), path
 
 
@@ -130,8 +144,10 @@ def test_run_at_any_revision_tag_or_branch(alice: Caller, data_dir: Path) -> Non
     first = run(alice, "calc.py").json()["revision"]
     git(data_dir, "tag", "stable", first)
     git(data_dir, "branch", "release", first)
-    alice.put(f"/api/v1/scripts-manager/scripts/{script['id']}",
-              json={"content": "def main(data):\n    return {'version': 2}\n"})
+    alice.put(
+        f"/api/v1/scripts-manager/scripts/{script['id']}",
+        json={"content": "def main(data):\n    return {'version': 2}\n"},
+    )
     assert run(alice, "calc.py").json()["result"] == {"version": 2}
     for rev in (first, first[:7], "stable", "release"):
         outcome = run(alice, "calc.py", rev=rev).json()
@@ -163,7 +179,9 @@ def test_unknown_revision_is_404(alice: Caller) -> None:
     assert reply.status_code == 404 and reply.json()["error_code"] == "SCRIPT_NOT_FOUND"
 
 
-def test_pushed_scripts_run_and_siblings_import(alice: Caller, data_dir: Path, tmp_path: Path) -> None:
+def test_pushed_scripts_run_and_siblings_import(
+    alice: Caller, data_dir: Path, tmp_path: Path
+) -> None:
     work = tmp_path / "work"
     subprocess.run(["git", "clone", "-q", str(data_dir / "scripts.git"), str(work)], check=True)
     (work / "lib").mkdir()
@@ -175,8 +193,13 @@ def test_pushed_scripts_run_and_siblings_import(alice: Caller, data_dir: Path, t
         "from _helpers import twice\nfrom lib.units import BAR\n"
         "def main(data):\n    return {'pa': twice(data['bar']) * BAR}\n"
     )
-    env = {**os.environ, "GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "d@x",
-           "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "d@x"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "dev",
+        "GIT_AUTHOR_EMAIL": "d@x",
+        "GIT_COMMITTER_NAME": "dev",
+        "GIT_COMMITTER_EMAIL": "d@x",
+    }
     for command in (["add", "-A"], ["commit", "-qm", "pressure"], ["push", "-q", "origin", "main"]):
         subprocess.run(["git", "-C", str(work), *command], check=True, env=env)
     assert run(alice, "geo/pressure.py", {"bar": 2}).json()["result"] == {"pa": 400000.0}
@@ -187,13 +210,16 @@ def test_pushed_scripts_run_and_siblings_import(alice: Caller, data_dir: Path, t
 # -- the checkout cache ------------------------------------------------------------------------
 def test_checkouts_are_read_only_per_tree_and_shared(alice: Caller) -> None:
     folder = alice.folder("geo")
-    text_script(alice, "probe.py",
-                "import os\ndef main(data):\n"
-                "    here = os.path.dirname(os.path.realpath(__file__))\n"
-                "    try:\n        open(os.path.join(here, 'x'), 'w')\n        writable = True\n"
-                "    except OSError:\n        writable = False\n"
-                "    return {'writable': writable, 'cwd_writable': os.access('.', os.W_OK)}\n",
-                folder_id=folder["id"])
+    text_script(
+        alice,
+        "probe.py",
+        "import os\ndef main(data):\n"
+        "    here = os.path.dirname(os.path.realpath(__file__))\n"
+        "    try:\n        open(os.path.join(here, 'x'), 'w')\n        writable = True\n"
+        "    except OSError:\n        writable = False\n"
+        "    return {'writable': writable, 'cwd_writable': os.access('.', os.W_OK)}\n",
+        folder_id=folder["id"],
+    )
     outcome = run(alice, "geo/probe.py").json()
     assert outcome["result"] == {"writable": False, "cwd_writable": True}
     cache = alice.client.app.state.services.executor.checkouts
@@ -237,15 +263,29 @@ def test_scripts_see_a_clean_environment(data_dir: Path, monkeypatch: pytest.Mon
     assert "SERVER_ONLY_SECRET" not in environment and "do-not-leak" not in values
     assert settings.jwt_secret_key not in values
     assert not any(name.startswith(("JWT", "DATA_DIR", "GITSCRIPTS")) for name in environment)
-    assert set(environment) <= {"PATH", "LANG", "LC_ALL", "TZ", "HOME", "TMPDIR", "PYTHONIOENCODING",
-                                "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                                "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"}
+    assert set(environment) <= {
+        "PATH",
+        "LANG",
+        "LC_ALL",
+        "TZ",
+        "HOME",
+        "TMPDIR",
+        "PYTHONIOENCODING",
+        "OPENBLAS_NUM_THREADS",
+        "OMP_NUM_THREADS",
+        "MKL_NUM_THREADS",
+        "OPENBLAS_CORETYPE",
+        "OPENBLAS_L2_SIZE",
+    }
 
 
 def test_scratch_directory_is_fresh_and_removed(alice: Caller) -> None:
-    text_script(alice, "scratch.py",
-                "import os\ndef main(data):\n    before = os.listdir('.')\n"
-                "    open('out.txt', 'w').write('x')\n    return {'cwd': os.getcwd(), 'before': before}\n")
+    text_script(
+        alice,
+        "scratch.py",
+        "import os\ndef main(data):\n    before = os.listdir('.')\n"
+        "    open('out.txt', 'w').write('x')\n    return {'cwd': os.getcwd(), 'before': before}\n",
+    )
     first = run(alice, "scratch.py").json()["result"]
     second = run(alice, "scratch.py").json()["result"]
     assert first["before"] == [] and second["before"] == []
@@ -276,10 +316,14 @@ def test_no_processes_are_left_behind(engine_user: Caller) -> None:
     time.sleep(0.2)
     assert not any(_alive(pid) for pid in pids)
     # After a timeout too: the script is killed with everything it started.
-    text_script(engine_user, "forker2.py",
-                source.replace("return {'pids'", "open('/dev/null').close(); return {'pids'")
-                .replace("if data.get('wait'):", "print(same_group.pid, escaped.pid, flush=True)\n"
-                         "    if data.get('wait'):"))
+    text_script(
+        engine_user,
+        "forker2.py",
+        source.replace("return {'pids'", "open('/dev/null').close(); return {'pids'").replace(
+            "if data.get('wait'):",
+            "print(same_group.pid, escaped.pid, flush=True)\n    if data.get('wait'):",
+        ),
+    )
     outcome = run(engine_user, "forker2.py", {"wait": True}, timeout=1).json()
     assert outcome["success"] is False and "timed out" in outcome["error"]
     pids = [int(pid) for pid in outcome["stdout"].split()]
@@ -290,8 +334,12 @@ def test_no_processes_are_left_behind(engine_user: Caller) -> None:
 def test_memory_limit(data_dir: Path) -> None:
     with TestClient(create_app(make_settings(data_dir, execution_memory_limit_mb=256))) as client:
         alice = register(client, "alice")
-        text_script(alice, "hog.py", "def main(data):\n    block = bytearray(1024 * 1024 * 1024)\n"
-                                     "    return {'n': len(block)}\n")
+        text_script(
+            alice,
+            "hog.py",
+            "def main(data):\n    block = bytearray(1024 * 1024 * 1024)\n"
+            "    return {'n': len(block)}\n",
+        )
         outcome = run(alice, "hog.py").json()
     assert outcome["success"] is False
     assert "MemoryError" in outcome["error"]
@@ -300,8 +348,12 @@ def test_memory_limit(data_dir: Path) -> None:
 def test_file_size_limit(data_dir: Path) -> None:
     with TestClient(create_app(make_settings(data_dir, execution_max_file_size_mb=1))) as client:
         alice = register(client, "alice")
-        text_script(alice, "writer.py", "def main(data):\n    with open('big', 'wb') as f:\n"
-                                        "        f.write(b'x' * (3 * 1024 * 1024))\n")
+        text_script(
+            alice,
+            "writer.py",
+            "def main(data):\n    with open('big', 'wb') as f:\n"
+            "        f.write(b'x' * (3 * 1024 * 1024))\n",
+        )
         outcome = run(alice, "writer.py").json()
     assert outcome["success"] is False
     assert "File too large" in outcome["error"] or "SIGXFSZ" in outcome["error"]
@@ -335,8 +387,12 @@ def test_queue_overflow_is_429(data_dir: Path) -> None:
 
 
 def test_api_stays_responsive_while_scripts_run(alice: Caller) -> None:
-    text_script(alice, "burn.py", "import time\ndef main(data):\n    end = time.time() + 3\n"
-                                  "    while time.time() < end:\n        pass\n")
+    text_script(
+        alice,
+        "burn.py",
+        "import time\ndef main(data):\n    end = time.time() + 3\n"
+        "    while time.time() < end:\n        pass\n",
+    )
     workers = [threading.Thread(target=run, args=(alice, "burn.py")) for _ in range(2)]
     for worker in workers:
         worker.start()
@@ -359,11 +415,18 @@ def test_client_disconnect_cancels_the_execution(tmp_path: Path) -> None:
     import httpx
 
     port = _free_port()
-    env = {**os.environ, "DATA_DIR": str(tmp_path / "data"), "JWT_SECRET_KEY": "k" * 48,
-           "PASSWORD_HASH_MEMORY_KIB": "256", "LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "DATA_DIR": str(tmp_path / "data"),
+        "JWT_SECRET_KEY": "k" * 48,
+        "PASSWORD_HASH_MEMORY_KIB": "256",
+        "LOG_LEVEL": "WARNING",
+    }
     server = subprocess.Popen(
         [os.sys.executable, "-m", "gitscripts.cli", "serve", "--port", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -379,24 +442,34 @@ def test_client_disconnect_cancels_the_execution(tmp_path: Path) -> None:
         httpx.post(f"{base}/api/v1/auth/register", json=creds)
         token = httpx.post(f"{base}/api/v1/auth/login", json=creds).json()["access_token"]
         marker = tmp_path / "finished"
-        source = (f"import time, subprocess\ndef main(data):\n"
-                  f"    print(subprocess.Popen(['sleep', '300']).pid, flush=True)\n"
-                  f"    time.sleep(2)\n    open({str(marker)!r}, 'w').write('done')\n")
-        httpx.post(f"{base}/api/v1/scripts-manager/scripts-from-text",
-                   headers={"Authorization": f"Bearer {token}"},
-                   json={"filename": "long.py", "display_name": "long", "content": source})
+        source = (
+            f"import time, subprocess\ndef main(data):\n"
+            f"    print(subprocess.Popen(['sleep', '300']).pid, flush=True)\n"
+            f"    time.sleep(2)\n    open({str(marker)!r}, 'w').write('done')\n"
+        )
+        httpx.post(
+            f"{base}/api/v1/scripts-manager/scripts-from-text",
+            headers={"Authorization": f"Bearer {token}"},
+            json={"filename": "long.py", "display_name": "long", "content": source},
+        )
         body = b"{}"
-        request = (f"POST /api/v1/scripts/long.py HTTP/1.1\r\nHost: x\r\n"
-                   f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
-                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+        request = (
+            f"POST /api/v1/scripts/long.py HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Bearer {token}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
         with socket.create_connection(("127.0.0.1", port)) as connection:
             connection.sendall(request)
             time.sleep(0.7)
         time.sleep(2.5)
         assert not marker.exists()
         # The server is fine and runs the next request normally.
-        reply = httpx.post(f"{base}/api/v1/scripts/long.py", json={"data": {}},
-                           headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        reply = httpx.post(
+            f"{base}/api/v1/scripts/long.py",
+            json={"data": {}},
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=30,
+        )
         assert reply.json()["success"] is True and marker.exists()
     finally:
         server.terminate()
@@ -410,14 +483,19 @@ def test_execution_needs_a_token_unless_anonymous_is_allowed(data_dir: Path) -> 
         alice.upload("hello.py")
         assert client.post("/api/v1/scripts/hello.py", json={}).status_code == 401
         token = alice.post("/api/v1/auth/tokens", json={"name": "sim"}).json()["token"]
-        reply = client.post("/api/v1/scripts/hello.py", json={"name": "T"},
-                            headers={"Authorization": f"Bearer {token}"})
+        reply = client.post(
+            "/api/v1/scripts/hello.py",
+            json={"name": "T"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
         assert reply.json()["result"]["message"] == "Hello, T!"
     with TestClient(create_app(make_settings(data_dir, allow_anonymous_execution=True))) as client:
         reply = client.post("/api/v1/scripts/hello.py", json={"name": "anon"})
         assert reply.status_code == 200 and reply.json()["result"]["message"] == "Hello, anon!"
         # A token that is present must still be valid.
-        bad = client.post("/api/v1/scripts/hello.py", json={}, headers={"Authorization": "Bearer x"})
+        bad = client.post(
+            "/api/v1/scripts/hello.py", json={}, headers={"Authorization": "Bearer x"}
+        )
         assert bad.status_code == 401
 
 
@@ -425,18 +503,26 @@ def test_preloaded_modules_are_imported_once_by_the_fork_server(data_dir: Path) 
     settings = make_settings(data_dir, preload_modules="numpy")
     with TestClient(create_app(settings)) as client:
         alice = register(client, "alice")
-        text_script(alice, "np.py", "import sys\nwas_loaded = 'numpy' in sys.modules\n"
-                                    "import numpy as np\n"
-                                    "def main(data):\n    return {'preloaded': was_loaded, "
-                                    "'sum': float(np.arange(data['n']).sum())}\n")
+        text_script(
+            alice,
+            "np.py",
+            "import sys\nwas_loaded = 'numpy' in sys.modules\n"
+            "import numpy as np\n"
+            "def main(data):\n    return {'preloaded': was_loaded, "
+            "'sum': float(np.arange(data['n']).sum())}\n",
+        )
         outcome = run(alice, "np.py", {"n": 10}).json()
     assert outcome["result"] == {"preloaded": True, "sum": 45.0}
 
 
 def test_children_share_no_state(alice: Caller) -> None:
-    text_script(alice, "counter.py", "import builtins\ndef main(data):\n"
-                                     "    builtins.COUNT = getattr(builtins, 'COUNT', 0) + 1\n"
-                                     "    return {'count': builtins.COUNT}\n")
+    text_script(
+        alice,
+        "counter.py",
+        "import builtins\ndef main(data):\n"
+        "    builtins.COUNT = getattr(builtins, 'COUNT', 0) + 1\n"
+        "    return {'count': builtins.COUNT}\n",
+    )
     assert [run(alice, "counter.py").json()["result"]["count"] for _ in range(3)] == [1, 1, 1]
 
 
@@ -444,10 +530,18 @@ def test_every_execution_is_logged(alice: Caller, capsys: pytest.CaptureFixture[
     alice.upload("hello.py")
     capsys.readouterr()
     revision = run(alice, "hello.py").json()["revision"]
-    line = next(line for line in capsys.readouterr().err.splitlines() if "execution" in line
-                and "script=hello.py" in line)
-    for fact in ("user=alice", f"revision={revision}", "outcome=success", "duration_ms=",
-                 "peak_memory_kb="):
+    line = next(
+        line
+        for line in capsys.readouterr().err.splitlines()
+        if "execution" in line and "script=hello.py" in line
+    )
+    for fact in (
+        "user=alice",
+        f"revision={revision}",
+        "outcome=success",
+        "duration_ms=",
+        "peak_memory_kb=",
+    ):
         assert fact in line
 
 

@@ -35,6 +35,14 @@ class AtomicJSONStorage(Storage):
         self._dirty = False
         # Bumped whenever the in-memory data may have changed; derived lookups key on it.
         self.generation = 0
+        self._remove_abandoned_temp_files()
+
+    def _remove_abandoned_temp_files(self) -> None:
+        """Temp files of writers that died mid-write (the index itself was never touched)."""
+        for temp in self.path.parent.glob(f".{self.path.name}.*.tmp"):
+            pid = temp.name.split(".")[-3]
+            if pid.isdigit() and not os.path.exists(f"/proc/{pid}"):
+                temp.unlink(missing_ok=True)
 
     # -- reading ------------------------------------------------------------------------------
     def _identity(self) -> tuple[int, int, int] | None:
