@@ -142,8 +142,11 @@ def load_test(
             barrier.wait()
             while time.perf_counter() < deadline:
                 start = time.perf_counter()
-                reply = c.post(f"{RUN}/trivial.py", json={"data": {}})
-                ok = reply.status_code == 200 and reply.json().get("success")
+                try:
+                    reply = c.post(f"{RUN}/trivial.py", json={"data": {}})
+                    ok = reply.status_code == 200 and reply.json().get("success")
+                except httpx.HTTPError:
+                    ok = False
                 if ok:
                     latencies[n].append((time.perf_counter() - start) * 1000)
                 else:
@@ -225,7 +228,7 @@ def measure(
 
     print(f"[{engine}] trivial script x{n}", flush=True)
     series(client, "trivial.py", 5)
-    reported = Result("  its `execution_time` (script process, server-side)")
+    reported = Result("trivial script: its `execution_time` (measured in the worker)")
     results["trivial"] = Result(
         "trivial script", series(client, "trivial.py", n, None, reported.samples)
     )
@@ -233,7 +236,7 @@ def measure(
 
     print(f"[{engine}] numpy script x{n}", flush=True)
     series(client, "numpy_calc.py", 3)
-    reported = Result("  its `execution_time` (script process, server-side)")
+    reported = Result("numpy script: its `execution_time` (measured in the worker)")
     results["numpy"] = Result(
         "numpy script", series(client, "numpy_calc.py", n, None, reported.samples)
     )

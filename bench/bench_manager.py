@@ -104,6 +104,15 @@ def populate(data_dir: Path, scripts: int, folders: int) -> dict[str, Any]:
     return user
 
 
+def cpu_calibration() -> float:
+    """Seconds for a fixed pure-Python loop: shows how fast this machine was during the run."""
+    start = time.perf_counter()
+    total = 0
+    for number in range(5_000_000):
+        total += number
+    return time.perf_counter() - start
+
+
 # -- measuring ----------------------------------------------------------------------------------
 def count_scripts(tree: dict[str, Any]) -> tuple[int, int]:
     scripts, folders = len(tree["root_scripts"]), 0
@@ -310,6 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="gitscripts-bench-"))
     data_dir = workdir / "data"
     try:
+        calibration = [cpu_calibration()]
         print(f"Setting up {args.scripts} scripts in {args.folders} folders in {data_dir} ...")
         start = time.perf_counter()
         populate(data_dir, args.scripts, args.folders)
@@ -321,12 +331,19 @@ def main(argv: list[str] | None = None) -> int:
             with httpx.Client(base_url=base_url, timeout=60) as client:
                 sign_in(client, LOGIN)  # registered during setup: this only logs in
                 results = measure(client, args)
+        calibration.append(cpu_calibration())
 
         print(
             f"\n## Scripts Manager benchmark ({args.scripts} scripts, {args.folders} folders, "
             f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]})\n"
         )
         print(table(results))
+        print(
+            "\nCPU calibration (5M-step Python loop, before/after): "
+            + " / ".join(f"{seconds:.2f} s" for seconds in calibration)
+            + ". Compare runs only at similar calibration: a busy or throttled machine "
+            "scales every row."
+        )
         missed = [
             name
             for name, target in TARGETS_MS.items()

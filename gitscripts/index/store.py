@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -44,7 +44,8 @@ class _Lookups:
     user_by_login: dict[str, int]
     token_by_hash: dict[str, int]
     revoked_sessions: set[str]
-    ids_by_path: dict[str, dict[str, int]]
+    # kind -> path -> entry: what /tree and every id/path question reads, kept in memory
+    entries: dict[str, dict[str, Entry]]
 
 
 class Index:
@@ -77,13 +78,29 @@ class Index:
             user_by_login={doc["login"].lower(): int(key) for key, doc in users.items()},
             token_by_hash={doc["token_hash"]: int(key) for key, doc in tokens.items()},
             revoked_sessions={doc["jti"] for doc in revoked.values()},
-            ids_by_path={
-                kind: {doc["path"]: int(key) for key, doc in data.get(kind, {}).items()}
+            entries={
+                kind: {
+                    doc["path"]: _entry(int(key), doc) for key, doc in data.get(kind, {}).items()
+                }
                 for kind in ("folders", "scripts")
             },
         )
         self._lookups = lookups
         return lookups
+
+    @contextmanager
+    def _patching_lookups(self) -> Iterator[_Lookups | None]:
+        """Change entries and bring the in-memory lookups along, instead of rebuilding them.
+
+        Yields the lookups when they are current (the caller patches them to match its change), or
+        None when they are stale anyway and will be rebuilt on the next read.
+        """
+        with self.transaction():
+            current = self._lookups
+            fresh = current is not None and current.generation == self.storage.generation
+            yield current if fresh else None
+            if fresh and current is not None:
+                current.generation = self.storage.generation
 
     def _meta(self) -> dict[str, Any]:
         return self._table("meta").get(doc_id=_META_ID) or {}
@@ -95,16 +112,20 @@ class Index:
         else:
             meta.insert(Document(fields, doc_id=_META_ID))
 
-    def _next_id(self, kind: str) -> int:
+    def _next_ids(self, kind: str, count: int = 1) -> range:
         """Ids are never reused, so a deleted script's id can never point at another script."""
         with self.transaction():
-            meta = self._meta()
-            counters = dict(meta.get("next_ids", {}))
-            existing = [int(key) for key in (self.storage.read() or {}).get(kind, {})]
-            next_id = max([counters.get(kind, 1), *(i + 1 for i in existing)])
-            counters[kind] = next_id + 1
+            counters = dict(self._meta().get("next_ids", {}))
+            if kind not in counters:  # an index written before counters existed
+                existing = (self.storage.read() or {}).get(kind, {})
+                counters[kind] = max((int(key) for key in existing), default=0) + 1
+            first = counters[kind]
+            counters[kind] = first + count
             self._set_meta(next_ids=counters)
-            return next_id
+            return range(first, first + count)
+
+    def _next_id(self, kind: str) -> int:
+        return self._next_ids(kind)[0]
 
     # -- users --------------------------------------------------------------------------------
     def user(self, user_id: int) -> dict[str, Any] | None:
@@ -199,31 +220,46 @@ class Index:
         return _entry(doc.doc_id, doc) if doc else None
 
     def entry_id(self, kind: EntryKind, path: str) -> int | None:
-        return self._lookup().ids_by_path[kind].get(path)
+        entry = self._lookup().entries[kind].get(path)
+        return entry.id if entry else None
 
     def entry_by_path(self, kind: EntryKind, path: str) -> Entry | None:
-        entry_id = self.entry_id(kind, path)
-        return self.entry(kind, entry_id) if entry_id is not None else None
+        return self._lookup().entries[kind].get(path)
 
     def entries(self, kind: EntryKind) -> dict[str, Entry]:
-        """Every entry of a kind, by path (read from memory; no copy of the file is parsed)."""
-        raw = (self.storage.read() or {}).get(kind, {})
-        return {doc["path"]: _entry(int(key), doc) for key, doc in raw.items()}
+        """Every entry of a kind, by path, from memory (a copy: callers may keep it)."""
+        return dict(self._lookup().entries[kind])
 
-    def add_entry(
-        self, kind: EntryKind, path: str, owner_id: int | None, entry_id: int | None = None
-    ) -> Entry:
+    def add_entry(self, kind: EntryKind, path: str, owner_id: int | None) -> Entry:
+        return self.add_entries(kind, {path: owner_id})[0]
+
+    def add_entries(self, kind: EntryKind, owners: dict[str, int | None]) -> list[Entry]:
+        """New entries for paths (each with its owner), in one write however many there are."""
+        if not owners:
+            return []
         now = utc_now()
-        with self.transaction():
-            if entry_id is None:
-                entry_id = self._next_id(kind)
-            fields = {"path": path, "owner_id": owner_id, "created_at": now, "updated_at": now}
-            self._table(kind).insert(Document(fields, doc_id=entry_id))
-        return _entry(entry_id, fields)
+        with self._patching_lookups() as lookups:
+            ids = self._next_ids(kind, len(owners))
+            documents = [
+                Document(
+                    {"path": path, "owner_id": owner, "created_at": now, "updated_at": now},
+                    doc_id=entry_id,
+                )
+                for entry_id, (path, owner) in zip(ids, owners.items(), strict=True)
+            ]
+            self._table(kind).insert_multiple(documents)
+            added = [_entry(doc.doc_id, doc) for doc in documents]
+            if lookups is not None:
+                lookups.entries[kind].update((entry.path, entry) for entry in added)
+        return added
 
-    def update_entry(self, kind: EntryKind, entry_id: int, **fields: Any) -> None:
-        with self.transaction():
-            self._table(kind).update({**fields, "updated_at": utc_now()}, doc_ids=[entry_id])
+    def touch_entry(self, kind: EntryKind, entry_id: int) -> None:
+        """Record that the folder or script changed now (paths change only by `move_entries`)."""
+        with self._patching_lookups() as lookups:
+            self._table(kind).update({"updated_at": utc_now()}, doc_ids=[entry_id])
+            updated = self.entry(kind, entry_id)
+            if lookups is not None and updated is not None:
+                lookups.entries[kind][updated.path] = updated
 
     def move_entries(self, kind: EntryKind, moves: dict[str, str]) -> None:
         """Re-point entries from old to new paths, keeping ids, owners and times."""
@@ -233,16 +269,27 @@ class Index:
         def repoint(doc: dict[str, Any]) -> None:
             doc["path"] = moves[doc["path"]]
 
-        with self.transaction():
-            ids = self._lookup().ids_by_path[kind]
-            moved_ids = [ids[old] for old in moves if old in ids]
+        with self._patching_lookups() as lookups:
+            by_path = self._lookup().entries[kind] if lookups is None else lookups.entries[kind]
+            moving = {old: by_path[old] for old in moves if old in by_path}
             # One update for all of them: TinyDB rewrites the whole table per call.
-            self._table(kind).update(repoint, doc_ids=moved_ids)
+            self._table(kind).update(repoint, doc_ids=[entry.id for entry in moving.values()])
+            if lookups is not None:
+                for old in moving:
+                    del by_path[old]
+                for old, entry in moving.items():
+                    by_path[moves[old]] = replace(entry, path=moves[old])
 
     def remove_entries(self, kind: EntryKind, entry_ids: list[int]) -> None:
-        if entry_ids:
-            with self.transaction():
-                self._table(kind).remove(doc_ids=entry_ids)
+        if not entry_ids:
+            return
+        with self._patching_lookups() as lookups:
+            self._table(kind).remove(doc_ids=entry_ids)
+            if lookups is not None:
+                gone = set(entry_ids)
+                by_path = lookups.entries[kind]
+                for path in [p for p, e in by_path.items() if e.id in gone]:
+                    del by_path[path]
 
     # -- which commit the entries describe ----------------------------------------------------
     @property

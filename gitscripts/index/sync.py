@@ -131,8 +131,9 @@ def _sync_kind(
     index.remove_entries(kind, [entries[path].id for path in vanished])  # type: ignore[arg-type]
     if appeared:
         owners = _introducers(index, repo, head, appeared) if actor_id is None else {}
-        for path in sorted(appeared):
-            index.add_entry(kind, path, owners.get(path, actor_id))  # type: ignore[arg-type]
+        index.add_entries(  # type: ignore[arg-type]
+            kind, {path: owners.get(path, actor_id) for path in sorted(appeared)}
+        )
     return True
 
 

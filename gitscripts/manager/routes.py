@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
@@ -154,4 +153,4 @@ def delete_script(script_id: int, user: CurrentUser, manager: Manager) -> Respon
 def tree(user: CurrentUser, manager: Manager) -> Response:
     # Serialized directly: validating 10,000 scripts through the response model would cost more
     # than building them.
-    return Response(orjson.dumps(manager.tree(user)), media_type="application/json")
+    return Response(manager.tree_json(user), media_type="application/json")

@@ -8,10 +8,13 @@ order. Reads check first that the index describes the current `main` (a push may
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import pygit2
 import structlog
 
@@ -43,6 +46,8 @@ class ManagerService:
         self.settings = settings
         self.index = index
         self.repo = repo
+        self._tree_cache: OrderedDict[tuple[str, int, int, bool], bytes] = OrderedDict()
+        self._tree_lock = threading.Lock()
 
     # -- keeping the index on `main` ----------------------------------------------------------
     def ensure_synced(self) -> None:
@@ -260,7 +265,7 @@ class ManagerService:
                     if path == old_path or path.startswith(old_path + "/")
                 }
                 self.index.move_entries(kind, moves)  # type: ignore[arg-type]
-            self.index.update_entry("folders", folder_id)
+            self.index.touch_entry("folders", folder_id)
 
         verb = "Rename" if layout.parent_of(old_path) == parent_path else "Move"
         self._commit(user, f"{verb} folder {old_path} -> {new_path}", plan, record)
@@ -385,7 +390,7 @@ class ManagerService:
             if entry is None:
                 saved.append(self.index.add_entry("scripts", path, user["id"]))
             else:
-                self.index.update_entry("scripts", entry.id)
+                self.index.touch_entry("scripts", entry.id)
                 saved.append(self._script_entry(entry.id))
 
         verb = "Replace" if replace and self.repo.is_file(self.repo.head().tree, path) else "Create"
@@ -472,7 +477,7 @@ class ManagerService:
         def record(_: CommitResult) -> None:
             if new_path != old_path:
                 self.index.move_entries("scripts", {old_path: new_path})
-            self.index.update_entry("scripts", script_id)
+            self.index.touch_entry("scripts", script_id)
 
         # The message is known only once planned; plan once against `main` to word it. A change
         # that changes nothing is no commit at all.
@@ -503,6 +508,28 @@ class ManagerService:
         self._commit(user, f"Delete script {path}", plan, record)
 
     # -- the whole tree -----------------------------------------------------------------------
+    def tree_json(self, user: User) -> bytes:
+        """GET /tree's body, serialized: the same commit, index state and caller give the same
+        bytes, so repeated reads of a 10,000-script tree cost a lookup, not a rebuild."""
+        self.ensure_synced()
+        key = (
+            str(self.repo.head().id),
+            self.index.storage.generation,
+            user["id"],
+            user["is_admin"],
+        )
+        with self._tree_lock:
+            cached = self._tree_cache.get(key)
+            if cached is not None:
+                self._tree_cache.move_to_end(key)
+                return cached
+        body = orjson.dumps(self.tree(user))
+        with self._tree_lock:
+            self._tree_cache[key] = body
+            while len(self._tree_cache) > 32:
+                self._tree_cache.popitem(last=False)
+        return body
+
     def tree(self, user: User) -> dict[str, Any]:
         self.ensure_synced()
         head = self.repo.head()

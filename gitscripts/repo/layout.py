@@ -71,8 +71,8 @@ def join(folder_path: str | None, name: str) -> str:
 
 
 def parent_of(path: str) -> str | None:
-    parent = posixpath.dirname(path)
-    return parent or None
+    parent, slash, _ = path.rpartition("/")
+    return parent if slash else None
 
 
 def is_script_path(path: str) -> bool:

@@ -24,6 +24,7 @@ from gitscripts.repo import layout
 MAIN_REF = "refs/heads/main"
 COMMITTER = pygit2.Signature("gitscripts", "gitscripts@gitscripts.invalid")
 _MAX_COMMIT_ATTEMPTS = 50
+_FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 
@@ -87,6 +88,7 @@ class Repository:
         self.write_lock = threading.RLock()
         self._listings: OrderedDict[str, Listing] = OrderedDict()
         self._metadata: dict[pygit2.Oid, layout.ScriptMetadata | None] = {}
+        self._contents: dict[pygit2.Oid, tuple[list[str], list[tuple[str, pygit2.Oid]]]] = {}
         self._cache_lock = threading.Lock()
 
     @staticmethod
@@ -199,29 +201,42 @@ class Repository:
         return listing
 
     def _walk(self, root: pygit2.Tree, tree_id: str) -> Listing:
-        folders: set[str] = set()
-        files: dict[str, pygit2.Oid] = {}
-        pending: list[tuple[str, pygit2.Tree]] = [("", root)]
-        while pending:
-            prefix, tree = pending.pop()
-            for entry in tree:
-                path = f"{prefix}{entry.name}"
-                if entry.name.startswith("."):
-                    continue
-                if entry.type == pygit2.GIT_OBJECT_TREE:
-                    folders.add(path)
-                    pending.append((path + "/", self.git[entry.id]))  # type: ignore[arg-type]
-                elif entry.filemode in (
-                    pygit2.GIT_FILEMODE_BLOB,
-                    pygit2.GIT_FILEMODE_BLOB_EXECUTABLE,
-                ):
-                    files[path] = entry.id
+        folders, files = self._folder_contents(root)
+        file_ids = dict(files)
         scripts = {
-            path: (oid, files.get(layout.metadata_path(path)))
-            for path, oid in files.items()
+            path: (oid, file_ids.get(layout.metadata_path(path)))
+            for path, oid in files
             if path.endswith(".py")
         }
         return Listing(tree_id=tree_id, folders=frozenset(folders), scripts=scripts)
+
+    def _folder_contents(self, tree: pygit2.Tree) -> tuple[list[str], list[tuple[str, pygit2.Oid]]]:
+        """Listed folders and files under `tree`, relative to it; memoized per tree id.
+
+        After a commit only the folders on the changed path have new tree ids, so listing the new
+        `main` re-reads those and reuses every other folder's contents.
+        """
+        cached = self._contents.get(tree.id)
+        if cached is not None:
+            return cached
+        folders: list[str] = []
+        files: list[tuple[str, pygit2.Oid]] = []
+        for entry in tree:
+            name = entry.name
+            if name.startswith("."):
+                continue
+            if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+                sub_folders, sub_files = self._folder_contents(self.git[entry.id])  # type: ignore[arg-type]
+                prefix = name + "/"
+                folders.append(name)
+                folders.extend(prefix + path for path in sub_folders)
+                files.extend((prefix + path, oid) for path, oid in sub_files)
+            elif entry.filemode in _FILE_MODES:
+                files.append((name, entry.id))
+        if len(self._contents) > 100_000:
+            self._contents.clear()
+        self._contents[tree.id] = (folders, files)
+        return folders, files
 
     # -- writing ------------------------------------------------------------------------------
     def commit(
