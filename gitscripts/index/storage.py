@@ -35,6 +35,10 @@ class AtomicJSONStorage(Storage):
         self._dirty = False
         # Bumped whenever the in-memory data may have changed; derived lookups key on it.
         self.generation = 0
+        # Bumped only when the data is replaced wholesale (read from a file another process
+        # wrote, or dropped after a failed transaction): lookups that are patched along with
+        # every change this process makes need rebuilding only then.
+        self.loads = 0
         self._remove_abandoned_temp_files()
 
     def _remove_abandoned_temp_files(self) -> None:
@@ -69,6 +73,7 @@ class AtomicJSONStorage(Storage):
             self._cache = orjson.loads(self.path.read_bytes()) or {}
         self._cache_identity = identity
         self.generation += 1
+        self.loads += 1
 
     # -- writing ------------------------------------------------------------------------------
     def write(self, data: Tables) -> None:
@@ -110,6 +115,7 @@ class AtomicJSONStorage(Storage):
         self._cache = None
         self._cache_identity = None
         self.generation += 1
+        self.loads += 1
 
     def _flush(self) -> None:
         payload = orjson.dumps(self._cache or {})

@@ -44,8 +44,17 @@ class _Lookups:
     user_by_login: dict[str, int]
     token_by_hash: dict[str, int]
     revoked_sessions: set[str]
-    # kind -> path -> entry: what /tree and every id/path question reads, kept in memory
-    entries: dict[str, dict[str, Entry]]
+
+
+@dataclass
+class _Entries:
+    """kind -> path -> entry: what /tree and every id/path question reads, kept in memory.
+
+    Rebuilt only when the storage was reloaded; every change this process makes patches it.
+    """
+
+    loads: int
+    by_path: dict[str, dict[str, Entry]]
 
 
 class Index:
@@ -53,6 +62,7 @@ class Index:
         self.storage = AtomicJSONStorage(path)
         self.db = TinyDB(storage=lambda: self.storage)
         self._lookups: _Lookups | None = None
+        self._entry_maps: _Entries | None = None
 
     # -- plumbing -----------------------------------------------------------------------------
     @contextmanager
@@ -78,29 +88,27 @@ class Index:
             user_by_login={doc["login"].lower(): int(key) for key, doc in users.items()},
             token_by_hash={doc["token_hash"]: int(key) for key, doc in tokens.items()},
             revoked_sessions={doc["jti"] for doc in revoked.values()},
-            entries={
-                kind: {
-                    doc["path"]: _entry(int(key), doc) for key, doc in data.get(kind, {}).items()
-                }
-                for kind in ("folders", "scripts")
-            },
         )
         self._lookups = lookups
         return lookups
 
-    @contextmanager
-    def _patching_lookups(self) -> Iterator[_Lookups | None]:
-        """Change entries and bring the in-memory lookups along, instead of rebuilding them.
+    def _entries(self) -> dict[str, dict[str, Entry]]:
+        data = self.storage.read() or {}
+        current = self._entry_maps
+        if current is not None and current.loads == self.storage.loads:
+            return current.by_path
+        by_path = {
+            kind: {doc["path"]: _entry(int(key), doc) for key, doc in data.get(kind, {}).items()}
+            for kind in ("folders", "scripts")
+        }
+        self._entry_maps = _Entries(loads=self.storage.loads, by_path=by_path)
+        return by_path
 
-        Yields the lookups when they are current (the caller patches them to match its change), or
-        None when they are stale anyway and will be rebuilt on the next read.
-        """
+    @contextmanager
+    def _patching_entries(self) -> Iterator[dict[str, dict[str, Entry]]]:
+        """Change entries in a transaction and patch the in-memory maps to match."""
         with self.transaction():
-            current = self._lookups
-            fresh = current is not None and current.generation == self.storage.generation
-            yield current if fresh else None
-            if fresh and current is not None:
-                current.generation = self.storage.generation
+            yield self._entries()
 
     def _meta(self) -> dict[str, Any]:
         return self._table("meta").get(doc_id=_META_ID) or {}
@@ -220,15 +228,15 @@ class Index:
         return _entry(doc.doc_id, doc) if doc else None
 
     def entry_id(self, kind: EntryKind, path: str) -> int | None:
-        entry = self._lookup().entries[kind].get(path)
+        entry = self._entries()[kind].get(path)
         return entry.id if entry else None
 
     def entry_by_path(self, kind: EntryKind, path: str) -> Entry | None:
-        return self._lookup().entries[kind].get(path)
+        return self._entries()[kind].get(path)
 
     def entries(self, kind: EntryKind) -> dict[str, Entry]:
         """Every entry of a kind, by path, from memory (a copy: callers may keep it)."""
-        return dict(self._lookup().entries[kind])
+        return dict(self._entries()[kind])
 
     def add_entry(self, kind: EntryKind, path: str, owner_id: int | None) -> Entry:
         return self.add_entries(kind, {path: owner_id})[0]
@@ -238,7 +246,7 @@ class Index:
         if not owners:
             return []
         now = utc_now()
-        with self._patching_lookups() as lookups:
+        with self._patching_entries() as entries:
             ids = self._next_ids(kind, len(owners))
             documents = [
                 Document(
@@ -249,17 +257,16 @@ class Index:
             ]
             self._table(kind).insert_multiple(documents)
             added = [_entry(doc.doc_id, doc) for doc in documents]
-            if lookups is not None:
-                lookups.entries[kind].update((entry.path, entry) for entry in added)
+            entries[kind].update((entry.path, entry) for entry in added)
         return added
 
     def touch_entry(self, kind: EntryKind, entry_id: int) -> None:
         """Record that the folder or script changed now (paths change only by `move_entries`)."""
-        with self._patching_lookups() as lookups:
+        with self._patching_entries() as entries:
             self._table(kind).update({"updated_at": utc_now()}, doc_ids=[entry_id])
             updated = self.entry(kind, entry_id)
-            if lookups is not None and updated is not None:
-                lookups.entries[kind][updated.path] = updated
+            if updated is not None:
+                entries[kind][updated.path] = updated
 
     def move_entries(self, kind: EntryKind, moves: dict[str, str]) -> None:
         """Re-point entries from old to new paths, keeping ids, owners and times."""
@@ -269,27 +276,25 @@ class Index:
         def repoint(doc: dict[str, Any]) -> None:
             doc["path"] = moves[doc["path"]]
 
-        with self._patching_lookups() as lookups:
-            by_path = self._lookup().entries[kind] if lookups is None else lookups.entries[kind]
+        with self._patching_entries() as entries:
+            by_path = entries[kind]
             moving = {old: by_path[old] for old in moves if old in by_path}
             # One update for all of them: TinyDB rewrites the whole table per call.
             self._table(kind).update(repoint, doc_ids=[entry.id for entry in moving.values()])
-            if lookups is not None:
-                for old in moving:
-                    del by_path[old]
-                for old, entry in moving.items():
-                    by_path[moves[old]] = replace(entry, path=moves[old])
+            for old in moving:
+                del by_path[old]
+            for old, entry in moving.items():
+                by_path[moves[old]] = replace(entry, path=moves[old])
 
     def remove_entries(self, kind: EntryKind, entry_ids: list[int]) -> None:
         if not entry_ids:
             return
-        with self._patching_lookups() as lookups:
+        with self._patching_entries() as entries:
             self._table(kind).remove(doc_ids=entry_ids)
-            if lookups is not None:
-                gone = set(entry_ids)
-                by_path = lookups.entries[kind]
-                for path in [p for p, e in by_path.items() if e.id in gone]:
-                    del by_path[path]
+            gone = set(entry_ids)
+            by_path = entries[kind]
+            for path in [p for p, e in by_path.items() if e.id in gone]:
+                del by_path[path]
 
     # -- which commit the entries describe ----------------------------------------------------
     @property
