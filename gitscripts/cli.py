@@ -15,11 +15,15 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from gitscripts.app import create_app
 
+    # The service must know where it listens: git hooks call back to it there.
+    settings = settings.model_copy(
+        update={"host": args.host or settings.host, "port": args.port or settings.port}
+    )
     app = create_app(settings)
     uvicorn.run(
         app,
-        host=args.host or settings.host,
-        port=args.port or settings.port,
+        host=settings.host,
+        port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
     )

@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # Let clients without credentials clone and fetch over git (pushing always needs them).
+    git_anonymous_read: bool = False
+
     data_dir: Path = Path("./repo_data")
 
     jwt_secret_key: str | None = None
@@ -74,6 +77,14 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.data_dir / "index.json"
+
+    @property
+    def internal_url(self) -> str:
+        """How processes on this machine (git hooks, running scripts) reach the service."""
+        host = {"0.0.0.0": "127.0.0.1", "::": "[::1]", "": "127.0.0.1"}.get(self.host, self.host)
+        if ":" in host and not host.startswith("["):
+            host = f"[{host}]"
+        return f"http://{host}:{self.port}"
 
     @property
     def execution_root(self) -> Path:

@@ -9,6 +9,7 @@ from fastapi import Request
 from gitscripts.auth.service import AuthService
 from gitscripts.config import Settings
 from gitscripts.executor.service import ExecutionService
+from gitscripts.githttp.service import GitService
 from gitscripts.index import Index
 from gitscripts.manager.service import ManagerService
 from gitscripts.repo import Repository
@@ -22,19 +23,23 @@ class Services:
     auth: AuthService
     manager: ManagerService
     executor: ExecutionService
+    git: GitService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         index = Index(settings.index_path)
         repo = Repository(settings.repo_path)
+        auth = AuthService(settings, index)
+        manager = ManagerService(settings, index, repo)
         return cls(
             settings=settings,
             index=index,
             repo=repo,
-            auth=AuthService(settings, index),
-            manager=ManagerService(settings, index, repo),
+            auth=auth,
+            manager=manager,
             executor=ExecutionService(settings, repo),
+            git=GitService(settings, index, repo, auth, manager),
         )
 
 

@@ -296,6 +296,28 @@ class Index:
             for path in [p for p, e in by_path.items() if e.id in gone]:
                 del by_path[path]
 
+    # -- who pushed which commits -------------------------------------------------------------
+    def record_push(self, commit_ids: list[str], pusher_id: int) -> None:
+        """Remember who pushed these commits: their authors are whatever the pusher typed, so this
+        is what gives the files they add an owner, now and when the index is rebuilt."""
+        if not commit_ids:
+            return
+        with self.transaction():
+            table = self._table("pushes")
+            known = self._pushes()
+            table.insert_multiple(
+                {"commit": commit_id, "pusher_id": pusher_id}
+                for commit_id in commit_ids
+                if commit_id not in known
+            )
+
+    def pusher_of(self, commit_id: str) -> int | None:
+        return self._pushes().get(commit_id)
+
+    def _pushes(self) -> dict[str, int]:
+        raw = (self.storage.read() or {}).get("pushes", {})
+        return {doc["commit"]: doc["pusher_id"] for doc in raw.values()}
+
     # -- which commit the entries describe ----------------------------------------------------
     @property
     def synced_head(self) -> str | None:

@@ -37,12 +37,15 @@ def sync_index(
         # The last commit the index described is the base for git's rename detection.
         previous = _commit_or_none(repo, known)
         script_moves = _detected_moves(previous, head) if previous is not None else {}
+        # Owners of unknown paths are looked for in the commits since the index was last in step;
+        # a full rebuild does not trust that and looks through all of history.
+        since = None if full else previous
         changed = _sync_kind(
-            index, repo, "scripts", set(listing.scripts), script_moves, actor_id, head
+            index, repo, "scripts", set(listing.scripts), script_moves, actor_id, head, since
         )
         folder_moves = _folder_moves(script_moves)
         changed |= _sync_kind(
-            index, repo, "folders", set(listing.folders), folder_moves, actor_id, head
+            index, repo, "folders", set(listing.folders), folder_moves, actor_id, head, since
         )
         index.set_synced_head(str(head.id))
         return changed
@@ -118,6 +121,7 @@ def _sync_kind(
     detected_moves: dict[str, str],
     actor_id: int | None,
     head: pygit2.Commit,
+    since: pygit2.Commit | None,
 ) -> bool:
     entries = index.entries(kind)  # type: ignore[arg-type]
     vanished = {path for path in entries if path not in present}
@@ -130,7 +134,7 @@ def _sync_kind(
     vanished -= moves.keys()
     index.remove_entries(kind, [entries[path].id for path in vanished])  # type: ignore[arg-type]
     if appeared:
-        owners = _introducers(index, repo, head, appeared) if actor_id is None else {}
+        owners = _introducers(index, repo, head, appeared, since) if actor_id is None else {}
         index.add_entries(  # type: ignore[arg-type]
             kind, {path: owners.get(path, actor_id) for path in sorted(appeared)}
         )
@@ -138,22 +142,31 @@ def _sync_kind(
 
 
 def _introducers(
-    index: Index, repo: Repository, head: pygit2.Commit, paths: set[str]
+    index: Index,
+    repo: Repository,
+    head: pygit2.Commit,
+    paths: set[str],
+    since: pygit2.Commit | None,
 ) -> dict[str, int]:
-    """Who made each path appear, for paths nobody is known to own, by replaying history.
+    """Who made each path appear, for paths nobody is known to own, by replaying history
+    (since the last commit the index described, when it is known).
 
-    Ownership follows a file or folder through its moves. Only commits gitscripts made itself (an
-    API call) name their author: an author in a pushed commit is whatever the pusher typed, so
-    paths introduced by pushes stay without a known owner here.
+    Ownership follows a file or folder through its moves. A commit's author counts only when
+    gitscripts made the commit itself (an API call); a pushed commit's author is whatever the
+    pusher typed, so for those the pusher recorded at push time is the owner.
     """
     owners: dict[str, int | None] = {}
     walker = repo.git.walk(head.id, pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_REVERSE)
+    if since is not None:
+        walker.hide(since.id)
     for commit in walker:
         author_id = None
         if commit.committer.email == COMMITTER.email:
             author_id = Author.user_id_of(commit.author)
-            if author_id is not None and index.user(author_id) is None:
-                author_id = None
+        if author_id is None:
+            author_id = index.pusher_of(str(commit.id))
+        if author_id is not None and index.user(author_id) is None:
+            author_id = None
         base = commit.parents[0] if commit.parents else None
         if base is None:
             continue

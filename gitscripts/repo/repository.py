@@ -101,6 +101,19 @@ class Repository:
         )
         return git
 
+    def install_hooks(self, hooks_dir: str) -> None:
+        """Route every push through the service's hooks, and keep git's own safety checks on."""
+        config = self.git.config
+        settings = {
+            "core.hooksPath": hooks_dir,
+            "http.receivepack": "true",  # pushing over HTTP (the service authenticates)
+            "receive.fsckObjects": "true",  # malformed objects never enter the repository
+            "core.logAllRefUpdates": "always",  # a reflog of main, for the record
+        }
+        for key, value in settings.items():
+            if key not in config or config[key] != value:
+                config[key] = value
+
     # -- reading ------------------------------------------------------------------------------
     def head(self) -> pygit2.Commit:
         return self.git[self.git.references[MAIN_REF].target]  # type: ignore[return-value]

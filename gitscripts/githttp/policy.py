@@ -1,0 +1,210 @@
+"""What a `git push` may change: the REST API's rules, applied to every pushed commit.
+
+Checked in pre-receive, while the pushed objects still sit in git's quarantine: a rejected push leaves
+no trace. The content rules (names, Python that parses with a `main(data)`, metadata, sizes) are the
+ones the API enforces, from `gitscripts.repo.rules` and `gitscripts.repo.layout`; the ownership rule is
+the API's too: only the owner (or an admin) may change or delete a script or a folder.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+from typing import Any
+
+import pygit2
+
+from gitscripts import errors
+from gitscripts.config import Settings
+from gitscripts.index import Index
+from gitscripts.repo import MAIN_REF, Repository, layout, rules
+
+ZERO = "0" * 40
+_SYMLINK = 0o120000
+_SUBMODULE = 0o160000
+_CHANGED = (
+    pygit2.GIT_DELTA_ADDED,
+    pygit2.GIT_DELTA_MODIFIED,
+    pygit2.GIT_DELTA_RENAMED,
+    pygit2.GIT_DELTA_COPIED,
+    pygit2.GIT_DELTA_TYPECHANGE,
+)
+
+
+@dataclass(frozen=True)
+class RefUpdate:
+    old: str
+    new: str
+    ref: str
+
+
+class PushPolicy:
+    def __init__(self, settings: Settings, index: Index, repo: Repository) -> None:
+        self.settings = settings
+        self.index = index
+        self.repo = repo
+
+    def check(
+        self, pusher: dict[str, Any], updates: list[RefUpdate], quarantine: str | None
+    ) -> tuple[list[str], list[str]]:
+        """The problems that refuse the push (empty: accepted), and the new commits it brings."""
+        git = pygit2.Repository(str(self.repo.path))
+        if quarantine:
+            git.odb.add_disk_alternate(quarantine)
+        problems: list[str] = []
+        new_commits: list[str] = []
+        existing = [ref.resolve().target for ref in git.references.objects]
+        for update in updates:
+            problems += self._check_ref(git, pusher, update)
+            if update.new != ZERO and not problems:
+                commits = self._new_commits(git, update.new, existing)
+                new_commits += [str(commit.id) for commit in commits]
+                for commit in commits:
+                    problems += self._check_commit(git, commit)
+                if update.ref == MAIN_REF:
+                    problems += self._check_ownership(git, pusher, update)
+        return list(dict.fromkeys(problems)), new_commits
+
+    # -- refs --------------------------------------------------------------------------------
+    def _check_ref(
+        self, git: pygit2.Repository, pusher: dict[str, Any], update: RefUpdate
+    ) -> list[str]:
+        ref, old, new = update.ref, update.old, update.new
+        if ref.startswith("refs/tags/"):
+            if old != ZERO and not pusher["is_admin"]:
+                verb = "delete" if new == ZERO else "move"
+                return [f"{ref}: only an admin can {verb} an existing tag"]
+            return []
+        if not ref.startswith("refs/heads/"):
+            return [f"{ref}: only branches (refs/heads/...) and tags (refs/tags/...) can be pushed"]
+        if ref != MAIN_REF:
+            return []
+        if new == ZERO:
+            return [f"{ref}: main cannot be deleted"]
+        if old != ZERO and old != new and not git.descendant_of(new, old):
+            return [
+                f"{ref}: non-fast-forward update refused (main never loses a commit); "
+                "pull, merge or rebase onto the current main, and push again"
+            ]
+        return []
+
+    @staticmethod
+    def _new_commits(
+        git: pygit2.Repository, new: str, existing: list[pygit2.Oid]
+    ) -> list[pygit2.Commit]:
+        target = git.get(new)
+        if isinstance(target, pygit2.Tag):
+            target = target.peel(pygit2.Commit)
+        if not isinstance(target, pygit2.Commit):
+            return []
+        walker = git.walk(target.id, pygit2.GIT_SORT_TOPOLOGICAL)
+        for oid in existing:
+            obj = git.get(oid)
+            if isinstance(obj, pygit2.Tag):
+                obj = obj.peel(pygit2.Commit)
+            if isinstance(obj, pygit2.Commit):
+                walker.hide(obj.id)
+        return list(walker)
+
+    # -- content -----------------------------------------------------------------------------
+    def _check_commit(self, git: pygit2.Repository, commit: pygit2.Commit) -> list[str]:
+        if commit.parents:
+            diff = commit.parents[0].tree.diff_to_tree(commit.tree)
+        else:
+            diff = commit.tree.diff_to_tree(swap=True)
+        problems = []
+        for delta in diff.deltas:
+            if delta.status not in _CHANGED:
+                continue
+            path = delta.new_file.path
+            problem = self._path_problem(git, path, delta.new_file.mode, delta.new_file.id)
+            if problem:
+                problems.append(f"{path}: {problem} (commit {str(commit.id)[:10]})")
+        return problems
+
+    def _path_problem(
+        self, git: pygit2.Repository, path: str, mode: int, oid: pygit2.Oid
+    ) -> str | None:
+        for part in path.split("/"):
+            if part.lower() == ".git":
+                return "a path cannot have a .git component"
+            if part == layout.FOLDER_MARKER:
+                continue
+            problem = rules.name_problem(part)
+            if problem:
+                return f"'{part}': {problem}"
+        if mode == _SYMLINK:
+            return "symlinks are not allowed"
+        if mode == _SUBMODULE:
+            return "submodules are not allowed"
+        blob = git.get(oid)
+        if blob is None:
+            return None
+        limit = self.settings.max_script_size
+        if blob.size > limit:
+            return f"file is {blob.size} bytes; the limit is {limit} bytes"
+        name = posixpath.basename(path)
+        if name.endswith(layout.METADATA_SUFFIX):
+            try:
+                layout.parse_metadata(blob.data)
+            except layout.MetadataError as exc:
+                return f"invalid metadata file: {exc}"
+        elif name.endswith(rules.SCRIPT_SUFFIX):
+            try:
+                rules.check_script_filename(name)
+                rules.check_script_content(name, blob.data, limit)
+            except errors.AppError as exc:
+                return exc.message
+        return None
+
+    # -- ownership ---------------------------------------------------------------------------
+    def _check_ownership(
+        self, git: pygit2.Repository, pusher: dict[str, Any], update: RefUpdate
+    ) -> list[str]:
+        if pusher["is_admin"] or update.old == ZERO:
+            return []
+        old_tree = git[update.old].peel(pygit2.Tree)
+        new_tree = git[update.new].peel(pygit2.Tree)
+        scripts = self.index.entries("scripts")
+        folders = self.index.entries("folders")
+        problems = []
+
+        def foreign(entry: Any) -> str | None:
+            if entry is None or entry.owner_id == pusher["id"]:
+                return None
+            owner = self.index.user(entry.owner_id) if entry.owner_id is not None else None
+            return owner["login"] if owner else "someone else"
+
+        vanished_folders: set[str] = set()
+        for delta in old_tree.diff_to_tree(new_tree).deltas:
+            if delta.status == pygit2.GIT_DELTA_ADDED:
+                continue
+            path = delta.old_file.path
+            script = path.removesuffix(layout.METADATA_SUFFIX)
+            owner = foreign(scripts.get(script))
+            if owner:
+                verb = "delete" if delta.status == pygit2.GIT_DELTA_DELETED else "change"
+                problems.append(
+                    f"{script}: belongs to {owner}; only its owner or an admin may {verb} it"
+                )
+            if delta.status == pygit2.GIT_DELTA_DELETED:
+                parent = layout.parent_of(path)
+                while parent is not None and parent not in vanished_folders:
+                    if _is_folder(new_tree, parent):
+                        break
+                    vanished_folders.add(parent)
+                    parent = layout.parent_of(parent)
+        for folder in sorted(vanished_folders):
+            owner = foreign(folders.get(folder))
+            if owner:
+                problems.append(
+                    f"{folder}/: folder belongs to {owner}; only its owner or an admin may delete it"
+                )
+        return problems
+
+
+def _is_folder(tree: pygit2.Tree, path: str) -> bool:
+    try:
+        return tree[path].type == pygit2.GIT_OBJECT_TREE
+    except KeyError:
+        return False
