@@ -50,7 +50,16 @@ def wait_for_health(
 def running_server(
     data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None
 ) -> Iterator[str]:
-    """`gitscripts serve` on 127.0.0.1 and a free port; yields its base URL, stops it at the end.
+    """`gitscripts serve` on 127.0.0.1 and a free port; yields its base URL, stops it at the end."""
+    with server_process(data_dir, log_path, extra_env) as (base_url, _):
+        yield base_url
+
+
+@contextlib.contextmanager
+def server_process(
+    data_dir: Path, log_path: Path, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`running_server`, also yielding the server's process (to watch its memory, say).
 
     Always stopped, also when the body raises: SIGTERM first (so the app shuts its own workers
     down), SIGKILL if it has not exited 15 s later.
@@ -75,7 +84,7 @@ def running_server(
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(base_url, process, log_path)
-        yield base_url
+        yield base_url, process
     finally:
         process.terminate()
         try:

@@ -14,7 +14,9 @@ from gitscripts.config import Settings
 from gitscripts.errors import install_error_handlers
 from gitscripts.examples.routes import router as examples_router
 from gitscripts.executor.routes import router as executor_router
+from gitscripts.files.routes import router as files_router
 from gitscripts.githttp.routes import router as git_router
+from gitscripts.history.routes import router as history_router
 from gitscripts.logging import RequestLogMiddleware, configure_logging
 from gitscripts.manager.routes import router as manager_router
 from gitscripts.services import Services
@@ -60,7 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(auth_router)
     app.include_router(manager_router)
+    app.include_router(history_router)
     app.include_router(executor_router)
+    app.include_router(files_router)
     app.include_router(git_router)
     app.include_router(examples_router)
     return app

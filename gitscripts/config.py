@@ -41,6 +41,13 @@ class Settings(BaseSettings):
     # A script (or any file in the script repository) larger than this is refused by the API.
     max_script_size: int = Field(default=1_048_576, gt=0)
 
+    # -- file store ------------------------------------------------------------------------------
+    # Where /api/v1/files keeps its files: empty means DATA_DIR/files; a local path (or file://
+    # URL), or s3://bucket/prefix (credentials from the standard AWS variables).
+    files_url: str = ""
+    # An S3-compatible service other than AWS (MinIO, Ceph, moto), e.g. http://127.0.0.1:9000.
+    s3_endpoint_url: str | None = None
+
     # -- execution ---------------------------------------------------------------------------
     # "fork": a warm fork server forks a fresh child per run; "subprocess": a new interpreter per
     # run (the original design: slower, kept as the baseline and the fallback).
@@ -77,6 +84,18 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.data_dir / "index.json"
+
+    @property
+    def files_location(self) -> str:
+        return self.files_url or str(self.data_dir / "files")
+
+    @property
+    def local_files_dir(self) -> Path | None:
+        """The file store's directory when it is on this machine; None for a remote store."""
+        location = self.files_location
+        if location.startswith("file://"):
+            return Path(location.removeprefix("file://"))
+        return None if "://" in location else Path(location)
 
     @property
     def internal_url(self) -> str:

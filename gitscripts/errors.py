@@ -57,6 +57,14 @@ class InvalidRevision(ValidationError):
     error_code = "INVALID_REVISION"
 
 
+class InvalidTagName(ValidationError):
+    error_code = "INVALID_TAG_NAME"
+
+
+class InvalidFileKey(ValidationError):
+    error_code = "INVALID_FILE_KEY"
+
+
 # 401
 class NotAuthenticated(AppError):
     status_code = 401
@@ -90,6 +98,14 @@ class NotAllOwner(PermissionDenied):
     error_code = "NOT_ALL_OWNER"
 
 
+class NotTagOwner(PermissionDenied):
+    error_code = "NOT_TAG_OWNER"
+
+
+class NotFileOwner(PermissionDenied):
+    error_code = "NOT_FILE_OWNER"
+
+
 # 404
 class NotFound(AppError):
     status_code = 404
@@ -112,8 +128,16 @@ class RevisionNotFound(NotFound):
     error_code = "REVISION_NOT_FOUND"
 
 
+class TagNotFound(NotFound):
+    error_code = "TAG_NOT_FOUND"
+
+
 class TokenNotFound(NotFound):
     error_code = "TOKEN_NOT_FOUND"
+
+
+class FileNotFound(NotFound):
+    error_code = "FILE_NOT_FOUND"
 
 
 # 409
@@ -134,6 +158,10 @@ class ScriptExistsReplaceRequired(Conflict):
     error_code = "SCRIPT_EXISTS_REPLACE_REQUIRED"
 
 
+class TagAlreadyExists(Conflict):
+    error_code = "TAG_ALREADY_EXISTS"
+
+
 class ConcurrentUpdate(Conflict):
     """Another writer kept moving `main` while this change was being applied."""
 
@@ -144,6 +172,21 @@ class ConcurrentUpdate(Conflict):
 class PayloadTooLarge(AppError):
     status_code = 413
     error_code = "PAYLOAD_TOO_LARGE"
+
+
+class FileTooLarge(PayloadTooLarge):
+    error_code = "FILE_TOO_LARGE"
+
+
+# 416
+class RangeNotSatisfiable(AppError):
+    status_code = 416
+    error_code = "RANGE_NOT_SATISFIABLE"
+
+    def __init__(self, message: str, size: int) -> None:
+        super().__init__(message, size=size)
+        # RFC 9110: a 416 names the representation's length, so the client can ask again.
+        self.headers = {"Content-Range": f"bytes */{size}"}
 
 
 # 429

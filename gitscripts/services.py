@@ -9,7 +9,11 @@ from fastapi import Request
 from gitscripts.auth.service import AuthService
 from gitscripts.config import Settings
 from gitscripts.executor.service import ExecutionService
+from gitscripts.files.grants import FileGrants
+from gitscripts.files.service import FileService
+from gitscripts.files.store import FileStore
 from gitscripts.githttp.service import GitService
+from gitscripts.history.service import HistoryService
 from gitscripts.index import Index
 from gitscripts.manager.service import ManagerService
 from gitscripts.repo import Repository
@@ -23,7 +27,10 @@ class Services:
     auth: AuthService
     manager: ManagerService
     executor: ExecutionService
+    files: FileService
+    file_grants: FileGrants
     git: GitService
+    history: HistoryService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -32,14 +39,18 @@ class Services:
         repo = Repository(settings.repo_path)
         auth = AuthService(settings, index)
         manager = ManagerService(settings, index, repo)
+        file_grants = FileGrants()
         return cls(
             settings=settings,
             index=index,
             repo=repo,
             auth=auth,
             manager=manager,
-            executor=ExecutionService(settings, repo),
+            executor=ExecutionService(settings, repo, file_grants),
+            files=FileService(settings, index, FileStore.from_settings(settings)),
+            file_grants=file_grants,
             git=GitService(settings, index, repo, auth, manager),
+            history=HistoryService(index, repo, manager),
         )
 
 

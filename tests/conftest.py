@@ -185,3 +185,14 @@ def commits(data_dir: Path) -> list[dict[str, str]]:
 
 def tree_paths(data_dir: Path, rev: str = "main") -> set[str]:
     return set(git(data_dir, "ls-tree", "-r", "--name-only", rev).splitlines())
+
+
+# Moves main without the service (as a crash, a restore or an operator would): a push straight into
+# the bare repository with the service's hooks switched off.
+PUSH_BEHIND_THE_SERVICE = [
+    "push",
+    "-q",
+    "--receive-pack=git -c core.hooksPath=/dev/null receive-pack",
+    "origin",
+    "main",
+]

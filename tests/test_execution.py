@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gitscripts.app import create_app
-from tests.conftest import HELLO, Caller, git, make_settings, register
+from tests.conftest import HELLO, PUSH_BEHIND_THE_SERVICE, Caller, git, make_settings, register
 
 
 def run(caller: Caller, path: str, body: Any = None, **params: Any) -> Any:
@@ -200,7 +200,7 @@ def test_pushed_scripts_run_and_siblings_import(
         "GIT_COMMITTER_NAME": "dev",
         "GIT_COMMITTER_EMAIL": "d@x",
     }
-    for command in (["add", "-A"], ["commit", "-qm", "pressure"], ["push", "-q", "origin", "main"]):
+    for command in (["add", "-A"], ["commit", "-qm", "pressure"], PUSH_BEHIND_THE_SERVICE):
         subprocess.run(["git", "-C", str(work), *command], check=True, env=env)
     assert run(alice, "geo/pressure.py", {"bar": 2}).json()["result"] == {"pa": 400000.0}
     reply = run(alice, "geo/_helpers.py")
@@ -276,6 +276,9 @@ def test_scripts_see_a_clean_environment(data_dir: Path, monkeypatch: pytest.Mon
         "MKL_NUM_THREADS",
         "OPENBLAS_CORETYPE",
         "OPENBLAS_L2_SIZE",
+        # The file store's address and this run's file-only token (gitscripts.runtime.files).
+        "FILES_API_URL",
+        "FILES_API_TOKEN",
     }
 
 
@@ -563,3 +566,38 @@ def test_scripts_cannot_read_the_service_data_or_its_socket(alice: Caller, data_
     seen = run(alice, "snoop.py", {"paths": [str(data_dir), str(control)]}).json()["result"]
     for listing in seen.values():
         assert listing in ([], "PermissionError", "FileNotFoundError"), seen
+
+
+def test_a_dead_fork_server_is_replaced(alice: Caller) -> None:
+    alice.upload("hello.py")
+    engine = alice.client.app.state.services.executor.engine
+    assert run(alice, "hello.py").json()["success"]
+    os.kill(engine._zygote.pid, 9)
+    time.sleep(0.2)
+    outcome = run(alice, "hello.py", {"name": "again"}).json()
+    assert outcome["result"]["message"] == "Hello, again!"
+
+
+def test_many_concurrent_runs_all_succeed(alice: Caller) -> None:
+    text_script(
+        alice,
+        "echo.py",
+        "import sys\ndef main(data):\n    print(data['n'])\n"
+        "    print('e', file=sys.stderr)\n    return {'n': data['n']}\n",
+    )
+    outcomes: list[Any] = []
+
+    def client(base: int) -> None:
+        for n in range(base, base + 15):
+            outcomes.append((n, run(alice, "echo.py", {"n": n}).json()))
+
+    threads = [threading.Thread(target=client, args=(i * 100,)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(outcomes) == 90
+    for n, outcome in outcomes:
+        assert outcome["success"], outcome
+        assert outcome["result"] == {"n": n} and outcome["stdout"] == f"{n}\n"
+        assert outcome["stderr"] == "e\n"

@@ -14,7 +14,15 @@ from fastapi.testclient import TestClient
 
 from gitscripts.app import create_app
 from gitscripts.cli import main as cli
-from tests.conftest import HELLO, Caller, commits, git, make_settings, tree_paths
+from tests.conftest import (
+    HELLO,
+    PUSH_BEHIND_THE_SERVICE,
+    Caller,
+    commits,
+    git,
+    make_settings,
+    tree_paths,
+)
 
 
 # 1. Git is the truth for content and layout --------------------------------------------------
@@ -56,7 +64,7 @@ def test_commit_made_outside_the_api_shows_in_the_tree(
     }
     subprocess.run(["git", "-C", str(work), "add", "-A"], check=True, env=env)
     subprocess.run(["git", "-C", str(work), "commit", "-qm", "add calc"], check=True, env=env)
-    subprocess.run(["git", "-C", str(work), "push", "-q", "origin", "main"], check=True, env=env)
+    subprocess.run(["git", "-C", str(work), *PUSH_BEHIND_THE_SERVICE], check=True, env=env)
     tree = alice.tree()
     [item] = tree["root_folders"]
     assert item["folder"]["path"] == "tools"
@@ -159,7 +167,7 @@ def test_api_write_racing_a_push_keeps_both(alice: Caller, data_dir: Path, tmp_p
     }
     subprocess.run(["git", "-C", str(work), "add", "-A"], check=True, env=env)
     subprocess.run(["git", "-C", str(work), "commit", "-qm", "pushed"], check=True, env=env)
-    subprocess.run(["git", "-C", str(work), "push", "-q", "origin", "main"], check=True, env=env)
+    subprocess.run(["git", "-C", str(work), *PUSH_BEHIND_THE_SERVICE], check=True, env=env)
     alice.upload("second.py")
     subjects = [c["subject"] for c in commits(data_dir)]
     assert subjects[:3] == ["Create script second.py", "pushed", "Create script first.py"]

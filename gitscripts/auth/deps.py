@@ -34,5 +34,15 @@ async def current_user(request: Request) -> dict[str, Any]:
     return user
 
 
+async def user_or_anonymous(request: Request) -> dict[str, Any] | None:
+    """A signed-in caller; or nobody, when ALLOW_ANONYMOUS_EXECUTION lets the token-less simulator
+    client in (a token that is sent is still checked)."""
+    if services_of(request).settings.allow_anonymous_execution and not request.headers.get(
+        "authorization"
+    ):
+        return None
+    return await current_user(request)
+
+
 CurrentUser = Annotated[dict[str, Any], Depends(current_user)]
 Auth = Annotated[AuthService, Depends(auth_service)]

@@ -44,9 +44,12 @@ class CheckoutCache:
     def size(self) -> int:
         return sum(self._sizes.values())
 
-    @contextmanager
-    def checkout(self, tree: pygit2.Tree) -> Iterator[Path]:
-        """The directory holding `tree`, kept on disk (not evicted) while the caller uses it."""
+    def is_ready(self, tree: pygit2.Tree) -> bool:
+        """Whether `tree` is on disk already (then `lease` is quick enough for the event loop)."""
+        return str(tree.id) in self._checkouts
+
+    def lease(self, tree: pygit2.Tree) -> Path:
+        """The directory holding `tree`, kept on disk (never evicted) until it is released."""
         tree_id = str(tree.id)
         with self._lock:
             if tree_id not in self._checkouts:
@@ -55,15 +58,29 @@ class CheckoutCache:
                 self._checkouts[tree_id] = frozenset(reachable)
             self._checkouts.move_to_end(tree_id)
             self._leases[tree_id] = self._leases.get(tree_id, 0) + 1
-            self._evict()
+        return self.root / tree_id
+
+    def release(self, tree: pygit2.Tree) -> bool:
+        """Give a lease back; True when the cache is over its bound and should `evict`."""
+        tree_id = str(tree.id)
+        with self._lock:
+            self._leases[tree_id] -= 1
+            if not self._leases[tree_id]:
+                del self._leases[tree_id]
+            return self.size > self.max_bytes
+
+    @contextmanager
+    def checkout(self, tree: pygit2.Tree) -> Iterator[Path]:
+        root = self.lease(tree)
         try:
-            yield self.root / tree_id
+            yield root
         finally:
-            with self._lock:
-                self._leases[tree_id] -= 1
-                if not self._leases[tree_id]:
-                    del self._leases[tree_id]
-                self._evict()
+            if self.release(tree):
+                self.evict()
+
+    def evict(self) -> None:
+        with self._lock:
+            self._evict()
 
     def _materialize(self, tree: pygit2.Tree, reachable: set[str]) -> None:
         tree_id = str(tree.id)

@@ -48,10 +48,13 @@ def _terminate(pid: int | None) -> None:
 
 
 class ForkServerEngine:
-    def __init__(self, socket_path: Path, preload: list[str], env: dict[str, str]) -> None:
+    def __init__(
+        self, socket_path: Path, preload: list[str], env: dict[str, str], sandbox: dict[str, Any]
+    ) -> None:
         self.socket_path = socket_path
         self.preload = preload
         self.env = env
+        self.sandbox = sandbox
         self._zygote: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Future[None] | None = None
         self._starting = asyncio.Lock()
@@ -69,6 +72,7 @@ class ForkServerEngine:
                 "gitscripts.executor.zygote",
                 str(self.socket_path),
                 ",".join(self.preload),
+                json.dumps(self.sandbox),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 env=self.env,
@@ -86,18 +90,31 @@ class ForkServerEngine:
     async def run(self, job: dict[str, Any]) -> dict[str, Any]:
         if self._zygote is None or self._zygote.returncode is not None:
             await self.start()
-        reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
-        supervisor: int | None = None
+        zygote = self._zygote
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
+        except (ConnectionRefusedError, FileNotFoundError):
+            # The fork server is gone (nothing was sent yet, so nothing ran): start a new one.
+            await self._restart(zygote)
+            reader, writer = await asyncio.open_unix_connection(str(self.socket_path))
         try:
             writer.write(protocol.encode(job))
             await writer.drain()
-            supervisor = (await _read_frame(reader))["pid"]
             return await _read_frame(reader)
-        except asyncio.CancelledError:
-            _terminate(supervisor)
-            raise
         finally:
+            # Hanging up before the report (a cancelled request) makes the fork server kill the run.
             writer.close()
+
+    async def _restart(self, failed: asyncio.subprocess.Process | None) -> None:
+        async with self._starting:
+            if self._zygote is not failed:
+                return  # another request has restarted it already
+            log.warning("fork_server_restart", pid=failed.pid if failed else None)
+            if failed is not None and failed.returncode is None:
+                failed.kill()
+                await failed.wait()
+            self._zygote = None
+        await self.start()
 
     async def stop(self) -> None:
         if self._zygote is not None and self._zygote.returncode is None:

@@ -17,6 +17,7 @@ from gitscripts import errors
 from gitscripts.config import Settings
 from gitscripts.executor.checkout import CheckoutCache, remove_tree
 from gitscripts.executor.engines import Engine, ForkServerEngine, SubprocessEngine
+from gitscripts.files.grants import FileGrants
 from gitscripts.repo import Repository, layout, rules
 
 log = structlog.get_logger("gitscripts.executor")
@@ -51,6 +52,15 @@ class Admission:
         self._semaphore.release()
 
 
+def _outside_data_dir(settings: Settings) -> list[str]:
+    """The local file store, when it lives outside DATA_DIR (which is hidden as a whole)."""
+    files = settings.local_files_dir
+    if files is None:
+        return []
+    files, data = files.resolve(), settings.data_dir.resolve()
+    return [] if files == data or data in files.parents else [str(files)]
+
+
 def _remove_abandoned(base: Path) -> None:
     for folder in base.glob("pid-*"):
         pid = folder.name.split("-")[1]
@@ -59,9 +69,10 @@ def _remove_abandoned(base: Path) -> None:
 
 
 class ExecutionService:
-    def __init__(self, settings: Settings, repo: Repository) -> None:
+    def __init__(self, settings: Settings, repo: Repository, file_grants: FileGrants) -> None:
         self.settings = settings
         self.repo = repo
+        self.file_grants = file_grants
         # Each service process has its own folder, so two processes on one data directory never
         # evict each other's checkouts; folders of processes that are gone are cleared away.
         base = settings.execution_root
@@ -78,7 +89,11 @@ class ExecutionService:
         control.mkdir(exist_ok=True, mode=0o700)
         self.sandbox = {
             "readonly": [str(self.checkouts.root)],
-            "hidden": [str(settings.data_dir.resolve()), str(control)],
+            "hidden": [
+                str(settings.data_dir.resolve()),
+                str(control),
+                *_outside_data_dir(settings),
+            ],
         }
         self.admission = Admission(
             settings.max_concurrent_executions, settings.max_queued_executions
@@ -86,7 +101,7 @@ class ExecutionService:
         env = self._worker_environment()
         preload = [m.strip() for m in settings.preload_modules.split(",") if m.strip()]
         self.engine: Engine = (
-            ForkServerEngine(control / "zygote.sock", preload, env)
+            ForkServerEngine(control / "zygote.sock", preload, env, self.sandbox)
             if settings.executor == "fork"
             else SubprocessEngine(env)
         )
@@ -154,12 +169,22 @@ class ExecutionService:
         commit, path = self._locate(logical_path, revision)
         started = time.perf_counter()
         async with self.admission:
-            checkout = self.checkouts.checkout(commit.tree)
-            root = await run_in_threadpool(checkout.__enter__)
+            # Writing a checkout out is disk work for a thread; finding one ready is not.
+            if self.checkouts.is_ready(commit.tree):
+                root = self.checkouts.lease(commit.tree)
+            else:
+                root = await run_in_threadpool(self.checkouts.lease, commit.tree)
             try:
-                report = await self.engine.run(self._job(root, path, data, timeout))
+                # The script reaches the file store as the user who ran it, for this run only.
+                files_token = self.file_grants.issue(user["id"] if user else None, timeout)
+                try:
+                    job = self._job(root, path, data, timeout, files_token)
+                    report = await self.engine.run(job)
+                finally:
+                    self.file_grants.revoke(files_token)
             finally:
-                await run_in_threadpool(checkout.__exit__, None, None, None)
+                if self.checkouts.release(commit.tree):
+                    await run_in_threadpool(self.checkouts.evict)
         log.info(
             "execution",
             script=path,
@@ -182,10 +207,20 @@ class ExecutionService:
             "stderr": report.get("stderr", ""),
         }
 
-    def _job(self, root: Any, path: str, data: Any, timeout: float) -> dict[str, Any]:
+    def _job(
+        self, root: Any, path: str, data: Any, timeout: float, files_token: str
+    ) -> dict[str, Any]:
         scratch = str(self.scratch_root / uuid.uuid4().hex)
         settings = self.settings
-        env = {**self._worker_environment(), "HOME": scratch, "TMPDIR": scratch}
+        env = {
+            **self._worker_environment(),
+            "HOME": scratch,
+            "TMPDIR": scratch,
+            # What `gitscripts.runtime.files` talks to: the service itself, with a token that only
+            # the file endpoints accept and that dies with this run.
+            "FILES_API_URL": settings.internal_url,
+            "FILES_API_TOKEN": files_token,
+        }
         return {
             "root": str(root),
             "path": path,

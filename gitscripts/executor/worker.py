@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
+import math
 import os
 import resource
 import select
@@ -28,7 +30,10 @@ import tempfile
 import time
 import traceback
 import types
+from collections.abc import Callable
 from typing import Any
+
+from gitscripts.executor.protocol import ProtocolError, encode, read_frame
 
 _PR_SET_CHILD_SUBREAPER = 36
 _READ_CHUNK = 65536
@@ -40,14 +45,17 @@ _CLONE_NEWNS = 0x00020000
 _MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
 
 
-def _sandbox_filesystem(job: dict[str, Any]) -> None:
+_sandboxed = False  # set in the fork server once its own view is private: runners inherit it
+
+
+def sandbox_filesystem(sandbox: dict[str, Any]) -> None:
     """In a private mount namespace, make checkouts read-only and hide the server's own files.
 
     File modes already make checkouts read-only for an unprivileged service; a service running as
-    root ignores modes, so there the runner gets its own view of the file system instead. Where the
-    kernel refuses (no privilege for namespaces), the file modes are what remains.
+    root ignores modes, so there the process gets its own view of the file system instead. Where
+    the kernel refuses (no privilege for namespaces), the file modes are what remains.
     """
-    sandbox = job.get("sandbox") or {}
+    global _sandboxed
     if os.geteuid() != 0 or not sandbox:
         return
     libc = ctypes.CDLL(None, use_errno=True)
@@ -61,6 +69,7 @@ def _sandbox_filesystem(job: dict[str, Any]) -> None:
             libc.mount(b"none", target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None)
     for path in sandbox.get("hidden", []):
         libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_RDONLY, b"size=4k,mode=0555")
+    _sandboxed = True
 
 
 def _apply_limits(job: dict[str, Any]) -> None:
@@ -132,19 +141,31 @@ def _outcome(job: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "result": result}
 
 
-def _run(job: dict[str, Any], result_fd: int, out_fd: int, err_fd: int) -> None:
-    """The runner's whole life; it ends in `os._exit`, whatever the script does."""
+def _place(targets: dict[int, int]) -> None:
+    """dup2 each source fd onto its target fd, whichever numbers they had to begin with."""
+    parked = {target: fcntl.fcntl(source, fcntl.F_DUPFD, 100) for target, source in targets.items()}
+    for target, fd in parked.items():
+        os.dup2(fd, target)
+
+
+def _run(job_fd: int, result_fd: int, out_fd: int, err_fd: int) -> None:
+    """The runner's whole life; it ends in `os._exit`, whatever the script does.
+
+    It is forked before its job is known (so a request does not wait for the fork), does what it
+    can without the job, then waits for the job on `job_fd`.
+    """
     try:
         os.setsid()  # its own process group: the timeout kills the script and all it started
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(err_fd, 2)
-        os.dup2(result_fd, 3)
-        result_fd = 3
+        _place({0: os.open(os.devnull, os.O_RDONLY), 1: out_fd, 2: err_fd, 3: result_fd, 4: job_fd})
         # Nothing else is inherited: not the service's connection, not the fork server's socket.
-        os.closerange(4, 1 << 16)
-        _sandbox_filesystem(job)
+        os.closerange(5, 1 << 16)
+        with os.fdopen(4, "rb") as job_pipe:
+            try:
+                job = read_frame(job_pipe)
+            except ProtocolError:  # no job is coming: this spare runner is not needed
+                os._exit(0)
+        if not _sandboxed:
+            sandbox_filesystem(job.get("sandbox") or {})
         os.chdir(job["scratch"])
         os.environ.clear()
         os.environ.update(job["env"])
@@ -155,13 +176,18 @@ def _run(job: dict[str, Any], result_fd: int, out_fd: int, err_fd: int) -> None:
         tempfile.tempdir = job["scratch"]
         _apply_limits(job)
         outcome = _outcome(job)
+        outcome["peak_memory_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        # Everything printed is in the pipes before the answer: the answer may be reported at once.
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
         try:
             payload = json.dumps(outcome, allow_nan=False).encode("utf-8")
         except (TypeError, ValueError) as exc:
             payload = json.dumps(
                 {"ok": False, "error": f"main() returned a value that is not JSON: {exc}"}
             ).encode("utf-8")
-        with os.fdopen(result_fd, "wb") as result:
+        with os.fdopen(3, "wb") as result:
             result.write(payload)
     finally:
         for stream in (sys.stdout, sys.stderr):
@@ -192,125 +218,234 @@ class _Capture:
         return text + TRUNCATION_MARKER if self.truncated else text
 
 
-def _become_subreaper() -> None:
+def become_subreaper() -> None:
+    """Orphans of the scripts we start are re-parented to us, so we can find and kill them."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _children() -> set[int]:
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
-    except (OSError, AttributeError):
-        pass  # not Linux: the process group kill still applies
+        with open(f"/proc/self/task/{os.getpid()}/children") as listing:
+            return {int(pid) for pid in listing.read().split()}
+    except OSError:  # no such file: find them the slow way
+        children = set()
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                with (
+                    contextlib.suppress(OSError, IndexError),
+                    open(f"/proc/{entry}/stat", "rb") as stat,
+                ):
+                    if int(stat.read().rsplit(b")", 1)[1].split()[1]) == os.getpid():
+                        children.add(int(entry))
+        return children
 
 
-def _kill_descendants(runner_pid: int) -> None:
-    """Kill the runner's process group, then any orphan re-parented to us (it left the group)."""
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(runner_pid, signal.SIGKILL)
-    me = os.getpid()
-    for _ in range(50):
-        orphans = []
-        for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as stat:
-                    fields = stat.read().rsplit(b")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == me:
-                orphans.append(int(entry))
+def kill_orphans(keep: set[int]) -> None:
+    """Kill every child of ours except the runners in `keep`: what is left is an orphan that a
+    finished script left behind (it escaped its process group, then its parent died)."""
+    for _ in range(100):
+        orphans = _children() - keep
+        if not orphans:
+            return
         for pid in orphans:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for pid in orphans:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, 0)
+
+
+class Run:
+    """One execution, seen from the process that started the runner: its pipes, limits, outcome."""
+
+    def __init__(self) -> None:
+        """Fork a runner that waits for its job (see `start`)."""
+        job_r, job_w = os.pipe()
+        result_r, result_w = os.pipe()
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            for fd in (job_w, result_r, out_r, err_r):
+                os.close(fd)
+            _run(job_r, result_w, out_w, err_w)
+        for fd in (job_r, result_w, out_w, err_w):
+            os.close(fd)
+        self.pid = pid
+        self.job: dict[str, Any] = {}
+        self._job_fd: int | None = job_w
+        self._pipes = (out_r, err_r, result_r)
+        self.result_fd = result_r
+        self.captures: dict[int, _Capture] = {}
+        self.started = time.perf_counter()
+        self.deadline = math.inf
+        self.status: int | None = None
+        self.rusage: Any = None
+        self.duration: float | None = None
+        self.timed_out = False
+        try:
+            self.pidfd: int | None = os.pidfd_open(pid)  # readable once the runner exits
+        except (AttributeError, OSError):
+            self.pidfd = None
+
+    def start(self, job: dict[str, Any]) -> None:
+        """Hand the runner its job; from here on the clock and the limits apply."""
+        assert self._job_fd is not None
+        self.job = job
+        os.makedirs(job["scratch"], mode=0o700)
+        limit = int(job["limits"]["output_bytes"])
+        self.stdout, self.stderr = _Capture(limit), _Capture(limit)
+        self.result = _Capture(int(job["limits"]["result_bytes"]))
+        out_r, err_r, result_r = self._pipes
+        self.captures = {out_r: self.stdout, err_r: self.stderr, result_r: self.result}
+        for fd in self.captures:
+            os.set_blocking(fd, False)
+        self.started = time.perf_counter()
+        self.deadline = self.started + float(job["timeout"])
+        with os.fdopen(self._job_fd, "wb") as job_pipe:
+            job_pipe.write(encode(job))
+        self._job_fd = None
+
+    def discard(self) -> None:
+        """Dismiss a runner that never got a job."""
+        if self._job_fd is not None:
+            os.close(self._job_fd)  # it reads EOF and exits
+            self._job_fd = None
+        self.kill()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        for fd in (*self._pipes, *([self.pidfd] if self.pidfd is not None else [])):
+            os.close(fd)
+
+    @property
+    def open_fds(self) -> list[int]:
+        return list(self.captures)
+
+    def read(self, fd: int) -> bool:
+        """Take what the runner wrote on `fd`; False once the pipe is closed (then `close` it)."""
+        capture = self.captures[fd]
         while True:
             try:
-                pid, _ = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                break
-        if not orphans:
-            return
-        time.sleep(0.002)
+                chunk = os.read(fd, _READ_CHUNK)
+            except BlockingIOError:
+                return True
+            if not chunk:
+                return False
+            capture.add(chunk)
+
+    def close(self, fd: int) -> None:
+        del self.captures[fd]
+        os.close(fd)
+
+    def reap(self) -> bool:
+        """Whether the runner has exited (collecting its status and resource usage if so)."""
+        if self.status is None:
+            pid, status, rusage = os.wait4(self.pid, os.WNOHANG)
+            if pid:
+                self.status, self.rusage = status, rusage
+                self.duration = time.perf_counter() - self.started
+        return self.status is not None
+
+    def kill(self, timed_out: bool = False) -> None:
+        self.timed_out = self.timed_out or timed_out
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, signal.SIGKILL)
+
+    @property
+    def answered(self) -> bool:
+        """The script finished and wrote its outcome (the runner only exits now)."""
+        return bool(self.captures) and self.result_fd not in self.captures and self.result.size > 0
+
+    def finish(self, send: Callable[[dict[str, Any]], None], other_runners: set[int]) -> None:
+        """Report, and kill whatever the script left behind.
+
+        A script that answered is reported at once (its output was flushed before its answer);
+        otherwise everything is killed first, so the report can say how the run ended.
+        """
+        if self.duration is None:
+            self.duration = time.perf_counter() - self.started
+        if self.answered and not self.timed_out:
+            for fd in self.open_fds:
+                self.read(fd)
+            send(self._report())
+            self._clean_up(other_runners)
+        else:
+            self._clean_up(other_runners)
+            send(self._report())
+
+    def _clean_up(self, other_runners: set[int]) -> None:
+        self.kill()  # the script's whole process group, whether or not the runner is gone
+        if self.status is None:
+            with contextlib.suppress(ChildProcessError):
+                _, self.status, self.rusage = os.wait4(self.pid, 0)
+        kill_orphans(other_runners)
+        for fd in self.open_fds:  # every writer is gone now: what is left ends in EOF
+            for _ in range(1000):  # unless a writer could not be killed (uninterruptible sleep)
+                if not self.read(fd):
+                    break
+                time.sleep(0.001)
+            self.close(fd)
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+
+    def remove_scratch(self) -> None:
+        """Separate from `finish`, so the report can go out before the disk work."""
+        shutil.rmtree(self.job["scratch"], ignore_errors=True)
+
+    def _report(self) -> dict[str, Any]:
+        report: dict[str, Any] = {
+            "duration": self.duration,
+            "stdout": self.stdout.text(),
+            "stderr": self.stderr.text(),
+            # From the runner's own account when it answered before we reaped it.
+            "peak_memory_kb": self.rusage.ru_maxrss if self.rusage is not None else None,
+            "timed_out": self.timed_out,
+        }
+        if self.timed_out:
+            timeout = float(self.job["timeout"])
+            report.update(ok=False, error=f"Script timed out after {timeout:g} seconds")
+        elif self.result.truncated:
+            report.update(
+                ok=False, error="The script's result is larger than the result size limit"
+            )
+        elif self.result.size:
+            report.update(json.loads(b"".join(self.result.chunks)))
+        else:
+            report.update(ok=False, error=_death_cause(self.status))
+        return report
 
 
 def supervise(job: dict[str, Any]) -> dict[str, Any]:
-    """Run the job in a fresh runner process and report what happened."""
-    _become_subreaper()
-    os.makedirs(job["scratch"], mode=0o700)
-    result_r, result_w = os.pipe()
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    started = time.perf_counter()
-    pid = os.fork()
-    if pid == 0:
-        for fd in (result_r, out_r, err_r):
-            os.close(fd)
-        _run(job, result_w, out_w, err_w)
-    for fd in (result_w, out_w, err_w):
-        os.close(fd)
+    """Run one job to its end in this process (the fresh-interpreter engine)."""
+    become_subreaper()
+    run = Run()
+    run.start(job)
 
-    def on_terminate(signum: int, frame: Any) -> None:
-        _kill_descendants(pid)
+    def on_terminate(signum: int, frame: Any) -> None:  # the service cancelled the run
+        run.kill()
+        kill_orphans(set())
         shutil.rmtree(job["scratch"], ignore_errors=True)
         os._exit(1)
 
     signal.signal(signal.SIGTERM, on_terminate)
-    deadline = started + float(job["timeout"])
-    limit = int(job["limits"]["output_bytes"])
-    stdout, stderr = _Capture(limit), _Capture(limit)
-    result = _Capture(int(job["limits"]["result_bytes"]))
-    streams = {out_r: stdout, err_r: stderr, result_r: result}
-    timed_out = False
-    status = None
-    rusage = None
-    # Read until the runner has exited; its output pipes may outlive it (a grandchild holds them).
-    while status is None:
-        remaining = deadline - time.perf_counter()
+    # Until the runner has exited: then everything it wrote is in the pipes, and `finish` drains
+    # them (after killing anything it left behind that still holds them open).
+    while not run.reap():
+        remaining = run.deadline - time.perf_counter()
         if remaining <= 0:
-            timed_out = True
+            run.kill(timed_out=True)
             break
-        open_fds = list(streams)
-        readable = select.select(open_fds, [], [], min(remaining, 0.05))[0] if open_fds else []
-        if not open_fds:
-            time.sleep(min(remaining, 0.001))
-        for fd in readable:
-            chunk = os.read(fd, _READ_CHUNK)
-            if chunk:
-                streams[fd].add(chunk)
-            else:
-                del streams[fd]
-                os.close(fd)
-        if result_r not in streams:
-            waited, raw_status, rusage = os.wait4(pid, os.WNOHANG)
-            if waited:
-                status = raw_status
-    duration = time.perf_counter() - started
-    _kill_descendants(pid)
-    if status is None:
-        with contextlib.suppress(ChildProcessError):
-            _, status, rusage = os.wait4(pid, 0)
-    # Every writer is gone now: drain what is left in the pipes.
-    for fd, capture in streams.items():
-        while chunk := os.read(fd, _READ_CHUNK):
-            capture.add(chunk)
-        os.close(fd)
-    shutil.rmtree(job["scratch"], ignore_errors=True)
-
-    report: dict[str, Any] = {
-        "duration": duration,
-        "stdout": stdout.text(),
-        "stderr": stderr.text(),
-        "peak_memory_kb": rusage.ru_maxrss if rusage is not None else None,
-        "timed_out": timed_out,
-    }
-    if timed_out:
-        report.update(ok=False, error=f"Script timed out after {float(job['timeout']):g} seconds")
-    elif result.truncated:
-        report.update(ok=False, error="The script's result is larger than the result size limit")
-    elif result.size:
-        report.update(json.loads(b"".join(result.chunks)))
-    else:
-        report.update(ok=False, error=_death_cause(status))
-    return report
+        watched = run.open_fds + ([run.pidfd] if run.pidfd is not None else [])
+        wait = min(remaining, 0.05 if run.pidfd is not None else 0.002)
+        for fd in select.select(watched, [], [], wait)[0]:
+            if fd != run.pidfd and not run.read(fd):
+                run.close(fd)
+    reports: list[dict[str, Any]] = []
+    run.finish(reports.append, other_runners=set())
+    run.remove_scratch()
+    return reports[0]
 
 
 def _death_cause(status: int | None) -> str:
@@ -331,8 +466,6 @@ def _death_cause(status: int | None) -> str:
 
 
 def main() -> None:
-    from gitscripts.executor.protocol import encode, read_frame
-
     job = read_frame(sys.stdin.buffer)
     report = supervise(job)
     sys.stdout.buffer.write(encode(report))

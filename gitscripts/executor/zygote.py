@@ -1,10 +1,12 @@
-"""The warm fork server: one long-lived, single-threaded process that forks a supervisor per job.
+"""The warm fork server: one long-lived, single-threaded process that forks a runner per job.
 
-Started by the service with a clean environment; it imports the modules named in PRELOAD_MODULES once
-(numpy, pandas, ...), so no execution pays for interpreter start-up or those imports. Per connection on
-its Unix socket it forks; the child reads the job, tells the service its pid (so the service can cancel
-it), supervises the run and sends the report. The zygote itself never runs user code, and children
-never share state: each starts from the zygote's pristine memory.
+Started by the service with a clean environment, it imports the modules named in PRELOAD_MODULES once
+(numpy, pandas, ...) and sets up its private view of the file system once, so a run costs one fork:
+no interpreter start-up, no imports, no per-run mount namespace. It supervises every run itself from
+one event loop: reads the job from the service's connection, forks the runner, collects its output,
+kills it at its deadline (or when the service hangs up: the client went away), cleans up what it left
+behind, and sends the report. The zygote never runs user code, and runners never share state: each
+starts from the zygote's pristine memory.
 Standard library only (plus whatever is preloaded).
 """
 
@@ -13,38 +15,169 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import importlib
+import json
 import os
+import selectors
 import signal
 import socket
 import sys
+import time
+from dataclasses import dataclass, field
 
-from gitscripts.executor.protocol import encode, read_frame
-from gitscripts.executor.worker import supervise
+from gitscripts.executor import protocol
+from gitscripts.executor.worker import Run, become_subreaper, kill_orphans, sandbox_filesystem
 
 _PR_SET_PDEATHSIG = 1
 
 
-def _reap(signum: int, frame: object) -> None:
-    while True:
+@dataclass
+class _Connection:
+    sock: socket.socket
+    buffer: bytearray = field(default_factory=bytearray)
+    run: Run | None = None
+
+    def job(self) -> dict | None:
+        """The job, once its whole frame has arrived."""
+        if len(self.buffer) < protocol.HEADER_SIZE:
+            return None
+        length = protocol.decode_length(bytes(self.buffer[: protocol.HEADER_SIZE]))
+        if len(self.buffer) < protocol.HEADER_SIZE + length:
+            return None
+        return json.loads(self.buffer[protocol.HEADER_SIZE : protocol.HEADER_SIZE + length])
+
+
+class ForkServer:
+    def __init__(self, listener: socket.socket) -> None:
+        self.listener = listener
+        # poll(2), not epoll: epoll's registrations outlive a close() while a freshly forked runner
+        # still holds a copy of the fd, and would then report events for a reused fd number.
+        self.selector = selectors.PollSelector()
+        self.selector.register(listener, selectors.EVENT_READ, ("accept", None))
+        self.runs: dict[int, _Connection] = {}  # runner pid -> its connection
+        # A runner forked ahead of time, waiting for the next job, so a request need not wait for
+        # the fork.
+        self.spare: Run | None = Run()
+
+    def serve_forever(self) -> None:
+        while True:
+            for key, _ in self.selector.select(self._timeout()):
+                kind, connection = key.data
+                if kind == "accept":
+                    self._accept()
+                elif kind == "job":
+                    self._receive_job(connection)
+                elif kind == "hangup":
+                    self._on_hangup(connection)
+                elif kind == "pipe" and not connection.run.read(key.fd):
+                    self.selector.unregister(key.fd)  # before closing: never watch a reused fd
+                    connection.run.close(key.fd)
+                elif kind == "exit":
+                    self.selector.unregister(key.fd)
+            self._advance()
+            # Forked while nothing runs (between requests), so it never competes with a script.
+            if self.spare is None and not self.runs:
+                self.spare = Run()
+
+    def _timeout(self) -> float | None:
+        runs = [c.run for c in self.runs.values() if c.run is not None]
+        if not runs:
+            return None
+        remaining = max(0.0, min(run.deadline for run in runs) - time.perf_counter())
+        # Without pidfds (an old kernel) a finished runner is only noticed by polling.
+        return min(remaining, 0.002) if any(run.pidfd is None for run in runs) else remaining
+
+    def _accept(self) -> None:
+        sock, _ = self.listener.accept()
+        sock.setblocking(False)
+        self.selector.register(sock, selectors.EVENT_READ, ("job", _Connection(sock)))
+
+    def _receive_job(self, connection: _Connection) -> None:
         try:
-            pid, _ = os.waitpid(-1, os.WNOHANG)
-        except ChildProcessError:
+            chunk = connection.sock.recv(1 << 20)
+        except BlockingIOError:
             return
-        if pid == 0:
+        if not chunk:
+            self._close(connection)
             return
+        connection.buffer += chunk
+        job = connection.job()
+        if job is None:
+            return
+        connection.buffer.clear()
+        run, self.spare = self.spare, None
+        if run is None or run.reap():  # none ready, or it died (killed from outside)
+            if run is not None:
+                run.discard()
+            run = Run()
+        run.start(job)
+        connection.run = run
+        self.runs[run.pid] = connection
+        # From now on the connection only tells us when the service hangs up (cancellation).
+        self.selector.modify(connection.sock, selectors.EVENT_READ, ("hangup", connection))
+        for fd in run.open_fds:
+            self.selector.register(fd, selectors.EVENT_READ, ("pipe", connection))
+        if run.pidfd is not None:
+            self.selector.register(run.pidfd, selectors.EVENT_READ, ("exit", connection))
+
+    def _on_hangup(self, connection: _Connection) -> None:
+        with contextlib.suppress(BlockingIOError, ConnectionError):
+            if connection.sock.recv(1):
+                return
+        if connection.run is not None:
+            connection.run.kill()
+
+    def _advance(self) -> None:
+        now = time.perf_counter()
+        for pid, connection in list(self.runs.items()):
+            run = connection.run
+            assert run is not None
+            # Once the script answered, or the runner exited (then everything it wrote is in the
+            # pipes; finish drains them after killing anything it left that holds them), it is done.
+            if run.answered or run.reap():
+                self._finish(pid, connection)
+            elif now >= run.deadline:
+                run.kill(timed_out=True)
+                self._finish(pid, connection)
+
+    def _runner_pids(self) -> set[int]:
+        pids = set(self.runs)
+        if self.spare is not None:
+            pids.add(self.spare.pid)
+        return pids
+
+    def stop(self) -> None:
+        for connection in self.runs.values():
+            if connection.run is not None:
+                connection.run.kill()
+        if self.spare is not None:
+            self.spare.discard()
+        kill_orphans(set())
+
+    def _finish(self, pid: int, connection: _Connection) -> None:
+        run = connection.run
+        assert run is not None
+        del self.runs[pid]
+        for fd in [*run.open_fds, run.pidfd]:
+            if fd is not None:
+                with contextlib.suppress(KeyError, ValueError):
+                    self.selector.unregister(fd)
+
+        def send(report: dict) -> None:
+            with contextlib.suppress(OSError):
+                connection.sock.setblocking(True)
+                connection.sock.sendall(protocol.encode(report))
+            self._close(connection)
+
+        run.finish(send, other_runners=self._runner_pids())
+        run.remove_scratch()
+
+    def _close(self, connection: _Connection) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(connection.sock)
+        connection.sock.close()
 
 
-def _serve_one(connection: socket.socket) -> None:
-    try:
-        job = read_frame(connection)
-        connection.sendall(encode({"pid": os.getpid()}))
-        report = supervise(job)
-        connection.sendall(encode(report))
-    finally:
-        os._exit(0)
-
-
-def serve(socket_path: str, preload: list[str]) -> None:
+def serve(socket_path: str, preload: list[str], sandbox: dict) -> None:
     # Die with the service that started us, however it ends.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
@@ -54,21 +187,24 @@ def serve(socket_path: str, preload: list[str]) -> None:
     listener.bind(socket_path)
     os.chmod(socket_path, 0o600)
     listener.listen(256)
-    signal.signal(signal.SIGCHLD, _reap)
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    become_subreaper()
+    sandbox_filesystem(sandbox)
+    server = ForkServer(listener)
+
+    def on_terminate(signum: int, frame: object) -> None:
+        server.stop()
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, on_terminate)
     # Tell the service we are ready (it waits for this line before sending work).
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    while True:
-        connection, _ = listener.accept()
-        pid = os.fork()
-        if pid == 0:
-            listener.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            signal.signal(signal.SIGTERM, signal.SIG_DFL)
-            _serve_one(connection)
-        connection.close()
+    server.serve_forever()
 
 
 if __name__ == "__main__":
-    serve(sys.argv[1], [name for name in sys.argv[2].split(",") if name])
+    serve(
+        sys.argv[1],
+        [name for name in sys.argv[2].split(",") if name],
+        json.loads(sys.argv[3]) if len(sys.argv) > 3 else {},
+    )

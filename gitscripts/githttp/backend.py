@@ -2,7 +2,7 @@
 
 Request and response bodies stream through in chunks both ways, so a large pack is never held in
 memory; git itself inflates gzip-encoded request bodies and speaks protocol v2 when the client asks
-(the `Git-Protocol` header). When the client goes away mid-transfer the child process is killed.
+(the `Git-Protocol` header). When the client goes away mid-transfer the child processes are stopped.
 """
 
 from __future__ import annotations
@@ -11,23 +11,100 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 
+import anyio
 import structlog
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
 
 log = structlog.get_logger("gitscripts.git")
 
 _CHUNK = 64 * 1024
+# How long git gets to exit on SIGTERM (and remove a push's quarantine) before SIGKILL.
+_TERM_GRACE_SECONDS = 5.0
+# How long git may take to exit after its whole answer was sent (it never needs long).
+_FINISH_SECONDS = 600.0
 
 
-@dataclass
-class BackendResponse:
-    status: int
-    headers: dict[str, str]
-    body: AsyncIterator[bytes]
+class BackendResponse(Response):
+    """The ASGI response of one `git http-backend` run; it owns the process until it has exited.
+
+    Not Starlette's StreamingResponse: under ASGI < 2.4 that one listens for a disconnect by
+    calling `receive()` while the body streams, and would swallow request body chunks of a push
+    that git is still reading. Here the disconnect is watched only once the request body is in.
+    """
+
+    def __init__(
+        self,
+        process: asyncio.subprocess.Process,
+        feeder: asyncio.Task[None],
+        status: int,
+        headers: dict[str, str],
+    ) -> None:
+        self.process = process
+        self.feeder = feeder
+        self.status_code = status
+        self.raw_headers = [(k.lower().encode(), v.encode("latin-1")) for k, v in headers.items()]
+        self.background = None
+        assert process.stderr is not None
+        self._errors = asyncio.create_task(process.stderr.read())
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert self.process.stdout is not None
+        completed = False
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": self.status_code,
+                    "headers": self.raw_headers,
+                }
+            )
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(self._watch_for_disconnect, receive, tasks.cancel_scope)
+                while chunk := await self.process.stdout.read(_CHUNK):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+                # Set here, not after the block: a disconnect cancels the block and ends it quietly.
+                completed = True
+                tasks.cancel_scope.cancel()
+        finally:
+            with anyio.CancelScope(shield=True):
+                await self.close(completed)
+
+    async def _watch_for_disconnect(self, receive: Receive, scope: anyio.CancelScope) -> None:
+        # The feeder reads the request body; only after it is done may we call `receive()`.
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.feeder)
+        if self.feeder.cancelled() or self.feeder.exception() is not None:
+            # ClientDisconnect: the client went away while sending
+            scope.cancel()
+            return
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        scope.cancel()
+
+    async def close(self, completed: bool = False) -> None:
+        """Reap git; stop it first unless it answered in full (the client went away, or we
+        failed). After a full answer git may still be finishing up, and is left to."""
+        self.feeder.cancel()
+        if completed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), _FINISH_SECONDS)
+        if self.process.returncode is None:
+            # SIGTERM first: git removes a half-received push's quarantine on it; SIGKILL after.
+            _signal_group(self.process, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.process.wait(), _TERM_GRACE_SECONDS)
+            except TimeoutError:
+                _signal_group(self.process, signal.SIGKILL)
+                await self.process.wait()
+        stderr = (await self._errors).decode("utf-8", "replace").strip()
+        if stderr:
+            log.info("git_http_backend_stderr", stderr=stderr[-2000:])
 
 
 async def run_http_backend(
@@ -65,42 +142,30 @@ async def run_http_backend(
     )
     assert process.stdin is not None and process.stdout is not None
     feeder = asyncio.create_task(_feed(request, process.stdin))
-    errors = asyncio.create_task(process.stderr.read()) if process.stderr else None
     try:
         status, headers = await _read_cgi_headers(process.stdout)
     except BaseException:
-        await _stop(process, feeder)
+        with anyio.CancelScope(shield=True):
+            await BackendResponse(process, feeder, 500, {}).close()
         raise
-
-    async def body() -> AsyncIterator[bytes]:
-        assert process.stdout is not None
-        finished = False
-        try:
-            while chunk := await process.stdout.read(_CHUNK):
-                yield chunk
-            await feeder
-            await process.wait()
-            finished = True
-        finally:
-            if not finished:  # the client went away (or we failed): do not leave git running
-                await _stop(process, feeder)
-            if errors is not None:
-                stderr = (await errors).decode("utf-8", "replace").strip()
-                if stderr:
-                    log.info("git_http_backend_stderr", stderr=stderr[-2000:])
-
-    return BackendResponse(status=status, headers=headers, body=body())
+    return BackendResponse(process, feeder, status, headers)
 
 
 async def _feed(request: Request, stdin: asyncio.StreamWriter) -> None:
+    """Copy the request body to git's stdin; ClientDisconnect when the client goes away."""
     try:
         async for chunk in request.stream():
+            if not chunk:
+                continue
+            if stdin.is_closing():
+                break  # git stopped reading (it answers an error): its answer still streams back
             stdin.write(chunk)
             await stdin.drain()
     except (BrokenPipeError, ConnectionResetError):
-        pass  # git stopped reading (it answers an error): its answer still streams back
+        pass  # as above
     finally:
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+        # End of input: git sees EOF (and, for a push cut short, gives up and cleans up).
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError, RuntimeError):
             stdin.close()
 
 
@@ -118,9 +183,6 @@ async def _read_cgi_headers(stdout: asyncio.StreamReader) -> tuple[int, dict[str
             headers[name.strip()] = value.strip()
 
 
-async def _stop(process: asyncio.subprocess.Process, feeder: asyncio.Task[None]) -> None:
-    feeder.cancel()
-    if process.returncode is None:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGKILL)
-        await process.wait()
+def _signal_group(process: asyncio.subprocess.Process, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signum)

@@ -70,6 +70,9 @@ class PushPolicy:
         self, git: pygit2.Repository, pusher: dict[str, Any], update: RefUpdate
     ) -> list[str]:
         ref, old, new = update.ref, update.old, update.new
+        if new != ZERO and _commit_of(git, new) is None:
+            # A tag of a bare blob or tree would carry files past every content rule.
+            return [f"{ref}: can only point at a commit"]
         if ref.startswith("refs/tags/"):
             if old != ZERO and not pusher["is_admin"]:
                 verb = "delete" if new == ZERO else "move"
@@ -92,18 +95,14 @@ class PushPolicy:
     def _new_commits(
         git: pygit2.Repository, new: str, existing: list[pygit2.Oid]
     ) -> list[pygit2.Commit]:
-        target = git.get(new)
-        if isinstance(target, pygit2.Tag):
-            target = target.peel(pygit2.Commit)
-        if not isinstance(target, pygit2.Commit):
+        target = _commit_of(git, new)
+        if target is None:
             return []
         walker = git.walk(target.id, pygit2.GIT_SORT_TOPOLOGICAL)
         for oid in existing:
-            obj = git.get(oid)
-            if isinstance(obj, pygit2.Tag):
-                obj = obj.peel(pygit2.Commit)
-            if isinstance(obj, pygit2.Commit):
-                walker.hide(obj.id)
+            commit = _commit_of(git, oid)
+            if commit is not None:
+                walker.hide(commit.id)
         return list(walker)
 
     # -- content -----------------------------------------------------------------------------
@@ -125,11 +124,12 @@ class PushPolicy:
     def _path_problem(
         self, git: pygit2.Repository, path: str, mode: int, oid: pygit2.Oid
     ) -> str | None:
-        for part in path.split("/"):
+        parts = path.split("/")
+        for position, part in enumerate(parts, 1):
             if part.lower() == ".git":
                 return "a path cannot have a .git component"
-            if part == layout.FOLDER_MARKER:
-                continue
+            if part == layout.FOLDER_MARKER and position == len(parts):
+                continue  # the file that keeps an empty folder; never a folder itself
             problem = rules.name_problem(part)
             if problem:
                 return f"'{part}': {problem}"
@@ -137,22 +137,25 @@ class PushPolicy:
             return "symlinks are not allowed"
         if mode == _SUBMODULE:
             return "submodules are not allowed"
-        blob = git.get(oid)
-        if blob is None:
+        try:
+            # The header only: a pushed 100 MB file must not be read into the service's memory
+            # just to learn that it is too large.
+            _, size = git.odb.read_header(oid)
+        except KeyError:
             return None
         limit = self.settings.max_script_size
-        if blob.size > limit:
-            return f"file is {blob.size} bytes; the limit is {limit} bytes"
+        if size > limit:
+            return f"file is {size} bytes; the limit is {limit} bytes"
         name = posixpath.basename(path)
         if name.endswith(layout.METADATA_SUFFIX):
             try:
-                layout.parse_metadata(blob.data)
+                layout.parse_metadata(git[oid].data)
             except layout.MetadataError as exc:
                 return f"invalid metadata file: {exc}"
         elif name.endswith(rules.SCRIPT_SUFFIX):
             try:
                 rules.check_script_filename(name)
-                rules.check_script_content(name, blob.data, limit)
+                rules.check_script_content(name, git[oid].data, limit)
             except errors.AppError as exc:
                 return exc.message
         return None
@@ -201,6 +204,14 @@ class PushPolicy:
                     f"{folder}/: folder belongs to {owner}; only its owner or an admin may delete it"
                 )
         return problems
+
+
+def _commit_of(git: pygit2.Repository, oid: str | pygit2.Oid) -> pygit2.Commit | None:
+    """The commit an object is or (through annotated tags) points at; None for anything else."""
+    obj = git.get(oid)
+    while isinstance(obj, pygit2.Tag):
+        obj = git.get(obj.target)
+    return obj if isinstance(obj, pygit2.Commit) else None
 
 
 def _is_folder(tree: pygit2.Tree, path: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import StreamingResponse
+from fastapi.responses import Response
 
 from gitscripts import errors
 from gitscripts.githttp.backend import run_http_backend
@@ -27,7 +27,7 @@ def _git(request: Request) -> GitService:
 
 
 @router.api_route(f"/git/{REPOSITORY_NAME}/{{path:path}}", methods=["GET", "POST"])
-async def smart_http(path: str, request: Request) -> StreamingResponse:
+async def smart_http(path: str, request: Request) -> Response:
     if (request.method, path) not in _SMART_PATHS:
         raise errors.NotFound(f"Not found: {request.method} {request.url.path}")
     service_name = request.query_params.get("service") if path == "info/refs" else path
@@ -40,13 +40,12 @@ async def smart_http(path: str, request: Request) -> StreamingResponse:
 
         bind_user(request.scope, user["login"])
     settings = services_of(request).settings
-    reply = await run_http_backend(
+    return await run_http_backend(
         request,
         settings.data_dir.resolve(),
         f"/{REPOSITORY_NAME}/{path}",
         git.backend_environment(user),
     )
-    return StreamingResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
 
 @router.post("/internal/git-hooks/{stage}")

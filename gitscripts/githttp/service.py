@@ -51,10 +51,22 @@ class GitService:
         # Known only to this process and the git processes it starts: proves a hook call is ours.
         self.hook_secret = secrets.token_urlsafe(32)
         repo.install_hooks(_HOOKS_DIR)
+        # git skips a hook it cannot find, so without ours a push would go in unchecked (an
+        # install that left the top-level hooks/ folder behind): then pushing is off.
+        self.pushes_enabled = all(
+            os.access(os.path.join(_HOOKS_DIR, hook), os.X_OK)
+            for hook in ("pre-receive", "post-receive")
+        )
+        if not self.pushes_enabled:
+            log.error("git_hooks_missing", hooks_dir=_HOOKS_DIR, effect="git push refused")
 
     # -- authentication ----------------------------------------------------------------------
     async def caller(self, request: Request, writing: bool) -> dict[str, Any] | None:
         """The authenticated user; None for an anonymous read when that is allowed."""
+        if writing and not self.pushes_enabled:
+            raise errors.PermissionDenied(
+                f"Pushing is disabled: the service's git hooks are missing from {_HOOKS_DIR}"
+            )
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
@@ -109,6 +121,9 @@ class GitService:
         updates = [RefUpdate(**update) for update in payload.get("updates", [])]
         if pusher is None:
             return {"accepted": False, "messages": ["gitscripts: push rejected: unknown pusher"]}
+        # Owners are looked up in the index: it must know every path on `main`, also those of a
+        # push whose post-receive has not run yet.
+        await run_in_threadpool(self.manager.ensure_synced)
         problems, new_commits = await run_in_threadpool(
             self.policy.check, pusher, updates, payload.get("quarantine")
         )

@@ -63,6 +63,7 @@ class Index:
         self.db = TinyDB(storage=lambda: self.storage)
         self._lookups: _Lookups | None = None
         self._entry_maps: _Entries | None = None
+        self._pushes_map: tuple[int, dict[str, int]] | None = None
 
     # -- plumbing -----------------------------------------------------------------------------
     @contextmanager
@@ -315,8 +316,40 @@ class Index:
         return self._pushes().get(commit_id)
 
     def _pushes(self) -> dict[str, int]:
+        """commit id -> pusher id, rebuilt only when the index changed: replaying history asks
+        this once per commit."""
         raw = (self.storage.read() or {}).get("pushes", {})
-        return {doc["commit"]: doc["pusher_id"] for doc in raw.values()}
+        cached = self._pushes_map
+        if cached is not None and cached[0] == self.storage.generation:
+            return cached[1]
+        pushes = {doc["commit"]: doc["pusher_id"] for doc in raw.values()}
+        self._pushes_map = (self.storage.generation, pushes)
+        return pushes
+
+    # -- files in the file store: who uploaded each -----------------------------------------
+    def file(self, key: str) -> dict[str, Any] | None:
+        """The record of a stored file (`key`, `owner_id`, `created_at`), or None when unknown."""
+        for doc in ((self.storage.read() or {}).get("files") or {}).values():
+            if doc["key"] == key:
+                return dict(doc)
+        return None
+
+    def add_file(self, key: str, owner_id: int | None) -> None:
+        """Record who stored `key` (replacing an earlier record of the same key)."""
+        with self.transaction():
+            table = self._table("files")
+            table.remove(doc_ids=self._file_doc_ids(key))
+            table.insert({"key": key, "owner_id": owner_id, "created_at": utc_now()})
+
+    def remove_file(self, key: str) -> None:
+        with self.transaction():
+            doc_ids = self._file_doc_ids(key)
+            if doc_ids:
+                self._table("files").remove(doc_ids=doc_ids)
+
+    def _file_doc_ids(self, key: str) -> list[int]:
+        files = (self.storage.read() or {}).get("files") or {}
+        return [int(doc_id) for doc_id, doc in files.items() if doc["key"] == key]
 
     # -- which commit the entries describe ----------------------------------------------------
     @property

@@ -12,8 +12,7 @@ from __future__ import annotations
 import pygit2
 
 from gitscripts.index.store import Index
-from gitscripts.repo import Author, Repository
-from gitscripts.repo.repository import COMMITTER
+from gitscripts.repo import Repository
 
 
 def sync_index(
@@ -36,16 +35,16 @@ def sync_index(
         listing = repo.listing(head)
         # The last commit the index described is the base for git's rename detection.
         previous = _commit_or_none(repo, known)
-        script_moves = _detected_moves(previous, head) if previous is not None else {}
+        script_moves = repo.detected_moves(previous, head) if previous is not None else {}
         # Owners of unknown paths are looked for in the commits since the index was last in step;
         # a full rebuild does not trust that and looks through all of history.
         since = None if full else previous
         changed = _sync_kind(
             index, repo, "scripts", set(listing.scripts), script_moves, actor_id, head, since
         )
-        folder_moves = _folder_moves(script_moves)
+        moved_folders = folder_moves(script_moves)
         changed |= _sync_kind(
-            index, repo, "folders", set(listing.folders), folder_moves, actor_id, head, since
+            index, repo, "folders", set(listing.folders), moved_folders, actor_id, head, since
         )
         index.set_synced_head(str(head.id))
         return changed
@@ -58,48 +57,7 @@ def _commit_or_none(repo: Repository, commit_id: str | None) -> pygit2.Commit | 
     return obj if isinstance(obj, pygit2.Commit) else None
 
 
-def _detected_moves(previous: pygit2.Commit, head: pygit2.Commit) -> dict[str, str]:
-    """Old path -> new path for every file that moved between two commits.
-
-    Identical content is paired first, preferring the candidate that keeps the most of the path's
-    tail (same file name, then same folder name): scripts made from one template share content, and
-    a moved script must not be mistaken for its twin. Moves that also changed the content come from
-    git's similarity detection.
-    """
-    diff = previous.tree.diff_to_tree(head.tree)
-    deleted = {
-        d.old_file.path: d.old_file.id for d in diff.deltas if d.status == pygit2.GIT_DELTA_DELETED
-    }
-    added = {
-        d.new_file.path: d.new_file.id for d in diff.deltas if d.status == pygit2.GIT_DELTA_ADDED
-    }
-    moves: dict[str, str] = {}
-    unpaired = dict(added)
-    for old in sorted(deleted):
-        candidates = [new for new, oid in unpaired.items() if oid == deleted[old]]
-        if candidates:
-            best = max(candidates, key=lambda new: (_shared_tail(old, new), new))
-            moves[old] = best
-            del unpaired[best]
-    diff.find_similar()
-    for delta in diff.deltas:
-        old, new = delta.old_file.path, delta.new_file.path
-        if delta.status == pygit2.GIT_DELTA_RENAMED and old not in moves and new in unpaired:
-            moves[old] = new
-            del unpaired[new]
-    return moves
-
-
-def _shared_tail(old: str, new: str) -> int:
-    shared = 0
-    for a, b in zip(reversed(old.split("/")), reversed(new.split("/")), strict=False):
-        if a != b:
-            break
-        shared += 1
-    return shared
-
-
-def _folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
+def folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
     """A folder moved when the files inside it moved together to one new folder."""
     moves: dict[str, str] = {}
     for old, new in script_moves.items():
@@ -160,18 +118,18 @@ def _introducers(
     if since is not None:
         walker.hide(since.id)
     for commit in walker:
-        author_id = None
-        if commit.committer.email == COMMITTER.email:
-            author_id = Author.user_id_of(commit.author)
+        # A pushed commit can claim anything, even to be one of our own API commits (committer
+        # and author are client text): what was recorded at push time wins.
+        author_id = index.pusher_of(str(commit.id))
         if author_id is None:
-            author_id = index.pusher_of(str(commit.id))
+            author_id = repo.api_author_id(commit)
         if author_id is not None and index.user(author_id) is None:
             author_id = None
         base = commit.parents[0] if commit.parents else None
         if base is None:
             continue
-        moves = _detected_moves(base, commit)
-        for old, new in {**_folder_moves(moves), **moves}.items():
+        moves = repo.detected_moves(base, commit)
+        for old, new in {**folder_moves(moves), **moves}.items():
             if old in owners:
                 owners[new] = owners.pop(old)
         for delta in base.tree.diff_to_tree(commit.tree).deltas:

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, File, Form, Request, Response, UploadFile, status
+from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from gitscripts import errors
@@ -120,9 +120,21 @@ def get_script(script_id: int, user: CurrentUser, manager: Manager) -> dict[str,
     return manager.get_script(user, script_id)
 
 
-@router.get("/scripts/{script_id}/content", response_model=ScriptContent)
-def script_content(script_id: int, user: CurrentUser, manager: Manager) -> ScriptContent:
-    return ScriptContent(content=manager.script_content(script_id).decode("utf-8", "replace"))
+Revision = Annotated[
+    str | None, Query(description="a commit id (full or abbreviated), a tag or a branch")
+]
+
+
+@router.get(
+    "/scripts/{script_id}/content", response_model=ScriptContent, response_model_exclude_none=True
+)
+def script_content(
+    script_id: int, user: CurrentUser, manager: Manager, rev: Revision = None
+) -> ScriptContent:
+    """The script's source; with `rev`, as it was at that revision (and which commit that is)."""
+    content, revision = manager.script_content(script_id, rev)
+    text = content.decode("utf-8", "replace")
+    return ScriptContent(content=text, revision=None if rev is None else revision)
 
 
 @router.put("/scripts/{script_id}", response_model=ScriptOut)
@@ -150,7 +162,9 @@ def delete_script(script_id: int, user: CurrentUser, manager: Manager) -> Respon
 
 
 @router.get("/tree", response_model=TreeOut)
-def tree(user: CurrentUser, manager: Manager) -> Response:
+def tree(user: CurrentUser, manager: Manager, rev: Revision = None) -> Response:
+    """Every folder and script; with `rev`, the tree as it was then, read-only (`can_edit` and
+    `can_delete` false; what no longer exists has `id` null)."""
     # Serialized directly: validating 10,000 scripts through the response model would cost more
     # than building them.
-    return Response(manager.tree_json(user), media_type="application/json")
+    return Response(manager.tree_json(user, rev), media_type="application/json")

@@ -84,3 +84,4 @@ class ScriptUpdate(BaseModel):
 
 class ScriptContent(BaseModel):
     content: str
+    revision: str | None = Field(default=None, description="the commit read (only with `rev`)")

@@ -11,7 +11,8 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -21,7 +22,7 @@ import structlog
 from gitscripts import errors
 from gitscripts.config import Settings
 from gitscripts.index import Entry, Index
-from gitscripts.index.sync import sync_index
+from gitscripts.index.sync import folder_moves, sync_index
 from gitscripts.repo import Author, CommitResult, Edits, Existing, Repository, layout, rules
 
 log = structlog.get_logger("gitscripts.manager")
@@ -135,8 +136,9 @@ class ManagerService:
         entry: Entry,
         folder_ids: dict[str, int] | None = None,
         creator: Callable[[int | None], dict[str, Any] | None] | None = None,
+        read_only: bool = False,
     ) -> dict[str, Any]:
-        may_change = self._may_change(user, entry)
+        may_change = not read_only and self._may_change(user, entry)
         return {
             "id": entry.id,
             "name": entry.path.rsplit("/", 1)[-1],
@@ -156,10 +158,11 @@ class ManagerService:
         metadata: layout.ScriptMetadata | None = None,
         folder_ids: dict[str, int] | None = None,
         creator: Callable[[int | None], dict[str, Any] | None] | None = None,
+        read_only: bool = False,
     ) -> dict[str, Any]:
         if metadata is None:
             metadata = self.repo.script_metadata(self.repo.head().tree, entry.path)
-        may_change = self._may_change(user, entry)
+        may_change = not read_only and self._may_change(user, entry)
         return {
             "id": entry.id,
             "filename": entry.path.rsplit("/", 1)[-1],
@@ -330,15 +333,74 @@ class ManagerService:
         self.ensure_synced()
         return self.script_view(user, self._script_entry(script_id))
 
-    def script_content(self, script_id: int) -> bytes:
+    def script_path(self, script_id: int) -> str:
+        """Where the script is on `main` now (404 when there is no such script)."""
+        self.ensure_synced()
+        return self._script_entry(script_id).path
+
+    def script_content(self, script_id: int, revision: str | None = None) -> tuple[bytes, str]:
+        """The script's bytes on `main`, or as they were at `revision` (following it back through
+        renames and moves: the history of the id, not of whatever is at its path now), and the
+        id of the commit they were read from."""
         self.ensure_synced()
         entry = self._script_entry(script_id)
-        content = self.repo.read_file(self.repo.head().tree, entry.path)
+        head = self.repo.head()
+        commit = head if revision is None else self.repo.resolve(revision)
+        path = self.repo.path_at(head, entry.path, commit)
+        content = self.repo.read_file(commit.tree, path) if path is not None else None
         if content is None:
+            at = "" if revision is None else f" at revision {revision}"
             raise errors.ScriptNotFound(
-                f"Script with id {script_id} not found", script_id=str(script_id)
+                f"Script with id {script_id} not found{at}",
+                script_id=str(script_id),
+                revision=revision,
             )
-        return content
+        return content, str(commit.id)
+
+    def restore_script(self, user: User, script_id: int, revision: str) -> dict[str, Any]:
+        """One new commit making the script's content and metadata what they were at `revision`;
+        it keeps its id and current path. History is never rewritten; restoring what is already
+        there makes no commit."""
+        self.ensure_synced()
+        entry = self._script_entry(script_id)
+        self._require_script_owner(user, entry)
+        head = self.repo.head()
+        commit = self.repo.resolve(revision)
+        old_path = self.repo.path_at(head, entry.path, commit)
+        if old_path is None:
+            raise errors.ScriptNotFound(
+                f"Script with id {script_id} did not exist at revision {revision}",
+                script_id=str(script_id),
+                revision=revision,
+            )
+        path = entry.path
+        content = self.repo.read_file(commit.tree, old_path) or b""
+        # The sidecar as it was, byte for byte; none then means none now (the filename shows).
+        sidecar = self.repo.read_file(commit.tree, layout.metadata_path(old_path))
+        rules.check_script_content(path.rsplit("/", 1)[-1], content, self.settings.max_script_size)
+
+        def plan(tree: pygit2.Tree) -> Edits:
+            if not self.repo.is_file(tree, path):
+                raise errors.ScriptNotFound(
+                    f"Script with id {script_id} not found", script_id=str(script_id)
+                )
+            return {path: content, layout.metadata_path(path): sidecar}
+
+        def record(_: CommitResult) -> None:
+            self.index.touch_entry("scripts", script_id)
+
+        now = head
+        if (
+            self.repo.read_file(head.tree, path) != content
+            or self.repo.read_file(head.tree, layout.metadata_path(path)) != sidecar
+        ):
+            message = f"Restore script {path} to {commit.short_id}"
+            now = self._commit(user, message, plan, record).commit
+        return {
+            **self.script_view(user, self._script_entry(script_id)),
+            "revision": str(now.id),
+            "restored_from": str(commit.id),
+        }
 
     def save_script(
         self,
@@ -508,12 +570,13 @@ class ManagerService:
         self._commit(user, f"Delete script {path}", plan, record)
 
     # -- the whole tree -----------------------------------------------------------------------
-    def tree_json(self, user: User) -> bytes:
+    def tree_json(self, user: User, revision: str | None = None) -> bytes:
         """GET /tree's body, serialized: the same commit, index state and caller give the same
         bytes, so repeated reads of a 10,000-script tree cost a lookup, not a rebuild."""
         self.ensure_synced()
         key = (
             str(self.repo.head().id),
+            None if revision is None else str(self.repo.resolve(revision).id),
             self.index.storage.generation,
             user["id"],
             user["is_admin"],
@@ -523,19 +586,25 @@ class ManagerService:
             if cached is not None:
                 self._tree_cache.move_to_end(key)
                 return cached
-        body = orjson.dumps(self.tree(user))
+        body = orjson.dumps(self.tree(user, revision))
         with self._tree_lock:
             self._tree_cache[key] = body
             while len(self._tree_cache) > 32:
                 self._tree_cache.popitem(last=False)
         return body
 
-    def tree(self, user: User) -> dict[str, Any]:
+    def tree(self, user: User, revision: str | None = None) -> dict[str, Any]:
+        """Every folder and script on `main`; or, read-only, as they were at `revision`."""
         self.ensure_synced()
         head = self.repo.head()
-        listing = self.repo.listing(head)
+        commit = head if revision is None else self.repo.resolve(revision)
+        listing = self.repo.listing(commit)
         folders = self.index.entries("folders")
         scripts = self.index.entries("scripts")
+        read_only = revision is not None
+        unindexed: set[str] = set()
+        if commit.id != head.id:
+            folders, scripts, unindexed = self._entries_at(commit, head, folders, scripts)
         folder_items: dict[str, dict[str, Any]] = {}
         root_folders: list[dict[str, Any]] = []
         root_scripts: list[dict[str, Any]] = []
@@ -546,17 +615,21 @@ class ManagerService:
                 creators[owner_id] = self._creator(owner_id)
             return creators[owner_id]
 
-        folder_ids = {path: entry.id for path, entry in folders.items()}
+        folder_ids = {
+            path: entry.id for path, entry in folders.items() if path not in unindexed
+        }
         for path in sorted(listing.folders):
             entry = folders.get(path)
             if entry is None:
                 continue
             parent = layout.parent_of(path)
             item = {
-                "folder": self.folder_view(user, entry, folder_ids, creator),
+                "folder": self.folder_view(user, entry, folder_ids, creator, read_only),
                 "scripts": [],
                 "subfolders": [],
             }
+            if path in unindexed:
+                item["folder"]["id"] = None
             folder_items[path] = item
             siblings = (
                 folder_items[parent]["subfolders"] if parent in folder_items else root_folders
@@ -567,10 +640,47 @@ class ManagerService:
             if entry is None:
                 continue
             metadata = self.repo.metadata_from_blob(path, listing.scripts[path][1])
-            script = self.script_view(user, entry, metadata, folder_ids, creator)
+            script = self.script_view(user, entry, metadata, folder_ids, creator, read_only)
+            if path in unindexed:
+                script["id"] = None
             parent = layout.parent_of(path)
             if parent is None:
                 root_scripts.append(script)
             elif parent in folder_items:
                 folder_items[parent]["scripts"].append(script)
         return {"root_scripts": root_scripts, "root_folders": root_folders}
+
+    def _entries_at(
+        self,
+        commit: pygit2.Commit,
+        head: pygit2.Commit,
+        folders: dict[str, Entry],
+        scripts: dict[str, Entry],
+    ) -> tuple[dict[str, Entry], dict[str, Entry], set[str]]:
+        """The index's entries re-pointed at the paths they had in an older `commit`.
+
+        A path there shows the id of what it became on `main`: the same path, or where git's
+        rename detection (the one the index itself follows) says it moved. What has no such
+        counterpart (deleted since) gets a stand-in dated by the commit, shown with `id` null,
+        returned as the third value.
+        """
+        listing = self.repo.listing(commit)
+        script_moves = self.repo.detected_moves(commit, head)
+        when = datetime.fromtimestamp(commit.commit_time, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        unindexed: set[str] = set()
+
+        def at(current: dict[str, Entry], paths: Any, moves: dict[str, str]) -> dict[str, Entry]:
+            found: dict[str, Entry] = {}
+            for path in paths:
+                entry = current.get(moves.get(path, path))
+                if entry is None:
+                    unindexed.add(path)
+                    entry = Entry(id=0, path=path, owner_id=None, created_at=when, updated_at=when)
+                found[path] = replace(entry, path=path)
+            return found
+
+        return (
+            at(folders, listing.folders, folder_moves(script_moves)),
+            at(scripts, listing.scripts, script_moves),
+            unindexed,
+        )

@@ -8,11 +8,13 @@ top of whatever won, or refused by the plan when it no longer applies.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,8 @@ _MAX_COMMIT_ATTEMPTS = 50
 _FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
+TAG_PREFIX = "refs/tags/"
+_DELTA_STATUS = {pygit2.GIT_DELTA_ADDED: "added", pygit2.GIT_DELTA_DELETED: "deleted"}
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,43 @@ class CommitResult:
     commit: pygit2.Commit
 
 
+@dataclass(frozen=True)
+class Change:
+    """One file that differs between two commits: `added`, `modified`, `renamed` or `deleted`."""
+
+    status: str
+    old_path: str | None
+    new_path: str | None
+    old_id: pygit2.Oid | None
+    new_id: pygit2.Oid | None
+
+    @property
+    def path(self) -> str:
+        return self.new_path or self.old_path or ""
+
+
+@dataclass(frozen=True)
+class Version:
+    """A commit that changed a followed script: its content, its metadata sidecar, or its path."""
+
+    commit: pygit2.Commit
+    path: str
+    old_path: str | None  # where it was in the parent, when this commit renamed or moved it
+    change: str  # "added", "modified" or "renamed"
+
+
+@dataclass(frozen=True)
+class TagInfo:
+    name: str
+    target: pygit2.Oid  # what the ref holds: the tag object, or the commit of a lightweight tag
+    commit: pygit2.Commit
+    # The user an API-made (annotated) tag names as its tagger; None for tags pushed by git
+    # without a gitscripts tagger, and for lightweight tags.
+    tagger_id: int | None
+    tagged_at: int | None
+    message: str | None
+
+
 class Repository:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -90,6 +131,9 @@ class Repository:
         self._metadata: dict[pygit2.Oid, layout.ScriptMetadata | None] = {}
         self._contents: dict[pygit2.Oid, tuple[list[str], list[tuple[str, pygit2.Oid]]]] = {}
         self._cache_lock = threading.Lock()
+        # Facts about commits, which never change: see `_follow`.
+        self._graph: dict[pygit2.Oid, list[tuple[int, pygit2.Oid]]] = {}
+        self._idents: dict[tuple[pygit2.Oid, str], tuple[pygit2.Oid | None, pygit2.Oid | None]] = {}
 
     @staticmethod
     def _create(path: Path) -> pygit2.Repository:
@@ -316,3 +360,327 @@ class Repository:
         if len(builder) == 0:
             return None
         return builder.write()
+
+    # -- history ------------------------------------------------------------------------------
+    def blob(self, blob_id: pygit2.Oid) -> bytes:
+        return self.git[blob_id].data  # type: ignore[attr-defined,no-any-return]
+
+    def entry_id(self, tree: pygit2.Tree, path: str) -> pygit2.Oid | None:
+        """The object id at `path`: equal ids mean equal content, without reading any of it."""
+        try:
+            return tree[path].id
+        except KeyError:
+            return None
+
+    @staticmethod
+    def api_author_id(commit: pygit2.Commit) -> int | None:
+        """The user who made `commit` through the API; None for commits that came by `git push`,
+        whose author is whatever the pusher typed and so names nobody reliably."""
+        if commit.committer.email != COMMITTER.email:
+            return None
+        return Author.user_id_of(commit.author)
+
+    def log(
+        self, start: pygit2.Commit, path: str | None = None, *, after_start: bool = False
+    ) -> Iterator[pygit2.Commit]:
+        """Commits reachable from `start`, newest first; with `path`, only those that changed the
+        file or folder there (merges only when they differ from every parent, as `git log
+        --full-history` shows them). `after_start` leaves `start` itself out: a page cursor.
+
+        The walk is libgit2's incremental one, so a first page costs a page, not the whole history.
+        """
+        walker = self.git.walk(None, pygit2.GIT_SORT_NONE)
+        if after_start:
+            for parent_id in start.parent_ids:
+                walker.push(parent_id)
+        else:
+            walker.push(start.id)
+        for commit in walker:
+            if path is None:
+                yield commit
+                continue
+            mine = self.entry_id(commit.tree, path)
+            parents = [self.entry_id(parent.tree, path) for parent in commit.parents]
+            if (parents and mine not in parents) or (not parents and mine is not None):
+                yield commit
+
+    def versions(
+        self, start: pygit2.Commit, path: str, *, after: pygit2.Commit | None = None
+    ) -> Iterator[Version]:
+        """The commits that changed the script at `path` in `start`, newest first, following it
+        back through renames and moves (see `_follow`). With `after` (a page cursor), only those
+        the walk meets after that commit."""
+        passed = after is None
+        for commit_id, _, version in self._follow(start, path):
+            if version is not None and passed:
+                yield version
+            passed = passed or commit_id == after.id  # type: ignore[union-attr]
+
+    def path_at(self, start: pygit2.Commit, path: str, target: pygit2.Commit) -> str | None:
+        """Where the script at `path` in `start` was in `target`; None when it did not exist there
+        (or `target` is not in its history)."""
+        if target.id == start.id:
+            return path if self.is_file(start.tree, path) else None
+        for commit_id, commit_path, _ in self._follow(start, path):
+            if commit_id == target.id:
+                return commit_path
+        return None
+
+    def _follow(
+        self, start: pygit2.Commit, path: str
+    ) -> Iterator[tuple[pygit2.Oid, str, Version | None]]:
+        """Every commit in the history of one script, newest first, with its path there and the
+        Version when that commit changed it.
+
+        A script is its file plus its metadata sidecar, compared by object id: no content is read.
+        As in `git log -- path`, a merge identical to one of its parents there changed nothing, and
+        only the identical parents are followed (so a side branch whose version the merge dropped
+        is left out). Where the path is missing in a parent, git's rename detection between the
+        two commits says where the script came from, and the walk goes on from there; only those
+        commits pay for a tree diff.
+
+        Commits are visited newest first by commit time, each once (a priority queue, as `git log`
+        does). libgit2's topological sort would order merges strictly but reads the whole history
+        before yielding anything, which a first page of 50 cannot afford at 10,000 commits. What
+        the walk learns (a commit's parents, a path's object ids in a commit) never changes, so it
+        is kept: walking the same history again costs dictionary lookups, not object reads.
+        """
+        if self._ident(start.id, path)[0] is None:
+            return
+        order = itertools.count()
+        paths = {start.id: path}
+        queue = [(-start.commit_time, next(order), start.id)]
+        while queue:
+            commit_id = heapq.heappop(queue)[2]
+            current = paths[commit_id]
+            mine = self._ident(commit_id, current)
+            parents = self._parents(commit_id)
+            follow = [(p, current) for _, p in parents if self._ident(p, current) == mine]
+            version = None
+            if not follow:
+                kinds: list[tuple[str, str | None]] = []
+                for _, parent_id in parents:
+                    if self._ident(parent_id, current)[0] is not None:
+                        kinds.append(("modified", None))
+                        follow.append((parent_id, current))
+                        continue
+                    moves = self.detected_moves(self.git[parent_id], self.git[commit_id])  # type: ignore[arg-type]
+                    source = next((old for old, new in moves.items() if new == current), None)
+                    kinds.append(("renamed", source) if source else ("added", None))
+                    if source:
+                        follow.append((parent_id, source))
+                change, old_path = kinds[0] if kinds else ("added", None)
+                commit: pygit2.Commit = self.git[commit_id]  # type: ignore[assignment]
+                version = Version(commit=commit, path=current, old_path=old_path, change=change)
+            yield commit_id, current, version
+            times = {parent_id: when for when, parent_id in parents}
+            for parent_id, parent_path in follow:
+                if parent_id not in paths:
+                    paths[parent_id] = parent_path
+                    heapq.heappush(queue, (-times[parent_id], next(order), parent_id))
+
+    def _parents(self, commit_id: pygit2.Oid) -> list[tuple[int, pygit2.Oid]]:
+        """(commit time, id) of each parent, from memory after the first time."""
+        known = self._graph.get(commit_id)
+        if known is None:
+            commit: pygit2.Commit = self.git[commit_id]  # type: ignore[assignment]
+            known = [(parent.commit_time, parent.id) for parent in commit.parents]
+            if len(self._graph) > 1_000_000:
+                self._graph.clear()
+            self._graph[commit_id] = known
+        return known
+
+    def _ident(
+        self, commit_id: pygit2.Oid, path: str
+    ) -> tuple[pygit2.Oid | None, pygit2.Oid | None]:
+        """The object ids of a script and of its sidecar in one commit: what its version is."""
+        key = (commit_id, path)
+        known = self._idents.get(key)
+        if known is None:
+            tree = self.git[commit_id].tree  # type: ignore[attr-defined]
+            known = (self.entry_id(tree, path), self.entry_id(tree, layout.metadata_path(path)))
+            if len(self._idents) > 300_000:
+                self._idents.clear()
+            self._idents[key] = known
+        return known
+
+    def detected_moves(self, previous: pygit2.Commit, head: pygit2.Commit) -> dict[str, str]:
+        """Old path -> new path for every file that moved between two commits.
+
+        Identical content is paired first, preferring the candidate that keeps the most of the
+        path's tail (same file name, then same folder name): scripts made from one template share
+        content, and a moved script must not be mistaken for its twin. Moves that also changed the
+        content come from git's similarity detection.
+        """
+        return _moves_in(previous.tree.diff_to_tree(head.tree))
+
+    def changes(self, old: pygit2.Commit | None, new: pygit2.Commit) -> list[Change]:
+        """The files that differ from `old` (None: the empty tree) to `new`, by path, with moves
+        paired as renames (`detected_moves`)."""
+        diff = old.tree.diff_to_tree(new.tree) if old else new.tree.diff_to_tree(swap=True)
+        # Plain values first: rename detection rewrites the diff's deltas in place.
+        deltas = [
+            (d.status, d.old_file.path, d.new_file.path, d.old_file.id, d.new_file.id)
+            for d in diff.deltas
+        ]
+        moves = _moves_in(diff) if old else {}
+        moved_to = set(moves.values())
+        added = {
+            new_path: new_id
+            for status, _, new_path, _, new_id in deltas
+            if status == pygit2.GIT_DELTA_ADDED
+        }
+        found: list[Change] = []
+        for status, old_path, new_path, old_id, new_id in deltas:
+            kind = _DELTA_STATUS.get(status, "modified")
+            if kind == "added" and new_path in moved_to:
+                continue  # reported with its source, as a rename
+            if kind == "deleted" and old_path in moves:
+                target = moves[old_path]
+                found.append(Change("renamed", old_path, target, old_id, added[target]))
+            elif kind == "added":
+                found.append(Change(kind, None, new_path, None, new_id))
+            elif kind == "deleted":
+                found.append(Change(kind, old_path, None, old_id, None))
+            else:
+                found.append(Change(kind, old_path, new_path, old_id, new_id))
+        return sorted(found, key=lambda change: change.path)
+
+    # -- tags -----------------------------------------------------------------------------------
+    def tag_name_problem(self, name: str) -> str | None:
+        """Why `name` cannot be a tag, or None when it can.
+
+        A tag must be a valid git ref name (`git check-ref-format`), and also a name `resolve`
+        accepts, not one that reads as a commit id, and not a branch's: `resolve` looks tags up
+        first, so a tag named `main` would silently change what every run at `main` means.
+        """
+        if not pygit2.reference_is_valid_name(TAG_PREFIX + name):
+            return "not a valid git tag name"
+        if not _REVISION.fullmatch(name) or any(bad in name for bad in ("..", "//", "/.", "@{")):
+            return "use letters, digits, '.', '_', '-' and '/', starting with a letter or digit"
+        if name.endswith((".lock", "/", ".")):
+            return "a tag name cannot end with '.', '/' or '.lock'"
+        if _HEX.fullmatch(name):
+            return "a tag name cannot look like a commit id"
+        if name == "HEAD" or f"refs/heads/{name}" in self.git.references:
+            return "a tag name cannot be a branch name"
+        return None
+
+    def tags(self) -> list[TagInfo]:
+        names = [
+            ref[len(TAG_PREFIX) :] for ref in self.git.references if ref.startswith(TAG_PREFIX)
+        ]
+        found = (self.tag(name) for name in sorted(names))
+        return [tag for tag in found if tag is not None]
+
+    def tag(self, name: str) -> TagInfo | None:
+        """The tag `name` when it names a commit (tags on other objects are not versions)."""
+        ref = self.git.references.get(TAG_PREFIX + name)
+        if ref is None:
+            return None
+        try:
+            commit = ref.peel(pygit2.Commit)
+        except (pygit2.InvalidSpecError, ValueError, KeyError):
+            return None
+        target = self.git.get(ref.target)
+        if isinstance(target, pygit2.Tag) and target.tagger is not None:
+            return TagInfo(
+                name=name,
+                target=ref.target,
+                commit=commit,
+                tagger_id=Author.user_id_of(target.tagger),
+                tagged_at=target.tagger.time,
+                message=target.message,
+            )
+        return TagInfo(
+            name=name,
+            target=ref.target,
+            commit=commit,
+            tagger_id=None,
+            tagged_at=None,
+            message=None,
+        )
+
+    def set_tag(
+        self,
+        name: str,
+        commit: pygit2.Commit,
+        tagger: Author,
+        message: str,
+        *,
+        expected: pygit2.Oid | None,
+    ) -> TagInfo:
+        """Point `refs/tags/<name>` at a new annotated tag object for `commit`.
+
+        `expected` is what the ref must hold now (None: it must not exist), checked under the
+        write lock, so two API callers never both win; the object is written before the ref moves,
+        so a fetch sees the old tag or the new one, never a missing one.
+        """
+        signature = tagger.signature()
+        raw = (
+            f"object {commit.id}\ntype commit\ntag {name}\n"
+            f"tagger {signature.name} <{signature.email}> {int(time.time())} +0000\n\n"
+            f"{message.rstrip()}\n"
+        ).encode()
+        ref_name = TAG_PREFIX + name
+        with self.write_lock:
+            current = self.git.references.get(ref_name)
+            if current is not None and expected is None:
+                raise errors.TagAlreadyExists(f"Tag '{name}' already exists", tag=name)
+            if (current.target if current is not None else None) != expected:
+                raise errors.ConcurrentUpdate(
+                    f"Tag '{name}' changed meanwhile; try again", tag=name
+                )
+            tag_id = self.git.odb.write(pygit2.GIT_OBJECT_TAG, raw)
+            try:
+                self.git.references.create(ref_name, tag_id, force=expected is not None)
+            except pygit2.AlreadyExistsError:  # a push made it since the check above
+                raise errors.TagAlreadyExists(f"Tag '{name}' already exists", tag=name) from None
+        found = self.tag(name)
+        assert found is not None
+        return found
+
+    def delete_tag(self, name: str, *, expected: pygit2.Oid) -> None:
+        ref_name = TAG_PREFIX + name
+        with self.write_lock:
+            current = self.git.references.get(ref_name)
+            if current is None or current.target != expected:
+                raise errors.ConcurrentUpdate(
+                    f"Tag '{name}' changed meanwhile; try again", tag=name
+                )
+            self.git.references.delete(ref_name)
+
+
+def _moves_in(diff: pygit2.Diff) -> dict[str, str]:
+    """The pairing behind `Repository.detected_moves`, on a tree diff not yet rename-detected."""
+    deleted = {
+        d.old_file.path: d.old_file.id for d in diff.deltas if d.status == pygit2.GIT_DELTA_DELETED
+    }
+    added = {
+        d.new_file.path: d.new_file.id for d in diff.deltas if d.status == pygit2.GIT_DELTA_ADDED
+    }
+    moves: dict[str, str] = {}
+    unpaired = dict(added)
+    for old in sorted(deleted):
+        candidates = [new for new, oid in unpaired.items() if oid == deleted[old]]
+        if candidates:
+            best = max(candidates, key=lambda new: (_shared_tail(old, new), new))
+            moves[old] = best
+            del unpaired[best]
+    if len(moves) < len(deleted) and unpaired:  # similarity needs both sides; most have neither
+        diff.find_similar()
+        for delta in diff.deltas:
+            old, new = delta.old_file.path, delta.new_file.path
+            if delta.status == pygit2.GIT_DELTA_RENAMED and old not in moves and new in unpaired:
+                moves[old] = new
+                del unpaired[new]
+    return moves
+
+
+def _shared_tail(old: str, new: str) -> int:
+    shared = 0
+    for a, b in zip(reversed(old.split("/")), reversed(new.split("/")), strict=False):
+        if a != b:
+            break
+        shared += 1
+    return shared

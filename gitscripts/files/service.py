@@ -1,0 +1,249 @@
+"""Storing, reading and deleting files: keys, ownership, size limit, streaming in both directions."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import structlog
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+
+from gitscripts import errors
+from gitscripts.config import Settings
+from gitscripts.files import keys, uploads
+from gitscripts.files.ranges import byte_range
+from gitscripts.files.store import FileStore, StagedFile
+from gitscripts.index import Index
+
+log = structlog.get_logger("gitscripts.files")
+T = TypeVar("T")
+
+# Multipart framing around the file: a body declaring more than the limit plus this is refused
+# before a byte of it is read.
+_FRAMING_ALLOWANCE = 1 << 20
+# After a refusal, this much more of the body is read and dropped, so a client still sending can
+# read the 413 instead of seeing the connection reset under it.
+_DRAIN_LIMIT = 64 << 20
+
+
+@dataclass
+class Download:
+    key: str
+    size: int  # of the whole file
+    start: int
+    length: int
+    partial: bool
+    content_type: str
+    chunks: AsyncIterator[bytes]
+
+
+class _Receiver:
+    """One file arriving: staged in the store, counted against the limit, committed or discarded."""
+
+    def __init__(self, store: FileStore, limit: int) -> None:
+        self.store = store
+        self.limit = limit
+        self.key: str | None = None
+        self.size = 0
+        self.staged: StagedFile | None = None
+        self.pending = bytearray()
+
+    async def open(self, key: str) -> None:
+        self.key = key
+        self.staged = await _in_store(self.store.stage, key)
+
+    async def write(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.limit:
+            raise errors.FileTooLarge(
+                f"The file is larger than the limit of {self.limit} bytes", limit=self.limit
+            )
+        assert self.staged is not None, "open() first"
+        if not self.pending and len(data) >= uploads.BLOCK:
+            await _in_store(self.staged.write, data)
+            return
+        self.pending += data
+        # The thread pool is entered once per block, not once per network chunk.
+        if len(self.pending) >= uploads.BLOCK:
+            await self.flush()
+
+    async def flush(self) -> None:
+        if self.pending and self.staged is not None:
+            block = bytes(self.pending)
+            self.pending.clear()
+            await _in_store(self.staged.write, block)
+
+    def discard(self) -> None:
+        """Synchronous on purpose: it must also run when the request task is being cancelled.
+        It never raises: it runs while another error is on its way to the client."""
+        if self.staged is not None:
+            try:
+                self.staged.discard()
+            except Exception as exc:
+                log.error("file_discard_failed", key=self.key, error=str(exc))
+            self.staged = None
+
+
+class FileService:
+    def __init__(self, settings: Settings, index: Index, store: FileStore) -> None:
+        self.settings = settings
+        self.index = index
+        self.store = store
+
+    # -- writing ------------------------------------------------------------------------------
+    async def upload(
+        self, user: dict[str, Any] | None, prefix: str, request: Request
+    ) -> dict[str, Any]:
+        """A multipart upload to `prefix/<random>.<extension>`."""
+        prefix = keys.check_prefix(prefix)
+        self._refuse_declared_oversize(request, _FRAMING_ALLOWANCE)
+        receiver = _Receiver(self.store, self.settings.max_file_size)
+        body = uploads.RequestBody(request.receive)
+
+        async def receive() -> None:
+            content_type = request.headers.get("content-type", "")
+            async for filename, block in uploads.file_field(content_type, body.chunks()):
+                if receiver.key is None:
+                    await receiver.open(keys.new_key(prefix, filename))
+                await receiver.write(block)
+
+        return await self._receive(user, receiver, receive(), body)
+
+    async def put(self, user: dict[str, Any] | None, key: str, request: Request) -> dict[str, Any]:
+        """The request body, as is, at exactly `key` (a new file, or one the caller may replace)."""
+        key = keys.check_key(key)
+        self._refuse_declared_oversize(request, 0)
+        if await _in_store(self.store.exists, key):
+            self._check_owner(user, key, "replace")
+        receiver = _Receiver(self.store, self.settings.max_file_size)
+        body = uploads.RequestBody(request.receive)
+
+        async def receive() -> None:
+            await receiver.open(key)
+            async for chunk in body.chunks():
+                await receiver.write(chunk)
+
+        return await self._receive(user, receiver, receive(), body)
+
+    async def _receive(
+        self,
+        user: dict[str, Any] | None,
+        receiver: _Receiver,
+        receiving: Coroutine[Any, Any, None],
+        body: uploads.RequestBody,
+    ) -> dict[str, Any]:
+        try:
+            await receiving
+            await receiver.flush()
+        except asyncio.CancelledError:
+            receiver.discard()
+            raise
+        except ClientDisconnect:
+            await run_in_threadpool(receiver.discard)
+            raise errors.ValidationError(
+                "The upload was interrupted: the client disconnected"
+            ) from None
+        except BaseException as exc:
+            await run_in_threadpool(receiver.discard)
+            if isinstance(exc, errors.FileTooLarge):
+                await body.drain(_DRAIN_LIMIT)
+            raise
+        assert receiver.key is not None and receiver.staged is not None
+        key = receiver.key
+        staged = receiver.staged
+        # The owner is recorded before the file appears, so a file is never visible ownerless; a
+        # replaced file keeps the owner it has (an admin replacing it does not take it over).
+        record = self.index.file(key)
+        recording = record is None or record["owner_id"] is None
+        if recording:
+            self.index.add_file(key, user["id"] if user else None)
+        try:
+            await _in_store(staged.commit)
+        except BaseException:
+            if recording:
+                self.index.remove_file(key)
+            await run_in_threadpool(receiver.discard)
+            raise
+        log.info("file_stored", key=key, size=receiver.size, user=user["login"] if user else None)
+        return {"key": key, "size": receiver.size}
+
+    def _refuse_declared_oversize(self, request: Request, allowance: int) -> None:
+        declared = request.headers.get("content-length", "")
+        limit = self.settings.max_file_size
+        if declared.isdigit() and int(declared) > limit + allowance:
+            raise errors.FileTooLarge(
+                f"The file is larger than the limit of {limit} bytes", limit=limit
+            )
+
+    # -- reading ------------------------------------------------------------------------------
+    async def info(self, key: str) -> dict[str, Any]:
+        key = keys.check_key(key)
+        size = await _in_store(self.store.size, key)
+        record = self.index.file(key)
+        owner = self.index.user(record["owner_id"]) if record and record["owner_id"] else None
+        return {
+            "key": key,
+            "size": size,
+            "content_type": keys.content_type(key),
+            "uploaded_by": {"id": owner["id"], "login": owner["login"]} if owner else None,
+        }
+
+    async def download(self, key: str, range_header: str | None) -> Download:
+        key = keys.check_key(key)
+        size = await _in_store(self.store.size, key)
+        wanted = byte_range(range_header, size)
+        start, length = wanted if wanted is not None else (0, size)
+        handle = await _in_store(self.store.open_at, key, start)
+        return Download(
+            key=key,
+            size=size,
+            start=start,
+            length=length,
+            partial=wanted is not None,
+            content_type=keys.content_type(key),
+            chunks=self._chunks(handle, length),
+        )
+
+    async def _chunks(self, handle: Any, length: int) -> AsyncIterator[bytes]:
+        chunks = self.store.read_chunks(handle, length)
+        try:
+            while (chunk := await run_in_threadpool(next, chunks, None)) is not None:
+                yield chunk
+        finally:
+            handle.close()
+
+    # -- deleting -----------------------------------------------------------------------------
+    async def delete(self, user: dict[str, Any] | None, key: str) -> dict[str, str]:
+        key = keys.check_key(key)
+        await _in_store(self.store.size, key)  # an unknown key is 404 before 403
+        self._check_owner(user, key, "delete")
+        await _in_store(self.store.delete, key)
+        self.index.remove_file(key)
+        return {"message": f"File '{key}' deleted successfully"}
+
+    def _check_owner(self, user: dict[str, Any] | None, key: str, action: str) -> None:
+        """Owner or admin; a file without an owner (stored anonymously, or put into the store
+        from outside) belongs to nobody, so anyone who may use the store may change it."""
+        record = self.index.file(key)
+        owner_id = record["owner_id"] if record else None
+        if owner_id is None or (user is not None and (user["id"] == owner_id or user["is_admin"])):
+            return
+        raise errors.NotFileOwner(
+            f"Only the owner of file '{key}' or an admin may {action} it", key=key
+        )
+
+
+async def _in_store(call: Callable[..., T], *args: Any) -> T:
+    """Run a blocking store call in the thread pool; a failure of the store itself (a full disk,
+    a missing bucket, refused credentials) becomes FILE_SYSTEM_ERROR, with the detail in the log
+    rather than in the answer (it may name hosts and paths)."""
+    try:
+        return await run_in_threadpool(call, *args)
+    except OSError as exc:
+        log.error("file_store_failed", error_type=type(exc).__name__, error=str(exc))
+        raise errors.FileSystemError(
+            "The file store failed; the service log has the details"
+        ) from None

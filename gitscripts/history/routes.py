@@ -1,0 +1,115 @@
+"""History, diffs, revisions and tags under /api/v1/scripts-manager: thin, one service call each."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from pydantic import BaseModel, Field
+
+from gitscripts.auth.deps import CurrentUser
+from gitscripts.history.service import HistoryService
+from gitscripts.manager.schemas import ScriptOut
+from gitscripts.services import services_of
+
+router = APIRouter(prefix="/api/v1/scripts-manager", tags=["history"])
+
+
+def history_service(request: Request) -> HistoryService:
+    return services_of(request).history
+
+
+History = Annotated[HistoryService, Depends(history_service)]
+Limit = Annotated[int, Query(ge=1, le=200, description="how many, 1..200")]
+Before = Annotated[
+    str | None,
+    Query(description="cursor: the `next_before` of the previous page (any revision works)"),
+]
+Revision = Annotated[str | None, Query(description="a commit id, a tag or a branch")]
+
+
+class RestoreIn(BaseModel):
+    revision: str = Field(min_length=1, description="the revision whose version to restore")
+
+
+class RestoreOut(ScriptOut):
+    revision: str
+    restored_from: str
+
+
+class TagIn(BaseModel):
+    name: str = Field(min_length=1, max_length=255)
+    revision: str = Field(min_length=1)
+    message: str | None = Field(default=None, max_length=10_000)
+
+
+class TagMove(BaseModel):
+    revision: str = Field(min_length=1)
+    message: str | None = Field(default=None, max_length=10_000)
+
+
+# -- one script -----------------------------------------------------------------------------------
+@router.get("/scripts/{script_id}/history")
+def script_history(
+    script_id: int, user: CurrentUser, history: History, limit: Limit = 50, before: Before = None
+) -> dict[str, Any]:
+    """The script's versions, newest first, following renames and moves."""
+    return history.script_history(script_id, limit, before)
+
+
+@router.get("/scripts/{script_id}/diff")
+def script_diff(
+    script_id: int,
+    user: CurrentUser,
+    history: History,
+    from_rev: Annotated[str | None, Query(alias="from")] = None,
+    to_rev: Annotated[str | None, Query(alias="to")] = None,
+) -> dict[str, Any]:
+    """The script between two revisions; by default its previous version against the current."""
+    return history.script_diff(script_id, from_rev, to_rev)
+
+
+@router.post("/scripts/{script_id}/restore", response_model=RestoreOut)
+def restore_script(
+    script_id: int, body: RestoreIn, user: CurrentUser, request: Request
+) -> dict[str, Any]:
+    return services_of(request).manager.restore_script(user, script_id, body.revision)
+
+
+# -- the repository -------------------------------------------------------------------------------
+@router.get("/history")
+def log(
+    user: CurrentUser,
+    history: History,
+    path: Annotated[str | None, Query(description="only commits that changed this path")] = None,
+    limit: Limit = 50,
+    before: Before = None,
+) -> dict[str, Any]:
+    return history.log(path, limit, before)
+
+
+@router.get("/commits/{rev:path}")
+def commit_detail(rev: str, user: CurrentUser, history: History) -> dict[str, Any]:
+    return history.commit_detail(rev)
+
+
+# -- tags -----------------------------------------------------------------------------------------
+@router.get("/tags")
+def list_tags(user: CurrentUser, history: History) -> list[dict[str, Any]]:
+    return history.tags(user)
+
+
+@router.post("/tags", status_code=status.HTTP_201_CREATED)
+def create_tag(body: TagIn, user: CurrentUser, history: History) -> dict[str, Any]:
+    return history.create_tag(user, body.name, body.revision, body.message)
+
+
+@router.put("/tags/{name:path}")
+def move_tag(name: str, body: TagMove, user: CurrentUser, history: History) -> dict[str, Any]:
+    return history.move_tag(user, name, body.revision, body.message)
+
+
+@router.delete("/tags/{name:path}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_tag(name: str, user: CurrentUser, history: History) -> Response:
+    history.delete_tag(user, name)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

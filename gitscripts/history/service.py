@@ -1,0 +1,297 @@
+"""History, diffs and tags: who changed what and when, any two versions compared, named versions.
+
+Reads only: every question about the past goes to the repository facade (`Repository.versions`,
+`path_at`, `log`, `changes`, the tags); this module turns its answers into the API's shapes and
+`diffs` renders the differences. Writes that change scripts (restore) are the manager's, since every
+change to the tree is one of its commits; tags are refs, not tree changes, and live here.
+"""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from typing import Any
+
+import pygit2
+
+from gitscripts import errors
+from gitscripts.history import diffs
+from gitscripts.index import Index
+from gitscripts.manager.service import ManagerService, User
+from gitscripts.repo import Author, Repository, layout
+from gitscripts.repo.repository import Change, TagInfo, Version
+
+
+def iso_time(seconds: int) -> str:
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class HistoryService:
+    def __init__(self, index: Index, repo: Repository, manager: ManagerService) -> None:
+        self.index = index
+        self.repo = repo
+        self.manager = manager
+
+    # -- presenting -----------------------------------------------------------------------------
+    def _user(self, user_id: int | None) -> dict[str, Any] | None:
+        known = self.index.user(user_id) if user_id is not None else None
+        return {"id": known["id"], "login": known["login"]} if known else None
+
+    def _author(self, commit: pygit2.Commit) -> dict[str, Any]:
+        """The author as git recorded them, plus the user when an API commit names one."""
+        known = self._user(self.repo.api_author_id(commit)) or {"id": None, "login": None}
+        return {**known, "name": commit.author.name, "email": commit.author.email}
+
+    def _commit_summary(self, commit: pygit2.Commit) -> dict[str, Any]:
+        return {
+            "revision": str(commit.id),
+            "short": commit.short_id,
+            "author": self._author(commit),
+            "committed_at": iso_time(commit.commit_time),
+            "message": commit.message.rstrip("\n"),
+        }
+
+    def _version(self, version: Version) -> dict[str, Any]:
+        return {
+            **self._commit_summary(version.commit),
+            "change": version.change,
+            "path": version.path,
+            "old_path": version.old_path,
+        }
+
+    @staticmethod
+    def _page(items: list[Any], limit: int) -> tuple[list[Any], str | None]:
+        """A page of `limit` from `limit + 1` fetched, and the cursor for the next one."""
+        page = items[:limit]
+        return page, (page[-1]["revision"] if len(items) > limit else None)
+
+    # -- one script -----------------------------------------------------------------------------
+    def script_history(self, script_id: int, limit: int, before: str | None) -> dict[str, Any]:
+        path = self.manager.script_path(script_id)
+        after = self.repo.resolve(before) if before is not None else None
+        found = self.repo.versions(self.repo.head(), path, after=after)
+        items = [self._version(version) for version in itertools.islice(found, limit + 1)]
+        versions, next_before = self._page(items, limit)
+        return {"script_id": script_id, "versions": versions, "next_before": next_before}
+
+    def _path_at(self, script_id: int, commit: pygit2.Commit, revision: str) -> str:
+        path = self.repo.path_at(self.repo.head(), self.manager.script_path(script_id), commit)
+        if path is None:
+            raise errors.ScriptNotFound(
+                f"Script with id {script_id} did not exist at revision {revision}",
+                script_id=str(script_id),
+                revision=revision,
+            )
+        return path
+
+    def script_diff(
+        self, script_id: int, from_rev: str | None, to_rev: str | None
+    ) -> dict[str, Any]:
+        """The script (and its metadata sidecar) between two revisions; by default its previous
+        version against `to` (default: the current one)."""
+        to_commit = self.repo.resolve(to_rev) if to_rev is not None else self.repo.head()
+        new_path = self._path_at(script_id, to_commit, to_rev or "main")
+        from_commit: pygit2.Commit | None
+        if from_rev is not None:
+            from_commit = self.repo.resolve(from_rev)
+            old_path: str | None = self._path_at(script_id, from_commit, from_rev)
+        else:
+            # The newest two versions as of `to`: the second is the one before the last change.
+            # (The script's own walk from `to`, so renames before `to` are followed.)
+            latest = list(itertools.islice(self.repo.versions(to_commit, new_path), 2))
+            previous = latest[1] if len(latest) > 1 else None
+            from_commit = previous.commit if previous else None
+            old_path = previous.path if previous else None
+        files = [
+            diffs.diff_file(
+                _status(old, new),
+                old,
+                new,
+                self.repo.read_file(from_commit.tree, old) if from_commit and old else None,
+                self.repo.read_file(to_commit.tree, new) if new else None,
+            )
+            for old, new in _script_and_sidecar(
+                self.repo, from_commit, old_path, to_commit, new_path
+            )
+        ]
+        return {
+            "script_id": script_id,
+            "from": str(from_commit.id) if from_commit else None,
+            "to": str(to_commit.id),
+            "patch": diffs.unified_patch(files),
+            "files": [file.to_dict() for file in files],
+        }
+
+    # -- the repository -----------------------------------------------------------------------
+    def log(self, path: str | None, limit: int, before: str | None) -> dict[str, Any]:
+        if path is not None:
+            path = _clean_path(path)
+        if before is not None:
+            start, after_start = self.repo.resolve(before), True
+        else:
+            start, after_start = self.repo.head(), False
+        walk = self.repo.log(start, path, after_start=after_start)
+        items = [
+            {
+                **self._commit_summary(commit),
+                "parents": [str(parent) for parent in commit.parent_ids],
+                "changes": [
+                    _change(change)
+                    for change in self.repo.changes(
+                        commit.parents[0] if commit.parents else None, commit
+                    )
+                ],
+            }
+            for commit in itertools.islice(walk, limit + 1)
+        ]
+        commits, next_before = self._page(items, limit)
+        return {"path": path, "commits": commits, "next_before": next_before}
+
+    def commit_detail(self, revision: str) -> dict[str, Any]:
+        """One commit against its first parent (a merge: what it brought to the first parent's
+        line; a root commit: everything it added)."""
+        commit = self.repo.resolve(revision)
+        parent = commit.parents[0] if commit.parents else None
+        files = [
+            diffs.diff_file(
+                change.status,
+                change.old_path,
+                change.new_path,
+                self.repo.blob(change.old_id) if change.old_id else None,
+                self.repo.blob(change.new_id) if change.new_id else None,
+            )
+            for change in self.repo.changes(parent, commit)
+        ]
+        return {
+            **self._commit_summary(commit),
+            "authored_at": iso_time(commit.author.time),
+            "committer": {"name": commit.committer.name, "email": commit.committer.email},
+            "parents": [str(parent_id) for parent_id in commit.parent_ids],
+            "stats": {
+                "files": len(files),
+                "additions": sum(file.additions for file in files),
+                "deletions": sum(file.deletions for file in files),
+            },
+            "files": [{**file.to_dict(), "patch": file.patch()} for file in files],
+        }
+
+    # -- tags -----------------------------------------------------------------------------------
+    def _tag_view(self, user: User, tag: TagInfo) -> dict[str, Any]:
+        may_change = bool(user["is_admin"]) or (
+            tag.tagger_id is not None and tag.tagger_id == user["id"]
+        )
+        return {
+            "name": tag.name,
+            "revision": str(tag.commit.id),
+            "short": tag.commit.short_id,
+            "message": tag.message.rstrip("\n") if tag.message else None,
+            "created_by": self._user(tag.tagger_id),
+            "created_at": iso_time(tag.tagged_at) if tag.tagged_at is not None else None,
+            "can_edit": may_change,
+            "can_delete": may_change,
+        }
+
+    def tags(self, user: User) -> list[dict[str, Any]]:
+        return [self._tag_view(user, tag) for tag in self.repo.tags()]
+
+    def _existing_tag(self, name: str) -> TagInfo:
+        tag = self.repo.tag(name)
+        if tag is None:
+            raise errors.TagNotFound(f"Tag '{name}' not found", tag=name)
+        return tag
+
+    def _require_tag_owner(self, user: User, tag: TagInfo) -> None:
+        if not (user["is_admin"] or (tag.tagger_id is not None and tag.tagger_id == user["id"])):
+            raise errors.NotTagOwner(
+                "Only the tag's creator or an admin can change it", tag=tag.name
+            )
+
+    def create_tag(
+        self, user: User, name: str, revision: str, message: str | None
+    ) -> dict[str, Any]:
+        problem = self.repo.tag_name_problem(name)
+        if problem:
+            raise errors.InvalidTagName(f"Invalid tag name: {problem}", tag=name)
+        commit = self.repo.resolve(revision)
+        tag = self.repo.set_tag(
+            name,
+            commit,
+            Author(user["id"], user["login"]),
+            message or f"Tag {name}",
+            expected=None,
+        )
+        return self._tag_view(user, tag)
+
+    def move_tag(self, user: User, name: str, revision: str, message: str | None) -> dict[str, Any]:
+        tag = self._existing_tag(name)
+        self._require_tag_owner(user, tag)
+        commit = self.repo.resolve(revision)
+        # The tag stays its creator's (the tagger names the owner); an admin moving a pushed tag
+        # nobody is known to own becomes its owner.
+        creator = self.index.user(tag.tagger_id) if tag.tagger_id is not None else None
+        tagger = (
+            Author(creator["id"], creator["login"])
+            if creator
+            else Author(user["id"], user["login"])
+        )
+        moved = self.repo.set_tag(
+            name,
+            commit,
+            tagger,
+            message or tag.message or f"Tag {name}",
+            expected=tag.target,
+        )
+        return self._tag_view(user, moved)
+
+    def delete_tag(self, user: User, name: str) -> None:
+        tag = self._existing_tag(name)
+        self._require_tag_owner(user, tag)
+        self.repo.delete_tag(name, expected=tag.target)
+
+
+def _status(old: str | None, new: str | None) -> str:
+    if old is None:
+        return "added"
+    if new is None:
+        return "deleted"
+    return "renamed" if old != new else "modified"
+
+
+def _script_and_sidecar(
+    repo: Repository,
+    from_commit: pygit2.Commit | None,
+    old_path: str | None,
+    to_commit: pygit2.Commit,
+    new_path: str,
+) -> list[tuple[str | None, str | None]]:
+    """(old, new) path pairs of the script file and of its sidecar that differ between the two
+    commits, absent sides as None: a script shows its metadata changes next to its code."""
+    pairs: list[tuple[str | None, str | None]] = []
+    for old, new in (
+        (old_path, new_path),
+        (
+            layout.metadata_path(old_path) if old_path else None,
+            layout.metadata_path(new_path),
+        ),
+    ):
+        old_id = repo.entry_id(from_commit.tree, old) if from_commit and old else None
+        new_id = repo.entry_id(to_commit.tree, new) if new else None
+        if (old_id is None and new_id is None) or (old_id == new_id and old == new):
+            continue
+        pairs.append((old if old_id else None, new if new_id else None))
+    return pairs
+
+
+def _change(change: Change) -> dict[str, Any]:
+    return {"status": change.status, "path": change.path, "old_path": change.old_path}
+
+
+def _clean_path(path: str) -> str:
+    """A folder or file path as the tree spells it; '..' and friends are refused, not resolved."""
+    cleaned = path.strip("/")
+    parts = cleaned.split("/")
+    if not cleaned or any(part in ("", ".", "..") for part in parts):
+        raise errors.ValidationError(
+            "path must be a folder or file path like 'geology/analysis.py'", path=path
+        )
+    return cleaned

@@ -1,0 +1,1 @@
+"""What scripts run by gitscripts can import (standard library only: it runs inside the sandbox)."""

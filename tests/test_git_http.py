@@ -1,0 +1,929 @@
+"""Git over HTTP: the real `git` client against a real `gitscripts serve` on a loopback port.
+
+The hooks of a push call back into the running service, so these tests cannot use TestClient: one
+server per module (users registered once, each test working in paths of its own) and a second one
+with anonymous reads for the tests that need other settings or a large repository.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import itertools
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+PASSWORD = "correct horse battery"
+HELLO = b"def main(data: dict) -> dict:\n    return {'hello': data.get('name', 'world')}\n"
+API = "/api/v1/scripts-manager"
+ZERO = "0" * 40
+
+
+# -- the server -----------------------------------------------------------------------------------
+@dataclass
+class User:
+    login: str
+    id: int
+    token: str  # a personal API token (gst_...)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass
+class Server:
+    base: str
+    data_dir: Path
+    work: Path  # clones and the git client's HOME live here
+    process: subprocess.Popen[bytes]
+    users: dict[str, User] = field(default_factory=dict)
+    clones: Iterator[int] = field(default_factory=itertools.count)
+
+    @property
+    def port(self) -> int:
+        return int(self.base.rsplit(":", 1)[1])
+
+    @property
+    def bare(self) -> Path:
+        return self.data_dir / "scripts.git"
+
+    def url(self, login: str | None = None, secret: str | None = None) -> str:
+        """The clone URL, with credentials in it (the git client sends them as HTTP Basic)."""
+        if login is None:
+            return f"{self.base}/git/scripts.git"
+        secret = secret if secret is not None else self.users[login].token
+        credentials = f"{quote(login, safe='')}:{quote(secret, safe='')}"
+        return f"http://{credentials}@127.0.0.1:{self.port}/git/scripts.git"
+
+    def api(self, login: str, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        headers = {**self.users[login].headers, **kwargs.pop("headers", {})}
+        return httpx.request(method, self.base + path, headers=headers, timeout=60, **kwargs)
+
+    def bare_git(self, *args: str) -> str:
+        return run_git(["--git-dir", str(self.bare), *args], cwd=self.work).stdout
+
+    def refs(self) -> str:
+        """Every ref of the served repository and where it points."""
+        return self.bare_git("for-each-ref", "--format=%(refname) %(objectname)")
+
+    def main(self) -> str:
+        return self.bare_git("rev-parse", "refs/heads/main").strip()
+
+    def objects(self) -> dict[str, str]:
+        """What `git count-objects -v` says of the served repository: a push that left any
+        object behind changes it."""
+        lines = self.bare_git("count-objects", "-v").splitlines()
+        return dict(line.split(": ", 1) for line in lines)
+
+    def clone(self, login: str | None, *options: str, secret: str | None = None) -> Clone:
+        path = self.work / f"clone-{next(self.clones)}"  # next() is atomic: threads clone too
+        url = self.url(login, secret) if login is not None else self.url()
+        run_git(["clone", "--quiet", *options, url, str(path)], cwd=self.work)
+        name = login or "anonymous"
+        clone = Clone(path)
+        clone.git("config", "user.name", name)
+        clone.git("config", "user.email", f"{name}@example.com")
+        return clone
+
+    def script(self, login: str, path: str) -> dict[str, Any] | None:
+        """The script at `path` as GET /tree shows it to `login`, or None."""
+        tree = self.api(login, "GET", f"{API}/tree").json()
+        pending = [tree]
+        while pending:
+            node = pending.pop()
+            for script in node.get("root_scripts", []) + node.get("scripts", []):
+                if script["logical_path"] == path:
+                    return script
+            pending += node.get("root_folders", []) + node.get("subfolders", [])
+        return None
+
+    def run(self, login: str, path: str, data: dict[str, Any]) -> dict[str, Any]:
+        reply = self.api(login, "POST", f"/api/v1/scripts/{path}", json={"data": data})
+        assert reply.status_code == 200, reply.text
+        return reply.json()
+
+    def git_processes(self) -> list[str]:
+        """The git programs the server is running right now (its descendants named git*)."""
+        children: dict[int, list[int]] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                parent = int(stat.rsplit(")", 1)[1].split()[1])
+                children.setdefault(parent, []).append(int(entry.name))
+        found, pending = [], list(children.get(self.process.pid, []))
+        while pending:
+            pid = pending.pop()
+            pending += children.get(pid, [])
+            try:
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            command = b" ".join(argv).decode(errors="replace")
+            if os.path.basename(argv[0].decode(errors="replace")).startswith("git"):
+                found.append(command)
+        return found
+
+
+def git_environment(home: Path) -> dict[str, str]:
+    """The git client's environment: no user or system config, never a prompt."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GIT_", "SSH_ASKPASS"))}
+    env.update(
+        HOME=str(home),
+        GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_TERMINAL_PROMPT="0",
+        LC_ALL="C",
+    )
+    return env
+
+
+_HOME: Path | None = None
+
+
+def _home() -> Path:
+    assert _HOME is not None, "the _git_home fixture sets it"
+    return _HOME
+
+
+def run_git(
+    args: list[str], cwd: Path, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    completed = subprocess.run(
+        ["git", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        env={**git_environment(_home()), **(env or {})},
+        timeout=120,
+    )
+    if check and completed.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed:\n{completed.stderr}")
+    return completed
+
+
+@dataclass
+class Clone:
+    path: Path
+
+    def git(self, *args: str, check: bool = True, **env: str) -> subprocess.CompletedProcess[str]:
+        return run_git(list(args), cwd=self.path, check=check, env=env)
+
+    def write(self, path: str, content: bytes) -> None:
+        target = self.path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        self.git("add", path)
+
+    def commit(self, message: str = "change", **env: str) -> str:
+        self.git("commit", "--quiet", "--allow-empty", "-m", message, **env)
+        return self.head()
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD").stdout.strip()
+
+    def push(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return self.git("push", "origin", *(args or ("HEAD:main",)), check=False, **env)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start(root: Path, logins: list[str], **settings: str) -> Server:
+    root.mkdir(parents=True, exist_ok=True)
+    work = root / "work"
+    work.mkdir()
+    data_dir = root / "data"
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "JWT_SECRET_KEY": "k" * 48,
+        "PASSWORD_HASH_MEMORY_KIB": "256",
+        "PASSWORD_HASH_TIME_COST": "1",
+        "LOG_LEVEL": "WARNING",
+        "GITSCRIPTS_ADMIN_PASSWORD": PASSWORD,
+        **settings,
+    }
+    # The admin comes first, through the real command, so it is user 1.
+    admin = subprocess.run(
+        [sys.executable, "-m", "gitscripts.cli", "create-admin", "root"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert admin.returncode == 0, admin.stderr
+    port = _free_port()
+    log = open(root / "server.log", "wb")  # noqa: SIM115 - the server writes it until stopped
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gitscripts.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = Server(f"http://127.0.0.1:{port}", data_dir, work, process)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            httpx.get(f"{server.base}/health")
+            break
+        except httpx.TransportError:
+            assert process.poll() is None, (root / "server.log").read_text()
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.1)
+    for login in ["root", *logins]:
+        credentials = {"login": login, "password": PASSWORD}
+        if login != "root":
+            assert httpx.post(f"{server.base}/api/v1/auth/register", json=credentials).is_success
+        session = httpx.post(f"{server.base}/api/v1/auth/login", json=credentials).json()
+        headers = {"Authorization": f"Bearer {session['access_token']}"}
+        me = httpx.get(f"{server.base}/api/v1/auth/me", headers=headers).json()
+        token = httpx.post(
+            f"{server.base}/api/v1/auth/tokens", headers=headers, json={"name": "git"}
+        ).json()["token"]
+        server.users[login] = User(login, me["id"], token)
+    return server
+
+
+def _stop(server: Server) -> None:
+    server.process.terminate()
+    server.process.wait(timeout=15)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    started = _start(tmp_path_factory.mktemp("git-http"), ["alice", "bob"])
+    try:
+        yield started
+    finally:
+        _stop(started)
+
+
+@pytest.fixture(scope="module")
+def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server that lets anyone clone (GIT_ANONYMOUS_READ), with throttling that shows fast."""
+    started = _start(
+        tmp_path_factory.mktemp("git-http-open"),
+        ["carol"],
+        GIT_ANONYMOUS_READ="true",
+        LOGIN_THROTTLE_FREE_ATTEMPTS="2",
+        LOGIN_THROTTLE_BASE_DELAY="0.4",
+    )
+    try:
+        yield started
+    finally:
+        _stop(started)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _git_home(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """An empty HOME for the git client: no user config, no credential helper."""
+    global _HOME
+    _HOME = tmp_path_factory.mktemp("git-home")
+
+
+# -- cloning and authentication -------------------------------------------------------------------
+def test_clone_with_a_token_or_a_password_and_not_with_wrong_credentials(server: Server) -> None:
+    with_token = server.clone("alice")
+    assert with_token.head() == server.main()
+    with_password = server.clone("alice", secret=PASSWORD)
+    assert with_password.head() == server.main()
+    for login, secret in (
+        ("alice", "wrong password"),
+        ("alice", "gst_not-a-real-token"),
+        ("bob", server.users["alice"].token),  # alice's token does not work for bob
+    ):
+        url = server.url(login, secret)
+        failed = run_git(["ls-remote", url], cwd=server.work, check=False)
+        assert failed.returncode != 0
+        assert "Authentication failed" in failed.stderr
+    # Without credentials: 401 with a Basic challenge, so that the git client asks for them.
+    info_refs = f"{server.url()}/info/refs?service=git-upload-pack"
+    reply = httpx.get(info_refs)
+    assert reply.status_code == 401
+    assert reply.headers["WWW-Authenticate"].startswith("Basic")
+    failed = run_git(["ls-remote", server.url()], cwd=server.work, check=False)
+    assert failed.returncode != 0
+    # A token also works as a Bearer header (for tools that send one).
+    reply = httpx.get(info_refs, headers=server.users["alice"].headers)
+    assert reply.status_code == 200
+    assert reply.headers["content-type"] == "application/x-git-upload-pack-advertisement"
+    # Only the smart protocol's three paths are served.
+    for path in ("HEAD", "objects/info/packs", "config"):
+        assert (
+            httpx.get(f"{server.url()}/{path}", headers=server.users["alice"].headers).status_code
+            == 404
+        )
+
+
+def test_anonymous_clone_only_when_allowed_and_never_an_anonymous_push(
+    server: Server, open_server: Server
+) -> None:
+    refused = run_git(
+        ["clone", server.url(), str(server.work / "anon")], cwd=server.work, check=False
+    )
+    # The server asked for credentials (401 + Basic), and the client, not allowed to prompt, gave up.
+    assert refused.returncode != 0 and "could not read Username" in refused.stderr
+    clone = open_server.clone(None)
+    assert clone.head() == open_server.main()
+    before = open_server.refs()
+    clone.write("anonymous.py", HELLO)
+    clone.commit("anonymous push")
+    pushed = clone.push()
+    assert pushed.returncode != 0 and "could not read Username" in pushed.stderr
+    assert open_server.refs() == before
+
+
+def test_password_checks_are_throttled_like_the_login(open_server: Server) -> None:
+    info_refs = f"{open_server.url()}/info/refs?service=git-upload-pack"
+    wrong = httpx.BasicAuth("carol", "not the password")
+    for _ in range(2):  # the free attempts
+        assert httpx.get(info_refs, auth=wrong).status_code == 401
+    started = time.monotonic()
+    assert httpx.get(info_refs, auth=wrong).status_code == 401
+    assert time.monotonic() - started >= 0.4
+    started = time.monotonic()
+    reply = httpx.get(info_refs, auth=httpx.BasicAuth("carol", PASSWORD), timeout=30)
+    assert reply.status_code == 200 and time.monotonic() - started >= 0.8
+
+
+# -- pushing --------------------------------------------------------------------------------------
+def test_pushed_script_is_owned_by_the_pusher_and_runs(server: Server) -> None:
+    clone = server.clone("alice")
+    clone.write("pushed/hello.py", HELLO)
+    clone.write(
+        "pushed/hello.py.meta.json", b'{"display_name": "Hello from git", "description": "d"}\n'
+    )
+    # The commit claims to be bob's, even in the address form gitscripts' own commits use, and
+    # claims gitscripts as committer: identity comes from the authentication, never from this.
+    bob = server.users["bob"]
+    forged = f"{bob.id}+bob@users.gitscripts.invalid"
+    clone.commit(
+        "a script by 'bob'",
+        GIT_AUTHOR_NAME="bob",
+        GIT_AUTHOR_EMAIL=forged,
+        GIT_COMMITTER_NAME="gitscripts",
+        GIT_COMMITTER_EMAIL="gitscripts@gitscripts.invalid",
+    )
+    pushed = clone.push()
+    assert pushed.returncode == 0, pushed.stderr
+    assert "remote: gitscripts: main is at" in pushed.stderr
+    script = server.script("bob", "pushed/hello.py")
+    assert script is not None
+    assert script["created_by"]["login"] == "alice"
+    assert script["display_name"] == "Hello from git" and script["description"] == "d"
+    assert script["can_edit"] is False  # bob is not its owner
+    folder = server.api("alice", "GET", f"{API}/folders/{script['folder_id']}").json()
+    assert folder["path"] == "pushed" and folder["created_by"]["login"] == "alice"
+    reply = server.run("bob", "pushed/hello.py", {"name": "git"})
+    assert reply["success"] is True and reply["result"] == {"hello": "git"}
+    assert reply["revision"] == clone.head() == server.main()
+    # Bob, being someone else, cannot change it over git either.
+    theirs = server.clone("bob")
+    theirs.write("pushed/hello.py", HELLO + b"# bob was here\n")
+    theirs.commit()
+    refused = theirs.push()
+    assert refused.returncode != 0
+    assert "pushed/hello.py: belongs to alice" in refused.stderr
+
+
+def test_ownership_is_checked_against_main_even_when_the_index_is_behind(server: Server) -> None:
+    # An API commit of bob's whose index write never happened (a crash in between): only `main`
+    # knows the script. The push check must bring the index up to date before asking for owners.
+    bob = server.users["bob"]
+    work = server.work / "behind"
+    work.mkdir()
+    env = {
+        "GIT_DIR": str(server.bare),
+        "GIT_INDEX_FILE": str(work / "index"),
+        "GIT_AUTHOR_NAME": "bob",
+        "GIT_AUTHOR_EMAIL": f"{bob.id}+bob@users.gitscripts.invalid",
+        "GIT_COMMITTER_NAME": "gitscripts",
+        "GIT_COMMITTER_EMAIL": "gitscripts@gitscripts.invalid",
+    }
+    run_git(["read-tree", "main"], cwd=work, env=env)
+    (work / "bob.py").write_bytes(HELLO)
+    blob = run_git(["hash-object", "-w", "bob.py"], cwd=work, env=env).stdout.strip()
+    run_git(
+        ["update-index", "--add", "--cacheinfo", f"100644,{blob},behind/bob.py"], cwd=work, env=env
+    )
+    tree = run_git(["write-tree"], cwd=work, env=env).stdout.strip()
+    main = server.main()
+    commit = run_git(["commit-tree", tree, "-p", main, "-m", "Create script"], cwd=work, env=env)
+    run_git(["update-ref", "refs/heads/main", commit.stdout.strip(), main], cwd=work, env=env)
+    clone = server.clone("alice")
+    clone.write("behind/bob.py", HELLO + b"# alice\n")
+    clone.commit("alice overwrites bob's script")
+    refused = clone.push()
+    assert refused.returncode != 0
+    assert "behind/bob.py: belongs to bob" in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def others(server: Server) -> dict[str, Any]:
+    """Bob's script in his folder and an empty folder of his, made through the API; and a tag."""
+    folder = server.api("bob", "POST", f"{API}/folders", json={"name": "bobs"}).json()
+    script = server.api(
+        "bob",
+        "POST",
+        f"{API}/scripts",
+        files={"file": ("tool.py", HELLO)},
+        data={"display_name": "Tool", "folder_id": str(folder["id"])},
+    )
+    assert script.status_code == 201, script.text
+    empty = server.api("bob", "POST", f"{API}/folders", json={"name": "bob-empty"})
+    assert empty.status_code == 201
+    clone = server.clone("alice")
+    clone.git("tag", "-a", "-m", "release", "v1")
+    assert clone.push("v1").returncode == 0
+    return {"folder": folder, "script": script.json(), "empty": empty.json()}
+
+
+def _symlink(clone: Clone) -> None:
+    os.symlink("hello.py", clone.path / "link.py")
+    clone.git("add", "link.py")
+
+
+def _submodule(clone: Clone) -> None:
+    clone.git("update-index", "--add", "--cacheinfo", f"160000,{clone.head()},sub")
+
+
+def _mktree(clone: Clone, entries: str) -> str:
+    made = subprocess.run(
+        ["git", "mktree"],
+        input=entries,
+        cwd=clone.path,
+        capture_output=True,
+        text=True,
+        env=git_environment(_home()),
+        check=True,
+    )
+    return made.stdout.strip()
+
+
+def _dot_git(clone: Clone) -> None:
+    # Neither `git add` nor `git read-tree` accepts such a path: build the commit by hand.
+    (clone.path / "x.txt").write_bytes(b"[core]\n")
+    blob = clone.git("hash-object", "-w", "x.txt").stdout.strip()
+    dot_git = _mktree(clone, f"100644 blob {blob}\tconfig\n")
+    folder = _mktree(clone, f"040000 tree {dot_git}\t.git\n100644 blob {blob}\tok.txt\n")
+    root = _mktree(clone, clone.git("ls-tree", "HEAD").stdout + f"040000 tree {folder}\tx\n")
+    commit = clone.git("commit-tree", root, "-p", "HEAD", "-m", "a .git folder").stdout.strip()
+    clone.git("update-ref", "HEAD", commit)
+
+
+def _rewrite_main(clone: Clone) -> None:
+    # A new commit on top of main's parent: main's last commit would be lost.
+    clone.git("reset", "--quiet", "--hard", "origin/main~1")
+    clone.write("rewritten.py", HELLO)
+
+
+CONTENT_CASES: dict[str, tuple[Callable[[Clone], None], list[str]]] = {
+    "syntax error": (
+        lambda c: c.write("bad/broken.py", b"def main(data):\n    return {\n"),
+        ["bad/broken.py", "not valid Python"],
+    ),
+    "no main": (lambda c: c.write("nomain.py", b"x = 1\n"), ["nomain.py", "main(data)"]),
+    "symlink": (_symlink, ["link.py", "symlinks are not allowed"]),
+    "submodule": (_submodule, ["sub", "submodules are not allowed"]),
+    "huge file": (
+        lambda c: c.write("data/huge.txt", b"x" * (1_048_576 + 1)),
+        ["data/huge.txt", "the limit is 1048576 bytes"],
+    ),
+    # git's own fsck (receive.fsckObjects) turns this away before the hook runs.
+    ".git component": (_dot_git, [".git"]),
+    ".gitkeep as a folder": (
+        lambda c: c.write("lib/.gitkeep/x.py", HELLO),
+        ["lib/.gitkeep/x.py", "'.gitkeep': name cannot start with a dot"],
+    ),
+    "leading dot": (
+        lambda c: c.write("lib/.hidden.py", HELLO),
+        ["lib/.hidden.py", "start with a dot"],
+    ),
+    "control character": (
+        lambda c: c.write("ctl/bell\x07.py", HELLO),
+        ["ctl/bell", "control characters"],
+    ),
+    "invalid metadata": (
+        lambda c: (c.write("meta.py", HELLO), c.write("meta.py.meta.json", b'{"display_name": 3}')),
+        ["meta.py.meta.json", "invalid metadata file", "display_name"],
+    ),
+    "someone else's script changed": (
+        lambda c: c.write("bobs/tool.py", HELLO + b"# alice\n"),
+        ["bobs/tool.py: belongs to bob", "may change it"],
+    ),
+    "someone else's metadata changed": (
+        lambda c: c.write("bobs/tool.py.meta.json", b'{"display_name": "Mine"}'),
+        ["bobs/tool.py: belongs to bob"],
+    ),
+    "someone else's script deleted": (
+        lambda c: c.git("rm", "--quiet", "bobs/tool.py"),
+        ["bobs/tool.py: belongs to bob", "may delete it"],
+    ),
+    "someone else's script renamed": (
+        lambda c: c.git("mv", "bobs/tool.py", "bobs/mine.py"),
+        ["bobs/tool.py: belongs to bob"],
+    ),
+    "someone else's folder deleted": (
+        lambda c: c.git("rm", "--quiet", "-r", "bob-empty"),
+        ["bob-empty/: folder belongs to bob"],
+    ),
+    "non-fast-forward": (_rewrite_main, ["refs/heads/main", "non-fast-forward"]),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTENT_CASES))
+def test_push_breaking_a_rule_is_rejected_and_leaves_no_trace(
+    server: Server, others: dict[str, Any], case: str
+) -> None:
+    change, expected = CONTENT_CASES[case]
+    clone = server.clone("alice")
+    clone.write("hello.py", HELLO)  # a good change travels with the bad one, and is refused too
+    clone.commit("a good change")
+    change(clone)
+    clone.commit(f"breaks a rule: {case}")
+    refs, objects = server.refs(), server.objects()
+    pushed = clone.push("--force", "HEAD:main")
+    assert pushed.returncode != 0
+    remote = [line for line in pushed.stderr.splitlines() if line.startswith("remote:")]
+    assert remote, pushed.stderr
+    for fragment in expected:
+        assert fragment in pushed.stderr, pushed.stderr
+    assert server.refs() == refs
+    assert server.objects() == objects
+    assert server.script("alice", "hello.py") is None
+
+
+REF_CASES: dict[str, tuple[list[str], list[str]]] = {
+    "delete main": (["--delete", "main"], ["refs/heads/main: main cannot be deleted"]),
+    "move a tag": (["--force", "HEAD:refs/tags/v1"], ["refs/tags/v1: only an admin can move"]),
+    "delete a tag": (["--delete", "refs/tags/v1"], ["refs/tags/v1: only an admin can delete"]),
+    "notes": (["refs/notes/commits:refs/notes/x"], ["refs/notes/x: only branches"]),
+    # A tag of a bare blob would bring a file that no commit, hence no content rule, covers.
+    "tag of a blob": (["big-blob:refs/tags/big-blob"], ["refs/tags/big-blob: can only point at"]),
+}
+
+
+@pytest.mark.parametrize("case", list(REF_CASES))
+def test_ref_updates_that_are_refused(server: Server, others: dict[str, Any], case: str) -> None:
+    args, expected = REF_CASES[case]
+    clone = server.clone("alice")
+    clone.git("notes", "add", "-m", "a note")
+    huge = clone.path / "huge.bin"
+    huge.write_bytes(b"x" * (1_048_576 + 1))
+    clone.git("tag", "big-blob", clone.git("hash-object", "-w", str(huge)).stdout.strip())
+    refs, objects = server.refs(), server.objects()
+    pushed = clone.push(*args)
+    assert pushed.returncode != 0
+    for fragment in expected:
+        assert f"remote:   - {fragment}" in pushed.stderr, pushed.stderr
+    assert server.refs() == refs
+    assert server.objects() == objects
+
+
+def test_admin_may_delete_others_folders_and_move_tags(
+    server: Server, others: dict[str, Any]
+) -> None:
+    admin = server.clone("root")
+    admin.git("tag", "-a", "-f", "-m", "moved", "v1", "HEAD")
+    assert admin.push("--force", "refs/tags/v1").returncode == 0
+    assert server.bare_git("rev-parse", "v1^{commit}").strip() == server.main()
+    assert admin.push("--delete", "refs/tags/v1").returncode == 0
+    assert "refs/tags/v1" not in server.refs()
+    admin.git("rm", "--quiet", "-r", "bob-empty")
+    admin.commit("remove bob's empty folder")
+    pushed = admin.push()
+    assert pushed.returncode == 0, pushed.stderr
+    reply = server.api("bob", "GET", f"{API}/folders/{others['empty']['id']}")
+    assert reply.status_code == 404
+    # A new tag and a feature branch are anyone's to push.
+    clone = server.clone("alice")
+    clone.git("tag", "v2")
+    assert clone.push("v2", "HEAD:refs/heads/feature").returncode == 0
+    assert "refs/tags/v2" in server.refs() and "refs/heads/feature" in server.refs()
+
+
+# -- renames, metadata and the API ----------------------------------------------------------------
+def test_git_mv_keeps_the_script_id_and_metadata_edits_show(server: Server) -> None:
+    clone = server.clone("alice")
+    clone.write("moving/first.py", HELLO)
+    clone.commit("add")
+    assert clone.push().returncode == 0
+    script = server.script("alice", "moving/first.py")
+    assert script is not None
+    # The folder first (its files keep their names: that is how a folder move is recognised),
+    # then the script, with metadata written by hand.
+    clone.git("mv", "moving", "moved")
+    clone.commit("rename the folder")
+    assert clone.push().returncode == 0
+    clone.git("mv", "moved/first.py", "moved/second.py")
+    clone.write("moved/second.py.meta.json", b'{"display_name": "Renamed in git"}\n')
+    clone.commit("rename the script")
+    pushed = clone.push()
+    assert pushed.returncode == 0, pushed.stderr
+    reply = server.api("alice", "GET", f"{API}/scripts/{script['id']}").json()
+    assert reply["logical_path"] == "moved/second.py"
+    assert reply["display_name"] == "Renamed in git"
+    assert reply["created_by"]["login"] == "alice"
+    folder = server.api("alice", "GET", f"{API}/folders/{script['folder_id']}").json()
+    assert folder["path"] == "moved"  # the folder kept its id too
+    assert server.run("alice", "moved/second.py", {})["success"] is True
+
+
+def test_api_changes_and_pulls_see_each_other(server: Server) -> None:
+    clone = server.clone("alice")
+    reply = server.api(
+        "alice",
+        "POST",
+        f"{API}/scripts-from-text",
+        json={"filename": "from_api.py", "display_name": "From API", "content": HELLO.decode()},
+    )
+    assert reply.status_code == 201, reply.text
+    clone.git("pull", "--quiet", "--ff-only")
+    assert (clone.path / "from_api.py").read_bytes() == HELLO
+    changed = HELLO.replace(b"world", b"git")
+    clone.write("from_api.py", changed)
+    clone.commit("edit over git")
+    assert clone.push().returncode == 0
+    content = server.api("alice", "GET", f"{API}/scripts/{reply.json()['id']}/content").json()
+    assert content["content"] == changed.decode()
+    assert server.run("alice", "from_api.py", {})["result"] == {"hello": "git"}
+
+
+def test_a_push_of_a_thousand_files(server: Server) -> None:
+    clone = server.clone("alice")
+    for number in range(1000):
+        target = clone.path / "many" / f"f{number // 100}" / f"script_{number:04d}.py"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(HELLO + f"# {number}\n".encode())
+    clone.git("add", "many")
+    clone.commit("a thousand scripts")
+    started = time.monotonic()
+    pushed = clone.push()
+    assert pushed.returncode == 0, pushed.stderr
+    assert time.monotonic() - started < 30
+    tree = server.api("alice", "GET", f"{API}/tree").json()
+    many = next(item for item in tree["root_folders"] if item["folder"]["path"] == "many")
+    scripts = [s for sub in many["subfolders"] for s in sub["scripts"]]
+    assert len(scripts) == 1000
+    assert {s["created_by"]["login"] for s in scripts} == {"alice"}
+    assert len({s["id"] for s in scripts}) == 1000
+
+
+def test_a_push_larger_than_the_buffers_streams_through(server: Server) -> None:
+    # A few MB of incompressible helper modules: the pack keeps arriving long after git has
+    # answered with its headers, so any other reader of the request body would corrupt it.
+    clone = server.clone("alice")
+    for number in range(5):
+        data = base64.b64encode(os.urandom(700_000)).decode()
+        clone.write(f"bulk/_data{number}.py", f'DATA = "{data}"\n'.encode())
+    clone.commit("bulk data")
+    pushed = clone.push()
+    assert pushed.returncode == 0, pushed.stderr
+    assert server.main() == clone.head()
+    assert server.bare_git("cat-file", "-s", "main:bulk/_data4.py").strip() == "933346"
+
+
+# -- protocol -------------------------------------------------------------------------------------
+def test_protocol_v2_clone_fetch_and_push(server: Server) -> None:
+    traced = run_git(
+        ["-c", "protocol.version=2", "ls-remote", server.url("alice")],
+        cwd=server.work,
+        env={"GIT_TRACE_PACKET": "1"},
+    )
+    assert "< version 2" in traced.stderr
+    assert server.main() in traced.stdout
+    v0 = run_git(
+        ["-c", "protocol.version=0", "ls-remote", server.url("alice")],
+        cwd=server.work,
+        env={"GIT_TRACE_PACKET": "1"},
+    )
+    assert "version 2" not in v0.stderr and server.main() in v0.stdout
+    clone = server.clone("alice", "--config", "protocol.version=2")
+    clone.write("v2/pushed.py", HELLO)
+    clone.commit("over v2")
+    assert clone.push().returncode == 0
+    other = server.clone("bob", "--config", "protocol.version=2")
+    other.write("v2/other.py", HELLO)
+    other.commit("bob's")
+    assert other.push().returncode == 0
+    fetched = clone.git("pull", "--quiet", "--rebase", GIT_TRACE_PACKET="1")
+    assert "version 2" in fetched.stderr
+    assert (clone.path / "v2/other.py").exists()
+    assert server.script("alice", "v2/pushed.py") is not None
+
+
+def test_gzip_encoded_request_bodies(server: Server) -> None:
+    def pkt(line: str) -> bytes:
+        return f"{len(line) + 4:04x}{line}".encode()
+
+    main = server.main()
+    request = pkt(f"want {main} ofs-delta\n") + b"0000" + pkt("done\n")
+    reply = httpx.post(
+        f"{server.url()}/git-upload-pack",
+        content=gzip.compress(request),
+        headers={
+            **server.users["alice"].headers,
+            "Content-Type": "application/x-git-upload-pack-request",
+            "Content-Encoding": "gzip",
+        },
+    )
+    assert reply.status_code == 200
+    # git inflated it: a negotiation it could not read would be answered with an error instead.
+    assert reply.content.startswith(b"0008NAK\n") and b"PACK" in reply.content
+    garbled = httpx.post(
+        f"{server.url()}/git-upload-pack",
+        content=request,  # said to be gzip, and is not
+        headers={
+            **server.users["alice"].headers,
+            "Content-Type": "application/x-git-upload-pack-request",
+            "Content-Encoding": "gzip",
+        },
+    )
+    assert b"PACK" not in garbled.content
+
+
+# -- concurrency ----------------------------------------------------------------------------------
+def test_api_uploads_and_pushes_race_without_losing_anything(server: Server) -> None:
+    errors: list[str] = []
+    pushed_heads: list[str] = []
+
+    def upload(number: int) -> None:
+        reply = server.api(
+            "alice",
+            "POST",
+            f"{API}/scripts-from-text",
+            json={
+                "filename": f"api_{number:02d}.py",
+                "display_name": "x",
+                "content": HELLO.decode(),
+            },
+        )
+        if reply.status_code != 201:
+            errors.append(reply.text)
+
+    def push(number: int) -> None:
+        try:
+            pushing(number)
+        except Exception as exc:  # an exception in a thread must fail the test too
+            errors.append(repr(exc))
+
+    def pushing(number: int) -> None:
+        clone = server.clone("bob")
+        clone.write(f"race/push_{number}.py", HELLO)
+        clone.commit(f"push {number}")
+        for _ in range(30):
+            pushed = clone.push()
+            if pushed.returncode == 0:
+                pushed_heads.append(clone.head())
+                return
+            # Only a lost race may turn a push away: pull, and try again.
+            if not re.search(
+                r"non-fast-forward|fetch first|cannot lock ref|failed to update ref", pushed.stderr
+            ):
+                errors.append(pushed.stderr)
+                return
+            clone.git("pull", "--quiet", "--rebase")
+        errors.append(f"push {number} never got through")
+
+    threads = [threading.Thread(target=upload, args=(n,)) for n in range(20)]
+    threads += [threading.Thread(target=push, args=(n,)) for n in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors
+    files = set(server.bare_git("ls-tree", "-r", "--name-only", "main").splitlines())
+    for number in range(20):
+        assert f"api_{number:02d}.py" in files
+    for number in range(5):
+        assert f"race/push_{number}.py" in files
+    history = set(server.bare_git("rev-list", "main").split())
+    assert set(pushed_heads) <= history
+    subjects = server.bare_git("log", "--format=%s", "main")
+    assert sum(line.startswith("Create script api_") for line in subjects.splitlines()) == 20
+    for number in range(20):
+        assert server.script("alice", f"api_{number:02d}.py") is not None
+    for number in range(5):
+        script = server.script("alice", f"race/push_{number}.py")
+        assert script is not None and script["created_by"]["login"] == "bob"
+
+
+# -- a client that goes away ----------------------------------------------------------------------
+def _large_branch(server: Server) -> str:
+    """A branch of ~8 MB of incompressible files, written straight into the bare repository."""
+    work = server.work / "large"
+    work.mkdir(exist_ok=True)
+    env = {
+        "GIT_DIR": str(server.bare),
+        "GIT_INDEX_FILE": str(work / "index"),
+        "GIT_AUTHOR_NAME": "setup",
+        "GIT_AUTHOR_EMAIL": "setup@example.com",
+        "GIT_COMMITTER_NAME": "setup",
+        "GIT_COMMITTER_EMAIL": "setup@example.com",
+    }
+    for number in range(8):
+        (work / f"blob{number}").write_bytes(base64.b64encode(os.urandom(750_000)))
+        blob = run_git(["hash-object", "-w", str(work / f"blob{number}")], cwd=work, env=env)
+        run_git(
+            ["update-index", "--add", "--cacheinfo", f"100644,{blob.stdout.strip()},_b{number}.py"],
+            cwd=work,
+            env=env,
+        )
+    tree = run_git(["write-tree"], cwd=work, env=env).stdout.strip()
+    commit = run_git(["commit-tree", tree, "-m", "large"], cwd=work, env=env).stdout.strip()
+    run_git(["update-ref", "refs/heads/large", commit], cwd=work, env=env)
+    return commit
+
+
+def _wait_for_no_git(server: Server) -> list[str]:
+    deadline = time.monotonic() + 10
+    while (left := server.git_processes()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def test_a_client_that_disconnects_mid_clone_or_mid_push_leaves_no_process(
+    open_server: Server,
+) -> None:
+    server = open_server
+    large = _large_branch(server)
+    # Mid-clone: ask for the large branch's pack, read a little of it, hang up.
+    body = f"0032want {large}\n00000009done\n".encode()
+    request = (
+        f"POST /git/scripts.git/git-upload-pack HTTP/1.1\r\nHost: x\r\n"
+        f"Content-Type: application/x-git-upload-pack-request\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(request)
+        assert b"200 OK" in connection.recv(4096)
+        time.sleep(0.5)
+        assert server.git_processes(), "the pack should still be on its way"
+    assert _wait_for_no_git(server) == []
+    # Mid-push: announce an update of main, send the start of a pack, hang up.
+    objects, refs = server.objects(), server.refs()
+    command = f"{server.main()} {large} refs/heads/main\0report-status\n"
+    body = (
+        f"{len(command) + 4:04x}{command}0000".encode()
+        # A pack header promising nine objects, and none of them.
+        + b"PACK\0\0\0\2\0\0\0\x09"
+    )
+    auth = base64.b64encode(f"carol:{server.users['carol'].token}".encode()).decode()
+    request = (
+        (
+            f"POST /git/scripts.git/git-receive-pack HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Basic {auth}\r\n"
+            f"Content-Type: application/x-git-receive-pack-request\r\n"
+            f"Transfer-Encoding: chunked\r\n\r\n{len(body):x}\r\n"
+        ).encode()
+        + body
+        + b"\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port)) as connection:
+        connection.sendall(request)
+        time.sleep(0.5)
+        assert server.git_processes(), "receive-pack should be waiting for the rest"
+    assert _wait_for_no_git(server) == []
+    assert server.refs() == refs and server.objects() == objects
+    assert not list((server.bare / "objects").glob("incoming-*")), "a quarantine was left behind"
+    # And the server serves the next clone normally.
+    assert server.clone(None).head() == server.main()
+
+
+def test_without_the_hooks_pushing_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # git runs no hook it cannot find: a push would then go in unchecked, so none is accepted.
+    from fastapi.testclient import TestClient
+
+    import gitscripts.githttp.service as git_service
+    from gitscripts.app import create_app
+    from tests.conftest import make_settings, register
+
+    monkeypatch.setattr(git_service, "_HOOKS_DIR", str(tmp_path / "no-hooks"))
+    with TestClient(create_app(make_settings(tmp_path / "data"))) as client:
+        alice = register(client, "alice")
+        refs = "/git/scripts.git/info/refs"
+        reply = client.get(f"{refs}?service=git-receive-pack", headers=alice.headers)
+        assert reply.status_code == 403 and "hooks are missing" in reply.json()["message"]
+        reply = client.get(f"{refs}?service=git-upload-pack", headers=alice.headers)
+        assert reply.status_code == 200  # cloning does not need them
