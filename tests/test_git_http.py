@@ -599,6 +599,24 @@ def test_ref_updates_that_are_refused(server: Server, others: dict[str, Any], ca
     assert server.objects() == objects
 
 
+def test_a_pushed_tag_cannot_name_another_user_as_its_tagger(server: Server) -> None:
+    """The API lets a tag's tagger move it: a push must not put someone else's name there."""
+    bob = server.users["bob"]
+    clone = server.clone("alice")
+    forged = {
+        "GIT_COMMITTER_NAME": "bob",
+        "GIT_COMMITTER_EMAIL": f"{bob.id}+bob@users.gitscripts.invalid",
+    }
+    clone.git("tag", "-a", "-m", "looks like bob's", "forged-tagger", **forged)
+    refs = server.refs()
+    pushed = clone.push("refs/tags/forged-tagger")
+    assert pushed.returncode != 0
+    assert "refs/tags/forged-tagger: the tagger names another gitscripts user" in pushed.stderr
+    assert server.refs() == refs
+    clone.git("tag", "-a", "-m", "mine", "honest-tagger")
+    assert clone.push("refs/tags/honest-tagger").returncode == 0
+
+
 def test_admin_may_delete_others_folders_and_move_tags(
     server: Server, others: dict[str, Any]
 ) -> None:
@@ -629,14 +647,11 @@ def test_git_mv_keeps_the_script_id_and_metadata_edits_show(server: Server) -> N
     assert clone.push().returncode == 0
     script = server.script("alice", "moving/first.py")
     assert script is not None
-    # The folder first (its files keep their names: that is how a folder move is recognised),
-    # then the script, with metadata written by hand.
+    # The folder and the script renamed in one push, with metadata written by hand.
     clone.git("mv", "moving", "moved")
-    clone.commit("rename the folder")
-    assert clone.push().returncode == 0
     clone.git("mv", "moved/first.py", "moved/second.py")
     clone.write("moved/second.py.meta.json", b'{"display_name": "Renamed in git"}\n')
-    clone.commit("rename the script")
+    clone.commit("rename the folder and the script")
     pushed = clone.push()
     assert pushed.returncode == 0, pushed.stderr
     reply = server.api("alice", "GET", f"{API}/scripts/{script['id']}").json()

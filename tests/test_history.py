@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -613,3 +614,22 @@ def test_diff_of_lines_without_a_final_newline_applies_with_git(
     }
     assert "\\ No newline at end of file\n" in diff["patch"]
     assert apply_patch(tmp_path, {"nl.py": old}, diff["patch"]) == {"nl.py": new}
+
+
+def test_diff_of_a_long_file_of_repeated_lines_is_quick(alice: Caller) -> None:
+    # Many equal lines (blank ones) make a naive line matcher quadratic: minutes, not milliseconds.
+    def text(name: str) -> str:
+        body = "".join("\n" if n % 3 == 0 else f"    {name}{n} = {n}\n" for n in range(6000))
+        return f"def main(data):\n{body}    return {{}}\n"
+
+    reply = alice.post(
+        f"{API}/scripts-from-text",
+        json={"filename": "long.py", "display_name": "long", "content": text("a")},
+    )
+    script = reply.json()
+    put(alice, script["id"], content=text("b"))
+    started = time.monotonic()
+    diff = alice.get(f"{API}/scripts/{script['id']}/diff").json()
+    assert time.monotonic() - started < 5
+    [file] = diff["files"]
+    assert (file["additions"], file["deletions"]) == (4000, 4000)

@@ -345,3 +345,29 @@ def test_startup_catches_up_with_commits_the_index_missed(
         "b.py": "alice",
     }
     assert next(s for s in scripts if s["logical_path"] == "a.py")["id"] == script["id"]
+
+
+def test_a_push_landing_while_an_api_change_is_planned_is_kept(tmp_path: Path) -> None:
+    """The race window is too narrow to hit through HTTP on demand, so the facade is driven
+    directly: `main` moves (as a push would) after the API read it and before it swaps it."""
+    import pygit2
+
+    from gitscripts.repo import Author, Repository
+    from gitscripts.repo.repository import COMMITTER, MAIN_REF
+
+    repo = Repository(tmp_path / "scripts.git")
+    outsider = pygit2.Repository(str(tmp_path / "scripts.git"))
+    base = repo.head()
+    pushed = outsider.create_commit(None, COMMITTER, COMMITTER, "pushed", base.tree.id, [base.id])
+    planned_on: list[str] = []
+
+    def plan(parent: pygit2.Commit) -> dict[str, bytes]:
+        planned_on.append(str(parent.id))
+        if parent.id == base.id:
+            outsider.references[MAIN_REF].set_target(pushed)
+        return {"api.py": HELLO}
+
+    result = repo.commit(Author(1, "alice"), "Create script api.py", plan)
+    assert planned_on == [str(base.id), str(pushed)]  # planned again on top of the push
+    assert result.parent.id == pushed
+    assert repo.head().id == result.commit.id

@@ -98,7 +98,7 @@ class ExecutionService:
         self.admission = Admission(
             settings.max_concurrent_executions, settings.max_queued_executions
         )
-        env = self._worker_environment()
+        env = self._base_env = self._worker_environment()
         preload = [m.strip() for m in settings.preload_modules.split(",") if m.strip()]
         self.engine: Engine = (
             ForkServerEngine(control / "zygote.sock", preload, env, self.sandbox)
@@ -213,7 +213,7 @@ class ExecutionService:
         scratch = str(self.scratch_root / uuid.uuid4().hex)
         settings = self.settings
         env = {
-            **self._worker_environment(),
+            **self._base_env,
             "HOME": scratch,
             "TMPDIR": scratch,
             # What `gitscripts.runtime.files` talks to: the service itself, with a token that only

@@ -17,7 +17,7 @@ import pygit2
 from gitscripts import errors
 from gitscripts.config import Settings
 from gitscripts.index import Index
-from gitscripts.repo import MAIN_REF, Repository, layout, rules
+from gitscripts.repo import MAIN_REF, Author, Repository, layout, rules
 
 ZERO = "0" * 40
 _SYMLINK = 0o120000
@@ -77,6 +77,13 @@ class PushPolicy:
             if old != ZERO and not pusher["is_admin"]:
                 verb = "delete" if new == ZERO else "move"
                 return [f"{ref}: only an admin can {verb} an existing tag"]
+            # An annotated tag's tagger names its creator (who may move it through the API):
+            # a push may not name another gitscripts user there.
+            tag = git.get(new) if new != ZERO else None
+            if isinstance(tag, pygit2.Tag) and tag.tagger is not None:
+                claimed = Author.user_id_of(tag.tagger)
+                if claimed is not None and claimed != pusher["id"] and not pusher["is_admin"]:
+                    return [f"{ref}: the tagger names another gitscripts user"]
             return []
         if not ref.startswith("refs/heads/"):
             return [f"{ref}: only branches (refs/heads/...) and tags (refs/tags/...) can be pushed"]

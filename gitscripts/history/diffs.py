@@ -1,24 +1,24 @@
 """Diff rendering: two versions of a file (bytes) in, a unified patch and structured hunks out.
 
-Pure Python on plain bytes, no Git objects: the repository facade says which files changed and
-hands over their contents; this module only decides how the difference reads. Lines are compared
-with difflib and grouped into hunks with three lines of context, like `git diff`. A file that is not
-UTF-8 text (or holds a NUL byte, or is too large to diff quickly) is reported as binary, with no
-hunks, as git does.
+Plain bytes in, no repository objects: the repository facade says which files changed and hands
+over their contents; this module only decides how the difference reads. Lines are compared by
+git's own diff algorithm (libgit2's, run on the two buffers) and grouped into hunks with three lines
+of context, exactly as `git diff` shows them. A file that is not UTF-8 text (or holds a NUL byte,
+or is too large) is reported as binary, with no hunks, as git does.
 """
 
 from __future__ import annotations
 
-import difflib
 from dataclasses import dataclass, field
 from typing import Any
+
+import pygit2
 
 CONTEXT_LINES = 3
 # Past this, a line diff would cost more than a request may; git's own limit is far higher, but
 # scripts are capped at 1 MB and anything bigger was pushed as data, not code.
 MAX_TEXT_BYTES = 4 * 1024 * 1024
 NO_NEWLINE = "\\ No newline at end of file"
-AUTOJUNK_LINES = 10_000
 
 
 @dataclass
@@ -132,12 +132,6 @@ def is_binary(data: bytes) -> bool:
     return False
 
 
-def _lines(data: bytes) -> list[str]:
-    # Split on "\n" only, as git does: str.splitlines would also break at form feeds and the like.
-    parts = data.decode("utf-8").split("\n")
-    return [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
-
-
 def diff_file(
     status: str, old_path: str | None, new_path: str | None, old: bytes | None, new: bytes | None
 ) -> FileDiff:
@@ -150,47 +144,39 @@ def diff_file(
 
 
 def _hunks(old: bytes, new: bytes) -> list[Hunk]:
-    a, b = _lines(old), _lines(new)
-    # autojunk off: in a 2,000-line script, blank lines and `return` are frequent but still lines
-    # the reader expects to be matched. In very long files matching every popular line can go
-    # quadratic, so there they are set aside (the hunks may then pair lines less tidily).
-    matcher = difflib.SequenceMatcher(None, a, b, autojunk=max(len(a), len(b)) > AUTOJUNK_LINES)
+    # git's own line diff (libgit2's xdiff) on the two buffers: the hunks `git diff` shows, in C.
+    # A pure-Python matcher (difflib) goes quadratic on files with many equal lines, blank ones
+    # say: minutes for a 5,000-line file.
+    patch = pygit2.Patch.create_from(old, new, context_lines=CONTEXT_LINES)
     hunks: list[Hunk] = []
-    for group in matcher.get_grouped_opcodes(CONTEXT_LINES):
-        first, last = group[0], group[-1]
-        old_count, new_count = last[2] - first[1], last[4] - first[3]
-        # As in unified diff: an empty range starts at the line before it.
+    for diff_hunk in patch.hunks:
         hunk = Hunk(
-            old_start=first[1] + 1 if old_count else first[1],
-            old_lines=old_count,
-            new_start=first[3] + 1 if new_count else first[3],
-            new_lines=new_count,
+            old_start=diff_hunk.old_start,
+            old_lines=diff_hunk.old_lines,
+            new_start=diff_hunk.new_start,
+            new_lines=diff_hunk.new_lines,
         )
-        for tag, i1, i2, j1, j2 in group:
-            if tag == "equal":
-                for offset in range(i2 - i1):
-                    hunk.lines.append(_line("context", a, i1 + offset, b, j1 + offset))
+        for line in diff_hunk.lines:
+            if line.origin in _END_OF_FILE_MARKS:
+                # "\ No newline at end of file": said of the line just before it.
+                if hunk.lines:
+                    hunk.lines[-1].no_newline = True
                 continue
-            if tag in ("replace", "delete"):
-                hunk.lines += [_line("deleted", a, i, None, None) for i in range(i1, i2)]
-            if tag in ("replace", "insert"):
-                hunk.lines += [_line("added", None, None, b, j) for j in range(j1, j2)]
+            kind = _KINDS[line.origin]
+            hunk.lines.append(
+                Line(
+                    kind=kind,
+                    old_line=line.old_lineno if kind != "added" else None,
+                    new_line=line.new_lineno if kind != "deleted" else None,
+                    content=line.raw_content.decode("utf-8").removesuffix("\n"),
+                )
+            )
         hunks.append(hunk)
     return hunks
 
 
-def _line(
-    kind: str, a: list[str] | None, i: int | None, b: list[str] | None, j: int | None
-) -> Line:
-    text = a[i] if a is not None and i is not None else b[j]  # type: ignore[index]
-    return Line(
-        kind=kind,
-        old_line=i + 1 if i is not None else None,
-        new_line=j + 1 if j is not None else None,
-        content=text.removesuffix("\n"),
-        # Only a file's last line can lack its newline.
-        no_newline=not text.endswith("\n"),
-    )
+_KINDS = {" ": "context", "+": "added", "-": "deleted"}
+_END_OF_FILE_MARKS = ("=", ">", "<")
 
 
 def unified_patch(files: list[FileDiff]) -> str:

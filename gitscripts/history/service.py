@@ -17,6 +17,7 @@ import pygit2
 from gitscripts import errors
 from gitscripts.history import diffs
 from gitscripts.index import Index
+from gitscripts.index.sync import responsible_user_id
 from gitscripts.manager.service import ManagerService, User
 from gitscripts.repo import Author, Repository, layout
 from gitscripts.repo.repository import Change, TagInfo, Version
@@ -38,8 +39,9 @@ class HistoryService:
         return {"id": known["id"], "login": known["login"]} if known else None
 
     def _author(self, commit: pygit2.Commit) -> dict[str, Any]:
-        """The author as git recorded them, plus the user when an API commit names one."""
-        known = self._user(self.repo.api_author_id(commit)) or {"id": None, "login": None}
+        """The author as git recorded them, plus the gitscripts user who pushed or made it."""
+        user_id = responsible_user_id(self.index, self.repo, commit)
+        known = self._user(user_id) or {"id": None, "login": None}
         return {**known, "name": commit.author.name, "email": commit.author.email}
 
     def _commit_summary(self, commit: pygit2.Commit) -> dict[str, Any]:

@@ -42,7 +42,7 @@ def sync_index(
         changed = _sync_kind(
             index, repo, "scripts", set(listing.scripts), script_moves, actor_id, head, since
         )
-        moved_folders = folder_moves(script_moves)
+        moved_folders = _index_folder_moves(script_moves)
         changed |= _sync_kind(
             index, repo, "folders", set(listing.folders), moved_folders, actor_id, head, since
         )
@@ -68,6 +68,27 @@ def folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
             old_folder, new_folder = "/".join(old_parts), "/".join(new_parts)
             if old_folder != new_folder:
                 moves.setdefault(old_folder, new_folder)
+    return moves
+
+
+def _index_folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
+    """`folder_moves`, and also the folder of a file that was renamed as it moved (`git mv geology
+    geo` and `git mv geo/a.py geo/b.py` in one push): its old folder became its new one.
+
+    Only for the sync, which takes a folder move only when the old folder vanished and the new one
+    appeared; elsewhere a renamed file proves less.
+    """
+    moves = folder_moves(script_moves)
+    for old, new in script_moves.items():
+        old_parts, new_parts = old.split("/")[:-1], new.split("/")[:-1]
+        # The folders holding the file pair up; above them, only while the names agree.
+        while old_parts and new_parts:
+            old_folder, new_folder = "/".join(old_parts), "/".join(new_parts)
+            if old_folder != new_folder:
+                moves.setdefault(old_folder, new_folder)
+            if old_parts[-1] != new_parts[-1]:
+                break
+            old_parts, new_parts = old_parts[:-1], new_parts[:-1]
     return moves
 
 
@@ -99,6 +120,18 @@ def _sync_kind(
     return True
 
 
+def responsible_user_id(index: Index, repo: Repository, commit: pygit2.Commit) -> int | None:
+    """The gitscripts user who put `commit` on the server: its pusher, or the API caller.
+
+    A pushed commit can claim anything, even to be one of our own API commits (committer and
+    author are client text), so what was recorded at push time wins.
+    """
+    user_id = index.pusher_of(str(commit.id))
+    if user_id is None:
+        user_id = repo.api_author_id(commit)
+    return user_id if user_id is not None and index.user(user_id) is not None else None
+
+
 def _introducers(
     index: Index,
     repo: Repository,
@@ -118,13 +151,7 @@ def _introducers(
     if since is not None:
         walker.hide(since.id)
     for commit in walker:
-        # A pushed commit can claim anything, even to be one of our own API commits (committer
-        # and author are client text): what was recorded at push time wins.
-        author_id = index.pusher_of(str(commit.id))
-        if author_id is None:
-            author_id = repo.api_author_id(commit)
-        if author_id is not None and index.user(author_id) is None:
-            author_id = None
+        author_id = responsible_user_id(index, repo, commit)
         base = commit.parents[0] if commit.parents else None
         if base is None:
             continue

@@ -615,9 +615,7 @@ class ManagerService:
                 creators[owner_id] = self._creator(owner_id)
             return creators[owner_id]
 
-        folder_ids = {
-            path: entry.id for path, entry in folders.items() if path not in unindexed
-        }
+        folder_ids = {path: entry.id for path, entry in folders.items() if path not in unindexed}
         for path in sorted(listing.folders):
             entry = folders.get(path)
             if entry is None:

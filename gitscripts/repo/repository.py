@@ -308,13 +308,16 @@ class Repository:
         signature = author.signature()
         for attempt in range(_MAX_COMMIT_ATTEMPTS):
             with self.write_lock:
-                parent = self.head()
-                tree_id = self._apply(parent.tree, plan(parent))
+                # The reference object remembers the value it was read with: `set_target` on it
+                # is the compare-and-swap (libgit2 refuses when `main` has moved since).
+                main = self.git.references[MAIN_REF]
+                parent = self.git[main.target]
+                tree_id = self._apply(parent.tree, plan(parent))  # type: ignore[attr-defined]
                 commit_id = self.git.create_commit(
                     None, signature, COMMITTER, message + "\n", tree_id, [parent.id]
                 )
                 try:
-                    self.git.references[MAIN_REF].set_target(commit_id, message)
+                    main.set_target(commit_id, message)
                 except pygit2.GitError:
                     pass  # lost a race (or the ref is locked by a push): plan again on top
                 else:
