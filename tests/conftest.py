@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import socket
 import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -187,8 +193,7 @@ def tree_paths(data_dir: Path, rev: str = "main") -> set[str]:
     return set(git(data_dir, "ls-tree", "-r", "--name-only", rev).splitlines())
 
 
-# Moves main without the service (as a crash, a restore or an operator would): a push straight into
-# the bare repository with the service's hooks switched off.
+# A push straight into the bare repository with the service's hooks switched off.
 PUSH_BEHIND_THE_SERVICE = [
     "push",
     "-q",
@@ -196,3 +201,77 @@ PUSH_BEHIND_THE_SERVICE = [
     "origin",
     "main",
 ]
+
+
+def commit_behind_the_service(
+    data_dir: Path, work: Path, files: dict[str, bytes], message: str = "outside change"
+) -> None:
+    """Move main without the service, as a crash, a restore or an operator would: a commit of
+    `files` pushed straight into the bare repository with the service's hooks switched off."""
+    if not work.exists():
+        subprocess.run(["git", "clone", "-q", str(data_dir / "scripts.git"), str(work)], check=True)
+    for path, content in files.items():
+        (work / path).parent.mkdir(parents=True, exist_ok=True)
+        (work / path).write_bytes(content)
+    identity = {"GIT_AUTHOR_NAME": "dev", "GIT_AUTHOR_EMAIL": "dev@example.invalid"}
+    env = {**os.environ, **identity, "GIT_COMMITTER_NAME": "dev", "GIT_COMMITTER_EMAIL": "dev@x"}
+    for command in (["add", "-A"], ["commit", "-qm", message], PUSH_BEHIND_THE_SERVICE):
+        subprocess.run(["git", "-C", str(work), *command], check=True, env=env)
+
+
+# -- a real server -------------------------------------------------------------------------------
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class LiveServer:
+    base: str
+    process: subprocess.Popen[bytes]
+
+
+@contextmanager
+def live_server(data_dir: Path, log: Path | None = None, **settings: str) -> Iterator[LiveServer]:
+    """`gitscripts serve` in a subprocess on a free loopback port, stopped when the block ends.
+
+    Needed wherever something calls back into the service (git hooks, running scripts) or the
+    test is about the process itself; `settings` are environment variables.
+    """
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATA_DIR": str(data_dir),
+        "JWT_SECRET_KEY": "k" * 48,
+        "PASSWORD_HASH_TIME_COST": "1",
+        "PASSWORD_HASH_MEMORY_KIB": "256",
+        "LOG_LEVEL": "WARNING",
+        **settings,
+    }
+    env.pop("PYTEST_CURRENT_TEST", None)
+    output = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - open while it runs
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gitscripts.cli", "serve", "--port", str(port)],
+        env=env,
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
+    server = LiveServer(f"http://127.0.0.1:{port}", process)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{server.base}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert process.poll() is None, log.read_text() if log else "the service exited"
+            assert time.monotonic() < deadline, "the service did not start"
+            time.sleep(0.05)
+        yield server
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+        if log:
+            output.close()  # type: ignore[union-attr]

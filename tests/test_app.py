@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import py_compile
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gitscripts.app import create_app
-from tests.conftest import Caller, make_settings
+from tests.conftest import Caller, live_server, make_settings
 
 ERROR_KEYS = {"error_code", "message", "details"}
 
@@ -131,53 +127,21 @@ def test_every_request_is_logged_with_user_and_without_secrets(
     assert alice.token not in logged
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_gitscripts_serve_runs_the_real_service(tmp_path: Path) -> None:
     """`gitscripts serve` on embedded defaults (plus a port): a real server answering HTTP."""
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path / "data"),
-        "ENVIRONMENT": "production",
-        "JWT_SECRET_KEY": "x" * 48,
-        "PASSWORD_HASH_MEMORY_KIB": "256",
-    }
-    env.pop("PYTEST_CURRENT_TEST", None)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gitscripts.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/health").status_code == 200:
-                    break
-            except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise
-                time.sleep(0.1)
+    log = tmp_path / "server.log"
+    with live_server(tmp_path / "data", log, ENVIRONMENT="production", LOG_LEVEL="INFO") as server:
         creds = {"login": "alice", "password": "password123"}
-        assert httpx.post(f"{base}/api/v1/auth/register", json=creds).status_code == 201
-        token = httpx.post(f"{base}/api/v1/auth/login", json=creds).json()["access_token"]
+        assert httpx.post(f"{server.base}/api/v1/auth/register", json=creds).status_code == 201
+        token = httpx.post(f"{server.base}/api/v1/auth/login", json=creds).json()["access_token"]
         reply = httpx.get(
-            f"{base}/api/v1/scripts-manager/tree", headers={"Authorization": f"Bearer {token}"}
+            f"{server.base}/api/v1/scripts-manager/tree",
+            headers={"Authorization": f"Bearer {token}"},
         )
         assert reply.json() == {"root_scripts": [], "root_folders": []}
         assert (tmp_path / "data" / "scripts.git" / "HEAD").exists()
-    finally:
-        server.send_signal(signal.SIGINT)
-        _, logs = server.communicate(timeout=15)
     # Production logs are JSON lines naming the request; no password or token in them.
+    logs = log.read_text()
     assert '"path": "/api/v1/scripts-manager/tree"' in logs
     assert "password123" not in logs and token not in logs
 

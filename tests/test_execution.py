@@ -4,18 +4,26 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from gitscripts.app import create_app
-from tests.conftest import HELLO, PUSH_BEHIND_THE_SERVICE, Caller, git, make_settings, register
+from tests.conftest import (
+    HELLO,
+    Caller,
+    commit_behind_the_service,
+    git,
+    live_server,
+    make_settings,
+    register,
+)
 
 
 def run(caller: Caller, path: str, body: Any = None, **params: Any) -> Any:
@@ -182,26 +190,14 @@ def test_unknown_revision_is_404(alice: Caller) -> None:
 def test_pushed_scripts_run_and_siblings_import(
     alice: Caller, data_dir: Path, tmp_path: Path
 ) -> None:
-    work = tmp_path / "work"
-    subprocess.run(["git", "clone", "-q", str(data_dir / "scripts.git"), str(work)], check=True)
-    (work / "lib").mkdir()
-    (work / "lib" / "__init__.py").write_text("")
-    (work / "lib" / "units.py").write_text("BAR = 1e5\n")
-    (work / "geo").mkdir()
-    (work / "geo" / "_helpers.py").write_text("def twice(x):\n    return 2 * x\n")
-    (work / "geo" / "pressure.py").write_text(
-        "from _helpers import twice\nfrom lib.units import BAR\n"
-        "def main(data):\n    return {'pa': twice(data['bar']) * BAR}\n"
-    )
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "dev",
-        "GIT_AUTHOR_EMAIL": "d@x",
-        "GIT_COMMITTER_NAME": "dev",
-        "GIT_COMMITTER_EMAIL": "d@x",
+    files = {
+        "lib/__init__.py": b"",
+        "lib/units.py": b"BAR = 1e5\n",
+        "geo/_helpers.py": b"def twice(x):\n    return 2 * x\n",
+        "geo/pressure.py": b"from _helpers import twice\nfrom lib.units import BAR\n"
+        b"def main(data):\n    return {'pa': twice(data['bar']) * BAR}\n",
     }
-    for command in (["add", "-A"], ["commit", "-qm", "pressure"], PUSH_BEHIND_THE_SERVICE):
-        subprocess.run(["git", "-C", str(work), *command], check=True, env=env)
+    commit_behind_the_service(data_dir, tmp_path / "work", files, "pressure")
     assert run(alice, "geo/pressure.py", {"bar": 2}).json()["result"] == {"pa": 400000.0}
     reply = run(alice, "geo/_helpers.py")
     assert reply.status_code == 404 and "helper module" in reply.json()["message"]
@@ -408,39 +404,10 @@ def test_api_stays_responsive_while_scripts_run(alice: Caller) -> None:
     assert elapsed < 2.0  # well inside the 3 s the scripts keep both cores busy
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_client_disconnect_cancels_the_execution(tmp_path: Path) -> None:
-    import httpx
-
-    port = _free_port()
-    env = {
-        **os.environ,
-        "DATA_DIR": str(tmp_path / "data"),
-        "JWT_SECRET_KEY": "k" * 48,
-        "PASSWORD_HASH_MEMORY_KIB": "256",
-        "LOG_LEVEL": "WARNING",
-    }
-    server = subprocess.Popen(
-        [os.sys.executable, "-m", "gitscripts.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                httpx.get(f"{base}/health")
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
+    with live_server(tmp_path / "data") as server:
+        base = server.base
+        port = int(base.rsplit(":", 1)[1])
         creds = {"login": "alice", "password": "password123"}
         httpx.post(f"{base}/api/v1/auth/register", json=creds)
         token = httpx.post(f"{base}/api/v1/auth/login", json=creds).json()["access_token"]
@@ -474,9 +441,6 @@ def test_client_disconnect_cancels_the_execution(tmp_path: Path) -> None:
             timeout=30,
         )
         assert reply.json()["success"] is True and marker.exists()
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
 
 
 # -- auth --------------------------------------------------------------------------------------

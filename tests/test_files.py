@@ -27,7 +27,7 @@ from fastapi.testclient import TestClient
 from moto.server import ThreadedMotoServer
 
 from gitscripts.app import create_app
-from tests.conftest import PASSWORD, make_settings, register
+from tests.conftest import PASSWORD, free_port, live_server, make_settings, register
 
 LIMIT = 16 << 20  # MAX_FILE_SIZE of the services here: larger than one S3 part (8 MiB)
 BUCKET = "gitscripts-files"
@@ -39,15 +39,9 @@ AWS = {
 KEY_SHAPE = r"[0-9a-f]{32}"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
@@ -101,61 +95,27 @@ class Live:
         return client
 
 
-def _wait_for_health(base: str, server: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "the service exited"
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise AssertionError("the service did not start")
-
-
 @pytest.fixture(scope="module", params=["local", "s3"])
 def live(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Live]:
     root = tmp_path_factory.mktemp(f"files-{request.param}")
     data_dir = root / "data"
-    port = _free_port()
-    env = {
-        **os.environ,
-        **AWS,
-        "DATA_DIR": str(data_dir),
-        "JWT_SECRET_KEY": "k" * 48,
-        "PASSWORD_HASH_TIME_COST": "1",
-        "PASSWORD_HASH_MEMORY_KIB": "256",
-        "LOG_LEVEL": "WARNING",
-        "MAX_FILE_SIZE": str(LIMIT),
-    }
+    settings = {**AWS, "MAX_FILE_SIZE": str(LIMIT)}
     if request.param == "s3":
         endpoint = request.getfixturevalue("moto_endpoint")
         files_root = f"{BUCKET}/run-{uuid.uuid4().hex[:8]}"
-        env |= {"FILES_URL": f"s3://{files_root}", "S3_ENDPOINT_URL": endpoint}
+        settings |= {"FILES_URL": f"s3://{files_root}", "S3_ENDPOINT_URL": endpoint}
         fs = _s3(endpoint)
     else:
         # Outside DATA_DIR on purpose: scripts must not see this directory either.
         files_root = str(root / "store")
-        env["FILES_URL"] = files_root
+        settings["FILES_URL"] = files_root
         import fsspec
 
         fs = fsspec.filesystem("file")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gitscripts.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_health(base, server)
-        yield Live(request.param, base, data_dir, files_root, fs)
-    finally:
-        server.terminate()
-        server.wait(timeout=15)
+    with live_server(data_dir, **settings) as server:
+        yield Live(request.param, server.base, data_dir, files_root, fs)
 
 
 def _upload(client: httpx.Client, content: bytes, name: str = "data.csv", prefix: str = "") -> Any:

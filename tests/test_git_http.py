@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-PASSWORD = "correct horse battery"
+from tests.conftest import PASSWORD, live_server
+
 HELLO = b"def main(data: dict) -> dict:\n    return {'hello': data.get('name', 'world')}\n"
 API = "/api/v1/scripts-manager"
 ZERO = "0" * 40
@@ -202,95 +204,55 @@ class Clone:
         return self.git("push", "origin", *(args or ("HEAD:main",)), check=False, **env)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _start(root: Path, logins: list[str], **settings: str) -> Server:
+@contextmanager
+def _started(root: Path, logins: list[str], **settings: str) -> Iterator[Server]:
     root.mkdir(parents=True, exist_ok=True)
     work = root / "work"
     work.mkdir()
     data_dir = root / "data"
-    env = {
-        **os.environ,
-        "DATA_DIR": str(data_dir),
-        "JWT_SECRET_KEY": "k" * 48,
-        "PASSWORD_HASH_MEMORY_KIB": "256",
-        "PASSWORD_HASH_TIME_COST": "1",
-        "LOG_LEVEL": "WARNING",
-        "GITSCRIPTS_ADMIN_PASSWORD": PASSWORD,
-        **settings,
-    }
     # The admin comes first, through the real command, so it is user 1.
     admin = subprocess.run(
         [sys.executable, "-m", "gitscripts.cli", "create-admin", "root"],
-        env=env,
+        env={**os.environ, "DATA_DIR": str(data_dir), "GITSCRIPTS_ADMIN_PASSWORD": PASSWORD},
         capture_output=True,
         text=True,
     )
     assert admin.returncode == 0, admin.stderr
-    port = _free_port()
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - the server writes it until stopped
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gitscripts.cli", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    server = Server(f"http://127.0.0.1:{port}", data_dir, work, process)
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(f"{server.base}/health")
-            break
-        except httpx.TransportError:
-            assert process.poll() is None, (root / "server.log").read_text()
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.1)
-    for login in ["root", *logins]:
-        credentials = {"login": login, "password": PASSWORD}
-        if login != "root":
-            assert httpx.post(f"{server.base}/api/v1/auth/register", json=credentials).is_success
-        session = httpx.post(f"{server.base}/api/v1/auth/login", json=credentials).json()
-        headers = {"Authorization": f"Bearer {session['access_token']}"}
-        me = httpx.get(f"{server.base}/api/v1/auth/me", headers=headers).json()
-        token = httpx.post(
-            f"{server.base}/api/v1/auth/tokens", headers=headers, json={"name": "git"}
-        ).json()["token"]
-        server.users[login] = User(login, me["id"], token)
-    return server
-
-
-def _stop(server: Server) -> None:
-    server.process.terminate()
-    server.process.wait(timeout=15)
+    with live_server(data_dir, root / "server.log", **settings) as live:
+        server = Server(live.base, data_dir, work, live.process)
+        for login in ["root", *logins]:
+            credentials = {"login": login, "password": PASSWORD}
+            if login != "root":
+                assert httpx.post(
+                    f"{server.base}/api/v1/auth/register", json=credentials
+                ).is_success
+            session = httpx.post(f"{server.base}/api/v1/auth/login", json=credentials).json()
+            headers = {"Authorization": f"Bearer {session['access_token']}"}
+            me = httpx.get(f"{server.base}/api/v1/auth/me", headers=headers).json()
+            token = httpx.post(
+                f"{server.base}/api/v1/auth/tokens", headers=headers, json={"name": "git"}
+            ).json()["token"]
+            server.users[login] = User(login, me["id"], token)
+        yield server
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    started = _start(tmp_path_factory.mktemp("git-http"), ["alice", "bob"])
-    try:
+    with _started(tmp_path_factory.mktemp("git-http"), ["alice", "bob"]) as started:
         yield started
-    finally:
-        _stop(started)
 
 
 @pytest.fixture(scope="module")
 def open_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """A server that lets anyone clone (GIT_ANONYMOUS_READ), with throttling that shows fast."""
-    started = _start(
+    with _started(
         tmp_path_factory.mktemp("git-http-open"),
         ["carol"],
         GIT_ANONYMOUS_READ="true",
         LOGIN_THROTTLE_FREE_ATTEMPTS="2",
         LOGIN_THROTTLE_BASE_DELAY="0.4",
-    )
-    try:
+    ) as started:
         yield started
-    finally:
-        _stop(started)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -16,8 +16,8 @@ from gitscripts.app import create_app
 from gitscripts.cli import main as cli
 from tests.conftest import (
     HELLO,
-    PUSH_BEHIND_THE_SERVICE,
     Caller,
+    commit_behind_the_service,
     commits,
     git,
     make_settings,
@@ -51,20 +51,7 @@ def test_commit_made_outside_the_api_shows_in_the_tree(
     alice: Caller, data_dir: Path, tmp_path: Path
 ) -> None:
     """A commit that lands on main by other means (here: plain git plumbing) is what the API shows."""
-    work = tmp_path / "work"
-    subprocess.run(["git", "clone", "-q", str(data_dir / "scripts.git"), str(work)], check=True)
-    (work / "tools").mkdir()
-    (work / "tools" / "calc.py").write_bytes(HELLO)
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "x",
-        "GIT_AUTHOR_EMAIL": "x@x",
-        "GIT_COMMITTER_NAME": "x",
-        "GIT_COMMITTER_EMAIL": "x@x",
-    }
-    subprocess.run(["git", "-C", str(work), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(work), "commit", "-qm", "add calc"], check=True, env=env)
-    subprocess.run(["git", "-C", str(work), *PUSH_BEHIND_THE_SERVICE], check=True, env=env)
+    commit_behind_the_service(data_dir, tmp_path / "work", {"tools/calc.py": HELLO}, "add calc")
     tree = alice.tree()
     [item] = tree["root_folders"]
     assert item["folder"]["path"] == "tools"
@@ -155,19 +142,7 @@ def test_concurrent_uploads_all_land(alice: Caller, bob: Caller, data_dir: Path)
 def test_api_write_racing_a_push_keeps_both(alice: Caller, data_dir: Path, tmp_path: Path) -> None:
     """main moves underneath the API (a push): the API change lands on top of it."""
     alice.upload("first.py")
-    work = tmp_path / "work"
-    subprocess.run(["git", "clone", "-q", str(data_dir / "scripts.git"), str(work)], check=True)
-    (work / "pushed.py").write_bytes(HELLO)
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "x",
-        "GIT_AUTHOR_EMAIL": "x@x",
-        "GIT_COMMITTER_NAME": "x",
-        "GIT_COMMITTER_EMAIL": "x@x",
-    }
-    subprocess.run(["git", "-C", str(work), "add", "-A"], check=True, env=env)
-    subprocess.run(["git", "-C", str(work), "commit", "-qm", "pushed"], check=True, env=env)
-    subprocess.run(["git", "-C", str(work), *PUSH_BEHIND_THE_SERVICE], check=True, env=env)
+    commit_behind_the_service(data_dir, tmp_path / "work", {"pushed.py": HELLO}, "pushed")
     alice.upload("second.py")
     subjects = [c["subject"] for c in commits(data_dir)]
     assert subjects[:3] == ["Create script second.py", "pushed", "Create script first.py"]
