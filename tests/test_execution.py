@@ -565,3 +565,35 @@ def test_many_concurrent_runs_all_succeed(alice: Caller) -> None:
         assert outcome["success"], outcome
         assert outcome["result"] == {"n": n} and outcome["stdout"] == f"{n}\n"
         assert outcome["stderr"] == "e\n"
+
+
+def test_scripts_cannot_see_other_processes(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No way round the clean environment: not the service's /proc entries (its environment,
+    its view of the file system), nor those of anything else it runs."""
+    monkeypatch.setenv("SERVICE_CANARY", "canary-value-in-the-service")
+    source = (
+        "import os\n"
+        "def main(data):\n"
+        "    found = []\n"
+        "    for path in ['/proc/%d/environ' % data['pid'], '/proc/1/environ',\n"
+        "                 '/proc/self/../%d/root' % data['pid']]:\n"
+        "        try:\n"
+        "            found.append(open(path, 'rb').read().decode('latin-1'))\n"
+        "        except OSError:\n"
+        "            pass\n"
+        "    try:\n"
+        "        listed = os.listdir('/proc')\n"
+        "    except OSError:\n"
+        "        listed = []\n"
+        "    return {'found': found, 'processes': [p for p in listed if p.isdigit()]}\n"
+    )
+    with TestClient(create_app(make_settings(data_dir))) as client:
+        alice = register(client, "alice")
+        text_script(alice, "snoop.py", source)
+        outcome = run(alice, "snoop.py", {"pid": os.getpid()}).json()
+    assert outcome["success"], outcome
+    assert not any("canary-value" in text for text in outcome["result"]["found"])
+    if os.geteuid() == 0:  # the sandbox applies: no process of the machine is visible at all
+        assert outcome["result"] == {"found": [], "processes": []}

@@ -539,6 +539,9 @@ REF_CASES: dict[str, tuple[list[str], list[str]]] = {
     "move a tag": (["--force", "HEAD:refs/tags/v1"], ["refs/tags/v1: only an admin can move"]),
     "delete a tag": (["--delete", "refs/tags/v1"], ["refs/tags/v1: only an admin can delete"]),
     "notes": (["refs/notes/commits:refs/notes/x"], ["refs/notes/x: only branches"]),
+    # A tag named like a branch or a commit id would change what `?rev=` runs.
+    "tag named main": (["HEAD:refs/tags/main"], ["refs/tags/main: a tag name cannot be a branch"]),
+    "tag named like a commit id": (["HEAD:refs/tags/abc1234"], ["refs/tags/abc1234: a tag name"]),
     # A tag of a bare blob would bring a file that no commit, hence no content rule, covers.
     "tag of a blob": (["big-blob:refs/tags/big-blob"], ["refs/tags/big-blob: can only point at"]),
 }

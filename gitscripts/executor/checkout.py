@@ -17,8 +17,6 @@ import shutil
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pygit2
@@ -68,15 +66,6 @@ class CheckoutCache:
             if not self._leases[tree_id]:
                 del self._leases[tree_id]
             return self.size > self.max_bytes
-
-    @contextmanager
-    def checkout(self, tree: pygit2.Tree) -> Iterator[Path]:
-        root = self.lease(tree)
-        try:
-            yield root
-        finally:
-            if self.release(tree):
-                self.evict()
 
     def evict(self) -> None:
         with self._lock:

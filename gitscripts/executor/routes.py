@@ -46,7 +46,8 @@ async def execute_script(
         str | None, Query(description="commit id (full or short), tag or branch")
     ] = None,
     timeout: Annotated[
-        float | None, Query(description="seconds; at most MAX_SCRIPT_EXECUTION_TIME")
+        float | None,
+        Query(gt=0, allow_inf_nan=False, description="seconds; at most MAX_SCRIPT_EXECUTION_TIME"),
     ] = None,
 ) -> Response:
     """Run `main(data)` of the script at `logical_path`, as it is at `rev` (default: main)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import os
 import time
 import uuid
@@ -22,6 +23,7 @@ from gitscripts.repo import Repository, layout, rules
 
 log = structlog.get_logger("gitscripts.executor")
 
+_PR_SET_DUMPABLE = 4
 _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
@@ -73,6 +75,10 @@ class ExecutionService:
         self.settings = settings
         self.repo = repo
         self.file_grants = file_grants
+        # Not dumpable: another process of the same user (a script, when the service does not
+        # run as root) can then not read this process's environment or memory through /proc.
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
         # Each service process has its own folder, so two processes on one data directory never
         # evict each other's checkouts; folders of processes that are gone are cleared away.
         base = settings.execution_root
@@ -162,7 +168,7 @@ class ExecutionService:
         timeout: float | None = None,
     ) -> dict[str, Any]:
         limit = self.settings.max_script_execution_time
-        if timeout is not None and timeout <= 0:
+        if timeout is not None and not 0 < timeout < float("inf"):  # NaN fails this too
             raise errors.ValidationError("timeout must be a positive number of seconds")
         timeout = min(timeout or limit, limit)  # a request may ask for less, never more
         revision = revision or "main"

@@ -69,7 +69,27 @@ def sandbox_filesystem(sandbox: dict[str, Any]) -> None:
             libc.mount(b"none", target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None)
     for path in sandbox.get("hidden", []):
         libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_RDONLY, b"size=4k,mode=0555")
+    # /proc would show every process of the machine, the service's environment (its secrets) and
+    # its view of the file system (/proc/<pid>/root): scripts get an empty one. This process keeps
+    # a handle on the real one to find its own children.
+    global _proc
+    _proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
+    libc.mount(b"tmpfs", b"/proc", b"tmpfs", _MS_RDONLY, b"size=4k,mode=0555")
     _sandboxed = True
+
+
+_proc: int | None = None  # the real /proc, once the sandbox hides it
+
+
+def _read_proc(path: str) -> bytes:
+    if _proc is None:
+        with open(f"/proc/{path}", "rb") as handle:
+            return handle.read()
+    fd = os.open(path, os.O_RDONLY, dir_fd=_proc)
+    try:
+        return os.read(fd, 1 << 20)
+    finally:
+        os.close(fd)
 
 
 def _apply_limits(job: dict[str, Any]) -> None:
@@ -225,18 +245,15 @@ def become_subreaper() -> None:
 
 
 def _children() -> set[int]:
+    me = os.getpid()
     try:
-        with open(f"/proc/self/task/{os.getpid()}/children") as listing:
-            return {int(pid) for pid in listing.read().split()}
+        return {int(pid) for pid in _read_proc(f"{me}/task/{me}/children").split()}
     except OSError:  # no such file: find them the slow way
         children = set()
-        for entry in os.listdir("/proc"):
+        for entry in os.listdir(_proc if _proc is not None else "/proc"):
             if entry.isdigit():
-                with (
-                    contextlib.suppress(OSError, IndexError),
-                    open(f"/proc/{entry}/stat", "rb") as stat,
-                ):
-                    if int(stat.read().rsplit(b")", 1)[1].split()[1]) == os.getpid():
+                with contextlib.suppress(OSError, IndexError):
+                    if int(_read_proc(f"{entry}/stat").rsplit(b")", 1)[1].split()[1]) == me:
                         children.add(int(entry))
         return children
 

@@ -77,6 +77,10 @@ class PushPolicy:
             if old != ZERO and not pusher["is_admin"]:
                 verb = "delete" if new == ZERO else "move"
                 return [f"{ref}: only an admin can {verb} an existing tag"]
+            # The same naming rule as tags made through the API.
+            problem = self.repo.tag_name_problem(ref.removeprefix("refs/tags/"))
+            if old == ZERO and problem:
+                return [f"{ref}: {problem}"]
             # An annotated tag's tagger names its creator (who may move it through the API):
             # a push may not name another gitscripts user there.
             tag = git.get(new) if new != ZERO else None

@@ -78,8 +78,3 @@ def parent_of(path: str) -> str | None:
 def is_script_path(path: str) -> bool:
     name = posixpath.basename(path)
     return name.endswith(".py") and not any(part.startswith(".") for part in path.split("/"))
-
-
-def is_listed_folder(path: str) -> bool:
-    """Hidden directories (a `.github` pushed by git, say) are kept in Git but not listed."""
-    return not any(part.startswith(".") for part in path.split("/"))

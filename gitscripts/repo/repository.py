@@ -177,7 +177,8 @@ class Repository:
                 f"'{revision}' is not a valid revision: give a commit id, a tag or a branch name",
                 revision=revision,
             )
-        for ref_name in (f"refs/tags/{revision}", f"refs/heads/{revision}"):
+        # Branches first: a tag can never take the place of `main` (or any branch).
+        for ref_name in (f"refs/heads/{revision}", f"refs/tags/{revision}"):
             ref = self.git.references.get(ref_name)
             if ref is not None:
                 try:
@@ -554,8 +555,8 @@ class Repository:
         """Why `name` cannot be a tag, or None when it can.
 
         A tag must be a valid git ref name (`git check-ref-format`), and also a name `resolve`
-        accepts, not one that reads as a commit id, and not a branch's: `resolve` looks tags up
-        first, so a tag named `main` would silently change what every run at `main` means.
+        accepts, not one that reads as a commit id (it would shadow `?rev=<abbreviated id>`), and
+        not a branch's (ambiguous: `resolve` prefers the branch, git itself would warn).
         """
         if not pygit2.reference_is_valid_name(TAG_PREFIX + name):
             return "not a valid git tag name"

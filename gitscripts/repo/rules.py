@@ -75,6 +75,13 @@ def check_script_content(filename: str, content: bytes, max_size: int) -> None:
             max_size=max_size,
         )
     try:
+        # The API hands content back as JSON text: anything but UTF-8 could not round-trip.
+        content.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise errors.InvalidScriptContent(
+            f"Script is not UTF-8 text (byte {exc.start} is not valid UTF-8)", filename=filename
+        ) from None
+    try:
         module = ast.parse(content, filename=filename)
     except SyntaxError as exc:
         raise errors.InvalidScriptContent(
