@@ -13,6 +13,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -115,6 +116,19 @@ def remove_tree(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def work_directory(prefix: str, keep: bool) -> Iterator[Path]:
+    """A temporary directory for one benchmark run, removed afterwards unless asked to keep it."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        if keep:
+            print(f"Data kept in {path}")
+        else:
+            remove_tree(path)
+
+
 def percentile(samples: list[float], pct: int) -> float:
     """Nearest rank: the smallest sample with at least `pct`% of samples at or below it."""
     ordered = sorted(samples)
@@ -144,3 +158,25 @@ def timed(call: Callable[[], httpx.Response], expect: int = 200) -> tuple[float,
     if reply.status_code != expect:
         raise RuntimeError(f"expected {expect}, got {reply.status_code}: {reply.text[:500]}")
     return elapsed, reply
+
+
+def latency_table(results: list[Result], targets_ms: dict[str, float]) -> str:
+    """A markdown table of latency results, each judged against its p50 target if it has one."""
+    lines = [
+        "| operation | samples | p50 ms | p95 ms | target (p50) | result | notes |",
+        "|---|---:|---:|---:|---|---|---|",
+    ]
+    for result in results:
+        target = targets_ms.get(result.operation)
+        verdict = "-" if target is None else ("PASS" if result.p50 <= target else "FAIL")
+        lines.append(
+            f"| {result.operation} | {len(result.samples)} | {result.p50:.1f} | "
+            f"{result.p95:.1f} | {'-' if target is None else f'<= {target:.0f} ms'} | "
+            f"{verdict} | {result.note} |"
+        )
+    return "\n".join(lines)
+
+
+def targets_verdict(results: list[Result], targets_ms: dict[str, float]) -> str:
+    missed = [r.operation for r in results if r.p50 > targets_ms.get(r.operation, float("inf"))]
+    return "All targets met." if not missed else f"Targets MISSED: {', '.join(missed)}"

@@ -21,7 +21,6 @@ import hashlib
 import os
 import shutil
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import remove_tree, server_process, sign_in
+from _common import server_process, sign_in, work_directory
 
 MIB = 1 << 20
 TARGET_MB_S = 200.0
@@ -208,14 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="transfers each way (default 1)")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
-    work = Path(tempfile.mkdtemp(prefix="gitscripts-bench-files-"))
-    try:
+    with work_directory("gitscripts-bench-files-", args.keep) as work:
         report(run(args.size_mib * MIB, args.rounds, work))
-    finally:
-        if args.keep:
-            print(f"kept {work}")
-        else:
-            remove_tree(work)
     return 0
 
 

@@ -23,12 +23,11 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import httpx
-from _common import Result, remove_tree, running_server, sign_in
+from _common import Result, remove_tree, running_server, sign_in, work_directory
 from bench_manager import LOGIN, populate, script_source
 
 # Targets from issue 4.
@@ -187,10 +186,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="gitscripts-bench-git-"))
-    data_dir = workdir / "data"
-    folders = max(1, args.scripts // 20)
-    try:
+    with work_directory("gitscripts-bench-git-", args.keep) as workdir:
+        data_dir = workdir / "data"
+        folders = max(1, args.scripts // 20)
         print(f"Setting up {args.scripts} scripts in {folders} folders in {data_dir} ...")
         populate(data_dir, args.scripts, folders)
         env = git_environment(workdir / "home")
@@ -223,11 +221,6 @@ def main(argv: list[str] | None = None) -> int:
             f"(spread of HTTP clones: {statistics.pstdev(clone_http.samples):.0f} ms)."
         )
         print("\nAll targets met." if met else "\nTargets MISSED.")
-    finally:
-        if args.keep:
-            print(f"Data kept in {workdir}")
-        else:
-            remove_tree(workdir)
     return 0
 
 

@@ -14,13 +14,22 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import PASSWORD, SECRET, Result, remove_tree, running_server, sign_in, timed
+from _common import (
+    PASSWORD,
+    SECRET,
+    Result,
+    latency_table,
+    running_server,
+    sign_in,
+    targets_verdict,
+    timed,
+    work_directory,
+)
 
 from gitscripts.config import Settings
 from gitscripts.index.sync import sync_index
@@ -213,22 +222,6 @@ def measure(client: httpx.Client, setup: dict[str, Any], samples: int) -> list[R
     return results + cold
 
 
-def table(results: list[Result]) -> str:
-    lines = [
-        "| operation | samples | p50 ms | p95 ms | target (p50) | result | notes |",
-        "|---|---:|---:|---:|---|---|---|",
-    ]
-    for result in results:
-        target = TARGETS_MS.get(result.operation)
-        verdict = "-" if target is None else ("PASS" if result.p50 <= target else "FAIL")
-        lines.append(
-            f"| {result.operation} | {len(result.samples)} | {result.p50:.1f} | "
-            f"{result.p95:.1f} | {'-' if target is None else f'<= {target:.0f} ms'} | "
-            f"{verdict} | {result.note} |"
-        )
-    return "\n".join(lines)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--commits", type=int, default=10_000)
@@ -236,9 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples", type=int, default=50)
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="gitscripts-bench-history-"))
-    data_dir = workdir / "data"
-    try:
+    with work_directory("gitscripts-bench-history-", args.keep) as workdir:
+        data_dir = workdir / "data"
         print(f"Setting up {args.commits} commits in {data_dir} ...")
         setup = populate(data_dir, args.commits, args.versions)
         with running_server(data_dir, workdir / "server.log") as base_url:
@@ -250,19 +242,8 @@ def main(argv: list[str] | None = None) -> int:
             f"\n## History benchmark ({args.commits} commits, {setup['versions']} versions of one "
             f"script, {os.cpu_count()} CPUs, Python {sys.version.split()[0]})\n"
         )
-        print(table(results))
-        missed = [
-            name
-            for name, target in TARGETS_MS.items()
-            for result in results
-            if result.operation == name and result.p50 > target
-        ]
-        print("\nAll targets met." if not missed else f"\nTargets MISSED: {', '.join(missed)}")
-    finally:
-        if args.keep:
-            print(f"Data kept in {workdir}")
-        else:
-            remove_tree(workdir)
+        print(latency_table(results, TARGETS_MS))
+        print("\n" + targets_verdict(results, TARGETS_MS))
     return 0
 
 

@@ -20,14 +20,23 @@ import io
 import os
 import pstats
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
-from _common import PASSWORD, SECRET, Result, remove_tree, running_server, sign_in, timed
+from _common import (
+    PASSWORD,
+    SECRET,
+    Result,
+    latency_table,
+    running_server,
+    sign_in,
+    targets_verdict,
+    timed,
+    work_directory,
+)
 
 from gitscripts.config import Settings
 from gitscripts.index.sync import sync_index
@@ -221,22 +230,6 @@ def measure(client: httpx.Client, args: argparse.Namespace) -> list[Result]:
     return results
 
 
-def table(results: list[Result]) -> str:
-    lines = [
-        "| operation | samples | p50 ms | p95 ms | target (p50) | result | notes |",
-        "|---|---:|---:|---:|---|---|---|",
-    ]
-    for result in results:
-        target = TARGETS_MS.get(result.operation)
-        verdict = "-" if target is None else ("PASS" if result.p50 <= target else "FAIL")
-        lines.append(
-            f"| {result.operation} | {len(result.samples)} | {result.p50:.1f} | "
-            f"{result.p95:.1f} | {'-' if target is None else f'<= {target:.0f} ms'} | "
-            f"{verdict} | {result.note} |"
-        )
-    return "\n".join(lines)
-
-
 # -- profiling (optional) -----------------------------------------------------------------------
 def profile(data_dir: Path, rounds: int) -> None:
     """cProfile ManagerService.tree and save_script in-process, on the benchmark's own data."""
@@ -316,9 +309,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="gitscripts-bench-"))
-    data_dir = workdir / "data"
-    try:
+    with work_directory("gitscripts-bench-", args.keep) as workdir:
+        data_dir = workdir / "data"
         calibration = [cpu_calibration()]
         print(f"Setting up {args.scripts} scripts in {args.folders} folders in {data_dir} ...")
         start = time.perf_counter()
@@ -337,27 +329,16 @@ def main(argv: list[str] | None = None) -> int:
             f"\n## Scripts Manager benchmark ({args.scripts} scripts, {args.folders} folders, "
             f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]})\n"
         )
-        print(table(results))
+        print(latency_table(results, TARGETS_MS))
         print(
             "\nCPU calibration (5M-step Python loop, before/after): "
             + " / ".join(f"{seconds:.2f} s" for seconds in calibration)
             + ". Compare runs only at similar calibration: a busy or throttled machine "
             "scales every row."
         )
-        missed = [
-            name
-            for name, target in TARGETS_MS.items()
-            for result in results
-            if result.operation == name and result.p50 > target
-        ]
-        print("\nAll targets met." if not missed else f"\nTargets MISSED: {', '.join(missed)}")
+        print("\n" + targets_verdict(results, TARGETS_MS))
         if args.profile:
             profile(data_dir, rounds=10)
-    finally:
-        if args.keep:
-            print(f"Data kept in {workdir}")
-        else:
-            remove_tree(workdir)
     return 0
 
 
