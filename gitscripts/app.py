@@ -20,6 +20,7 @@ from gitscripts.history.routes import router as history_router
 from gitscripts.logging import RequestLogMiddleware, configure_logging
 from gitscripts.manager.routes import router as manager_router
 from gitscripts.services import Services
+from gitscripts.web.routes import install_web_ui
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -67,4 +68,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(files_router)
     app.include_router(git_router)
     app.include_router(examples_router)
+    install_web_ui(app)
     return app

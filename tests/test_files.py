@@ -393,6 +393,25 @@ def test_put_writes_an_exact_key_and_only_owners_replace(
     assert alice.get(f"/api/v1/files/{key}").status_code == 404
 
 
+def test_listing_shows_the_callers_files_that_are_in_the_store(live: Live) -> None:
+    alice, bob = live.user("alice"), live.user("bob")
+    prefix = f"listed-{uuid.uuid4().hex[:8]}"
+    kept = _upload(alice, b"kept", "k.csv", prefix).json()["key"]
+    gone = _upload(alice, b"gone!", "g.csv", prefix).json()["key"]
+    lost_folder = _upload(alice, b"x", "x.csv", f"{prefix}/sub").json()["key"]
+    top = f"{uuid.uuid4().hex}.txt"  # at the store's top level
+    assert alice.put(f"/api/v1/files/{top}", content=b"top!!").status_code == 200
+    _upload(bob, b"bob's", "b.csv", prefix)
+    # Deleted behind the service's back: left out, and the listing still answers.
+    live.fs.rm_file(f"{live.files_root}/{gone}")
+    live.fs.rm_file(f"{live.files_root}/{lost_folder}")
+    reply = alice.get("/api/v1/files")
+    assert reply.status_code == 200, reply.text
+    assert [(item["key"], item["size"]) for item in reply.json()["files"]] == [(top, 5), (kept, 4)]
+    reply = alice.get("/api/v1/files", params={"prefix": prefix})
+    assert [item["key"] for item in reply.json()["files"]] == [kept]
+
+
 def test_files_need_a_token_unless_anonymous_access_is_allowed(data_dir: Path) -> None:
     with TestClient(create_app(make_settings(data_dir))) as client:
         alice = register(client, "alice")

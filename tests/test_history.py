@@ -86,6 +86,16 @@ def lifecycle(alice: Caller, admin: Caller) -> dict[str, Any]:
     return {"id": sid, "geo": geo, "lab": lab}
 
 
+def test_each_version_is_dated_when_it_was_made(alice: Caller) -> None:
+    """Commit times come from the moment of the change, not from when the service started."""
+    first = alice.upload("dated.py")
+    time.sleep(1.1)  # commit times have a resolution of one second
+    put(alice, first["id"], content=source(2))
+    newest, oldest = (v["committed_at"] for v in history(alice, first["id"])["versions"])
+    assert newest > oldest
+    assert newest >= alice.get(f"{API}/scripts/{first['id']}").json()["updated_at"][:19]
+
+
 def test_full_history_in_order_with_authors_and_change_kinds(
     lifecycle: dict[str, Any], alice: Caller, admin: Caller, data_dir: Path
 ) -> None:

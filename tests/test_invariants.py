@@ -328,12 +328,14 @@ def test_a_push_landing_while_an_api_change_is_planned_is_kept(tmp_path: Path) -
     import pygit2
 
     from gitscripts.repo import Author, Repository
-    from gitscripts.repo.repository import COMMITTER, MAIN_REF
+    from gitscripts.repo.repository import MAIN_REF, committer
 
     repo = Repository(tmp_path / "scripts.git")
     outsider = pygit2.Repository(str(tmp_path / "scripts.git"))
     base = repo.head()
-    pushed = outsider.create_commit(None, COMMITTER, COMMITTER, "pushed", base.tree.id, [base.id])
+    pushed = outsider.create_commit(
+        None, committer(), committer(), "pushed", base.tree.id, [base.id]
+    )
     planned_on: list[str] = []
 
     def plan(parent: pygit2.Commit) -> dict[str, bytes]:

@@ -11,11 +11,13 @@ import re
 import subprocess
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from html import unescape
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from gitscripts.web.highlight import CSS_CLASS, stylesheet
 from tests.conftest import HELLO, Caller, commits, tree_paths
 
 API = "/api/v1/scripts-manager"
@@ -1663,6 +1665,7 @@ ENDPOINTS = [
     ("PUT", "/scripts/{script}", {"json": {"display_name": "z"}}),
     ("DELETE", "/scripts/{script}", {}),
     ("GET", "/tree", {}),
+    ("POST", "/validate", {"json": {"content": HELLO.decode()}}),
 ]
 
 
@@ -1689,3 +1692,187 @@ def test_error_replies_never_leak_host_paths(alice: Caller, data_dir: Path) -> N
         assert 400 <= reply.status_code < 500
         assert str(data_dir) not in reply.text
         assert "scripts.git" not in reply.text
+
+
+# -- GET /scripts/{id}/content?highlight=true (additive) ----------------------------------------
+HOSTILE = (
+    "\n\n"  # leading blank lines: a lexer's defaults would drop them and shift every line
+    '"""A docstring\nover two lines."""\n'
+    "def main(data: dict) -> dict:\n"
+    "    x = '</pre><script>alert(1)</script>'  # & <b>not bold</b>\n"
+    "    return {'x': x}\n"
+    "\n"
+)
+
+
+def shown_text(html: str) -> str:
+    """What a browser shows of the highlighted HTML: the tags gone, the entities decoded."""
+    return unescape(re.sub(r"<[^>]*>", "", html))
+
+
+def test_highlighted_content_is_escaped_classed_and_line_for_line(alice: Caller) -> None:
+    script = alice.upload("a.py", HOSTILE.encode())
+    reply = alice.get(f"{API}/scripts/{script['id']}/content", params={"highlight": "true"})
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert set(body) == {"content", "html"} and body["content"] == HOSTILE
+    html = body["html"]
+    # Nothing of the script becomes markup: its `</pre><script>` and `<b>` arrive as text.
+    assert "<script" not in html and "</pre" not in html and "<b>" not in html
+    assert "&lt;/pre&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert set(re.findall(r"</?([A-Za-z]+)", html)) == {"span"}
+    # Classes for the UI's stylesheet, not inline styles.
+    assert "style=" not in html
+    assert '<span class="k">def</span>' in html and '<span class="nf">main</span>' in html
+    # One line per source line, each one complete (the docstring's spans close at line ends).
+    assert html.count("\n") == HOSTILE.count("\n")
+    for line in html.split("\n"):
+        assert line.count("<span") == line.count("</span>"), line
+    assert shown_text(html).split("\n") == HOSTILE.split("\n")
+
+
+@pytest.mark.parametrize("content", EXACT_CONTENT.values(), ids=EXACT_CONTENT.keys())
+def test_highlighting_keeps_the_line_count(alice: Caller, content: bytes) -> None:
+    script = alice.upload("a.py", content)
+    reply = alice.get(f"{API}/scripts/{script['id']}/content", params={"highlight": "true"})
+    assert reply.status_code == 200, reply.text
+    source = content.decode("utf-8")
+    assert reply.json()["content"] == source
+    html = reply.json()["html"]
+    assert len(html.splitlines()) == len(source.splitlines())
+    # The text is the source's, with line ends as `<pre>` shows them (and without a BOM).
+    lines = source.removeprefix("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+    assert shown_text(html) == lines
+
+
+def test_a_very_large_script_is_shown_escaped_but_not_coloured(alice: Caller) -> None:
+    # Over the highlighter's size limit (Pygments would take seconds): still safe and line-exact.
+    filler = "".join(f"x{n} = '</pre><script>{n}'\n" for n in range(8_000))
+    content = f"{HOSTILE}{filler}"
+    script = alice.upload("big.py", content.encode())
+    reply = alice.get(f"{API}/scripts/{script['id']}/content", params={"highlight": "true"})
+    html = reply.json()["html"]
+    assert "<span" not in html and "<script" not in html
+    assert shown_text(html).split("\n") == content.split("\n")
+
+
+def test_highlight_with_rev_and_without_highlight(alice: Caller, data_dir: Path) -> None:
+    script = alice.upload("a.py")
+    first = commits(data_dir)[0]["id"]
+    reply = alice.put(f"{API}/scripts/{script['id']}", json={"content": OTHER.decode()})
+    assert reply.status_code == 200, reply.text
+    url = f"{API}/scripts/{script['id']}/content"
+
+    old = alice.get(url, params={"rev": first, "highlight": "true"}).json()
+    assert set(old) == {"content", "revision", "html"}
+    assert old["content"] == HELLO.decode() and old["revision"] == first
+    assert shown_text(old["html"]) == HELLO.decode()
+    now = alice.get(url, params={"highlight": "true"}).json()
+    assert set(now) == {"content", "html"} and shown_text(now["html"]) == OTHER.decode()
+    # Without highlight=true the replies are exactly what they always were.
+    assert alice.get(url).json() == {"content": OTHER.decode()}
+    assert alice.get(url, params={"highlight": "false"}).json() == {"content": OTHER.decode()}
+    assert alice.get(url, params={"rev": first}).json() == {
+        "content": HELLO.decode(),
+        "revision": first,
+    }
+    assert_error(alice.get(url, params={"highlight": "perhaps"}), 400, "VALIDATION_ERROR")
+    assert_error(alice.get(f"{API}/scripts/999/content?highlight=true"), 404, "SCRIPT_NOT_FOUND")
+
+
+def test_the_highlight_stylesheet_is_scoped_and_covers_the_classes() -> None:
+    css = stylesheet()
+    rules = [line for line in css.splitlines() if line.strip()]
+    # Every rule under the scope class: nothing restyles the rest of the UI (`pre`, tables).
+    assert rules and all(rule.startswith(f".{CSS_CLASS} ") for rule in rules), css
+    assert "style" not in CSS_CLASS and ".hl .k {" in css and ".hl .nf {" in css
+    assert "pre {" not in css and "linenos" not in css
+
+
+# -- POST /validate (additive) ------------------------------------------------------------------
+VALIDATE_CASES = {
+    "valid": ("a.py", HELLO.decode()),
+    "helper-without-main": ("_util.py", "X = 1\n"),
+    "syntax-error": ("a.py", "def main(data):\n    return 1 +\n"),
+    "missing-main": ("a.py", "def run(data):\n    return {}\n"),
+    "not-py": ("a.txt", HELLO.decode()),
+    "only-suffix": (".py", HELLO.decode()),
+    "slash": ("a/b.py", HELLO.decode()),
+    "too-large": ("a.py", HELLO.decode() + "#" * (1 << 20)),
+    "nul-byte": ("a.py", HELLO.decode() + "\0"),
+    "lone-surrogate": ("a.py", HELLO.decode() + "# \ud800\n"),
+}
+
+
+def post_json(caller: Caller, url: str, body: dict[str, Any]) -> Any:
+    # json.dumps escapes a lone surrogate (`\\ud800`), which the client's own encoder refuses.
+    return caller.post(url, content=json.dumps(body), headers=JSON_HEADERS)
+
+
+@pytest.mark.parametrize(
+    ("filename", "content"), VALIDATE_CASES.values(), ids=VALIDATE_CASES.keys()
+)
+def test_validate_answers_what_a_save_would_and_saves_nothing(
+    alice: Caller, data_dir: Path, filename: str, content: str
+) -> None:
+    with unchanged(data_dir, alice):
+        checked = post_json(alice, f"{API}/validate", {"filename": filename, "content": content})
+    saved = post_json(
+        alice,
+        f"{API}/scripts-from-text",
+        {"filename": filename, "display_name": "x", "content": content},
+    )
+    assert saved.status_code in (201, 400, 413), saved.text
+    if saved.status_code == 201:
+        assert checked.status_code == 200 and checked.json() == {"valid": True}
+    else:
+        assert (checked.status_code, checked.json()) == (saved.status_code, saved.json())
+
+
+def test_validate_reports_the_rule_that_failed(alice: Caller, data_dir: Path) -> None:
+    before = commits(data_dir)
+    url = f"{API}/validate"
+    reply = alice.post(url, json={"content": HELLO.decode()})
+    assert reply.status_code == 200 and reply.json() == {"valid": True}
+    assert_error(
+        alice.post(url, json={"content": "def main(data):\n    return 1 +\n"}),
+        400,
+        "INVALID_SCRIPT_CONTENT",
+        filename="script.py",  # the default name
+        line=2,
+        offset=15,
+    )
+    assert_error(alice.post(url, json={"content": "x = 1\n"}), 400, "SCRIPT_MISSING_MAIN")
+    assert_error(
+        alice.post(url, json={"content": HELLO.decode(), "filename": "a.sh"}),
+        400,
+        "INVALID_FILENAME",
+        filename="a.sh",
+    )
+    too_large = HELLO.decode() + "#" * (1 << 20)
+    body = assert_error(alice.post(url, json={"content": too_large}), 413, "PAYLOAD_TOO_LARGE")
+    assert body["details"]["max_size"] == 1 << 20
+    for bad in ({}, {"filename": "a.py"}, {"content": HELLO.decode(), "filename": ""}):
+        assert_error(alice.post(url, json=bad), 400, "VALIDATION_ERROR")
+    # A name already taken is the save's business, not the script's: validation says valid.
+    alice.upload("a.py")
+    reply = alice.post(url, json={"content": HELLO.decode(), "filename": "a.py"})
+    assert reply.status_code == 200
+    assert len(commits(data_dir)) == len(before) + 1  # only the upload moved main
+
+
+def test_a_lone_surrogate_in_json_content_is_400_not_500(alice: Caller, data_dir: Path) -> None:
+    script = alice.upload("a.py")
+    content = HELLO.decode() + "# \ud800\n"
+    with unchanged(data_dir, alice):
+        for method, url, body in (
+            ("POST", "/scripts-from-text", {"filename": "b.py", "display_name": "b"}),
+            ("PUT", f"/scripts/{script['id']}", {}),
+        ):
+            reply = alice.request(
+                method,
+                API + url,
+                content=json.dumps({**body, "content": content}),
+                headers=JSON_HEADERS,
+            )
+            assert_error(reply, 400, "INVALID_SCRIPT_CONTENT")

@@ -62,6 +62,11 @@ def check_prefix(prefix: str) -> str:
     return prefix
 
 
+def is_under(key: str, prefix: str) -> bool:
+    """Whether `key` is inside the folder-like `prefix` (a checked one; empty: the whole store)."""
+    return not prefix or key.startswith(prefix + "/")
+
+
 def new_key(prefix: str, filename: str | None) -> str:
     """`prefix/<random>.<original extension>`, as the original service named uploads."""
     extension = ""

@@ -88,6 +88,21 @@ async def upload(
     return await _service(request).upload(user, prefix, request)
 
 
+# Exactly `/api/v1/files`: `/api/v1/files/` stays the key route (an empty key, 400 as before).
+@router.get("")
+async def list_files(
+    request: Request,
+    user: FilesUser,
+    prefix: Annotated[str, Query(description="only files inside this folder-like prefix")] = "",
+    everyone: Annotated[
+        bool, Query(alias="all", description="every user's files (admins only)")
+    ] = False,
+) -> dict[str, Any]:
+    """The caller's files, newest first: `{"files": [{"key", "size", "content_type",
+    "uploaded_at"}]}`."""
+    return await _service(request).list_files(user, prefix, everyone)
+
+
 @router.get("/{key:filekey}/info")
 async def info(key: str, request: Request, user: FilesUser) -> dict[str, Any]:
     """Size and content type of a file, from its metadata only."""

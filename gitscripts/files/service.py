@@ -155,11 +155,12 @@ class FileService:
         key = receiver.key
         staged = receiver.staged
         # The owner is recorded before the file appears, so a file is never visible ownerless; a
-        # replaced file keeps the owner it has (an admin replacing it does not take it over).
+        # replaced file keeps the owner it has (an admin replacing it does not take it over), and
+        # its record learns the new size only once the new content is in place.
         record = self.index.file(key)
         recording = record is None or record["owner_id"] is None
         if recording:
-            self.index.add_file(key, user["id"] if user else None)
+            self.index.add_file(key, user["id"] if user else None, receiver.size)
         try:
             await _in_store(staged.commit)
         except BaseException:
@@ -167,6 +168,8 @@ class FileService:
                 self.index.remove_file(key)
             await run_in_threadpool(receiver.discard)
             raise
+        if not recording:
+            self.index.update_file(key, receiver.size)
         log.info("file_stored", key=key, size=receiver.size, user=user["login"] if user else None)
         return {"key": key, "size": receiver.size}
 
@@ -190,6 +193,43 @@ class FileService:
             "content_type": keys.content_type(key),
             "uploaded_by": {"id": owner["id"], "login": owner["login"]} if owner else None,
         }
+
+    async def list_files(
+        self, user: dict[str, Any] | None, prefix: str, everyone: bool
+    ) -> dict[str, Any]:
+        """The caller's files under the folder-like `prefix`, newest first; with `everyone`, an
+        admin's view of every file with a record. Who owns a file is known only from its record
+        in the index, so a file put into the store from outside is never listed."""
+        if user is None:
+            raise errors.NotAuthenticated("Listing files needs a token: files are listed by owner")
+        if everyone and not user["is_admin"]:
+            raise errors.PermissionDenied("Only an admin may list everyone's files")
+        prefix = keys.check_prefix(prefix)
+        records = [
+            record
+            for record in self.index.files()
+            if (everyone or record["owner_id"] == user["id"])
+            and keys.is_under(record["key"], prefix)
+        ]
+        if not records:
+            return {"files": []}
+        # A record outlives a file deleted behind the service's back, so the store says which
+        # files are there: one listing per folder, not one request per file. The listing also
+        # sizes the records written before records kept sizes.
+        folders = sorted({record["key"].rpartition("/")[0] for record in records})
+        present = await _in_store(self.store.sizes_in, folders)
+        listed = [
+            {
+                "key": record["key"],
+                "size": record["size"] if "size" in record else present[record["key"]],
+                "content_type": keys.content_type(record["key"]),
+                "uploaded_at": record["created_at"],
+            }
+            for record in records
+            if record["key"] in present
+        ]
+        listed.sort(key=lambda item: (item["uploaded_at"], item["key"]), reverse=True)
+        return {"files": listed}
 
     async def download(self, key: str, range_header: str | None) -> Download:
         key = keys.check_key(key)

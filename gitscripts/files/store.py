@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 import fsspec
@@ -138,6 +138,25 @@ class FileStore:
         except errors.FileNotFound:
             return False
         return True
+
+    def sizes_in(self, folders: Iterable[str]) -> dict[str, int]:
+        """key -> size of every file directly inside these folders ("" is the top level): one
+        listing per folder (one paginated request on S3) instead of one request per file. A
+        folder that is not there has no files."""
+        found: dict[str, int] = {}
+        for folder in folders:
+            path = self._path(folder) if folder else self.root
+            try:
+                entries = self.fs.ls(path, detail=True)
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                name = entry["name"].rstrip("/")
+                # Listing a path that is a file lists that file: it is not inside the folder.
+                if entry.get("type") == "file" and name != path:
+                    key = name.rsplit("/", 1)[-1]
+                    found[f"{folder}/{key}" if folder else key] = int(entry["size"])
+        return found
 
     def open_at(self, key: str, start: int) -> Any:
         """A handle positioned at `start`, for `read_chunks`; the caller closes it."""

@@ -328,18 +328,32 @@ class Index:
 
     # -- files in the file store: who uploaded each -----------------------------------------
     def file(self, key: str) -> dict[str, Any] | None:
-        """The record of a stored file (`key`, `owner_id`, `created_at`), or None when unknown."""
-        for doc in ((self.storage.read() or {}).get("files") or {}).values():
+        """The record of a stored file (`key`, `owner_id`, `created_at`, and `size` and
+        `updated_at` when known), or None when unknown."""
+        for doc in self._file_docs().values():
             if doc["key"] == key:
                 return dict(doc)
         return None
 
-    def add_file(self, key: str, owner_id: int | None) -> None:
-        """Record who stored `key` (replacing an earlier record of the same key)."""
+    def files(self) -> list[dict[str, Any]]:
+        """Every file record (records written before sizes were kept have no `size`)."""
+        return [dict(doc) for doc in self._file_docs().values()]
+
+    def add_file(self, key: str, owner_id: int | None, size: int) -> None:
+        """Record who stored `key`, and its size (replacing an earlier record of the same key)."""
         with self.transaction():
             table = self._table("files")
             table.remove(doc_ids=self._file_doc_ids(key))
-            table.insert({"key": key, "owner_id": owner_id, "created_at": utc_now()})
+            table.insert({"key": key, "owner_id": owner_id, "size": size, "created_at": utc_now()})
+
+    def update_file(self, key: str, size: int) -> None:
+        """`key` got new content: its new size and when; who stored it first stays the owner."""
+        with self.transaction():
+            doc_ids = self._file_doc_ids(key)
+            if doc_ids:
+                self._table("files").update(
+                    {"size": size, "updated_at": utc_now()}, doc_ids=doc_ids
+                )
 
     def remove_file(self, key: str) -> None:
         with self.transaction():
@@ -348,8 +362,10 @@ class Index:
                 self._table("files").remove(doc_ids=doc_ids)
 
     def _file_doc_ids(self, key: str) -> list[int]:
-        files = (self.storage.read() or {}).get("files") or {}
-        return [int(doc_id) for doc_id, doc in files.items() if doc["key"] == key]
+        return [int(doc_id) for doc_id, doc in self._file_docs().items() if doc["key"] == key]
+
+    def _file_docs(self) -> dict[str, dict[str, Any]]:
+        return (self.storage.read() or {}).get("files") or {}
 
     # -- which commit the entries describe ----------------------------------------------------
     @property

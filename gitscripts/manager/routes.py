@@ -15,10 +15,12 @@ from gitscripts.manager.schemas import (
     ScriptFromText,
     ScriptOut,
     ScriptUpdate,
+    ScriptValidate,
     TreeOut,
 )
 from gitscripts.manager.service import ManagerService, ScriptChange, Unset
 from gitscripts.services import services_of
+from gitscripts.web.highlight import highlight_python
 
 router = APIRouter(prefix="/api/v1/scripts-manager", tags=["scripts-manager"])
 
@@ -47,6 +49,12 @@ def _form_bool(value: str, field: str) -> bool:
     if lowered in ("false", "0", "no", "off", ""):
         return False
     raise errors.ValidationError(f"{field} must be true or false", **{field: value})
+
+
+def _script_bytes(text: str) -> bytes:
+    # JSON can carry lone surrogates (`"\ud800"`), which UTF-8 cannot encode: kept as the bytes
+    # they would be, they reach the rules' UTF-8 check (400) instead of failing here (500).
+    return text.encode("utf-8", "surrogatepass")
 
 
 # -- folders ----------------------------------------------------------------------------------
@@ -107,12 +115,20 @@ def script_from_text(body: ScriptFromText, user: CurrentUser, manager: Manager) 
     return manager.save_script(
         user,
         filename=body.filename,
-        content=body.content.encode("utf-8"),
+        content=_script_bytes(body.content),
         display_name=body.display_name,
         description=body.description,
         folder_id=body.folder_id,
         replace=body.replace,
     )
+
+
+@router.post("/validate")
+def validate_script(body: ScriptValidate, user: CurrentUser, manager: Manager) -> dict[str, bool]:
+    """Whether an upload of this script would be accepted: `{"valid": true}`, or the very error
+    the upload would answer. Nothing is saved."""
+    manager.validate_script(body.filename, _script_bytes(body.content))
+    return {"valid": True}
 
 
 @router.get("/scripts/{script_id}", response_model=ScriptOut)
@@ -129,12 +145,22 @@ Revision = Annotated[
     "/scripts/{script_id}/content", response_model=ScriptContent, response_model_exclude_none=True
 )
 def script_content(
-    script_id: int, user: CurrentUser, manager: Manager, rev: Revision = None
+    script_id: int,
+    user: CurrentUser,
+    manager: Manager,
+    rev: Revision = None,
+    highlight: Annotated[
+        bool, Query(description="also `html`: the source highlighted (CSS at /ui/highlight.css)")
+    ] = False,
 ) -> ScriptContent:
     """The script's source; with `rev`, as it was at that revision (and which commit that is)."""
     content, revision = manager.script_content(script_id, rev)
     text = content.decode("utf-8", "replace")
-    return ScriptContent(content=text, revision=None if rev is None else revision)
+    return ScriptContent(
+        content=text,
+        revision=None if rev is None else revision,
+        html=highlight_python(text) if highlight else None,
+    )
 
 
 @router.put("/scripts/{script_id}", response_model=ScriptOut)
@@ -150,7 +176,7 @@ def update_script(
             if field in body.model_fields_set
             and (getattr(body, field) is not None or field in nullable)
         },
-        **({"content": body.content.encode("utf-8")} if body.content is not None else {}),
+        **({"content": _script_bytes(body.content)} if body.content is not None else {}),
     )
     return manager.update_script(user, script_id, change)
 

@@ -85,3 +85,13 @@ class ScriptUpdate(BaseModel):
 class ScriptContent(BaseModel):
     content: str
     revision: str | None = Field(default=None, description="the commit read (only with `rev`)")
+    html: str | None = Field(
+        default=None,
+        description='the source highlighted, for inside `<pre class="hl"><code>` (only with '
+        "`highlight=true`)",
+    )
+
+
+class ScriptValidate(BaseModel):
+    content: str
+    filename: str = Field(default="script.py", min_length=1)

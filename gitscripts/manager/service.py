@@ -402,6 +402,16 @@ class ManagerService:
             "restored_from": str(commit.id),
         }
 
+    def validate_script(
+        self, filename: str, content: bytes, display_name: str | None = None
+    ) -> None:
+        """What an upload checks before it touches the repository, in the same order, so that
+        asking without saving (no `display_name`) always gets the answer a save would."""
+        rules.check_script_filename(filename)
+        if display_name is not None:
+            rules.check_display_name(display_name)
+        rules.check_script_content(filename, content, self.settings.max_script_size)
+
     def save_script(
         self,
         user: User,
@@ -414,9 +424,7 @@ class ManagerService:
         replace: bool,
     ) -> dict[str, Any]:
         """Upload a script (multipart or text); with `replace`, overwrite one keeping its id."""
-        rules.check_script_filename(filename)
-        rules.check_display_name(display_name)
-        rules.check_script_content(filename, content, self.settings.max_script_size)
+        self.validate_script(filename, content, display_name)
         self.ensure_synced()
         folder_path = self._folder_path(folder_id)
         path = layout.join(folder_path, filename)

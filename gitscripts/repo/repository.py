@@ -24,13 +24,20 @@ from gitscripts import errors
 from gitscripts.repo import layout
 
 MAIN_REF = "refs/heads/main"
-COMMITTER = pygit2.Signature("gitscripts", "gitscripts@gitscripts.invalid")
+COMMITTER_NAME = "gitscripts"
+COMMITTER_EMAIL = "gitscripts@gitscripts.invalid"
 _MAX_COMMIT_ATTEMPTS = 50
 _FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 TAG_PREFIX = "refs/tags/"
 _DELTA_STATUS = {pygit2.GIT_DELTA_ADDED: "added", pygit2.GIT_DELTA_DELETED: "deleted"}
+
+
+def committer() -> pygit2.Signature:
+    """The service as committer, stamped now: a Signature made without a time keeps the time
+    it was made at, so one made at import would date every commit to the service's start."""
+    return pygit2.Signature(COMMITTER_NAME, COMMITTER_EMAIL)
 
 
 @dataclass(frozen=True)
@@ -141,7 +148,7 @@ class Repository:
         git = pygit2.init_repository(str(path), bare=True, initial_head="main")
         empty_tree = git.TreeBuilder().write()
         git.create_commit(
-            MAIN_REF, COMMITTER, COMMITTER, "Initialize script repository", empty_tree, []
+            MAIN_REF, committer(), committer(), "Initialize script repository", empty_tree, []
         )
         return git
 
@@ -315,7 +322,7 @@ class Repository:
                 parent = self.git[main.target]
                 tree_id = self._apply(parent.tree, plan(parent))  # type: ignore[attr-defined]
                 commit_id = self.git.create_commit(
-                    None, signature, COMMITTER, message + "\n", tree_id, [parent.id]
+                    None, signature, committer(), message + "\n", tree_id, [parent.id]
                 )
                 try:
                     main.set_target(commit_id, message)
@@ -380,7 +387,7 @@ class Repository:
     def api_author_id(commit: pygit2.Commit) -> int | None:
         """The user who made `commit` through the API; None for commits that came by `git push`,
         whose author is whatever the pusher typed and so names nobody reliably."""
-        if commit.committer.email != COMMITTER.email:
+        if commit.committer.email != COMMITTER_EMAIL:
             return None
         return Author.user_id_of(commit.author)
 

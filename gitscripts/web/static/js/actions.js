@@ -1,0 +1,264 @@
+// What a user does to folders and scripts, shared by the tree and the script page. Each action
+// opens its dialog, calls the API, and resolves to the result (null when the user cancelled).
+
+import { InputError, api } from "./api.js";
+import { confirmDialog, formDialog } from "./dialogs.js";
+import { notify } from "./dom.js";
+
+export const NEW_SCRIPT_TEMPLATE = `def main(data: dict) -> dict:
+    """Called with the JSON object the simulator sends; returns a JSON object."""
+    value = data.get("value", 0)
+    return {"result": value * 2}
+`;
+
+// -- the tree as lists -------------------------------------------------------------------------
+export function allFolders(tree) {
+  const folders = [];
+  const walk = (items) => {
+    for (const item of items) {
+      folders.push(item.folder);
+      walk(item.subfolders);
+    }
+  };
+  walk(tree.root_folders);
+  return folders.sort((a, b) => a.path.localeCompare(b.path));
+}
+
+export function allScripts(tree) {
+  const scripts = [...tree.root_scripts];
+  const walk = (items) => {
+    for (const item of items) {
+      scripts.push(...item.scripts);
+      walk(item.subfolders);
+    }
+  };
+  walk(tree.root_folders);
+  return scripts;
+}
+
+function folderOptions(folders) {
+  return [{ value: "", label: "(top level)" }, ...folders.map((folder) => ({ value: folder.id, label: folder.path }))];
+}
+
+function folderIdOf(value) {
+  return value === "" || value === null || value === undefined ? null : Number(value);
+}
+
+// -- creating and replacing scripts ------------------------------------------------------------
+/**
+ * The seed API answers 409 SCRIPT_EXISTS_REPLACE_REQUIRED when a script of that name is already
+ * in the folder: ask, and retry with replace=true. Declining leaves the dialog open and says so,
+ * so the user can pick another name or folder.
+ */
+async function confirmReplace(error, retry) {
+  if (error.code !== "SCRIPT_EXISTS_REPLACE_REQUIRED") return false;
+  const path = error.details.logical_path || "This script";
+  const replace = await confirmDialog({
+    title: "Replace the existing script?",
+    message: `${path} already exists. Replace it with this version? The script keeps its id and address, and the version it has now stays in its history.`,
+    confirmLabel: "Replace",
+    danger: true,
+  });
+  if (!replace) return new InputError(`Not replaced: ${path} already exists. Choose another name or folder, or upload again and confirm the replacement.`);
+  await retry({ replace: true });
+  return true;
+}
+
+function suggestedDisplayName(filename) {
+  const stem = filename.replace(/\.py$/i, "").replace(/[_-]+/g, " ").trim();
+  return stem ? stem.charAt(0).toUpperCase() + stem.slice(1) : "";
+}
+
+export function uploadScript(folders, folderId = null) {
+  return formDialog({
+    title: "Upload a script",
+    intro: "A Python file that defines main(data). If a script with the same file name is in the folder, you will be asked before it is replaced.",
+    fields: [
+      { name: "file", label: "Python file", type: "file", accept: ".py,text/x-python", required: true },
+      { name: "display_name", label: "Display name", required: true, maxlength: 255 },
+      { name: "description", label: "Description", type: "textarea", rows: 3 },
+      { name: "folder_id", label: "Folder", type: "select", options: folderOptions(folders), value: folderId ?? "" },
+    ],
+    submitLabel: "Upload",
+    onInput: (event, controls) => {
+      // Offer a display name from the file name until the user types one.
+      if (event.target === controls.file && controls.file.files[0] && !controls.display_name.value) {
+        controls.display_name.value = suggestedDisplayName(controls.file.files[0].name);
+      }
+    },
+    onSubmit: async (values) => {
+      const form = new FormData();
+      form.append("file", values.file);
+      form.append("display_name", values.display_name);
+      if (values.description.trim()) form.append("description", values.description);
+      if (values.folder_id !== "") form.append("folder_id", values.folder_id);
+      form.append("replace", values.replace ? "true" : "false");
+      const script = await api("scripts-manager/scripts", { method: "POST", body: form });
+      notify(`${values.replace ? "Replaced" : "Uploaded"} ${script.logical_path}.`, "success");
+      return script;
+    },
+    onError: confirmReplace,
+  });
+}
+
+export function createScriptFromText(folders, folderId = null) {
+  return formDialog({
+    title: "New script",
+    fields: [
+      { name: "filename", label: "File name", required: true, placeholder: "analysis.py", hint: "Ends with .py; letters, digits, dots, dashes and underscores." },
+      { name: "display_name", label: "Display name", required: true, maxlength: 255 },
+      { name: "description", label: "Description", type: "textarea", rows: 2 },
+      { name: "folder_id", label: "Folder", type: "select", options: folderOptions(folders), value: folderId ?? "" },
+      { name: "content", label: "Source", type: "textarea", code: true, rows: 12, value: NEW_SCRIPT_TEMPLATE, required: true },
+    ],
+    wide: true,
+    submitLabel: "Create",
+    onInput: (event, controls) => {
+      if (event.target === controls.filename && !controls.display_name.dataset.touched) {
+        controls.display_name.value = suggestedDisplayName(controls.filename.value);
+      }
+      if (event.target === controls.display_name) controls.display_name.dataset.touched = "1";
+    },
+    onSubmit: async (values) => {
+      const filename = values.filename.trim();
+      const script = await api("scripts-manager/scripts-from-text", {
+        method: "POST",
+        json: {
+          filename: filename.toLowerCase().endsWith(".py") ? filename : `${filename}.py`,
+          display_name: values.display_name,
+          description: values.description.trim() || null,
+          folder_id: folderIdOf(values.folder_id),
+          content: values.content,
+          replace: Boolean(values.replace),
+        },
+      });
+      notify(`${values.replace ? "Replaced" : "Created"} ${script.logical_path}.`, "success");
+      return script;
+    },
+    onError: confirmReplace,
+  });
+}
+
+// -- changing scripts --------------------------------------------------------------------------
+function updateScript(script, changes) {
+  return api(`scripts-manager/scripts/${script.id}`, { method: "PUT", json: changes });
+}
+
+export function renameScript(script) {
+  return formDialog({
+    title: `Rename ${script.filename}`,
+    fields: [{ name: "filename", label: "New file name", value: script.filename, required: true, hint: "Its id stays the same; callers must use the new path." }],
+    submitLabel: "Rename",
+    onSubmit: async ({ filename }) => {
+      if (filename === script.filename) throw new InputError("That is the current name.");
+      const renamed = await updateScript(script, { filename });
+      notify(`Renamed to ${renamed.logical_path}.`, "success");
+      return renamed;
+    },
+  });
+}
+
+export function moveScript(script, folders) {
+  return formDialog({
+    title: `Move ${script.filename}`,
+    fields: [{ name: "folder_id", label: "To folder", type: "select", options: folderOptions(folders), value: script.folder_id ?? "" }],
+    submitLabel: "Move",
+    onSubmit: async ({ folder_id }) => {
+      if (folderIdOf(folder_id) === script.folder_id) throw new InputError("The script is already in that folder.");
+      const moved = await updateScript(script, { folder_id: folderIdOf(folder_id) });
+      notify(`Moved to ${moved.logical_path}.`, "success");
+      return moved;
+    },
+  });
+}
+
+export function editScriptDetails(script) {
+  return formDialog({
+    title: "Edit details",
+    fields: [
+      { name: "display_name", label: "Display name", value: script.display_name, required: true, maxlength: 255 },
+      { name: "description", label: "Description", type: "textarea", rows: 4, value: script.description || "" },
+    ],
+    onSubmit: async ({ display_name, description }) => {
+      const updated = await updateScript(script, { display_name, description: description.trim() || null });
+      notify("Details saved.", "success");
+      return updated;
+    },
+  });
+}
+
+export async function deleteScript(script) {
+  const sure = await confirmDialog({
+    title: `Delete ${script.filename}?`,
+    message: `${script.logical_path} will disappear from the tree and can no longer be run. Its history stays in the repository, from which it can be restored.`,
+    confirmLabel: "Delete script",
+    danger: true,
+  });
+  if (!sure) return null;
+  await api(`scripts-manager/scripts/${script.id}`, { method: "DELETE" });
+  notify(`Deleted ${script.logical_path}.`, "success");
+  return script;
+}
+
+// -- folders -----------------------------------------------------------------------------------
+export function createFolder(folders, parentId = null) {
+  return formDialog({
+    title: "New folder",
+    fields: [
+      { name: "name", label: "Name", required: true, maxlength: 255 },
+      { name: "parent_id", label: "Inside", type: "select", options: folderOptions(folders), value: parentId ?? "" },
+    ],
+    submitLabel: "Create folder",
+    onSubmit: async ({ name, parent_id }) => {
+      const folder = await api("scripts-manager/folders", { method: "POST", json: { name, parent_id: folderIdOf(parent_id) } });
+      notify(`Created folder ${folder.path}.`, "success");
+      return folder;
+    },
+  });
+}
+
+export function renameFolder(folder) {
+  return formDialog({
+    title: `Rename folder ${folder.name}`,
+    fields: [{ name: "name", label: "New name", value: folder.name, required: true, maxlength: 255, hint: "The paths of every script inside change with it." }],
+    submitLabel: "Rename",
+    onSubmit: async ({ name }) => {
+      if (name === folder.name) throw new InputError("That is the current name.");
+      const renamed = await api(`scripts-manager/folders/${folder.id}`, { method: "PUT", json: { name } });
+      notify(`Renamed to ${renamed.path}.`, "success");
+      return renamed;
+    },
+  });
+}
+
+export function moveFolder(folder, folders) {
+  // Not into itself or anything inside it.
+  const inside = (candidate) => candidate.id === folder.id || candidate.path.startsWith(`${folder.path}/`);
+  return formDialog({
+    title: `Move folder ${folder.name}`,
+    fields: [{ name: "parent_id", label: "Into", type: "select", options: folderOptions(folders.filter((candidate) => !inside(candidate))), value: folder.parent_id ?? "", hint: "The paths of every script inside change with it." }],
+    submitLabel: "Move",
+    onSubmit: async ({ parent_id }) => {
+      if (folderIdOf(parent_id) === folder.parent_id) throw new InputError("The folder is already there.");
+      const moved = await api(`scripts-manager/folders/${folder.id}`, { method: "PUT", json: { parent_id: folderIdOf(parent_id) } });
+      notify(`Moved to ${moved.path}.`, "success");
+      return moved;
+    },
+  });
+}
+
+export async function deleteFolder(item) {
+  const scripts = allScripts({ root_scripts: [], root_folders: [item] }).length;
+  const folders = allFolders({ root_folders: [item] }).length - 1;
+  const contents = [scripts && `${scripts} script${scripts === 1 ? "" : "s"}`, folders && `${folders} folder${folders === 1 ? "" : "s"}`].filter(Boolean).join(" and ");
+  const sure = await confirmDialog({
+    title: `Delete folder ${item.folder.name}?`,
+    message: `${item.folder.path}${contents ? ` and everything in it (${contents})` : ""} will be deleted. The history keeps every version.`,
+    confirmLabel: "Delete folder",
+    danger: true,
+  });
+  if (!sure) return null;
+  await api(`scripts-manager/folders/${item.folder.id}`, { method: "DELETE" });
+  notify(`Deleted folder ${item.folder.path}.`, "success");
+  return item.folder;
+}

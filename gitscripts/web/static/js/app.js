@@ -1,0 +1,136 @@
+// The shell: who is signed in, the top bar, and which screen the hash shows.
+
+import { api, describeError, onSessionExpired, session } from "./api.js";
+import { clear, clearErrorNotices, errorPanel, h, loading, notify } from "./dom.js";
+import { currentLocation, match, navigate } from "./router.js";
+import { renderAccount } from "./views/account.js";
+import { renderActivity, renderCommit } from "./views/activity.js";
+import { renderLogin, renderRegister } from "./views/auth.js";
+import { renderFiles } from "./views/files.js";
+import { renderScript } from "./views/script.js";
+import { renderTree } from "./views/tree.js";
+
+const routes = [
+  { pattern: "/login", render: renderLogin, public: true, nav: null },
+  { pattern: "/register", render: renderRegister, public: true, nav: null },
+  { pattern: "/", render: renderTree, nav: "scripts" },
+  { pattern: "/scripts/:id", render: renderScript, nav: "scripts" },
+  { pattern: "/scripts/:id/:tab", render: renderScript, nav: "scripts" },
+  { pattern: "/activity", render: renderActivity, nav: "activity" },
+  { pattern: "/commits/:rev", render: renderCommit, nav: "activity" },
+  { pattern: "/files", render: renderFiles, nav: "files" },
+  { pattern: "/account", render: renderAccount, nav: "account" },
+];
+
+// What every screen may need: the signed-in user (null until known) and ways to change it.
+export const app = {
+  user: null,
+  async refreshUser() {
+    this.user = await api("auth/me");
+    showSession();
+    return this.user;
+  },
+  async signIn(token) {
+    session.token = token;
+    await this.refreshUser();
+  },
+  async signOut() {
+    try {
+      await api("auth/logout", { method: "POST" });
+    } catch {
+      // Already expired or unreachable: forgetting the token locally is what matters.
+    }
+    session.token = null;
+    this.user = null;
+    showSession();
+    navigate("/login");
+    notify("You are signed out.");
+  },
+};
+
+const view = document.getElementById("view");
+let cleanup = null;
+let renderCount = 0;
+
+function showSession() {
+  const signedIn = Boolean(app.user);
+  document.querySelector(".mainnav").hidden = !signedIn;
+  document.querySelector(".session").hidden = !signedIn;
+  document.querySelector(".who").textContent = signedIn ? app.user.login + (app.user.is_admin ? " (admin)" : "") : "";
+}
+
+function highlightNav(section) {
+  for (const link of document.querySelectorAll(".mainnav a")) {
+    if (link.dataset.nav === section) link.setAttribute("aria-current", "page");
+    else link.removeAttribute("aria-current");
+  }
+}
+
+async function render() {
+  const location = currentLocation();
+  let route = null;
+  let params = null;
+  for (const candidate of routes) {
+    params = match(candidate.pattern, location.path);
+    if (params) {
+      route = candidate;
+      break;
+    }
+  }
+  if (cleanup) {
+    cleanup();
+    cleanup = null;
+  }
+  const thisRender = ++renderCount;
+  if (!route) {
+    clear(view, errorPanel("There is no such page.", h("a", { href: "#/" }, "Go to the scripts")));
+    return;
+  }
+  if (!route.public && !session.signedIn) {
+    navigate("/login", { next: location.raw }, { replace: true });
+    return;
+  }
+  if (!route.public && !app.user) {
+    clear(view, loading());
+    try {
+      await app.refreshUser();
+    } catch (error) {
+      if (error.status !== 401) clear(view, errorPanel(describeError(error), h("button", { type: "button", onclick: render }, "Try again")));
+      return; // a 401 has already sent the user to the login screen
+    }
+  }
+  if (thisRender !== renderCount) return;
+  highlightNav(route.nav);
+  clear(view, loading());
+  try {
+    cleanup = (await route.render(view, { params, query: location.query, app })) || null;
+  } catch (error) {
+    if (thisRender !== renderCount) return;
+    if (error.status === 401) return;
+    clear(view, errorPanel(describeError(error), h("a", { href: "#/" }, "Back to the scripts")));
+  }
+}
+
+// A 401 on a request made with a token: the session ended. Remember where the user was.
+onSessionExpired(() => {
+  app.user = null;
+  showSession();
+  const location = currentLocation();
+  if (location.path === "/login" || location.path === "/register") return;
+  navigate("/login", { next: location.raw, expired: "1" });
+});
+
+document.querySelector("[data-action=logout]").addEventListener("click", () => app.signOut());
+
+window.addEventListener("hashchange", () => {
+  clearErrorNotices();
+  // A dialog belongs to the screen it was opened on (a session that ends mid-dialog, say).
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  render().then(() => {
+    // Move focus to the new screen for keyboard and screen-reader users, unless a view already
+    // placed it somewhere on purpose.
+    if (document.activeElement === document.body) view.focus({ preventScroll: true });
+  });
+});
+
+render();

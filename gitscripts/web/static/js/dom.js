@@ -1,0 +1,130 @@
+// Small DOM helpers. Everything a user or the service wrote goes in as text, never as markup.
+
+/**
+ * h("button", {class: "primary", onclick: fn}, "Save") builds an element.
+ * Attributes: `class`, `dataset`, `on<event>` handlers, booleans (true sets, false/null skips).
+ */
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [name, value] of Object.entries(attributes || {})) {
+    if (value === false || value === null || value === undefined) continue;
+    if (name.startsWith("on") && typeof value === "function") {
+      element.addEventListener(name.slice(2), value);
+    } else if (name === "dataset") {
+      Object.assign(element.dataset, value);
+    } else if (name === "value" || name === "checked" || name === "selected") {
+      element[name] = value;
+    } else {
+      element.setAttribute(name, value === true ? "" : String(value));
+    }
+  }
+  append(element, children);
+  return element;
+}
+
+function append(element, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    element.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+export function clear(element, ...children) {
+  element.replaceChildren();
+  append(element, children);
+  return element;
+}
+
+const dateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+export function formatDate(iso) {
+  if (!iso) return "";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : dateFormat.format(date);
+}
+
+/** A <time> showing the local date, with the exact UTC instant as its tooltip. */
+export function timeElement(iso) {
+  return h("time", { datetime: iso, title: iso }, formatDate(iso));
+}
+
+export function formatBytes(size) {
+  if (size === null || size === undefined) return "";
+  const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+  let value = size;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${size} bytes` : `${value.toFixed(value < 10 ? 1 : 0)} ${units[unit]}`;
+}
+
+// -- notices: short messages in the live region under the top bar ------------------------------
+let noticeArea = null;
+
+export function notify(message, kind = "info", { timeout = kind === "error" ? 0 : 5000 } = {}) {
+  noticeArea ||= document.querySelector(".notices");
+  const notice = h(
+    "div",
+    { class: `notice ${kind}`, role: kind === "error" ? "alert" : null },
+    h("span", { class: "notice-text" }, message),
+    h("button", { type: "button", class: "icon-button", "aria-label": "Dismiss", onclick: () => notice.remove() }, "×"),
+  );
+  noticeArea.append(notice);
+  if (timeout) setTimeout(() => notice.remove(), timeout);
+  return notice;
+}
+
+/** Errors belong to the screen they happened on; confirmations may outlive it. */
+export function clearErrorNotices() {
+  for (const notice of (noticeArea ||= document.querySelector(".notices")).querySelectorAll(".notice.error")) notice.remove();
+}
+
+/** A "Copy" button that puts `text()` on the clipboard and says so. */
+export function copyButton(text, label = "Copy") {
+  const button = h("button", { type: "button", class: "secondary small" }, label);
+  button.addEventListener("click", async () => {
+    const value = typeof text === "function" ? text() : text;
+    try {
+      await navigator.clipboard.writeText(value);
+    } catch {
+      // Without clipboard permission (plain http on another host): fall back to a selection copy.
+      const area = h("textarea", { class: "offscreen", readonly: true }, value);
+      document.body.append(area);
+      area.select();
+      document.execCommand("copy");
+      area.remove();
+    }
+    button.textContent = "Copied";
+    setTimeout(() => (button.textContent = label), 1500);
+  });
+  return button;
+}
+
+/** A code block with a copy button. */
+export function snippet(code, { label = "Copy", testid, wrap = false } = {}) {
+  return h(
+    "div",
+    { class: wrap ? "snippet wrap" : "snippet", "data-testid": testid },
+    h("pre", {}, h("code", {}, code)),
+    copyButton(code, label),
+  );
+}
+
+/** Debounce: call `fn` once calls stop for `wait` ms. */
+export function debounce(fn, wait) {
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), wait);
+  };
+}
+
+export function loading(text = "Loading…") {
+  return h("p", { class: "loading", role: "status" }, text);
+}
+
+export function errorPanel(message, ...actions) {
+  return h("div", { class: "panel error-panel", role: "alert" }, h("p", {}, message), actions);
+}

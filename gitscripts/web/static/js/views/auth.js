@@ -1,0 +1,122 @@
+// Sign in and create an account.
+
+import { InputError, api, describeError, session } from "../api.js";
+import { clear, h } from "../dom.js";
+
+// Only a screen of this app may be the target after signing in, never another site.
+function nextScreen(query) {
+  const next = query.get("next") || "/";
+  return next.startsWith("/") && !next.startsWith("//") ? next : "/";
+}
+
+function goTo(raw) {
+  location.hash = `#${raw}`;
+}
+
+function authForm({ title, intro, fields, submitLabel, onSubmit, footer }) {
+  const error = h("p", { class: "form-error", role: "alert", hidden: true });
+  const submit = h("button", { type: "submit", class: "primary" }, submitLabel);
+  const inputs = {};
+  const form = h(
+    "form",
+    { class: "auth-form panel", novalidate: true },
+    h("h1", {}, title),
+    intro,
+    fields.map((field) => {
+      const id = `auth-${field.name}`;
+      inputs[field.name] = h("input", {
+        id,
+        name: field.name,
+        type: field.type || "text",
+        autocomplete: field.autocomplete,
+        required: true,
+        minlength: field.minlength || null,
+        maxlength: field.maxlength || null,
+      });
+      return h(
+        "div",
+        { class: "field" },
+        h("label", { for: id }, field.label),
+        inputs[field.name],
+        field.hint ? h("p", { class: "hint" }, field.hint) : null,
+      );
+    }),
+    error,
+    h("div", { class: "actions" }, submit),
+    footer,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    const values = Object.fromEntries(Object.entries(inputs).map(([name, input]) => [name, input.value]));
+    const missing = fields.find((field) => !values[field.name]);
+    if (missing) {
+      error.textContent = `${missing.label} is required.`;
+      error.hidden = false;
+      inputs[missing.name].focus();
+      return;
+    }
+    submit.disabled = true;
+    try {
+      await onSubmit(values);
+    } catch (problem) {
+      error.textContent = describeError(problem);
+      error.hidden = false;
+    } finally {
+      submit.disabled = false;
+    }
+  });
+  return { form, inputs };
+}
+
+async function signInAndGo(app, login, password, query) {
+  const answer = await api("auth/login", { method: "POST", json: { login, password } });
+  await app.signIn(answer.access_token);
+  goTo(nextScreen(query));
+}
+
+export async function renderLogin(view, { query, app }) {
+  if (session.signedIn && app.user) {
+    goTo(nextScreen(query));
+    return;
+  }
+  document.title = "Sign in · gitscripts";
+  const expired = query.get("expired")
+    ? h("p", { class: "notice-inline warning", role: "alert" }, "Your session has expired. Sign in again to return to the page you were on.")
+    : null;
+  const { form, inputs } = authForm({
+    title: "Sign in",
+    intro: expired,
+    fields: [
+      { name: "login", label: "Login", autocomplete: "username" },
+      { name: "password", label: "Password", type: "password", autocomplete: "current-password" },
+    ],
+    submitLabel: "Sign in",
+    onSubmit: ({ login, password }) => signInAndGo(app, login, password, query),
+    footer: h("p", { class: "switch" }, "New here? ", h("a", { href: `#/register${query.get("next") ? `?next=${encodeURIComponent(query.get("next"))}` : ""}` }, "Create an account")),
+  });
+  clear(view, h("div", { class: "auth-screen" }, form));
+  inputs.login.focus();
+}
+
+export async function renderRegister(view, { query, app }) {
+  document.title = "Create an account · gitscripts";
+  const { form, inputs } = authForm({
+    title: "Create an account",
+    intro: null,
+    fields: [
+      { name: "login", label: "Login", autocomplete: "username", minlength: 3, maxlength: 50, hint: "3 to 50 characters." },
+      { name: "password", label: "Password", type: "password", autocomplete: "new-password", minlength: 8, hint: "At least 8 characters." },
+      { name: "confirm", label: "Repeat the password", type: "password", autocomplete: "new-password" },
+    ],
+    submitLabel: "Create account",
+    onSubmit: async ({ login, password, confirm }) => {
+      if (password !== confirm) throw new InputError("The two passwords differ.");
+      await api("auth/register", { method: "POST", json: { login, password } });
+      await signInAndGo(app, login, password, query);
+    },
+    footer: h("p", { class: "switch" }, "Already have an account? ", h("a", { href: "#/login" }, "Sign in")),
+  });
+  clear(view, h("div", { class: "auth-screen" }, form));
+  inputs.login.focus();
+}

@@ -1,0 +1,178 @@
+// Files in the file store: upload with progress, the user's files, info, download and delete.
+
+import { api, describeError, send, uploadWithProgress } from "../api.js";
+import { confirmDialog, infoDialog } from "../dialogs.js";
+import { clear, copyButton, formatBytes, h, notify, timeElement } from "../dom.js";
+
+function fileUrl(key) {
+  return `/api/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`;
+}
+
+async function download(file) {
+  const response = await send(fileUrl(file.key));
+  const blob = await response.blob();
+  const link = h("a", { href: URL.createObjectURL(blob), download: file.key.split("/").pop() });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
+}
+
+export async function renderFiles(view) {
+  document.title = "Files · gitscripts";
+  const listing = h("div", { class: "files-listing" });
+
+  const refresh = async () => {
+    const { files } = await api("files");
+    if (!files.length) {
+      clear(listing, h("p", { class: "panel empty" }, "You have not uploaded any files yet."));
+      return;
+    }
+    clear(
+      listing,
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "files-table" },
+          h("thead", {}, h("tr", {}, h("th", {}, "Key"), h("th", { class: "number" }, "Size"), h("th", {}, "Type"), h("th", {}, "Uploaded"), h("th", {}, h("span", { class: "offscreen" }, "Actions")))),
+          h("tbody", {}, files.map((file) => fileRow(file, refresh))),
+        ),
+      ),
+    );
+  };
+
+  const fileInput = h("input", { type: "file", id: "upload-file" });
+  const prefix = h("input", { type: "text", id: "upload-prefix", placeholder: "e.g. sim/run-7", autocomplete: "off" });
+  const submit = h("button", { type: "submit", class: "primary" }, "Upload");
+  const cancel = h("button", { type: "button", class: "secondary", hidden: true }, "Cancel");
+  const progress = h("progress", { max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
+  const progressText = h("span", { class: "hint", role: "status" });
+  const outcome = h("div", { class: "upload-outcome" });
+  let upload = null;
+
+  const form = h(
+    "form",
+    { class: "panel upload-form", novalidate: true },
+    h("h2", {}, "Upload a file"),
+    h("div", { class: "field-row" }, h("div", { class: "field" }, h("label", { for: "upload-file" }, "File"), fileInput), h("div", { class: "field" }, h("label", { for: "upload-prefix" }, "Key prefix (optional)"), prefix)),
+    h("div", { class: "actions start" }, submit, cancel, progress, progressText),
+    outcome,
+  );
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const file = fileInput.files[0];
+    if (!file) {
+      clear(outcome, h("p", { class: "form-error", role: "alert" }, "Choose a file to upload."));
+      fileInput.focus();
+      return;
+    }
+    const body = new FormData();
+    body.append("file", file);
+    const query = prefix.value.trim() ? `?prefix=${encodeURIComponent(prefix.value.trim())}` : "";
+    clear(outcome);
+    submit.disabled = true;
+    cancel.hidden = false;
+    progress.hidden = false;
+    progress.value = 0;
+    upload = uploadWithProgress(`files/upload${query}`, body, (loaded, total) => {
+      progress.value = Math.round((loaded / total) * 100);
+      progressText.textContent = `${formatBytes(loaded)} of ${formatBytes(total)} (${progress.value}%)`;
+    });
+    try {
+      const stored = await upload.done;
+      clear(outcome, h("p", { class: "success-text", role: "status" }, "Stored as ", h("code", { "data-testid": "uploaded-key" }, stored.key), ` (${formatBytes(stored.size)}) `, copyButton(stored.key, "Copy key")));
+      form.reset();
+      await refresh();
+    } catch (error) {
+      if (error.status !== 401) clear(outcome, h("p", { class: "form-error", role: "alert" }, describeError(error)));
+    } finally {
+      upload = null;
+      submit.disabled = false;
+      cancel.hidden = true;
+      progress.hidden = true;
+      progressText.textContent = "";
+    }
+  });
+  cancel.addEventListener("click", () => upload && upload.cancel());
+
+  clear(
+    view,
+    h(
+      "section",
+      { class: "screen" },
+      h("div", { class: "screen-head" }, h("h1", {}, "Files")),
+      h("p", { class: "hint" }, "Files that scripts read or write by key. Pass a key in a script's input; scripts use gitscripts.runtime.files to open it."),
+      form,
+      h("h2", {}, "Your files"),
+      listing,
+    ),
+  );
+  await refresh();
+  return () => upload && upload.cancel();
+}
+
+function fileRow(file, refresh) {
+  const guarded = (action) => async () => {
+    try {
+      await action();
+    } catch (error) {
+      if (error.status !== 401) notify(describeError(error), "error");
+    }
+  };
+  return h(
+    "tr",
+    { "data-key": file.key },
+    h("td", {}, h("code", {}, file.key), " ", copyButton(file.key, "Copy key")),
+    h("td", { class: "number" }, formatBytes(file.size)),
+    h("td", {}, file.content_type),
+    h("td", {}, timeElement(file.uploaded_at)),
+    h(
+      "td",
+      { class: "row-actions" },
+      h(
+        "button",
+        {
+          type: "button",
+          class: "small secondary",
+          onclick: guarded(async () => {
+            const info = await api(`files/${file.key.split("/").map(encodeURIComponent).join("/")}/info`);
+            await infoDialog({
+              title: "File info",
+              body: h(
+                "dl",
+                { class: "metadata" },
+                h("dt", {}, "Key"),
+                h("dd", {}, h("code", {}, info.key)),
+                h("dt", {}, "Size"),
+                h("dd", {}, `${formatBytes(info.size)} (${info.size} bytes)`),
+                h("dt", {}, "Type"),
+                h("dd", {}, info.content_type),
+                h("dt", {}, "Uploaded by"),
+                h("dd", {}, info.uploaded_by ? info.uploaded_by.login : "unknown"),
+              ),
+            });
+          }),
+        },
+        "Info",
+      ),
+      h("button", { type: "button", class: "small secondary", onclick: guarded(() => download(file)) }, "Download"),
+      h(
+        "button",
+        {
+          type: "button",
+          class: "small danger",
+          onclick: guarded(async () => {
+            const sure = await confirmDialog({ title: "Delete this file?", message: `${file.key} will be deleted from the file store. Scripts that use this key will no longer find it.`, confirmLabel: "Delete file", danger: true });
+            if (!sure) return;
+            const answer = await api(fileUrl(file.key), { method: "DELETE" });
+            notify(answer.message, "success");
+            await refresh();
+          }),
+        },
+        "Delete",
+      ),
+    ),
+  );
+}

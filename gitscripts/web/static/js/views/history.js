@@ -1,0 +1,228 @@
+// The History tab: versions, a diff between any two, restore, and the repository's tags.
+
+import { InputError, api, describeError } from "../api.js";
+import { confirmDialog, formDialog } from "../dialogs.js";
+import { clear, h, notify, timeElement } from "../dom.js";
+import { diffView } from "../diffview.js";
+import { navigate, updateQuery } from "../router.js";
+
+function changeText(version) {
+  if (version.change === "renamed" && version.old_path) return `renamed from ${version.old_path}`;
+  return version.change;
+}
+
+export async function renderHistoryTab(panel, { script, query }) {
+  const [first, tags] = await Promise.all([api(`scripts-manager/scripts/${script.id}/history?limit=50`), api("scripts-manager/tags")]);
+  const versions = [...first.versions];
+  let nextBefore = first.next_before;
+  let mode = query.get("mode") === "split" ? "split" : "unified";
+  // By default: the previous version against the newest, as `git show` would.
+  let from = query.get("from") || (versions[1] || versions[0] || {}).revision;
+  let to = query.get("to") || (versions[0] || {}).revision;
+
+  const tagsAt = (revision) => tags.filter((tag) => tag.revision === revision);
+  const reload = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
+  const guarded = async (action) => {
+    try {
+      if (await action()) reload();
+    } catch (error) {
+      if (error.status !== 401) notify(describeError(error), "error");
+    }
+  };
+
+  const restore = (version) =>
+    guarded(async () => {
+      const sure = await confirmDialog({
+        title: `Restore version ${version.short}?`,
+        message: `The content from ${new Date(version.committed_at).toLocaleString()} becomes a new version of ${script.logical_path}. The versions since then stay in the history.`,
+        confirmLabel: "Restore",
+      });
+      if (!sure) return false;
+      await api(`scripts-manager/scripts/${script.id}/restore`, { method: "POST", json: { revision: version.revision } });
+      notify(`Restored version ${version.short}.`, "success");
+      navigate(`/scripts/${script.id}/source`);
+      return false;
+    });
+
+  const tagDialog = (revision, existing = null) =>
+    guarded(() =>
+      formDialog({
+        title: existing ? `Move tag ${existing.name}` : "New tag",
+        intro: "A tag is a fixed name for a revision (a real git tag): run or clone the scripts as they were, by name.",
+        fields: [
+          existing ? null : { name: "name", label: "Tag name", required: true, maxlength: 255, placeholder: "v1.0", hint: "Letters, digits, dots, dashes, underscores and slashes." },
+          {
+            name: "revision",
+            label: "Revision",
+            type: "select",
+            value: revision,
+            options: versions.map((version) => ({ value: version.revision, label: `${version.short} · ${new Date(version.committed_at).toLocaleString()} · ${version.message}` })),
+          },
+          { name: "message", label: "Message", type: "textarea", rows: 2, value: existing ? existing.message : "" },
+        ].filter(Boolean),
+        submitLabel: existing ? "Move tag" : "Create tag",
+        onSubmit: async (values) => {
+          const body = { revision: values.revision, message: values.message.trim() || null };
+          if (existing) {
+            if (values.revision === existing.revision) throw new InputError("The tag already points at that revision.");
+            await api(`scripts-manager/tags/${encodeURIComponent(existing.name)}`, { method: "PUT", json: body });
+            notify(`Moved tag ${existing.name}.`, "success");
+          } else {
+            await api("scripts-manager/tags", { method: "POST", json: { name: values.name.trim(), ...body } });
+            notify(`Created tag ${values.name.trim()}.`, "success");
+          }
+          return true;
+        },
+      }),
+    );
+
+  const deleteTag = (tag) =>
+    guarded(async () => {
+      const sure = await confirmDialog({ title: `Delete tag ${tag.name}?`, message: "Clients running the scripts at this tag will get an error. The commits themselves stay.", confirmLabel: "Delete tag", danger: true });
+      if (!sure) return false;
+      await api(`scripts-manager/tags/${encodeURIComponent(tag.name)}`, { method: "DELETE" });
+      notify(`Deleted tag ${tag.name}.`, "success");
+      return true;
+    });
+
+  const rowsBody = h("tbody", {});
+  const versionRow = (version, index) =>
+    h(
+      "tr",
+      { "data-revision": version.revision },
+      h("td", { class: "pick" }, h("input", { type: "radio", name: "diff-from", value: version.revision, checked: version.revision === from, "aria-label": `Compare from ${version.short}` })),
+      h("td", { class: "pick" }, h("input", { type: "radio", name: "diff-to", value: version.revision, checked: version.revision === to, "aria-label": `Compare to ${version.short}` })),
+      h(
+        "td",
+        {},
+        h("a", { href: `#/commits/${version.revision}` }, h("code", {}, version.short)),
+        tagsAt(version.revision).map((tag) => [" ", h("span", { class: "badge tag" }, tag.name)]),
+        index === 0 && version.change !== "deleted" ? [" ", h("span", { class: "badge current" }, "current")] : null,
+      ),
+      h("td", { class: "message" }, version.message, h("span", { class: "hint block" }, changeText(version), version.path !== script.logical_path ? ` · as ${version.path}` : "")),
+      h("td", {}, version.author.login),
+      h("td", {}, timeElement(version.committed_at)),
+      h(
+        "td",
+        { class: "row-actions" },
+        h("a", { href: `#/scripts/${script.id}/source?rev=${version.revision}`, class: "button small secondary" }, "View"),
+        h("a", { href: `#/scripts/${script.id}/run?rev=${version.revision}`, class: "button small secondary" }, "Run"),
+        h("button", { type: "button", class: "small secondary", onclick: () => tagDialog(version.revision) }, "Tag…"),
+        script.can_edit && index > 0 && version.change !== "deleted" ? h("button", { type: "button", class: "small secondary", onclick: () => restore(version) }, "Restore…") : null,
+      ),
+    );
+  const drawRows = () => rowsBody.replaceChildren(...versions.map(versionRow));
+
+  const more = h("button", { type: "button", class: "secondary", hidden: !nextBefore }, "Show older versions");
+  more.addEventListener("click", async () => {
+    try {
+      const page = await api(`scripts-manager/scripts/${script.id}/history?limit=50&before=${encodeURIComponent(nextBefore)}`);
+      versions.push(...page.versions);
+      nextBefore = page.next_before;
+      more.hidden = !nextBefore;
+      drawRows();
+    } catch (error) {
+      notify(describeError(error), "error");
+    }
+  });
+
+  const diffArea = h("div", { class: "diff-area" });
+  const modeButtons = ["unified", "split"].map((value) =>
+    h("button", { type: "button", class: "secondary small", "aria-pressed": String(mode === value), dataset: { mode: value } }, value === "split" ? "Side by side" : "Unified"),
+  );
+  const showDiff = async () => {
+    if (!from || !to) {
+      clear(diffArea);
+      return;
+    }
+    updateQuery({ from, to, mode: mode === "split" ? "split" : null });
+    for (const button of modeButtons) button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
+    clear(diffArea, h("p", { class: "loading", role: "status" }, "Loading the diff…"));
+    try {
+      const diff = await api(`scripts-manager/scripts/${script.id}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+      clear(
+        diffArea,
+        h("p", { class: "hint" }, "Changes from ", h("code", {}, diff.from.slice(0, 10)), " to ", h("code", {}, diff.to.slice(0, 10)), "."),
+        diffView(diff.files, mode),
+      );
+    } catch (error) {
+      if (error.status !== 401) clear(diffArea, h("p", { class: "form-error", role: "alert" }, describeError(error)));
+    }
+  };
+  for (const button of modeButtons) {
+    button.addEventListener("click", () => {
+      mode = button.dataset.mode;
+      showDiff();
+    });
+  }
+  rowsBody.addEventListener("change", (event) => {
+    if (event.target.name === "diff-from") from = event.target.value;
+    if (event.target.name === "diff-to") to = event.target.value;
+    showDiff();
+  });
+
+  drawRows();
+  clear(
+    panel,
+    h(
+      "section",
+      { "aria-labelledby": "versions-heading" },
+      h("h2", { id: "versions-heading" }, `Versions (${versions.length}${nextBefore ? "+" : ""})`),
+      h("p", { class: "hint" }, "Pick two versions in the From and To columns to compare them."),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "versions" },
+          h("thead", {}, h("tr", {}, h("th", {}, "From"), h("th", {}, "To"), h("th", {}, "Version"), h("th", {}, "Change"), h("th", {}, "Author"), h("th", {}, "When"), h("th", {}, h("span", { class: "offscreen" }, "Actions")))),
+          rowsBody,
+        ),
+      ),
+      more,
+    ),
+    h("section", { "aria-labelledby": "diff-heading" }, h("div", { class: "label-row" }, h("h2", { id: "diff-heading" }, "Diff"), h("div", { class: "segmented", role: "group", "aria-label": "Diff layout" }, modeButtons)), diffArea),
+    tagsSection(tags, { create: () => tagDialog(versions[0] ? versions[0].revision : "main"), move: (tag) => tagDialog(tag.revision, tag), remove: deleteTag }),
+  );
+  showDiff();
+}
+
+function tagsSection(tags, { create, move, remove }) {
+  return h(
+    "section",
+    { "aria-labelledby": "tags-heading" },
+    h("div", { class: "label-row" }, h("h2", { id: "tags-heading" }, "Tags"), h("button", { type: "button", class: "secondary small", onclick: create }, "New tag…")),
+    tags.length
+      ? h(
+          "div",
+          { class: "table-wrap" },
+          h(
+            "table",
+            { class: "tags-table" },
+            h("thead", {}, h("tr", {}, h("th", {}, "Tag"), h("th", {}, "Revision"), h("th", {}, "Message"), h("th", {}, "By"), h("th", {}, "When"), h("th", {}, h("span", { class: "offscreen" }, "Actions")))),
+            h(
+              "tbody",
+              {},
+              tags.map((tag) =>
+                h(
+                  "tr",
+                  { "data-tag": tag.name },
+                  h("td", {}, h("span", { class: "badge tag" }, tag.name)),
+                  h("td", {}, h("a", { href: `#/commits/${tag.revision}` }, h("code", {}, tag.short))),
+                  h("td", {}, tag.message || ""),
+                  h("td", {}, tag.created_by ? tag.created_by.login : ""),
+                  h("td", {}, tag.created_at ? timeElement(tag.created_at) : ""),
+                  h(
+                    "td",
+                    { class: "row-actions" },
+                    tag.can_edit ? h("button", { type: "button", class: "small secondary", onclick: () => move(tag) }, "Move…") : null,
+                    tag.can_delete ? h("button", { type: "button", class: "small danger", onclick: () => remove(tag) }, "Delete…") : null,
+                  ),
+                ),
+              ),
+            ),
+          ),
+        )
+      : h("p", { class: "hint" }, "No tags yet. Tag a version to run or clone it by a name that does not move."),
+  );
+}

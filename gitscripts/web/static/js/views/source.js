@@ -1,0 +1,217 @@
+// The Source tab: the highlighted source (at any revision) and the editor that saves a new version.
+
+import { ApiError, InputError, api, describeError } from "../api.js";
+import { confirmDialog } from "../dialogs.js";
+import { clear, copyButton, debounce, h, notify, timeElement } from "../dom.js";
+import { navigate } from "../router.js";
+
+const draftKey = (script) => `gitscripts.draft.${script.id}`;
+
+function readDraft(script) {
+  try {
+    return JSON.parse(localStorage.getItem(draftKey(script)) || "null");
+  } catch {
+    return null;
+  }
+}
+
+/** Highlighted lines from the service's Pygments markup (one source line per markup line). */
+function sourceView(html) {
+  const lines = html.replace(/\n$/, "").split("\n");
+  const code = h("code", {});
+  // The markup is the service's own escaped HTML (see gitscripts/web/highlight.py).
+  code.innerHTML = lines.map((line) => `<span class="line">${line || "\n"}</span>`).join("");
+  return h("pre", { class: "source hl", tabindex: "0", "aria-label": "Source code" }, code);
+}
+
+export async function renderSourceTab(panel, { script, query }) {
+  const rev = query.get("rev");
+  const content = await api(`scripts-manager/scripts/${script.id}/content?highlight=true${rev ? `&rev=${encodeURIComponent(rev)}` : ""}`);
+  const draft = rev ? null : readDraft(script);
+  const editButton =
+    script.can_edit && !rev ? h("button", { type: "button", class: "primary", onclick: () => edit(content.content) }, "Edit source") : null;
+
+  const show = () =>
+    clear(
+      panel,
+      rev
+        ? h(
+            "div",
+            { class: "notice-inline info", role: "note" },
+            "You are looking at this script as it was at ",
+            h("a", { href: `#/commits/${content.revision}` }, h("code", {}, content.revision.slice(0, 10))),
+            ". ",
+            h("a", { href: `#/scripts/${script.id}/source` }, "Show the current version"),
+          )
+        : null,
+      draft && draft.content !== content.content
+        ? h(
+            "div",
+            { class: "notice-inline warning", role: "note" },
+            "You have unsaved changes to this script from ",
+            timeElement(draft.saved_at),
+            ". ",
+            h("button", { type: "button", class: "link-button", onclick: () => edit(draft.content) }, "Resume editing"),
+            " or ",
+            h(
+              "button",
+              {
+                type: "button",
+                class: "link-button",
+                onclick: () => {
+                  localStorage.removeItem(draftKey(script));
+                  navigate(`/scripts/${script.id}/source`, {}, { replace: true });
+                },
+              },
+              "discard them",
+            ),
+            ".",
+          )
+        : null,
+      h("div", { class: "source-toolbar" }, editButton, copyButton(() => content.content, "Copy source"), rev ? h("a", { class: "button secondary", href: `#/scripts/${script.id}/run?rev=${encodeURIComponent(content.revision)}` }, "Run this version") : null),
+      sourceView(content.html),
+    );
+
+  const edit = (text) => clear(panel, editor(script, content.content, text, () => navigate(`/scripts/${script.id}/source`, {}, { replace: true })));
+  show();
+}
+
+/** The editor: line numbers, indentation keys, live validation, save as a new version. */
+function editor(script, original, text, done) {
+  const textarea = h("textarea", { class: "code editor-text", spellcheck: "false", autocapitalize: "off", "aria-label": `Source of ${script.filename}`, "aria-describedby": "editor-status editor-keys", value: text });
+  const gutter = h("pre", { class: "gutter", "aria-hidden": "true" });
+  const status = h("p", { class: "editor-status", id: "editor-status", role: "status" });
+  const problem = h("p", { class: "editor-error", role: "alert", hidden: true });
+  const save = h("button", { type: "button", class: "primary" }, "Save new version");
+  const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
+  let errorLine = null;
+  let releaseTab = false;
+  let checked = 0;
+
+  const drawGutter = () => {
+    const count = textarea.value.split("\n").length;
+    gutter.replaceChildren(...Array.from({ length: count }, (_, index) => h("span", { class: index + 1 === errorLine ? "error-line" : null }, `${index + 1}\n`)));
+    gutter.scrollTop = textarea.scrollTop;
+  };
+  const showProblem = (error) => {
+    errorLine = error instanceof ApiError && error.details.line ? Number(error.details.line) : null;
+    problem.textContent = describeError(error);
+    problem.hidden = false;
+    status.textContent = "";
+    drawGutter();
+  };
+  const clearProblem = () => {
+    errorLine = null;
+    problem.hidden = true;
+    drawGutter();
+  };
+  // Asks the service, which applies exactly the rules a save would; answers arriving late are dropped.
+  const validate = debounce(async () => {
+    const ticket = ++checked;
+    try {
+      await api("scripts-manager/validate", { method: "POST", json: { filename: script.filename, content: textarea.value } });
+      if (ticket !== checked) return;
+      clearProblem();
+      status.textContent = "The script is valid.";
+    } catch (error) {
+      if (ticket !== checked || error.status === 401) return;
+      showProblem(error);
+    }
+  }, 400);
+  const remember = debounce(() => {
+    if (textarea.value === original) localStorage.removeItem(draftKey(script));
+    else localStorage.setItem(draftKey(script), JSON.stringify({ content: textarea.value, saved_at: new Date().toISOString() }));
+  }, 300);
+
+  textarea.addEventListener("input", () => {
+    drawGutter();
+    remember();
+    validate();
+  });
+  textarea.addEventListener("scroll", () => (gutter.scrollTop = textarea.scrollTop));
+  textarea.addEventListener("keydown", (event) => {
+    if ((event.ctrlKey || event.metaKey) && event.key === "s") {
+      event.preventDefault();
+      save.click();
+    } else if (event.key === "Escape") {
+      releaseTab = true; // the next Tab leaves the editor, as keyboard users expect
+    } else if (event.key === "Tab" && !releaseTab && !event.ctrlKey && !event.altKey) {
+      event.preventDefault();
+      indent(textarea, event.shiftKey);
+      textarea.dispatchEvent(new Event("input"));
+    } else if (event.key === "Enter" && !event.shiftKey && !event.ctrlKey) {
+      event.preventDefault();
+      newlineKeepingIndent(textarea);
+      textarea.dispatchEvent(new Event("input"));
+    } else {
+      releaseTab = false;
+    }
+  });
+
+  save.addEventListener("click", async () => {
+    if (textarea.value === original) {
+      showProblem(new InputError("Nothing to save: the source is unchanged."));
+      return;
+    }
+    save.disabled = true;
+    save.setAttribute("aria-busy", "true");
+    try {
+      await api(`scripts-manager/scripts/${script.id}`, { method: "PUT", json: { content: textarea.value } });
+      localStorage.removeItem(draftKey(script));
+      notify("Saved a new version.", "success");
+      done();
+    } catch (error) {
+      if (error.status !== 401) showProblem(error);
+    } finally {
+      save.disabled = false;
+      save.removeAttribute("aria-busy");
+    }
+  });
+  cancel.addEventListener("click", async () => {
+    if (textarea.value !== original) {
+      const discard = await confirmDialog({ title: "Discard your changes?", message: "The edited source has not been saved.", confirmLabel: "Discard", danger: true });
+      if (!discard) return;
+    }
+    localStorage.removeItem(draftKey(script));
+    done();
+  });
+
+  drawGutter();
+  queueMicrotask(() => textarea.focus());
+  if (text !== original) validate();
+  return h(
+    "div",
+    { class: "editor-screen" },
+    h("div", { class: "editor" }, gutter, textarea),
+    problem,
+    status,
+    h("p", { class: "hint", id: "editor-keys" }, "Tab indents, Shift+Tab dedents, Ctrl+S saves. Press Escape, then Tab, to leave the editor. Unsaved changes are kept in this browser."),
+    h("div", { class: "actions" }, cancel, save),
+  );
+}
+
+const INDENT = "    ";
+
+function indent(textarea, outdent) {
+  const { selectionStart: start, selectionEnd: end, value } = textarea;
+  const lineStart = value.lastIndexOf("\n", start - 1) + 1;
+  if (!outdent && start === end) {
+    textarea.setRangeText(INDENT, start, end, "end");
+    return;
+  }
+  const block = value.slice(lineStart, end);
+  const changed = block
+    .split("\n")
+    .map((line) => (outdent ? line.replace(/^( {1,4}|\t)/, "") : INDENT + line))
+    .join("\n");
+  textarea.setRangeText(changed, lineStart, end, "preserve");
+  textarea.setSelectionRange(lineStart, lineStart + changed.length);
+}
+
+function newlineKeepingIndent(textarea) {
+  const { selectionStart: start, value } = textarea;
+  const line = value.slice(value.lastIndexOf("\n", start - 1) + 1, start);
+  let leading = /^[ \t]*/.exec(line)[0];
+  if (/:\s*(#.*)?$/.test(line)) leading += INDENT;
+  textarea.setRangeText(`\n${leading}`, start, textarea.selectionEnd, "end");
+}

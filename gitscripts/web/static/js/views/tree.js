@@ -1,0 +1,208 @@
+// The scripts tree: folders and scripts, expandable, with every action the user may take.
+
+import * as actions from "../actions.js";
+import { api, describeError } from "../api.js";
+import { clear, h, notify, timeElement } from "../dom.js";
+import { menuButton } from "../menu.js";
+import { navigate } from "../router.js";
+
+const EXPANDED_KEY = "gitscripts.expanded";
+
+function expandedFolders() {
+  try {
+    return new Set(JSON.parse(localStorage.getItem(EXPANDED_KEY) || "[]"));
+  } catch {
+    return new Set();
+  }
+}
+
+function saveExpanded(expanded) {
+  localStorage.setItem(EXPANDED_KEY, JSON.stringify([...expanded]));
+}
+
+export async function renderTree(view, { app }) {
+  document.title = "Scripts · gitscripts";
+  let tree = await api("scripts-manager/tree");
+  const expanded = expandedFolders();
+  const filter = h("input", { type: "search", id: "tree-filter", placeholder: "Filter by name or path", "aria-label": "Filter scripts by name or path" });
+  const listing = h("div", { class: "tree-listing" });
+  const folders = () => actions.allFolders(tree);
+
+  // After any change: fetch the tree again and show what the action produced.
+  const act = async (action, reveal) => {
+    try {
+      const outcome = await action();
+      if (!outcome) return;
+      if (reveal) for (const id of reveal(outcome)) expanded.add(id);
+      saveExpanded(expanded);
+      tree = await api("scripts-manager/tree");
+      draw();
+    } catch (error) {
+      if (error.status !== 401) notify(describeError(error), "error");
+    }
+  };
+  const ancestorsOf = (folderId) => {
+    const byId = new Map(folders().map((folder) => [folder.id, folder]));
+    const chain = [];
+    for (let folder = byId.get(folderId); folder; folder = byId.get(folder.parent_id)) chain.push(folder.id);
+    return chain;
+  };
+  const revealScript = (script) => (script.folder_id ? ancestorsOf(script.folder_id) : []);
+  const revealFolder = (folder) => (folder.parent_id ? ancestorsOf(folder.parent_id) : []);
+
+  const scriptRow = (script, showPath = false) =>
+    h(
+      "li",
+      { class: "node script-node", "data-script-id": script.id },
+      h(
+        "div",
+        { class: "row" },
+        h("span", { class: "node-icon script-icon", "aria-hidden": "true" }, "py"),
+        h(
+          "a",
+          { href: `#/scripts/${script.id}`, class: "node-name" },
+          h("span", { class: "display-name" }, script.display_name),
+          h("span", { class: "filename" }, showPath ? script.logical_path : script.filename),
+        ),
+        h("span", { class: "node-meta" }, script.created_by.login, " · ", timeElement(script.updated_at)),
+        menuButton(`Actions for script ${script.logical_path}`, () => [
+          { label: "Open", run: () => navigate(`/scripts/${script.id}`) },
+          { label: "Run…", run: () => navigate(`/scripts/${script.id}/run`) },
+          { label: "History", run: () => navigate(`/scripts/${script.id}/history`) },
+          script.can_edit && { label: "Rename…", run: () => act(() => actions.renameScript(script)) },
+          script.can_edit && { label: "Move…", run: () => act(() => actions.moveScript(script, folders()), revealScript) },
+          script.can_delete && { label: "Delete…", danger: true, run: () => act(() => actions.deleteScript(script)) },
+        ]),
+      ),
+    );
+
+  const folderNode = (item) => {
+    const { folder } = item;
+    const open = expanded.has(folder.id);
+    const count = item.scripts.length + item.subfolders.length;
+    const children = h("ul", { class: "children", role: "group", hidden: !open });
+    const toggle = h("button", { type: "button", class: "disclosure", "aria-expanded": String(open), "aria-label": `${open ? "Collapse" : "Expand"} folder ${folder.name}` }, "▸");
+    // Children are built on first expansion: a tree of thousands of scripts opens instantly.
+    const fill = () => {
+      if (children.childElementCount) return;
+      if (!count) children.append(h("li", { class: "empty-folder" }, "Empty folder"));
+      else children.append(...item.subfolders.map(folderNode), ...item.scripts.map((script) => scriptRow(script)));
+    };
+    if (open) fill();
+    const setOpen = (value) => {
+      if (value) {
+        expanded.add(folder.id);
+        fill();
+      } else {
+        expanded.delete(folder.id);
+      }
+      saveExpanded(expanded);
+      children.hidden = !value;
+      toggle.setAttribute("aria-expanded", String(value));
+      toggle.setAttribute("aria-label", `${value ? "Collapse" : "Expand"} folder ${folder.name}`);
+    };
+    toggle.addEventListener("click", () => setOpen(!expanded.has(folder.id)));
+    const name = h("button", { type: "button", class: "node-name folder-name", onclick: () => setOpen(!expanded.has(folder.id)) }, folder.name);
+    name.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowRight") setOpen(true);
+      if (event.key === "ArrowLeft") setOpen(false);
+    });
+    return h(
+      "li",
+      { class: "node folder-node", "data-folder-id": folder.id },
+      h(
+        "div",
+        { class: "row" },
+        toggle,
+        h("span", { class: "node-icon folder-icon", "aria-hidden": "true" }),
+        name,
+        h("span", { class: "node-meta" }, `${item.scripts.length} script${item.scripts.length === 1 ? "" : "s"}`, item.subfolders.length ? `, ${item.subfolders.length} folder${item.subfolders.length === 1 ? "" : "s"}` : "", " · ", folder.created_by.login),
+        menuButton(`Actions for folder ${folder.path}`, () => [
+          { label: "New script here…", run: () => act(() => actions.createScriptFromText(folders(), folder.id), revealScript) },
+          { label: "Upload script here…", run: () => act(() => actions.uploadScript(folders(), folder.id), revealScript) },
+          { label: "New folder inside…", run: () => act(() => actions.createFolder(folders(), folder.id), revealFolder) },
+          folder.can_edit && { label: "Rename…", run: () => act(() => actions.renameFolder(folder)) },
+          folder.can_edit && { label: "Move…", run: () => act(() => actions.moveFolder(folder, folders()), revealFolder) },
+          folder.can_delete && { label: "Delete…", danger: true, run: () => act(() => actions.deleteFolder(item)) },
+        ]),
+      ),
+      children,
+    );
+  };
+
+  const draw = () => {
+    const needle = filter.value.trim().toLowerCase();
+    if (needle) {
+      const found = actions.allScripts(tree).filter((script) => `${script.display_name}\n${script.logical_path}`.toLowerCase().includes(needle));
+      clear(
+        listing,
+        h("p", { class: "hint", role: "status" }, `${found.length} script${found.length === 1 ? "" : "s"} match “${filter.value.trim()}”.`),
+        h("ul", { class: "tree flat" }, found.map((script) => scriptRow(script, true))),
+      );
+      return;
+    }
+    if (!tree.root_folders.length && !tree.root_scripts.length) {
+      clear(listing, h("div", { class: "panel empty" }, h("p", {}, "No scripts yet. Create one from text or upload a .py file; or push them with git (see Account).")));
+      return;
+    }
+    clear(listing, h("ul", { class: "tree", "aria-label": "Folders and scripts" }, tree.root_folders.map(folderNode), tree.root_scripts.map((script) => scriptRow(script))));
+  };
+  filter.addEventListener("input", draw);
+
+  const welcome = app.user.needs_onboarding ? onboarding(app) : null;
+  clear(
+    view,
+    h(
+      "section",
+      { class: "screen tree-screen" },
+      h(
+        "div",
+        { class: "screen-head" },
+        h("h1", {}, "Scripts"),
+        h(
+          "div",
+          { class: "toolbar" },
+          h("button", { type: "button", class: "secondary", onclick: () => act(() => actions.createFolder(folders()), revealFolder) }, "New folder"),
+          h("button", { type: "button", class: "secondary", onclick: () => act(() => actions.uploadScript(folders()), revealScript) }, "Upload script"),
+          h("button", { type: "button", class: "primary", onclick: () => act(() => actions.createScriptFromText(folders()), revealScript) }, "New script"),
+        ),
+      ),
+      welcome,
+      filter,
+      listing,
+    ),
+  );
+  draw();
+}
+
+function onboarding(app) {
+  const panel = h(
+    "div",
+    { class: "panel welcome" },
+    h("h2", {}, `Welcome, ${app.user.login}`),
+    h(
+      "ul",
+      {},
+      h("li", {}, "A script is a Python file with a function main(data) that takes and returns a JSON object."),
+      h("li", {}, "Organise scripts in folders; every change is a commit, so nothing is ever lost."),
+      h("li", {}, "Open a script to run it, see its history, or copy the snippet that calls it from a simulator."),
+    ),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "secondary",
+        onclick: async () => {
+          try {
+            app.user = await api("auth/onboarding-status", { method: "PATCH", json: { needs_onboarding: false } });
+            panel.remove();
+          } catch (error) {
+            notify(describeError(error), "error");
+          }
+        },
+      },
+      "Got it",
+    ),
+  );
+  return panel;
+}
