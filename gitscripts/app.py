@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 
 import structlog
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from gitscripts import __version__
 from gitscripts.auth.routes import router as auth_router
@@ -46,7 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             await services.executor.stop()
 
-    app = FastAPI(
+    # /docs and /redoc with their scripts served from here, not a CDN: they work offline too.
+    app = FastAPIOffline(
         title="gitscripts",
         version=__version__,
         description="A Git-backed Python script repository and execution service.",

@@ -393,6 +393,49 @@ def test_put_writes_an_exact_key_and_only_owners_replace(
     assert alice.get(f"/api/v1/files/{key}").status_code == 404
 
 
+def test_two_writers_of_one_new_key_cannot_both_own_it(live: Live) -> None:
+    """Both start before either has stored anything (so both pass the early owner check); the
+    first to finish owns the key and the other is refused, leaving the owner's content."""
+    import threading
+
+    alice, bob = live.user("alice"), live.user("bob")
+    key = f"race/{uuid.uuid4().hex}.bin"
+    both_started = threading.Barrier(3, timeout=30)  # the two bodies and this test
+    finish_order: list[str] = []
+    replies: dict[str, httpx.Response] = {}
+
+    def body(name: str, release: threading.Event) -> Iterator[bytes]:
+        yield name.encode() * 1000
+        both_started.wait()
+        release.wait(30)
+        finish_order.append(name)
+        yield name.encode() * 1000
+
+    releases = {"alice": threading.Event(), "bob": threading.Event()}
+
+    def write(name: str, client: httpx.Client) -> None:
+        replies[name] = client.put(f"/api/v1/files/{key}", content=body(name, releases[name]))
+
+    threads = [
+        threading.Thread(target=write, args=(name, client))
+        for name, client in (("alice", alice), ("bob", bob))
+    ]
+    for thread in threads:
+        thread.start()
+    both_started.wait()
+    releases["bob"].set()  # bob finishes first and so claims the key
+    time.sleep(0.5)
+    releases["alice"].set()
+    for thread in threads:
+        thread.join(60)
+
+    assert finish_order == ["bob", "alice"]
+    assert replies["bob"].status_code == 200, replies["bob"].text
+    _error(replies["alice"], 403, "NOT_FILE_OWNER")
+    assert alice.get(f"/api/v1/files/{key}").content == b"bob" * 2000
+    assert alice.get(f"/api/v1/files/{key}/info").json()["uploaded_by"]["login"] == bob.login  # type: ignore[attr-defined]
+
+
 def test_listing_shows_the_callers_files_that_are_in_the_store(live: Live) -> None:
     alice, bob = live.user("alice"), live.user("bob")
     prefix = f"listed-{uuid.uuid4().hex[:8]}"

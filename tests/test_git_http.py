@@ -401,7 +401,8 @@ def test_ownership_is_checked_against_main_even_when_the_index_is_behind(server:
 
 @pytest.fixture(scope="module")
 def others(server: Server) -> dict[str, Any]:
-    """Bob's script in his folder and an empty folder of his, made through the API; and a tag."""
+    """Bob's scripts in his folder (one pushed without a metadata file) and an empty folder of
+    his; and a tag."""
     folder = server.api("bob", "POST", f"{API}/folders", json={"name": "bobs"}).json()
     script = server.api(
         "bob",
@@ -413,6 +414,11 @@ def others(server: Server) -> dict[str, Any]:
     assert script.status_code == 201, script.text
     empty = server.api("bob", "POST", f"{API}/folders", json={"name": "bob-empty"})
     assert empty.status_code == 201
+    # A script bob pushed without a metadata file: its display name is its file name.
+    bobs = server.clone("bob")
+    bobs.write("bobs/bare.py", HELLO)
+    bobs.commit("a script without metadata")
+    assert bobs.push().returncode == 0
     clone = server.clone("alice")
     clone.git("tag", "-a", "-m", "release", "v1")
     assert clone.push("v1").returncode == 0
@@ -495,6 +501,10 @@ CONTENT_CASES: dict[str, tuple[Callable[[Clone], None], list[str]]] = {
     "someone else's metadata changed": (
         lambda c: c.write("bobs/tool.py.meta.json", b'{"display_name": "Mine"}'),
         ["bobs/tool.py: belongs to bob"],
+    ),
+    "someone else's metadata added": (
+        lambda c: c.write("bobs/bare.py.meta.json", b'{"display_name": "Mine now"}'),
+        ["bobs/bare.py: belongs to bob", "may change it"],
     ),
     "someone else's script deleted": (
         lambda c: c.git("rm", "--quiet", "bobs/tool.py"),

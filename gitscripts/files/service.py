@@ -157,10 +157,15 @@ class FileService:
         # The owner is recorded before the file appears, so a file is never visible ownerless; a
         # replaced file keeps the owner it has (an admin replacing it does not take it over), and
         # its record learns the new size only once the new content is in place.
-        record = self.index.file(key)
-        recording = record is None or record["owner_id"] is None
-        if recording:
-            self.index.add_file(key, user["id"] if user else None, receiver.size)
+        claim = self.index.claim_file(
+            key, user["id"] if user else None, bool(user and user["is_admin"]), receiver.size
+        )
+        if claim == "refused":  # another writer of the same new key claimed it first
+            await run_in_threadpool(receiver.discard)
+            raise errors.NotFileOwner(
+                f"Only the owner of file '{key}' or an admin may replace it", key=key
+            )
+        recording = claim == "new"
         try:
             await _in_store(staged.commit)
         except BaseException:

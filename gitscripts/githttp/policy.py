@@ -191,9 +191,12 @@ class PushPolicy:
 
         vanished_folders: set[str] = set()
         for delta in old_tree.diff_to_tree(new_tree).deltas:
-            if delta.status == pygit2.GIT_DELTA_ADDED:
+            added = delta.status == pygit2.GIT_DELTA_ADDED
+            path = delta.new_file.path if added else delta.old_file.path
+            # A new file is nobody's yet, except a first metadata file for an existing script,
+            # which changes that script's name and description.
+            if added and not path.endswith(layout.METADATA_SUFFIX):
                 continue
-            path = delta.old_file.path
             script = path.removesuffix(layout.METADATA_SUFFIX)
             owner = foreign(scripts.get(script))
             if owner:

@@ -346,6 +346,20 @@ class Index:
             table.remove(doc_ids=self._file_doc_ids(key))
             table.insert({"key": key, "owner_id": owner_id, "size": size, "created_at": utc_now()})
 
+    def claim_file(self, key: str, user_id: int | None, is_admin: bool, size: int) -> str:
+        """Before new content appears at `key`, in one transaction: "new" when the caller now owns
+        a new record, "kept" when the record stays its owner's (the caller's, an admin replacing,
+        or nobody's being taken over), "refused" when someone else owns it. Checked and written
+        at once, so two writers of the same new key cannot both become its owner."""
+        with self.transaction():
+            record = self.file(key)
+            if record is None or record["owner_id"] is None:
+                self.add_file(key, user_id, size)
+                return "new"
+            if record["owner_id"] == user_id or is_admin:
+                return "kept"
+            return "refused"
+
     def update_file(self, key: str, size: int) -> None:
         """`key` got new content: its new size and when; who stored it first stays the owner."""
         with self.transaction():
