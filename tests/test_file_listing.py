@@ -6,8 +6,6 @@ listing against S3 too.
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import shutil
 from pathlib import Path
@@ -143,23 +141,6 @@ def test_files_gone_from_the_store_are_left_out(alice: Caller, settings: Setting
     shutil.rmtree(store / "q")
     assert keys_of(alice) == [kept]
     assert keys_of(alice, prefix="q") == []
-
-
-def test_records_without_a_size_are_sized_from_the_store(alice: Caller, settings: Settings) -> None:
-    key = upload(alice, b"12345", "old.bin")
-    put(alice, "older/file.txt", b"abc")
-    # An index written before records kept sizes, put in place as a restore would.
-    index = settings.index_path
-    data = json.loads(index.read_text())
-    for record in data["files"].values():
-        record.pop("size")
-    temp = index.with_name("restored.json")
-    temp.write_text(json.dumps(data))
-    os.replace(temp, index)
-    assert {item["key"]: item["size"] for item in listed(alice)} == {
-        key: 5,
-        "older/file.txt": 3,
-    }
 
 
 def test_listing_needs_a_signed_in_caller(data_dir: Path) -> None:

@@ -153,11 +153,17 @@ def test_full_history_in_order_with_authors_and_change_kinds(
             break
     assert paged == [v["revision"] for v in versions]
 
-    # The content at each version's revision is that version's source.
+    # The content at each version's revision is that version's source, at the path it had then
+    # (the script was renamed and moved since).
     sources = [source(2), source(4), source(4), source(4), source(3), source(2), source(1)]
     for version, text in zip(versions, sources, strict=True):
         reply = alice.get(f"{API}/scripts/{sid}/content", params={"rev": version["revision"]})
-        assert reply.json() == {"content": text, "revision": version["revision"]}
+        assert reply.json() == {
+            "content": text,
+            "revision": version["revision"],
+            "path": version["path"],
+        }
+    assert len({version["path"] for version in versions}) > 1
     # Before it was created, the script did not exist.
     first_commit = git_ids[-1]
     reply = alice.get(f"{API}/scripts/{sid}/content", params={"rev": first_commit})

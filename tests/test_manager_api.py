@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gitscripts.web.highlight import CSS_CLASS, stylesheet
+from gitscripts.manager.highlight import CSS_CLASS, stylesheet
 from tests.conftest import HELLO, Caller, commits, tree_paths
 
 API = "/api/v1/scripts-manager"
@@ -1764,7 +1764,7 @@ def test_highlight_with_rev_and_without_highlight(alice: Caller, data_dir: Path)
     url = f"{API}/scripts/{script['id']}/content"
 
     old = alice.get(url, params={"rev": first, "highlight": "true"}).json()
-    assert set(old) == {"content", "revision", "html"}
+    assert set(old) == {"content", "revision", "path", "html"}
     assert old["content"] == HELLO.decode() and old["revision"] == first
     assert shown_text(old["html"]) == HELLO.decode()
     now = alice.get(url, params={"highlight": "true"}).json()
@@ -1775,6 +1775,7 @@ def test_highlight_with_rev_and_without_highlight(alice: Caller, data_dir: Path)
     assert alice.get(url, params={"rev": first}).json() == {
         "content": HELLO.decode(),
         "revision": first,
+        "path": "a.py",
     }
     assert_error(alice.get(url, params={"highlight": "perhaps"}), 400, "VALIDATION_ERROR")
     assert_error(alice.get(f"{API}/scripts/999/content?highlight=true"), 404, "SCRIPT_NOT_FOUND")

@@ -155,10 +155,9 @@ class FileService:
         key = receiver.key
         staged = receiver.staged
         # The owner is recorded before the file appears, so a file is never visible ownerless; a
-        # replaced file keeps the owner it has (an admin replacing it does not take it over), and
-        # its record learns the new size only once the new content is in place.
+        # replaced file keeps the owner it has (an admin replacing it does not take it over).
         claim = self.index.claim_file(
-            key, user["id"] if user else None, bool(user and user["is_admin"]), receiver.size
+            key, user["id"] if user else None, bool(user and user["is_admin"])
         )
         if claim == "refused":  # another writer of the same new key claimed it first
             await run_in_threadpool(receiver.discard)
@@ -173,8 +172,6 @@ class FileService:
                 self.index.remove_file(key)
             await run_in_threadpool(receiver.discard)
             raise
-        if not recording:
-            self.index.update_file(key, receiver.size)
         log.info("file_stored", key=key, size=receiver.size, user=user["login"] if user else None)
         return {"key": key, "size": receiver.size}
 
@@ -218,15 +215,15 @@ class FileService:
         ]
         if not records:
             return {"files": []}
-        # A record outlives a file deleted behind the service's back, so the store says which
-        # files are there: one listing per folder, not one request per file. The listing also
-        # sizes the records written before records kept sizes.
+        # The store says which files are there (a record outlives a file deleted behind the
+        # service's back) and how large they are now: one listing per folder, not one request
+        # per file.
         folders = sorted({record["key"].rpartition("/")[0] for record in records})
         present = await _in_store(self.store.sizes_in, folders)
         listed = [
             {
                 "key": record["key"],
-                "size": record["size"] if "size" in record else present[record["key"]],
+                "size": present[record["key"]],
                 "content_type": keys.content_type(record["key"]),
                 "uploaded_at": record["created_at"],
             }

@@ -328,25 +328,24 @@ class Index:
 
     # -- files in the file store: who uploaded each -----------------------------------------
     def file(self, key: str) -> dict[str, Any] | None:
-        """The record of a stored file (`key`, `owner_id`, `created_at`, and `size` and
-        `updated_at` when known), or None when unknown."""
+        """The record of a stored file (`key`, `owner_id`, `created_at`), or None when unknown."""
         for doc in self._file_docs().values():
             if doc["key"] == key:
                 return dict(doc)
         return None
 
     def files(self) -> list[dict[str, Any]]:
-        """Every file record (records written before sizes were kept have no `size`)."""
+        """Every file record."""
         return [dict(doc) for doc in self._file_docs().values()]
 
-    def add_file(self, key: str, owner_id: int | None, size: int) -> None:
-        """Record who stored `key`, and its size (replacing an earlier record of the same key)."""
+    def add_file(self, key: str, owner_id: int | None) -> None:
+        """Record who stored `key` (replacing an earlier record of the same key)."""
         with self.transaction():
             table = self._table("files")
             table.remove(doc_ids=self._file_doc_ids(key))
-            table.insert({"key": key, "owner_id": owner_id, "size": size, "created_at": utc_now()})
+            table.insert({"key": key, "owner_id": owner_id, "created_at": utc_now()})
 
-    def claim_file(self, key: str, user_id: int | None, is_admin: bool, size: int) -> str:
+    def claim_file(self, key: str, user_id: int | None, is_admin: bool) -> str:
         """Before new content appears at `key`, in one transaction: "new" when the caller now owns
         a new record, "kept" when the record stays its owner's (the caller's, an admin replacing,
         or nobody's being taken over), "refused" when someone else owns it. Checked and written
@@ -354,20 +353,11 @@ class Index:
         with self.transaction():
             record = self.file(key)
             if record is None or record["owner_id"] is None:
-                self.add_file(key, user_id, size)
+                self.add_file(key, user_id)
                 return "new"
             if record["owner_id"] == user_id or is_admin:
                 return "kept"
             return "refused"
-
-    def update_file(self, key: str, size: int) -> None:
-        """`key` got new content: its new size and when; who stored it first stays the owner."""
-        with self.transaction():
-            doc_ids = self._file_doc_ids(key)
-            if doc_ids:
-                self._table("files").update(
-                    {"size": size, "updated_at": utc_now()}, doc_ids=doc_ids
-                )
 
     def remove_file(self, key: str) -> None:
         with self.transaction():

@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gitscripts import errors
 from gitscripts.auth.deps import CurrentUser
+from gitscripts.manager.highlight import highlight_python
 from gitscripts.manager.schemas import (
     FolderCreate,
     FolderOut,
@@ -20,7 +21,6 @@ from gitscripts.manager.schemas import (
 )
 from gitscripts.manager.service import ManagerService, ScriptChange, Unset
 from gitscripts.services import services_of
-from gitscripts.web.highlight import highlight_python
 
 router = APIRouter(prefix="/api/v1/scripts-manager", tags=["scripts-manager"])
 
@@ -154,11 +154,12 @@ def script_content(
     ] = False,
 ) -> ScriptContent:
     """The script's source; with `rev`, as it was at that revision (and which commit that is)."""
-    content, revision = manager.script_content(script_id, rev)
+    content, revision, path = manager.script_content(script_id, rev)
     text = content.decode("utf-8", "replace")
     return ScriptContent(
         content=text,
         revision=None if rev is None else revision,
+        path=None if rev is None else path,
         html=highlight_python(text) if highlight else None,
     )
 

@@ -85,6 +85,11 @@ class ScriptUpdate(BaseModel):
 class ScriptContent(BaseModel):
     content: str
     revision: str | None = Field(default=None, description="the commit read (only with `rev`)")
+    path: str | None = Field(
+        default=None,
+        description="the script's logical path in that commit: where to run it at `rev` "
+        "(only with `rev`; differs from today's after a rename or move)",
+    )
     html: str | None = Field(
         default=None,
         description='the source highlighted, for inside `<pre class="hl"><code>` (only with '

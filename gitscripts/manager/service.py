@@ -338,10 +338,10 @@ class ManagerService:
         self.ensure_synced()
         return self._script_entry(script_id).path
 
-    def script_content(self, script_id: int, revision: str | None = None) -> tuple[bytes, str]:
+    def script_content(self, script_id: int, revision: str | None = None) -> tuple[bytes, str, str]:
         """The script's bytes on `main`, or as they were at `revision` (following it back through
-        renames and moves: the history of the id, not of whatever is at its path now), and the
-        id of the commit they were read from."""
+        renames and moves: the history of the id, not of whatever is at its path now), the id of
+        the commit they were read from, and the script's path in that commit."""
         self.ensure_synced()
         entry = self._script_entry(script_id)
         head = self.repo.head()
@@ -355,7 +355,7 @@ class ManagerService:
                 script_id=str(script_id),
                 revision=revision,
             )
-        return content, str(commit.id)
+        return content, str(commit.id), path
 
     def restore_script(self, user: User, script_id: int, revision: str) -> dict[str, Any]:
         """One new commit making the script's content and metadata what they were at `revision`;

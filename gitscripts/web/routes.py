@@ -9,8 +9,10 @@ from fastapi.responses import FileResponse
 from starlette.staticfiles import StaticFiles
 from starlette.types import Scope
 
-from gitscripts.web.highlight import stylesheet
+from gitscripts.manager.highlight import stylesheet
 
+# The page lives outside the static folder: served only at `/`, always with its headers.
+PAGE = Path(__file__).parent / "index.html"
 STATIC_DIR = Path(__file__).parent / "static"
 
 router = APIRouter(include_in_schema=False)
@@ -32,7 +34,7 @@ _PAGE_HEADERS = {
 
 @router.get("/")
 def index() -> FileResponse:
-    return FileResponse(STATIC_DIR / "index.html", headers=_PAGE_HEADERS)
+    return FileResponse(PAGE, headers=_PAGE_HEADERS)
 
 
 @router.get("/ui/highlight.css")

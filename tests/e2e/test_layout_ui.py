@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.conftest import User
 
@@ -61,9 +61,10 @@ def test_keyboard_alone_opens_a_menu_and_a_dialog_with_visible_focus(
     page.keyboard.type("by-keyboard")
     page.keyboard.press("Enter")
     expect(dialog).to_have_count(0)
+    # Focus lands on what was made, not on the start of the page.
     expect(
         page.get_by_role("button", name=f"Actions for folder {folder['path']}/by-keyboard")
-    ).to_be_visible()
+    ).to_be_focused()
 
     page.keyboard.press("Escape")  # nothing open: harmless
     menu_button.focus()
@@ -98,3 +99,31 @@ def test_the_page_loads_nothing_from_elsewhere_and_logs_no_errors(
     assert problems == []
     policy = page.request.get(base_url + "/").headers["content-security-policy"]
     assert "default-src 'self'" in policy
+
+
+def test_a_slow_screen_never_replaces_the_one_the_user_moved_to(
+    signed_in_page: Page, new_user: User
+) -> None:
+    script = new_user.api.upload(f"{new_user.login}-slow.py")
+    page = signed_in_page
+    expect(page.get_by_role("heading", name="Scripts")).to_be_visible()
+    held: list[Route] = []
+    page.route(
+        f"**/api/v1/scripts-manager/scripts/{script['id']}", lambda route: held.append(route)
+    )
+    page.goto(f"/#/scripts/{script['id']}")
+    expect(page.locator(".loading")).to_be_visible()
+    page.get_by_role("link", name="Files").click()
+    expect(page.get_by_role("heading", name="Files", exact=True)).to_be_visible()
+    assert len(held) == 1
+    held[0].continue_()  # the script's page is ready only now
+    page.wait_for_timeout(500)
+    expect(page.get_by_role("heading", name="Files", exact=True)).to_be_visible()
+    expect(page.get_by_role("heading", name=script["display_name"])).to_have_count(0)
+
+
+def test_an_unknown_or_malformed_address_says_so(signed_in_page: Page) -> None:
+    page = signed_in_page
+    for address in ("/#/no/such/screen", "/#/scripts/%E0%A4%A"):
+        page.goto(address)
+        expect(page.get_by_role("alert")).to_contain_text("There is no such page.")

@@ -199,10 +199,22 @@ def test_history_diffs_restore_and_tags(signed_in_page: Page, new_user: User) ->
     tags = {t["name"]: t["revision"] for t in new_user.api.get(f"{API}/tags").json()}
     assert tags[tag] == v2["revision"]
 
+    # Renamed since: the tag still runs the script by the path it had then.
+    new_user.api.put(f"{API}/scripts/{script['id']}", json={"filename": "renamed_since.py"})
     open_tab(page, "Run")
     page.get_by_label("Revision", exact=True).select_option(tag)
     page.get_by_role("button", name="Run", exact=True).click()
     expect(page.get_by_test_id("run-result-json")).to_contain_text('"version": 2')
+
+    # Editing the tag's message leaves it where it points.
+    open_tab(page, "History")
+    page.locator(f'tr[data-tag="{tag}"]').get_by_role("button", name="Edit…").click()
+    dialog = page.get_by_role("dialog", name=f"Edit tag {tag}")
+    dialog.get_by_label("Message").fill("the stable one")
+    dialog.get_by_role("button", name="Save tag").click()
+    expect(page.locator(f'tr[data-tag="{tag}"]')).to_contain_text("the stable one")
+    tags = {t["name"]: t for t in new_user.api.get(f"{API}/tags").json()}
+    assert tags[tag]["revision"] == v2["revision"] and tags[tag]["message"] == "the stable one"
 
     open_tab(page, "History")
     page.locator(f'tr[data-revision="{v1["revision"]}"]').get_by_role(
@@ -211,10 +223,60 @@ def test_history_diffs_restore_and_tags(signed_in_page: Page, new_user: User) ->
     page.get_by_role("dialog").get_by_role("button", name="Restore").click()
     expect(page.get_by_label("Source code")).to_contain_text("running version 1")
     assert content_of(new_user, script["id"]) == version(1).decode()
-    assert len(versions_of(new_user, script["id"])) == 4
+    assert len(versions_of(new_user, script["id"])) == 5  # + the rename and the restore
 
     open_tab(page, "History")
     page.locator(f'tr[data-tag="{tag}"]').get_by_role("button", name="Delete…").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete tag").click()
     expect(page.locator(f'tr[data-tag="{tag}"]')).to_have_count(0)
     assert tag not in {t["name"] for t in new_user.api.get(f"{API}/tags").json()}
+
+
+def test_a_draft_stays_with_the_user_who_wrote_it(
+    signed_in_page: Page, new_user: User, e2e_client: Any
+) -> None:
+    from tests.conftest import PASSWORD, register
+
+    script = new_user.api.upload(f"{new_user.login}-mine.py", version(1))
+    page = signed_in_page
+    page.goto(f"/#/scripts/{script['id']}")
+    page.get_by_role("button", name="Edit source").click()
+    page.get_by_label(f"Source of {script['filename']}").fill("def main(data):\n    return {}\n")
+    page.wait_for_timeout(600)  # the draft is written 300 ms after the last keystroke
+    page.get_by_role("button", name="Sign out").click()
+
+    other = register(e2e_client, f"{new_user.login}-b", PASSWORD)  # type: ignore[arg-type]
+    page.get_by_label("Login").fill(other.login)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_test_id("current-user")).to_have_text(other.login)
+    page.goto(f"/#/scripts/{script['id']}")
+    expect(page.get_by_label("Source code")).to_contain_text("running version 1")
+    expect(page.get_by_text("You have unsaved changes")).to_have_count(0)
+    expect(page.get_by_role("button", name="Edit source")).to_have_count(0)
+
+
+def test_activity_lists_commits_and_opens_one_with_its_diff(
+    signed_in_page: Page, new_user: User
+) -> None:
+    folder = new_user.api.folder(f"{new_user.login}-act")
+    script = new_user.api.upload("flow.py", version(1), folder_id=folder["id"])
+    new_user.api.put(f"{API}/scripts/{script['id']}", json={"content": version(2).decode()})
+    page = signed_in_page
+    page.get_by_role("link", name="Activity").click()
+    page.get_by_label("Only changes to").fill(folder["path"])
+    page.get_by_role("button", name="Filter").click()
+    commits = page.locator("li.commit")
+    expect(commits).to_have_count(3)  # the folder, the script, the change
+    expect(commits.first).to_contain_text(f"Update script {folder['path']}/flow.py")
+    expect(commits.first).to_contain_text(new_user.login)
+
+    commits.first.get_by_role("link").first.click()
+    expect(
+        page.get_by_role("heading", name=f"Update script {folder['path']}/flow.py")
+    ).to_be_visible()
+    expect(page.locator("tr.added").first).to_contain_text("running version 2")
+    page.get_by_role("button", name="Side by side").click()
+    expect(page.locator("table.diff.split td.code.deleted").first).to_contain_text("version 1")
+    page.get_by_role("link", name="Activity").first.click()
+    expect(page.get_by_role("heading", name="Activity")).to_be_visible()

@@ -5,7 +5,7 @@ import { InputError, api } from "./api.js";
 import { confirmDialog, formDialog } from "./dialogs.js";
 import { notify } from "./dom.js";
 
-export const NEW_SCRIPT_TEMPLATE = `def main(data: dict) -> dict:
+const NEW_SCRIPT_TEMPLATE = `def main(data: dict) -> dict:
     """Called with the JSON object the simulator sends; returns a JSON object."""
     value = data.get("value", 0)
     return {"result": value * 2}

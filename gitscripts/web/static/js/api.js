@@ -1,5 +1,7 @@
 // The one door to the REST API: the session token, JSON in and out, and errors as ApiError.
 
+import { notify } from "./dom.js";
+
 const TOKEN_KEY = "gitscripts.token";
 const API = "/api/v1";
 
@@ -64,7 +66,9 @@ function unreachable() {
 }
 
 function expireIfUnauthorized(error, sentToken) {
-  if (error.status === 401 && sentToken) {
+  // Only the session the request was sent with has ended: a late answer to a request from
+  // before signing in again must not sign the new session out.
+  if (error.status === 401 && sentToken && session.token === sentToken) {
     session.token = null;
     for (const listener of expiryListeners) listener(error);
   }
@@ -117,13 +121,17 @@ export function uploadWithProgress(path, formData, onProgress) {
         status: request.status,
         statusText: request.statusText,
       });
-      if (response.ok) {
-        resolve(await response.json());
+      if (!response.ok) {
+        const error = await errorFrom(response);
+        expireIfUnauthorized(error, sentToken);
+        reject(error);
         return;
       }
-      const error = await errorFrom(response);
-      expireIfUnauthorized(error, sentToken);
-      reject(error);
+      try {
+        resolve(await response.json());
+      } catch {
+        reject(new ApiError(response.status, "BAD_RESPONSE", "The service answered the upload with something that is not JSON."));
+      }
     });
     request.addEventListener("error", () => reject(unreachable()));
     request.addEventListener("abort", () => reject(new DOMException("The upload was cancelled.", "AbortError")));
@@ -151,7 +159,20 @@ function humanField(field) {
   return last.replaceAll("_", " ").replace(/^./, (c) => c.toUpperCase());
 }
 
-/** The path of a script in the execution URL: each segment escaped, the slashes kept. */
-export function scriptRunPath(logicalPath) {
-  return logicalPath.split("/").map(encodeURIComponent).join("/");
+/** A script path or file key in a URL: each segment escaped, the slashes kept. */
+export function encodePath(path) {
+  return path.split("/").map(encodeURIComponent).join("/");
+}
+
+/**
+ * Runs a user's action and reports its failure in words. A 401 says nothing here: the session
+ * ended and the login screen explains. Resolves to the action's result, or null if it failed.
+ */
+export async function guard(action) {
+  try {
+    return await action();
+  } catch (error) {
+    if (error.status !== 401) notify(describeError(error), "error");
+    return null;
+  }
 }

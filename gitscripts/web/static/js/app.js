@@ -2,6 +2,7 @@
 
 import { api, describeError, onSessionExpired, session } from "./api.js";
 import { clear, clearErrorNotices, errorPanel, h, loading, notify } from "./dom.js";
+import { closeMenu } from "./menu.js";
 import { currentLocation, match, navigate } from "./router.js";
 import { renderAccount } from "./views/account.js";
 import { renderActivity, renderCommit } from "./views/activity.js";
@@ -67,6 +68,7 @@ function highlightNav(section) {
 }
 
 async function render() {
+  const thisRender = ++renderCount;
   const location = currentLocation();
   let route = null;
   let params = null;
@@ -81,7 +83,6 @@ async function render() {
     cleanup();
     cleanup = null;
   }
-  const thisRender = ++renderCount;
   if (!route) {
     clear(view, errorPanel("There is no such page.", h("a", { href: "#/" }, "Go to the scripts")));
     return;
@@ -95,20 +96,33 @@ async function render() {
     try {
       await app.refreshUser();
     } catch (error) {
-      if (error.status !== 401) clear(view, errorPanel(describeError(error), h("button", { type: "button", onclick: render }, "Try again")));
+      if (thisRender === renderCount && error.status !== 401) {
+        clear(view, errorPanel(describeError(error), h("button", { type: "button", onclick: render }, "Try again")));
+      }
       return; // a 401 has already sent the user to the login screen
     }
   }
   if (thisRender !== renderCount) return;
   highlightNav(route.nav);
   clear(view, loading());
+  // Each screen is built apart and shown only if it is still the one asked for: a slow screen
+  // finishing after the user moved on must not replace the newer one.
+  const screen = h("div", { class: "screen-root" });
+  let screenCleanup = null;
   try {
-    cleanup = (await route.render(view, { params, query: location.query, app })) || null;
+    screenCleanup = (await route.render(screen, { params, query: location.query, app })) || null;
   } catch (error) {
-    if (thisRender !== renderCount) return;
-    if (error.status === 401) return;
-    clear(view, errorPanel(describeError(error), h("a", { href: "#/" }, "Back to the scripts")));
+    if (thisRender !== renderCount || error.status === 401) return;
+    clear(screen, errorPanel(describeError(error), h("a", { href: "#/" }, "Back to the scripts")));
   }
+  if (thisRender !== renderCount) {
+    if (screenCleanup) screenCleanup();
+    return;
+  }
+  view.replaceChildren(screen);
+  cleanup = screenCleanup;
+  const wanted = screen.querySelector("[autofocus]");
+  if (wanted) wanted.focus();
 }
 
 // A 401 on a request made with a token: the session ended. Remember where the user was.
@@ -124,8 +138,9 @@ document.querySelector("[data-action=logout]").addEventListener("click", () => a
 
 window.addEventListener("hashchange", () => {
   clearErrorNotices();
-  // A dialog belongs to the screen it was opened on (a session that ends mid-dialog, say).
+  // Dialogs and menus belong to the screen they were opened on (a session ending mid-dialog).
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+  closeMenu();
   render().then(() => {
     // Move focus to the new screen for keyboard and screen-reader users, unless a view already
     // placed it somewhere on purpose.

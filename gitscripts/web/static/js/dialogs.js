@@ -179,7 +179,13 @@ export function formDialog({ title, intro, fields, submitLabel = "Save", danger 
       attempt();
     });
     if (onInput) form.addEventListener("input", (event) => onInput(event, controls));
-    cancel.addEventListener("click", () => dialog.close());
+    cancel.addEventListener("click", () => {
+      if (!submit.disabled) dialog.close();
+    });
+    // While the request is out, Escape would close the dialog on a change that still lands.
+    dialog.addEventListener("cancel", (event) => {
+      if (submit.disabled) event.preventDefault();
+    });
     dialog.addEventListener("close", () => {
       if (!settled) resolve(null);
     });

@@ -78,3 +78,17 @@ export function diffView(files, mode) {
     ),
   );
 }
+
+/** The Unified / Side by side switch; `onChange(mode)` when the user picks a layout. */
+export function diffModeSwitch(mode, onChange) {
+  const buttons = ["unified", "split"].map((value) =>
+    h("button", { type: "button", class: "secondary small", "aria-pressed": String(mode === value), dataset: { mode: value } }, value === "split" ? "Side by side" : "Unified"),
+  );
+  for (const button of buttons) {
+    button.addEventListener("click", () => {
+      for (const other of buttons) other.setAttribute("aria-pressed", String(other === button));
+      onChange(button.dataset.mode);
+    });
+  }
+  return h("div", { class: "segmented", role: "group", "aria-label": "Diff layout" }, buttons);
+}

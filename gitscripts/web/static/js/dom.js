@@ -48,6 +48,11 @@ export function timeElement(iso) {
   return h("time", { datetime: iso, title: iso }, formatDate(iso));
 }
 
+/** Who made a commit: their gitscripts login, else the name git recorded (a pushed commit). */
+export function authorName(author) {
+  return author.login || author.name || "unknown";
+}
+
 export function formatBytes(size) {
   if (size === null || size === undefined) return "";
   const units = ["bytes", "KiB", "MiB", "GiB", "TiB"];
@@ -112,13 +117,15 @@ export function snippet(code, { label = "Copy", testid, wrap = false } = {}) {
   );
 }
 
-/** Debounce: call `fn` once calls stop for `wait` ms. */
+/** Debounce: call `fn` once calls stop for `wait` ms; `.cancel()` drops a pending call. */
 export function debounce(fn, wait) {
   let timer = null;
-  return (...args) => {
+  const debounced = (...args) => {
     clearTimeout(timer);
     timer = setTimeout(() => fn(...args), wait);
   };
+  debounced.cancel = () => clearTimeout(timer);
+  return debounced;
 }
 
 export function loading(text = "Loading…") {

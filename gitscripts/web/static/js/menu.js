@@ -4,6 +4,10 @@ import { h } from "./dom.js";
 
 let open = null;
 
+export function closeMenu() {
+  close(false);
+}
+
 function close(restoreFocus = true) {
   if (!open) return;
   const { menu, anchor, onOutside } = open;
@@ -15,7 +19,7 @@ function close(restoreFocus = true) {
 }
 
 /** items: [{label, run, danger?}], or null entries (skipped) for actions the user may not take. */
-export function openMenu(anchor, items) {
+function openMenu(anchor, items) {
   const wasOpenHere = open && open.anchor === anchor;
   close(false);
   if (wasOpenHere) return;

@@ -17,7 +17,7 @@ export function navigate(path, query = {}, { replace = false } = {}) {
   const target = href(path, query);
   if (replace) {
     history.replaceState(null, "", target);
-    window.dispatchEvent(new HashChangeEvent("hashchange"));
+    rerender();
   } else {
     location.hash = target;
   }
@@ -42,5 +42,14 @@ export function match(pattern, path) {
   });
   const found = new RegExp(`^${source}/?$`).exec(path);
   if (!found) return null;
-  return Object.fromEntries(names.map((name, index) => [name, decodeURIComponent(found[index + 1])]));
+  try {
+    return Object.fromEntries(names.map((name, index) => [name, decodeURIComponent(found[index + 1])]));
+  } catch {
+    return null; // a malformed escape (`%E0%A4%A`) names no page
+  }
+}
+
+/** Shows the current screen again, with fresh data (after a change made on it). */
+export function rerender() {
+  window.dispatchEvent(new HashChangeEvent("hashchange"));
 }

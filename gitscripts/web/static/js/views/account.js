@@ -1,6 +1,6 @@
 // The account: personal API tokens and how to clone and push the scripts with git.
 
-import { api, describeError } from "../api.js";
+import { api, guard } from "../api.js";
 import { confirmDialog, formDialog, infoDialog } from "../dialogs.js";
 import { clear, h, notify, snippet, timeElement } from "../dom.js";
 
@@ -42,17 +42,14 @@ export async function renderAccount(view, { app }) {
     );
   };
 
-  const revoke = async (token) => {
-    try {
+  const revoke = (token) =>
+    guard(async () => {
       const sure = await confirmDialog({ title: `Revoke token “${token.name}”?`, message: "Anything using it (a simulator, a git remote) stops working at once.", confirmLabel: "Revoke", danger: true });
       if (!sure) return;
       await api(`auth/tokens/${token.id}`, { method: "DELETE" });
       notify(`Revoked token ${token.name}.`, "success");
       await refresh();
-    } catch (error) {
-      if (error.status !== 401) notify(describeError(error), "error");
-    }
-  };
+    });
 
   const create = async () => {
     const created = await formDialog({
@@ -97,7 +94,7 @@ export async function renderAccount(view, { app }) {
       h(
         "section",
         { class: "panel", "aria-labelledby": "tokens-heading" },
-        h("div", { class: "label-row" }, h("h2", { id: "tokens-heading" }, "API tokens"), h("button", { type: "button", class: "primary", onclick: () => create().catch((error) => notify(describeError(error), "error")) }, "New token")),
+        h("div", { class: "label-row" }, h("h2", { id: "tokens-heading" }, "API tokens"), h("button", { type: "button", class: "primary", onclick: () => guard(create) }, "New token")),
         h("p", { class: "hint" }, "Tokens let programs act as you without your password. Revoke one when a machine no longer needs it."),
         tokensArea,
       ),

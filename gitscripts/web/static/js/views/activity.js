@@ -1,9 +1,9 @@
 // The repository's log (every commit, from the API or pushed with git) and one commit in full.
 
-import { api, describeError } from "../api.js";
-import { clear, h, notify, timeElement } from "../dom.js";
-import { diffView } from "../diffview.js";
-import { updateQuery } from "../router.js";
+import { api, guard } from "../api.js";
+import { diffModeSwitch, diffView } from "../diffview.js";
+import { authorName, clear, h, timeElement } from "../dom.js";
+import { rerender, updateQuery } from "../router.js";
 
 function commitRow(commit) {
   const shown = commit.changes.filter((change) => !change.path.endsWith(".meta.json") && !change.path.endsWith(".gitkeep"));
@@ -11,7 +11,7 @@ function commitRow(commit) {
     "li",
     { class: "commit", "data-revision": commit.revision },
     h("div", { class: "commit-head" }, h("a", { href: `#/commits/${commit.revision}`, class: "commit-message" }, commit.message), h("code", { class: "hint" }, commit.short)),
-    h("p", { class: "hint" }, commit.author.login, " · ", timeElement(commit.committed_at)),
+    h("p", { class: "hint" }, authorName(commit.author), " · ", timeElement(commit.committed_at)),
     shown.length
       ? h(
           "ul",
@@ -31,16 +31,14 @@ export async function renderActivity(view, { query }) {
   const list = h("ol", { class: "commits" }, first.commits.map(commitRow));
   let nextBefore = first.next_before;
   const more = h("button", { type: "button", class: "secondary", hidden: !nextBefore }, "Show older commits");
-  more.addEventListener("click", async () => {
-    try {
+  more.addEventListener("click", () =>
+    guard(async () => {
       const page = await api(`scripts-manager/history?limit=50&before=${encodeURIComponent(nextBefore)}${pathQuery}`);
       list.append(...page.commits.map(commitRow));
       nextBefore = page.next_before;
       more.hidden = !nextBefore;
-    } catch (error) {
-      notify(describeError(error), "error");
-    }
-  });
+    }),
+  );
   const filter = h("input", { type: "search", id: "activity-path", value: path, placeholder: "geology/ or geology/analysis.py" });
   const form = h(
     "form",
@@ -52,7 +50,7 @@ export async function renderActivity(view, { query }) {
   form.addEventListener("submit", (event) => {
     event.preventDefault();
     updateQuery({ path: filter.value.trim() });
-    window.dispatchEvent(new HashChangeEvent("hashchange"));
+    rerender();
   });
   clear(
     view,
@@ -70,15 +68,12 @@ export async function renderActivity(view, { query }) {
 export async function renderCommit(view, { params, query }) {
   const commit = await api(`scripts-manager/commits/${encodeURIComponent(params.rev)}`);
   document.title = `${commit.short} · gitscripts`;
-  let mode = query.get("mode") === "split" ? "split" : "unified";
+  const mode = query.get("mode") === "split" ? "split" : "unified";
   const files = commit.files.filter((file) => !(file.new_path || file.old_path).endsWith(".gitkeep"));
   const diffArea = h("div", {}, diffView(files, mode));
-  const toggle = h("button", { type: "button", class: "secondary small" }, mode === "split" ? "Unified" : "Side by side");
-  toggle.addEventListener("click", () => {
-    mode = mode === "split" ? "unified" : "split";
-    toggle.textContent = mode === "split" ? "Unified" : "Side by side";
-    updateQuery({ mode: mode === "split" ? "split" : null });
-    clear(diffArea, diffView(files, mode));
+  const toggle = diffModeSwitch(mode, (chosen) => {
+    updateQuery({ mode: chosen === "split" ? "split" : null });
+    clear(diffArea, diffView(files, chosen));
   });
   clear(
     view,
@@ -94,7 +89,7 @@ export async function renderCommit(view, { params, query }) {
         h("dt", {}, "Commit"),
         h("dd", {}, h("code", {}, commit.revision)),
         h("dt", {}, "Author"),
-        h("dd", {}, commit.author.login || commit.author.name),
+        h("dd", {}, authorName(commit.author)),
         h("dt", {}, "When"),
         h("dd", {}, timeElement(commit.committed_at)),
         h("dt", {}, "Parents"),

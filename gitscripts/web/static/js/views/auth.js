@@ -96,7 +96,7 @@ export async function renderLogin(view, { query, app }) {
     footer: h("p", { class: "switch" }, "New here? ", h("a", { href: `#/register${query.get("next") ? `?next=${encodeURIComponent(query.get("next"))}` : ""}` }, "Create an account")),
   });
   clear(view, h("div", { class: "auth-screen" }, form));
-  inputs.login.focus();
+  inputs.login.setAttribute("autofocus", "");
 }
 
 export async function renderRegister(view, { query, app }) {
@@ -118,5 +118,5 @@ export async function renderRegister(view, { query, app }) {
     footer: h("p", { class: "switch" }, "Already have an account? ", h("a", { href: "#/login" }, "Sign in")),
   });
   clear(view, h("div", { class: "auth-screen" }, form));
-  inputs.login.focus();
+  inputs.login.setAttribute("autofocus", "");
 }

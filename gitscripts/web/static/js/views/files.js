@@ -1,11 +1,11 @@
 // Files in the file store: upload with progress, the user's files, info, download and delete.
 
-import { api, describeError, send, uploadWithProgress } from "../api.js";
+import { api, describeError, encodePath, guard, send, uploadWithProgress } from "../api.js";
 import { confirmDialog, infoDialog } from "../dialogs.js";
 import { clear, copyButton, formatBytes, h, notify, timeElement } from "../dom.js";
 
 function fileUrl(key) {
-  return `/api/v1/files/${key.split("/").map(encodeURIComponent).join("/")}`;
+  return `/api/v1/files/${encodePath(key)}`;
 }
 
 async function download(file) {
@@ -114,13 +114,7 @@ export async function renderFiles(view) {
 }
 
 function fileRow(file, refresh) {
-  const guarded = (action) => async () => {
-    try {
-      await action();
-    } catch (error) {
-      if (error.status !== 401) notify(describeError(error), "error");
-    }
-  };
+  const guarded = (action) => () => guard(action);
   return h(
     "tr",
     { "data-key": file.key },
@@ -137,7 +131,7 @@ function fileRow(file, refresh) {
           type: "button",
           class: "small secondary",
           onclick: guarded(async () => {
-            const info = await api(`files/${file.key.split("/").map(encodeURIComponent).join("/")}/info`);
+            const info = await api(`${fileUrl(file.key)}/info`);
             await infoDialog({
               title: "File info",
               body: h(

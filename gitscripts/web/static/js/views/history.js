@@ -1,10 +1,10 @@
 // The History tab: versions, a diff between any two, restore, and the repository's tags.
 
-import { InputError, api, describeError } from "../api.js";
+import { api, describeError, guard } from "../api.js";
 import { confirmDialog, formDialog } from "../dialogs.js";
-import { clear, h, notify, timeElement } from "../dom.js";
-import { diffView } from "../diffview.js";
-import { navigate, updateQuery } from "../router.js";
+import { diffModeSwitch, diffView } from "../diffview.js";
+import { authorName, clear, formatDate, h, notify, timeElement } from "../dom.js";
+import { navigate, rerender, updateQuery } from "../router.js";
 
 function changeText(version) {
   if (version.change === "renamed" && version.old_path) return `renamed from ${version.old_path}`;
@@ -21,20 +21,16 @@ export async function renderHistoryTab(panel, { script, query }) {
   let to = query.get("to") || (versions[0] || {}).revision;
 
   const tagsAt = (revision) => tags.filter((tag) => tag.revision === revision);
-  const reload = () => window.dispatchEvent(new HashChangeEvent("hashchange"));
+  // An action that changed something shows the tab again with fresh data.
   const guarded = async (action) => {
-    try {
-      if (await action()) reload();
-    } catch (error) {
-      if (error.status !== 401) notify(describeError(error), "error");
-    }
+    if (await guard(action)) rerender();
   };
 
   const restore = (version) =>
     guarded(async () => {
       const sure = await confirmDialog({
         title: `Restore version ${version.short}?`,
-        message: `The content from ${new Date(version.committed_at).toLocaleString()} becomes a new version of ${script.logical_path}. The versions since then stay in the history.`,
+        message: `The content from ${formatDate(version.committed_at)} becomes a new version of ${script.logical_path}. The versions since then stay in the history.`,
         confirmLabel: "Restore",
       });
       if (!sure) return false;
@@ -44,29 +40,31 @@ export async function renderHistoryTab(panel, { script, query }) {
       return false;
     });
 
+  // Tags belong to the repository, not to this script: a tag may point at a commit that is no
+  // version of it, and moving one keeps that commit on offer (a message-only edit stays put).
+  const revisionOptions = (current) => {
+    const options = versions.map((version) => ({ value: version.revision, label: `${version.short} · ${formatDate(version.committed_at)} · ${version.message}` }));
+    if (current && !versions.some((version) => version.revision === current.revision)) {
+      options.unshift({ value: current.revision, label: `${current.short} · where ${current.name} points now` });
+    }
+    return options;
+  };
   const tagDialog = (revision, existing = null) =>
     guarded(() =>
       formDialog({
-        title: existing ? `Move tag ${existing.name}` : "New tag",
+        title: existing ? `Edit tag ${existing.name}` : "New tag",
         intro: "A tag is a fixed name for a revision (a real git tag): run or clone the scripts as they were, by name.",
         fields: [
           existing ? null : { name: "name", label: "Tag name", required: true, maxlength: 255, placeholder: "v1.0", hint: "Letters, digits, dots, dashes, underscores and slashes." },
-          {
-            name: "revision",
-            label: "Revision",
-            type: "select",
-            value: revision,
-            options: versions.map((version) => ({ value: version.revision, label: `${version.short} · ${new Date(version.committed_at).toLocaleString()} · ${version.message}` })),
-          },
+          { name: "revision", label: "Revision", type: "select", value: revision, options: revisionOptions(existing) },
           { name: "message", label: "Message", type: "textarea", rows: 2, value: existing ? existing.message : "" },
         ].filter(Boolean),
-        submitLabel: existing ? "Move tag" : "Create tag",
+        submitLabel: existing ? "Save tag" : "Create tag",
         onSubmit: async (values) => {
           const body = { revision: values.revision, message: values.message.trim() || null };
           if (existing) {
-            if (values.revision === existing.revision) throw new InputError("The tag already points at that revision.");
             await api(`scripts-manager/tags/${encodeURIComponent(existing.name)}`, { method: "PUT", json: body });
-            notify(`Moved tag ${existing.name}.`, "success");
+            notify(`Saved tag ${existing.name}.`, "success");
           } else {
             await api("scripts-manager/tags", { method: "POST", json: { name: values.name.trim(), ...body } });
             notify(`Created tag ${values.name.trim()}.`, "success");
@@ -100,7 +98,7 @@ export async function renderHistoryTab(panel, { script, query }) {
         index === 0 && version.change !== "deleted" ? [" ", h("span", { class: "badge current" }, "current")] : null,
       ),
       h("td", { class: "message" }, version.message, h("span", { class: "hint block" }, changeText(version), version.path !== script.logical_path ? ` · as ${version.path}` : "")),
-      h("td", {}, version.author.login),
+      h("td", {}, authorName(version.author)),
       h("td", {}, timeElement(version.committed_at)),
       h(
         "td",
@@ -114,47 +112,42 @@ export async function renderHistoryTab(panel, { script, query }) {
   const drawRows = () => rowsBody.replaceChildren(...versions.map(versionRow));
 
   const more = h("button", { type: "button", class: "secondary", hidden: !nextBefore }, "Show older versions");
-  more.addEventListener("click", async () => {
-    try {
+  more.addEventListener("click", () =>
+    guard(async () => {
       const page = await api(`scripts-manager/scripts/${script.id}/history?limit=50&before=${encodeURIComponent(nextBefore)}`);
       versions.push(...page.versions);
       nextBefore = page.next_before;
       more.hidden = !nextBefore;
       drawRows();
-    } catch (error) {
-      notify(describeError(error), "error");
-    }
-  });
+    }),
+  );
 
   const diffArea = h("div", { class: "diff-area" });
-  const modeButtons = ["unified", "split"].map((value) =>
-    h("button", { type: "button", class: "secondary small", "aria-pressed": String(mode === value), dataset: { mode: value } }, value === "split" ? "Side by side" : "Unified"),
-  );
+  let diffRequest = 0;
   const showDiff = async () => {
     if (!from || !to) {
       clear(diffArea);
       return;
     }
     updateQuery({ from, to, mode: mode === "split" ? "split" : null });
-    for (const button of modeButtons) button.setAttribute("aria-pressed", String(button.dataset.mode === mode));
+    const ticket = ++diffRequest; // only the latest choice may fill the area
     clear(diffArea, h("p", { class: "loading", role: "status" }, "Loading the diff…"));
     try {
       const diff = await api(`scripts-manager/scripts/${script.id}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+      if (ticket !== diffRequest) return;
       clear(
         diffArea,
         h("p", { class: "hint" }, "Changes from ", h("code", {}, diff.from.slice(0, 10)), " to ", h("code", {}, diff.to.slice(0, 10)), "."),
         diffView(diff.files, mode),
       );
     } catch (error) {
-      if (error.status !== 401) clear(diffArea, h("p", { class: "form-error", role: "alert" }, describeError(error)));
+      if (ticket === diffRequest && error.status !== 401) clear(diffArea, h("p", { class: "form-error", role: "alert" }, describeError(error)));
     }
   };
-  for (const button of modeButtons) {
-    button.addEventListener("click", () => {
-      mode = button.dataset.mode;
-      showDiff();
-    });
-  }
+  const modeSwitch = diffModeSwitch(mode, (chosen) => {
+    mode = chosen;
+    showDiff();
+  });
   rowsBody.addEventListener("change", (event) => {
     if (event.target.name === "diff-from") from = event.target.value;
     if (event.target.name === "diff-to") to = event.target.value;
@@ -181,7 +174,7 @@ export async function renderHistoryTab(panel, { script, query }) {
       ),
       more,
     ),
-    h("section", { "aria-labelledby": "diff-heading" }, h("div", { class: "label-row" }, h("h2", { id: "diff-heading" }, "Diff"), h("div", { class: "segmented", role: "group", "aria-label": "Diff layout" }, modeButtons)), diffArea),
+    h("section", { "aria-labelledby": "diff-heading" }, h("div", { class: "label-row" }, h("h2", { id: "diff-heading" }, "Diff"), modeSwitch), diffArea),
     tagsSection(tags, { create: () => tagDialog(versions[0] ? versions[0].revision : "main"), move: (tag) => tagDialog(tag.revision, tag), remove: deleteTag }),
   );
   showDiff();
@@ -215,7 +208,7 @@ function tagsSection(tags, { create, move, remove }) {
                   h(
                     "td",
                     { class: "row-actions" },
-                    tag.can_edit ? h("button", { type: "button", class: "small secondary", onclick: () => move(tag) }, "Move…") : null,
+                    tag.can_edit ? h("button", { type: "button", class: "small secondary", onclick: () => move(tag) }, "Edit…") : null,
                     tag.can_delete ? h("button", { type: "button", class: "small danger", onclick: () => remove(tag) }, "Delete…") : null,
                   ),
                 ),

@@ -1,14 +1,14 @@
 // The Run tab: JSON input, a revision to run, and what came out.
 
-import { api, describeError, scriptRunPath, send } from "../api.js";
-import { copyButton, debounce, h, timeElement } from "../dom.js";
+import { api, describeError, encodePath, send } from "../api.js";
+import { authorName, copyButton, debounce, formatDate, h, timeElement } from "../dom.js";
 import { updateQuery } from "../router.js";
 
-const inputKey = (script) => `gitscripts.input.${script.id}`;
+const inputKey = (script, user) => `gitscripts.input.${user.id}.${script.id}`;
 const OTHER = "__other__";
 
 /** The JSON text as an object, or an error message that says where it is wrong. */
-export function parseInput(text) {
+function parseInput(text) {
   if (!text.trim()) return { value: {} };
   let value;
   try {
@@ -33,10 +33,16 @@ function formatDuration(seconds) {
   return seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(2)} s`;
 }
 
-export async function renderRunTab(panel, { script, query }) {
+export async function renderRunTab(panel, { script, query, app }) {
   const [history, tags] = await Promise.all([api(`scripts-manager/scripts/${script.id}/history?limit=100`), api("scripts-manager/tags")]);
-  // Where the script lived at each revision: a renamed script is run by the path it had then.
+  // Where the script lived at each revision: a renamed or moved script is run by the path it had
+  // then. Its versions say so; for a tag or any other revision, the service follows it back.
   const pathAt = new Map(history.versions.map((version) => [version.revision, version.path]));
+  const pathAtRevision = async (rev) => {
+    if (rev === "main") return script.logical_path;
+    if (pathAt.has(rev)) return pathAt.get(rev);
+    return (await api(`scripts-manager/scripts/${script.id}/content?rev=${encodeURIComponent(rev)}`)).path;
+  };
   const wanted = query.get("rev") || "main";
 
   const revision = h(
@@ -47,7 +53,7 @@ export async function renderRunTab(panel, { script, query }) {
     h(
       "optgroup",
       { label: "Versions of this script" },
-      history.versions.map((version) => h("option", { value: version.revision }, `${version.short} · ${new Date(version.committed_at).toLocaleString()} · ${version.author.login} · ${version.message}`)),
+      history.versions.map((version) => h("option", { value: version.revision }, `${version.short} · ${formatDate(version.committed_at)} · ${authorName(version.author)} · ${version.message}`)),
     ),
     h("option", { value: OTHER }, "Another commit, tag or branch…"),
   );
@@ -59,7 +65,7 @@ export async function renderRunTab(panel, { script, query }) {
     if (!otherRevision.hidden) otherRevision.focus();
   });
 
-  const input = h("textarea", { id: "run-input", class: "code", rows: 10, spellcheck: "false", "aria-describedby": "run-input-problem", value: localStorage.getItem(inputKey(script)) ?? '{\n  "value": 42\n}' });
+  const input = h("textarea", { id: "run-input", class: "code", rows: 10, spellcheck: "false", "aria-describedby": "run-input-problem", value: localStorage.getItem(inputKey(script, app.user)) ?? '{\n  "value": 42\n}' });
   const inputProblem = h("p", { class: "field-error", id: "run-input-problem", hidden: true });
   const check = () => {
     const parsed = parseInput(input.value);
@@ -69,7 +75,7 @@ export async function renderRunTab(panel, { script, query }) {
     return parsed;
   };
   input.addEventListener("input", debounce(() => {
-    localStorage.setItem(inputKey(script), input.value);
+    localStorage.setItem(inputKey(script, app.user), input.value);
     check();
   }, 250));
   const format = h("button", { type: "button", class: "secondary small" }, "Format JSON");
@@ -97,15 +103,15 @@ export async function renderRunTab(panel, { script, query }) {
       return;
     }
     updateQuery({ rev: rev === "main" ? null : rev });
-    const path = pathAt.get(rev) || script.logical_path;
     const params = new URLSearchParams({ rev });
     if (timeout.value) params.set("timeout", timeout.value);
     running = new AbortController();
     run.disabled = true;
     cancel.hidden = false;
-    output.replaceChildren(h("p", { class: "loading", role: "status" }, `Running ${path} at ${rev}…`));
+    output.replaceChildren(h("p", { class: "loading", role: "status" }, `Running at ${rev}…`));
     try {
-      const response = await send(`/api/v1/scripts/${scriptRunPath(path)}?${params}`, { method: "POST", json: { data: parsed.value }, signal: running.signal });
+      const path = await pathAtRevision(rev);
+      const response = await send(`/api/v1/scripts/${encodePath(path)}?${params}`, { method: "POST", json: { data: parsed.value }, signal: running.signal });
       output.replaceChildren(resultView(await response.json(), rev));
     } catch (error) {
       if (error.status === 401) return;

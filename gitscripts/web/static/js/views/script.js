@@ -1,9 +1,9 @@
 // One script: its details, the tabs (source, run, history) and the snippet that calls it.
 
 import * as actions from "../actions.js";
-import { api, describeError } from "../api.js";
-import { clear, h, notify, snippet, timeElement } from "../dom.js";
-import { navigate } from "../router.js";
+import { api, encodePath, guard } from "../api.js";
+import { clear, h, snippet, timeElement } from "../dom.js";
+import { navigate, rerender } from "../router.js";
 import { renderHistoryTab } from "./history.js";
 import { renderRunTab } from "./run.js";
 import { renderSourceTab } from "./source.js";
@@ -27,14 +27,9 @@ export async function renderScript(view, { params, query, app }) {
   const moveToAFolder = async () => actions.moveScript(script, actions.allFolders(await api("scripts-manager/tree")));
 
   const afterChange = async (action, { deleted = false } = {}) => {
-    try {
-      const outcome = await action();
-      if (!outcome) return;
-      if (deleted) navigate("/");
-      else window.dispatchEvent(new HashChangeEvent("hashchange")); // show the new state
-    } catch (error) {
-      if (error.status !== 401) notify(describeError(error), "error");
-    }
+    if (!(await guard(action))) return;
+    if (deleted) navigate("/");
+    else rerender(); // show the new state
   };
 
   const tabPanel = h("div", { class: "tab-panel", id: "tab-panel", role: "region", "aria-label": tab.label });
@@ -115,7 +110,7 @@ else:
 import urllib.request
 
 request = urllib.request.Request(
-    "${origin}/api/v1/scripts/${script.logical_path.split("/").map(encodeURIComponent).join("/")}",
+    "${origin}/api/v1/scripts/${encodePath(script.logical_path)}",
     data=json.dumps({"data": ${example}}).encode("utf-8"),
     headers={"Content-Type": "application/json", "Authorization": "Bearer gst_..."},
     method="POST",

@@ -5,11 +5,13 @@ import { confirmDialog } from "../dialogs.js";
 import { clear, copyButton, debounce, h, notify, timeElement } from "../dom.js";
 import { navigate } from "../router.js";
 
-const draftKey = (script) => `gitscripts.draft.${script.id}`;
+// Unsaved edits stay in this browser, per user and script, until saved or discarded: a reload or
+// an ended session loses nothing. `base` is the source the edit started from.
+const draftKey = (script, user) => `gitscripts.draft.${user.id}.${script.id}`;
 
-function readDraft(script) {
+function readDraft(script, user) {
   try {
-    return JSON.parse(localStorage.getItem(draftKey(script)) || "null");
+    return JSON.parse(localStorage.getItem(draftKey(script, user)) || "null");
   } catch {
     return null;
   }
@@ -24,10 +26,11 @@ function sourceView(html) {
   return h("pre", { class: "source hl", tabindex: "0", "aria-label": "Source code" }, code);
 }
 
-export async function renderSourceTab(panel, { script, query }) {
+export async function renderSourceTab(panel, { script, query, app }) {
+  const user = app.user;
   const rev = query.get("rev");
   const content = await api(`scripts-manager/scripts/${script.id}/content?highlight=true${rev ? `&rev=${encodeURIComponent(rev)}` : ""}`);
-  const draft = rev ? null : readDraft(script);
+  const draft = rev || !script.can_edit ? null : readDraft(script, user);
   const editButton =
     script.can_edit && !rev ? h("button", { type: "button", class: "primary", onclick: () => edit(content.content) }, "Edit source") : null;
 
@@ -51,6 +54,7 @@ export async function renderSourceTab(panel, { script, query }) {
             "You have unsaved changes to this script from ",
             timeElement(draft.saved_at),
             ". ",
+            draft.base !== content.content ? h("strong", {}, "A newer version has been saved since you started editing: check the History before saving over it. ") : null,
             h("button", { type: "button", class: "link-button", onclick: () => edit(draft.content) }, "Resume editing"),
             " or ",
             h(
@@ -59,7 +63,7 @@ export async function renderSourceTab(panel, { script, query }) {
                 type: "button",
                 class: "link-button",
                 onclick: () => {
-                  localStorage.removeItem(draftKey(script));
+                  localStorage.removeItem(draftKey(script, user));
                   navigate(`/scripts/${script.id}/source`, {}, { replace: true });
                 },
               },
@@ -72,12 +76,12 @@ export async function renderSourceTab(panel, { script, query }) {
       sourceView(content.html),
     );
 
-  const edit = (text) => clear(panel, editor(script, content.content, text, () => navigate(`/scripts/${script.id}/source`, {}, { replace: true })));
+  const edit = (text) => clear(panel, editor(script, draftKey(script, user), draft && text === draft.content ? draft.base : content.content, text, () => navigate(`/scripts/${script.id}/source`, {}, { replace: true })));
   show();
 }
 
 /** The editor: line numbers, indentation keys, live validation, save as a new version. */
-function editor(script, original, text, done) {
+function editor(script, draftAt, original, text, done) {
   const textarea = h("textarea", { class: "code editor-text", spellcheck: "false", autocapitalize: "off", "aria-label": `Source of ${script.filename}`, "aria-describedby": "editor-status editor-keys", value: text });
   const gutter = h("pre", { class: "gutter", "aria-hidden": "true" });
   const status = h("p", { class: "editor-status", id: "editor-status", role: "status" });
@@ -119,9 +123,15 @@ function editor(script, original, text, done) {
     }
   }, 400);
   const remember = debounce(() => {
-    if (textarea.value === original) localStorage.removeItem(draftKey(script));
-    else localStorage.setItem(draftKey(script), JSON.stringify({ content: textarea.value, saved_at: new Date().toISOString() }));
+    if (textarea.value === original) localStorage.removeItem(draftAt);
+    else localStorage.setItem(draftAt, JSON.stringify({ content: textarea.value, base: original, saved_at: new Date().toISOString() }));
   }, 300);
+  // Saved or discarded: no pending draft write may bring the edit back.
+  const forget = () => {
+    remember.cancel();
+    validate.cancel();
+    localStorage.removeItem(draftAt);
+  };
 
   textarea.addEventListener("input", () => {
     drawGutter();
@@ -138,11 +148,9 @@ function editor(script, original, text, done) {
     } else if (event.key === "Tab" && !releaseTab && !event.ctrlKey && !event.altKey) {
       event.preventDefault();
       indent(textarea, event.shiftKey);
-      textarea.dispatchEvent(new Event("input"));
     } else if (event.key === "Enter" && !event.shiftKey && !event.ctrlKey) {
       event.preventDefault();
       newlineKeepingIndent(textarea);
-      textarea.dispatchEvent(new Event("input"));
     } else {
       releaseTab = false;
     }
@@ -157,7 +165,7 @@ function editor(script, original, text, done) {
     save.setAttribute("aria-busy", "true");
     try {
       await api(`scripts-manager/scripts/${script.id}`, { method: "PUT", json: { content: textarea.value } });
-      localStorage.removeItem(draftKey(script));
+      forget();
       notify("Saved a new version.", "success");
       done();
     } catch (error) {
@@ -172,7 +180,7 @@ function editor(script, original, text, done) {
       const discard = await confirmDialog({ title: "Discard your changes?", message: "The edited source has not been saved.", confirmLabel: "Discard", danger: true });
       if (!discard) return;
     }
-    localStorage.removeItem(draftKey(script));
+    forget();
     done();
   });
 
@@ -192,11 +200,18 @@ function editor(script, original, text, done) {
 
 const INDENT = "    ";
 
+// Typed through insertText, so the browser's undo (Ctrl+Z) sees these edits like any other.
+function insert(textarea, text) {
+  if (document.execCommand("insertText", false, text)) return; // it also fires "input"
+  textarea.setRangeText(text, textarea.selectionStart, textarea.selectionEnd, "end");
+  textarea.dispatchEvent(new Event("input"));
+}
+
 function indent(textarea, outdent) {
   const { selectionStart: start, selectionEnd: end, value } = textarea;
   const lineStart = value.lastIndexOf("\n", start - 1) + 1;
   if (!outdent && start === end) {
-    textarea.setRangeText(INDENT, start, end, "end");
+    insert(textarea, INDENT);
     return;
   }
   const block = value.slice(lineStart, end);
@@ -204,7 +219,8 @@ function indent(textarea, outdent) {
     .split("\n")
     .map((line) => (outdent ? line.replace(/^( {1,4}|\t)/, "") : INDENT + line))
     .join("\n");
-  textarea.setRangeText(changed, lineStart, end, "preserve");
+  textarea.setSelectionRange(lineStart, end);
+  insert(textarea, changed);
   textarea.setSelectionRange(lineStart, lineStart + changed.length);
 }
 
@@ -213,5 +229,5 @@ function newlineKeepingIndent(textarea) {
   const line = value.slice(value.lastIndexOf("\n", start - 1) + 1, start);
   let leading = /^[ \t]*/.exec(line)[0];
   if (/:\s*(#.*)?$/.test(line)) leading += INDENT;
-  textarea.setRangeText(`\n${leading}`, start, textarea.selectionEnd, "end");
+  insert(textarea, `\n${leading}`);
 }

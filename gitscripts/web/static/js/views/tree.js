@@ -1,8 +1,8 @@
 // The scripts tree: folders and scripts, expandable, with every action the user may take.
 
 import * as actions from "../actions.js";
-import { api, describeError } from "../api.js";
-import { clear, h, notify, timeElement } from "../dom.js";
+import { api, guard } from "../api.js";
+import { clear, h, timeElement } from "../dom.js";
 import { menuButton } from "../menu.js";
 import { navigate } from "../router.js";
 
@@ -28,19 +28,20 @@ export async function renderTree(view, { app }) {
   const listing = h("div", { class: "tree-listing" });
   const folders = () => actions.allFolders(tree);
 
-  // After any change: fetch the tree again and show what the action produced.
-  const act = async (action, reveal) => {
-    try {
+  // After any change: fetch the tree again, show what the action produced, and put the focus
+  // back on it (or, when it is gone, on the filter) so a keyboard user keeps their place.
+  const act = (action, reveal) =>
+    guard(async () => {
       const outcome = await action();
       if (!outcome) return;
       if (reveal) for (const id of reveal(outcome)) expanded.add(id);
       saveExpanded(expanded);
       tree = await api("scripts-manager/tree");
       draw();
-    } catch (error) {
-      if (error.status !== 401) notify(describeError(error), "error");
-    }
-  };
+      const kind = "logical_path" in outcome ? "script" : "folder";
+      const row = listing.querySelector(`[data-${kind}-id="${outcome.id}"] > .row .row-menu`);
+      (row || filter).focus();
+    });
   const ancestorsOf = (folderId) => {
     const byId = new Map(folders().map((folder) => [folder.id, folder]));
     const chain = [];
@@ -192,14 +193,11 @@ function onboarding(app) {
       {
         type: "button",
         class: "secondary",
-        onclick: async () => {
-          try {
+        onclick: () =>
+          guard(async () => {
             app.user = await api("auth/onboarding-status", { method: "PATCH", json: { needs_onboarding: false } });
             panel.remove();
-          } catch (error) {
-            notify(describeError(error), "error");
-          }
-        },
+          }),
       },
       "Got it",
     ),

@@ -8,7 +8,7 @@ UI's theme decides the colours), every character of the source escaped.
 from __future__ import annotations
 
 import html as html_text
-from functools import cache
+from functools import cache, lru_cache
 
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
@@ -22,11 +22,13 @@ _STYLE = "default"  # Pygments' light theme
 # The lexer keeps leading and trailing blank lines (its defaults strip them, shifting every line).
 _LEXER = PythonLexer(stripnl=False, ensurenl=False)
 _FORMATTER = HtmlFormatter(nowrap=True, style=_STYLE, cssclass=CSS_CLASS)
-# Pygments needs seconds for a script near the 1 MB limit; past this size the source is shown
+# Pygments needs about a second per 150,000 characters: past this size the source is shown
 # escaped but uncoloured, so the page stays quick.
-HIGHLIGHT_LIMIT = 200_000
+HIGHLIGHT_LIMIT = 100_000
 
 
+# A version's source never changes, and the same versions are viewed again and again.
+@lru_cache(maxsize=32)
 def highlight_python(source: str) -> str:
     """`source` as highlighted HTML with exactly as many line breaks as the source has."""
     # Pygments reads `\r\n` and `\r` as `\n`; doing it first keeps the count comparable.
