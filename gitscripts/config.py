@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Where /api/v1/files keeps its files: empty means DATA_DIR/files; a local path (or file://
     # URL), or s3://bucket/prefix (credentials from the standard AWS variables).
     files_url: str = ""
+    # How long a download link (`POST /api/v1/files/{key}/link`) works.
+    download_link_seconds: int = Field(default=60, ge=1, le=86_400)
     # An S3-compatible service other than AWS (MinIO, Ceph, moto), e.g. http://127.0.0.1:9000.
     s3_endpoint_url: str | None = None
 

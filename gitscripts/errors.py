@@ -162,6 +162,12 @@ class TagAlreadyExists(Conflict):
     error_code = "TAG_ALREADY_EXISTS"
 
 
+class ScriptChanged(Conflict):
+    """The script's source changed since the revision an edit was made from."""
+
+    error_code = "SCRIPT_CHANGED"
+
+
 class ConcurrentUpdate(Conflict):
     """Another writer kept moving `main` while this change was being applied."""
 

@@ -436,6 +436,53 @@ def test_two_writers_of_one_new_key_cannot_both_own_it(live: Live) -> None:
     assert alice.get(f"/api/v1/files/{key}/info").json()["uploaded_by"]["login"] == bob.login  # type: ignore[attr-defined]
 
 
+def test_a_download_link_reads_one_file_without_a_token(live: Live) -> None:
+    from urllib.parse import parse_qs, urlparse
+
+    alice = live.user("alice")
+    content = os.urandom(300_000)
+    key = _upload(alice, content, "pressure.bin", prefix="links").json()["key"]
+    other = _upload(alice, b"other", "other.csv", prefix="links").json()["key"]
+    reply = alice.post(f"/api/v1/files/{key}/link")
+    assert reply.status_code == 200, reply.text
+    made = reply.json()
+    assert set(made) == {"url", "expires_at"} and made["url"].startswith(f"/api/v1/files/{key}?")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", made["expires_at"])
+
+    browser = httpx.Client(base_url=live.base, timeout=60)  # no Authorization at all
+    got = browser.get(made["url"])
+    assert got.status_code == 200 and got.content == content
+    assert "pressure.bin" not in got.headers["content-disposition"]  # the key's own name
+    assert key.rsplit("/", 1)[1] in got.headers["content-disposition"]
+    part = browser.get(made["url"], headers={"Range": "bytes=10-19"})
+    assert part.status_code == 206 and part.content == content[10:20]
+
+    link = parse_qs(urlparse(made["url"]).query)["link"][0]
+    # Only that file, only untampered, and never instead of a token elsewhere.
+    _error(browser.get(f"/api/v1/files/{other}", params={"link": link}), 401, "INVALID_TOKEN")
+    forged = link[:-2] + ("AA" if not link.endswith("AA") else "BB")
+    _error(browser.get(f"/api/v1/files/{key}", params={"link": forged}), 401, "INVALID_TOKEN")
+    longer = str(int(link.split(".")[0]) + 3600) + "." + link.split(".", 1)[1]
+    _error(browser.get(f"/api/v1/files/{key}", params={"link": longer}), 401, "INVALID_TOKEN")
+    _error(browser.get(f"/api/v1/files/{key}"), 401, "NOT_AUTHENTICATED")
+    _error(
+        browser.get(f"/api/v1/files/{key}/info", params={"link": link}), 401, "NOT_AUTHENTICATED"
+    )
+    _error(browser.post(f"/api/v1/files/{key}/link"), 401, "NOT_AUTHENTICATED")
+    _error(alice.post("/api/v1/files/links/missing.csv/link"), 404, "FILE_NOT_FOUND")
+
+
+def test_a_download_link_expires(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path / "data", download_link_seconds=1)
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        key = alice.post("/api/v1/files/upload", files={"file": ("a.txt", b"abc")}).json()["key"]
+        url = alice.post(f"/api/v1/files/{key}/link").json()["url"]
+        assert client.get(url).content == b"abc"
+        time.sleep(2.1)
+        _error(client.get(url), 401, "INVALID_TOKEN")  # type: ignore[arg-type]
+
+
 def test_listing_shows_the_callers_files_that_are_in_the_store(live: Live) -> None:
     alice, bob = live.user("alice"), live.user("bob")
     prefix = f"listed-{uuid.uuid4().hex[:8]}"

@@ -170,6 +170,47 @@ def test_full_history_in_order_with_authors_and_change_kinds(
     assert_error(reply, 404, "SCRIPT_NOT_FOUND")
 
 
+def test_a_save_from_an_outdated_revision_is_refused_and_changes_nothing(
+    alice: Caller, data_dir: Path
+) -> None:
+    script = alice.upload("edited.py", source(1).encode())
+    sid = script["id"]
+    started_from = commits(data_dir)[0]["id"]
+    # Details and a rename since then leave the source alone: saving from that revision is fine.
+    put(alice, sid, display_name="Edited", filename="edited_twice.py")
+    put(alice, sid, content=source(2), base_revision=started_from)
+
+    # Someone saves; a save still based on the older revision would overwrite it.
+    put(alice, sid, content=source(3))
+    before = commits(data_dir)
+    reply = alice.put(
+        f"{API}/scripts/{sid}", json={"content": source(4), "base_revision": started_from}
+    )
+    details = assert_error(reply, 409, "SCRIPT_CHANGED")["details"]
+    assert details == {"script_id": str(sid), "base_revision": started_from}
+    assert commits(data_dir) == before
+    assert alice.get(f"{API}/scripts/{sid}/content").json()["content"] == source(3)
+
+    # From the newest revision it saves; without one, the last save wins as it always did.
+    put(alice, sid, content=source(4), base_revision=before[0]["id"])
+    put(alice, sid, content=source(5))
+    assert alice.get(f"{API}/scripts/{sid}/content").json()["content"] == source(5)
+
+    # A revision from before the script existed, or none at all.
+    first = commits(data_dir)[-1]["id"]
+    assert_error(
+        alice.put(f"{API}/scripts/{sid}", json={"content": source(6), "base_revision": first}),
+        409,
+        "SCRIPT_CHANGED",
+    )
+    assert_error(
+        alice.put(f"{API}/scripts/{sid}", json={"content": source(6), "base_revision": "nope"}),
+        404,
+        "REVISION_NOT_FOUND",
+    )
+    assert alice.get(f"{API}/scripts/{sid}/content").json()["content"] == source(5)
+
+
 def test_diffs_between_any_two_versions(
     lifecycle: dict[str, Any], alice: Caller, tmp_path: Path, data_dir: Path
 ) -> None:

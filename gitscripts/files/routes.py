@@ -51,6 +51,16 @@ async def files_user(request: Request) -> dict[str, Any] | None:
 FilesUser = Annotated[dict[str, Any] | None, Depends(files_user)]
 
 
+async def reader(request: Request) -> None:
+    """Who may read a file: anyone who may use the store, or whoever follows a download link
+    made for exactly this file (`?link=`) before it expired."""
+    link = request.query_params.get("link")
+    if link is None:
+        await files_user(request)
+    elif not services_of(request).files.link_allows(link, request.path_params["key"]):
+        raise errors.InvalidToken("This download link is not valid (or no longer): make a new one")
+
+
 def _service(request: Request) -> FileService:
     return services_of(request).files
 
@@ -109,8 +119,22 @@ async def info(key: str, request: Request, user: FilesUser) -> dict[str, Any]:
     return await _service(request).info(key)
 
 
-@router.get("/{key:filekey}", response_class=StreamingResponse)
-async def download(key: str, request: Request, user: FilesUser) -> StreamingResponse:
+@router.post("/{key:filekey}/link")
+async def download_link(key: str, request: Request, user: FilesUser) -> dict[str, str]:
+    """`{"url", "expires_at"}`: a URL that downloads the file without credentials, for
+    DOWNLOAD_LINK_SECONDS (a browser follows it and streams the file to disk)."""
+    return await _service(request).download_link(key)
+
+
+@router.get("/{key:filekey}", response_class=StreamingResponse, dependencies=[Depends(reader)])
+async def download(
+    key: str,
+    request: Request,
+    # Checked by `reader`; declared here so that /docs shows it.
+    link: Annotated[
+        str | None, Query(description="from POST /{key}/link, instead of a token")
+    ] = None,
+) -> StreamingResponse:
     """The file's bytes; a single `Range: bytes=a-b` gives 206 and that part."""
     found = await _service(request).download(key, request.headers.get("range"))
     headers = {

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 import structlog
 from starlette.concurrency import run_in_threadpool
@@ -14,9 +15,11 @@ from starlette.requests import ClientDisconnect, Request
 from gitscripts import errors
 from gitscripts.config import Settings
 from gitscripts.files import keys, uploads
+from gitscripts.files.links import DownloadLinks
 from gitscripts.files.ranges import byte_range
 from gitscripts.files.store import FileStore, StagedFile
 from gitscripts.index import Index
+from gitscripts.index.store import iso_time
 
 log = structlog.get_logger("gitscripts.files")
 T = TypeVar("T")
@@ -92,6 +95,7 @@ class FileService:
         self.settings = settings
         self.index = index
         self.store = store
+        self.links = DownloadLinks(settings.secret_key, settings.download_link_seconds)
 
     # -- writing ------------------------------------------------------------------------------
     async def upload(
@@ -232,6 +236,20 @@ class FileService:
         ]
         listed.sort(key=lambda item: (item["uploaded_at"], item["key"]), reverse=True)
         return {"files": listed}
+
+    async def download_link(self, key: str) -> dict[str, Any]:
+        """A URL that downloads `key` without credentials for a short while."""
+        key = keys.check_key(key)
+        await _in_store(self.store.size, key)  # an unknown key is 404 now, not when followed
+        link, expires = self.links.issue(key)
+        path = "/".join(quote(part, safe="") for part in key.split("/"))
+        return {
+            "url": f"/api/v1/files/{path}?{urlencode({'link': link})}",
+            "expires_at": iso_time(expires),
+        }
+
+    def link_allows(self, link: str, key: str) -> bool:
+        return self.links.valid(link, keys.check_key(key))
 
     async def download(self, key: str, range_header: str | None) -> Download:
         key = keys.check_key(key)

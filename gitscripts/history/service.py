@@ -9,7 +9,6 @@ change to the tree is one of its commits; tags are refs, not tree changes, and l
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
 from typing import Any
 
 import pygit2
@@ -17,14 +16,11 @@ import pygit2
 from gitscripts import errors
 from gitscripts.history import diffs
 from gitscripts.index import Index
+from gitscripts.index.store import iso_time
 from gitscripts.index.sync import responsible_user_id
 from gitscripts.manager.service import ManagerService, User
 from gitscripts.repo import Author, Repository, layout
 from gitscripts.repo.repository import Change, TagInfo, Version
-
-
-def iso_time(seconds: int) -> str:
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class HistoryService:

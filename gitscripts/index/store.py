@@ -27,6 +27,11 @@ def utc_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def iso_time(seconds: float) -> str:
+    """A Unix time in the same form, to the second (git's resolution)."""
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True)
 class Entry:
     """A folder or script as the index knows it: its id, where it is in Git, and who owns it."""

@@ -173,7 +173,7 @@ def update_script(
     change = ScriptChange(
         **{
             field: getattr(body, field)
-            for field in ("display_name", "description", "filename", "folder_id")
+            for field in ("display_name", "description", "filename", "folder_id", "base_revision")
             if field in body.model_fields_set
             and (getattr(body, field) is not None or field in nullable)
         },

@@ -80,6 +80,12 @@ class ScriptUpdate(BaseModel):
     folder_id: int | None = Field(
         default=None, description="Move the script into this folder (null: to the root)"
     )
+    base_revision: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The revision `content` was edited from: if the script's source has changed "
+        "since, 409 SCRIPT_CHANGED and nothing is saved (without it, the last save wins)",
+    )
 
 
 class ScriptContent(BaseModel):

@@ -40,6 +40,7 @@ class ScriptChange:
     filename: Any = Unset
     content: Any = Unset
     folder_id: Any = Unset
+    base_revision: Any = Unset
 
 
 class ManagerService:
@@ -412,6 +413,22 @@ class ManagerService:
             rules.check_display_name(display_name)
         rules.check_script_content(filename, content, self.settings.max_script_size)
 
+    def _source_at(self, path: str, revision: Any) -> pygit2.Oid | None:
+        """The blob id of the script now at `path` as it was at `revision` (followed back through
+        renames); None when no revision was given."""
+        if revision in (Unset, None):
+            return None
+        head = self.repo.head()
+        commit = self.repo.resolve(revision)
+        then = self.repo.path_at(head, path, commit)
+        blob = self.repo.object_at(commit.tree, then) if then is not None else None
+        if blob is None:
+            raise errors.ScriptChanged(
+                f"Script '{path}' did not exist at revision {revision}; nothing was saved",
+                base_revision=revision,
+            )
+        return blob.id
+
     def save_script(
         self,
         user: User,
@@ -490,6 +507,7 @@ class ManagerService:
             current = self.repo.read_file(self.repo.head().tree, old_path) or b""
             rules.check_script_content(new_name, current, self.settings.max_script_size)
         actions: list[str] = []
+        base = self._source_at(old_path, change.base_revision)
 
         def plan(tree: pygit2.Tree) -> Edits:
             actions.clear()
@@ -497,6 +515,15 @@ class ManagerService:
             if current is None or current.type != pygit2.GIT_OBJECT_BLOB:
                 raise errors.ScriptNotFound(
                     f"Script with id {script_id} not found", script_id=str(script_id)
+                )
+            # Checked against the very tree this commit is planned on: a save that landed in
+            # between is seen, never overwritten.
+            if base is not None and current.id != base:
+                raise errors.ScriptChanged(
+                    f"Script '{old_path}' has changed since revision {change.base_revision}; "
+                    "nothing was saved",
+                    script_id=str(script_id),
+                    base_revision=change.base_revision,
                 )
             old_metadata = self.repo.script_metadata(tree, old_path)
             metadata = layout.ScriptMetadata(

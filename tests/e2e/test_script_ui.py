@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import User
 
@@ -24,6 +24,14 @@ def version(n: int) -> bytes:
 
 def open_tab(page: Page, name: str) -> None:
     page.get_by_role("navigation", name="Script sections").get_by_role("link", name=name).click()
+
+
+def open_editor(page: Page, user: User, name: str) -> tuple[dict[str, Any], Locator]:
+    """A new script of the user's, opened in the editor: the script and the editor's text box."""
+    script = user.api.upload(f"{user.login}-{name}.py", version(1))
+    page.goto(f"/#/scripts/{script['id']}")
+    page.get_by_role("button", name="Edit source").click()
+    return script, page.get_by_label(f"Source of {script['filename']}")
 
 
 def versions_of(user: User, script_id: int) -> list[dict[str, Any]]:
@@ -63,11 +71,8 @@ def test_source_is_highlighted_with_metadata_and_a_working_snippet(
 def test_editor_shows_validation_errors_inline_and_saves_a_new_version(
     signed_in_page: Page, new_user: User
 ) -> None:
-    script = new_user.api.upload(f"{new_user.login}-ed.py", version(1))
     page = signed_in_page
-    page.goto(f"/#/scripts/{script['id']}")
-    page.get_by_role("button", name="Edit source").click()
-    editor = page.get_by_label(f"Source of {script['filename']}")
+    script, editor = open_editor(page, new_user, "ed")
 
     editor.fill("def helper(data):\n    return data\n")
     expect(page.get_by_role("alert")).to_contain_text("must define a top-level function main")
@@ -89,13 +94,9 @@ def test_editor_shows_validation_errors_inline_and_saves_a_new_version(
 
 
 def test_unsaved_edits_survive_a_reload(signed_in_page: Page, new_user: User) -> None:
-    script = new_user.api.upload(f"{new_user.login}-draft.py", version(1))
     page = signed_in_page
-    page.goto(f"/#/scripts/{script['id']}")
-    page.get_by_role("button", name="Edit source").click()
-    page.get_by_label(f"Source of {script['filename']}").fill(
-        "def main(data):\n    return {}\n# wip\n"
-    )
+    _, editor = open_editor(page, new_user, "draft")
+    editor.fill("def main(data):\n    return {}\n# wip\n")
     # The draft is written a moment after the last keystroke.
     has_draft = "Object.keys(localStorage).some(k => k.startsWith('gitscripts.draft.'))"
     for _ in range(50):
@@ -104,9 +105,7 @@ def test_unsaved_edits_survive_a_reload(signed_in_page: Page, new_user: User) ->
         page.wait_for_timeout(100)
     page.reload()
     page.get_by_role("button", name="Resume editing").click()
-    expect(page.get_by_label(f"Source of {script['filename']}")).to_have_value(
-        "def main(data):\n    return {}\n# wip\n"
-    )
+    expect(editor).to_have_value("def main(data):\n    return {}\n# wip\n")
 
 
 def test_run_panel_validates_input_and_runs_any_revision(
@@ -237,11 +236,9 @@ def test_a_draft_stays_with_the_user_who_wrote_it(
 ) -> None:
     from tests.conftest import PASSWORD, register
 
-    script = new_user.api.upload(f"{new_user.login}-mine.py", version(1))
     page = signed_in_page
-    page.goto(f"/#/scripts/{script['id']}")
-    page.get_by_role("button", name="Edit source").click()
-    page.get_by_label(f"Source of {script['filename']}").fill("def main(data):\n    return {}\n")
+    script, editor = open_editor(page, new_user, "mine")
+    editor.fill("def main(data):\n    return {}\n")
     page.wait_for_timeout(600)  # the draft is written 300 ms after the last keystroke
     page.get_by_role("button", name="Sign out").click()
 
@@ -280,3 +277,25 @@ def test_activity_lists_commits_and_opens_one_with_its_diff(
     expect(page.locator("table.diff.split td.code.deleted").first).to_contain_text("version 1")
     page.get_by_role("link", name="Activity").first.click()
     expect(page.get_by_role("heading", name="Activity")).to_be_visible()
+
+
+def test_a_save_never_overwrites_a_newer_version_unseen(
+    signed_in_page: Page, new_user: User
+) -> None:
+    page = signed_in_page
+    script, editor = open_editor(page, new_user, "both")
+    mine = "def main(data):\n    return {'mine': True}\n"
+    editor.fill(mine)
+    # Meanwhile a colleague saves (here through the API).
+    new_user.api.put(f"{API}/scripts/{script['id']}", json={"content": version(2).decode()})
+
+    page.get_by_role("button", name="Save new version").click()
+    problem = page.locator(".editor-error")
+    expect(problem).to_contain_text("Someone saved a newer version")
+    assert content_of(new_user, script["id"]) == version(2).decode()  # theirs is intact
+    expect(editor).to_have_value(mine)
+
+    problem.get_by_role("button", name="save over it").click()
+    expect(page.get_by_label("Source code")).to_contain_text("'mine': True")
+    assert content_of(new_user, script["id"]) == mine
+    assert len(versions_of(new_user, script["id"])) == 3  # both saves are in the history

@@ -1,6 +1,6 @@
 // Files in the file store: upload with progress, the user's files, info, download and delete.
 
-import { api, describeError, encodePath, guard, send, uploadWithProgress } from "../api.js";
+import { api, describeError, encodePath, guard, uploadWithProgress } from "../api.js";
 import { confirmDialog, infoDialog } from "../dialogs.js";
 import { clear, copyButton, formatBytes, h, notify, timeElement } from "../dom.js";
 
@@ -8,14 +8,14 @@ function fileUrl(key) {
   return `/api/v1/files/${encodePath(key)}`;
 }
 
+// The browser follows a short-lived link made for this file: it streams the file to disk with
+// its own progress, however large, instead of the page holding it all in memory first.
 async function download(file) {
-  const response = await send(fileUrl(file.key));
-  const blob = await response.blob();
-  const link = h("a", { href: URL.createObjectURL(blob), download: file.key.split("/").pop() });
+  const { url } = await api(`${fileUrl(file.key)}/link`, { method: "POST" });
+  const link = h("a", { href: url, download: file.key.split("/").pop() });
   document.body.append(link);
   link.click();
   link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 60_000);
 }
 
 export async function renderFiles(view) {

@@ -29,7 +29,9 @@ function sourceView(html) {
 export async function renderSourceTab(panel, { script, query, app }) {
   const user = app.user;
   const rev = query.get("rev");
-  const content = await api(`scripts-manager/scripts/${script.id}/content?highlight=true${rev ? `&rev=${encodeURIComponent(rev)}` : ""}`);
+  // Asked "at main" even for the current version: the answer then names the revision an edit
+  // starts from, which the save sends back so that it never overwrites a newer one unseen.
+  const content = await api(`scripts-manager/scripts/${script.id}/content?highlight=true&rev=${encodeURIComponent(rev || "main")}`);
   const draft = rev || !script.can_edit ? null : readDraft(script, user);
   const editButton =
     script.can_edit && !rev ? h("button", { type: "button", class: "primary", onclick: () => edit(content.content) }, "Edit source") : null;
@@ -76,12 +78,17 @@ export async function renderSourceTab(panel, { script, query, app }) {
       sourceView(content.html),
     );
 
-  const edit = (text) => clear(panel, editor(script, draftKey(script, user), draft && text === draft.content ? draft.base : content.content, text, () => navigate(`/scripts/${script.id}/source`, {}, { replace: true })));
+  const edit = (text) => {
+    const start = draft && text === draft.content ? { source: draft.base, revision: draft.base_revision } : { source: content.content, revision: content.revision };
+    clear(panel, editor(script, draftKey(script, user), start, text, () => navigate(`/scripts/${script.id}/source`, {}, { replace: true })));
+  };
   show();
 }
 
 /** The editor: line numbers, indentation keys, live validation, save as a new version. */
-function editor(script, draftAt, original, text, done) {
+/** `start` is the version the edit began from: its `source` and its `revision`. */
+function editor(script, draftAt, start, text, done) {
+  const original = start.source;
   const textarea = h("textarea", { class: "code editor-text", spellcheck: "false", autocapitalize: "off", "aria-label": `Source of ${script.filename}`, "aria-describedby": "editor-status editor-keys", value: text });
   const gutter = h("pre", { class: "gutter", "aria-hidden": "true" });
   const status = h("p", { class: "editor-status", id: "editor-status", role: "status" });
@@ -124,7 +131,7 @@ function editor(script, draftAt, original, text, done) {
   }, 400);
   const remember = debounce(() => {
     if (textarea.value === original) localStorage.removeItem(draftAt);
-    else localStorage.setItem(draftAt, JSON.stringify({ content: textarea.value, base: original, saved_at: new Date().toISOString() }));
+    else localStorage.setItem(draftAt, JSON.stringify({ content: textarea.value, base: original, base_revision: start.revision, saved_at: new Date().toISOString() }));
   }, 300);
   // Saved or discarded: no pending draft write may bring the edit back.
   const forget = () => {
@@ -156,7 +163,19 @@ function editor(script, draftAt, original, text, done) {
     }
   });
 
-  save.addEventListener("click", async () => {
+  // Someone saved a newer version since this edit began: say so, keep the text, and let the
+  // user look at what changed or save over it knowingly.
+  const showChangedSince = (error) => {
+    showProblem(error);
+    problem.textContent = "Someone saved a newer version of this script since you started editing. Your text is still here. ";
+    problem.append(
+      h("a", { href: `#/scripts/${script.id}/history`, target: "_blank", rel: "noopener" }, "See what changed"),
+      " (opens in a new tab), or ",
+      h("button", { type: "button", class: "link-button", onclick: () => store({ overwrite: true }) }, "save over it"),
+      ".",
+    );
+  };
+  const store = async ({ overwrite = false } = {}) => {
     if (textarea.value === original) {
       showProblem(new InputError("Nothing to save: the source is unchanged."));
       return;
@@ -164,17 +183,21 @@ function editor(script, draftAt, original, text, done) {
     save.disabled = true;
     save.setAttribute("aria-busy", "true");
     try {
-      await api(`scripts-manager/scripts/${script.id}`, { method: "PUT", json: { content: textarea.value } });
+      const change = overwrite ? { content: textarea.value } : { content: textarea.value, base_revision: start.revision };
+      await api(`scripts-manager/scripts/${script.id}`, { method: "PUT", json: change });
       forget();
       notify("Saved a new version.", "success");
       done();
     } catch (error) {
-      if (error.status !== 401) showProblem(error);
+      if (error.status === 401) return;
+      if (error.code === "SCRIPT_CHANGED") showChangedSince(error);
+      else showProblem(error);
     } finally {
       save.disabled = false;
       save.removeAttribute("aria-busy");
     }
-  });
+  };
+  save.addEventListener("click", () => store());
   cancel.addEventListener("click", async () => {
     if (textarea.value !== original) {
       const discard = await confirmDialog({ title: "Discard your changes?", message: "The edited source has not been saved.", confirmLabel: "Discard", danger: true });
