@@ -62,6 +62,9 @@ def bind_user(scope: Scope, login: str) -> None:
     structlog.contextvars.bind_contextvars(user=login)
 
 
+_QUIET_PREFIXES = ("/ui/", "/static-offline-docs/")
+
+
 class RequestLogMiddleware:
     """One log line per HTTP request: request id, user, method, path, status, duration.
 
@@ -94,7 +97,10 @@ class RequestLogMiddleware:
         try:
             await self.app(scope, receive, send_with_request_id)
         finally:
-            self.log.info(
+            # The web UI's own files would bury the API's lines at every page load: they are
+            # logged only at DEBUG, unless something went wrong with them.
+            quiet = scope["path"].startswith(_QUIET_PREFIXES) and status < 400
+            (self.log.debug if quiet else self.log.info)(
                 "request",
                 user=scope.get("state", {}).get("user"),
                 method=scope["method"],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import py_compile
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -125,6 +126,19 @@ def test_every_request_is_logged_with_user_and_without_secrets(
     for fact in ("request_id=", "user=alice", "method=GET", "status=200", "duration_ms="):
         assert fact in line
     assert alice.token not in logged
+
+
+def test_the_web_uis_own_files_stay_out_of_the_info_log(
+    client: TestClient, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    assert client.get("/ui/js/app.js").status_code == 200
+    assert client.get("/ui/js/missing.js").status_code == 404
+    assert client.get("/").status_code == 200
+    logged = capsys.readouterr().err
+    assert "path=/ui/js/app.js" not in logged  # a page load's assets: DEBUG only
+    assert "path=/ui/js/missing.js" in logged  # a failure is worth a line
+    assert re.search(r"path=/(\s|$)", logged, re.MULTILINE)  # the page itself
 
 
 def test_gitscripts_serve_runs_the_real_service(tmp_path: Path) -> None:

@@ -470,16 +470,36 @@ def test_a_download_link_reads_one_file_without_a_token(live: Live) -> None:
     )
     _error(browser.post(f"/api/v1/files/{key}/link"), 401, "NOT_AUTHENTICATED")
     _error(alice.post("/api/v1/files/links/missing.csv/link"), 404, "FILE_NOT_FOUND")
+    # Malformed links are refused as links, whatever they hold.
+    expires, signature = link.split(".")
+    for bad in (
+        "",
+        "nonsense",
+        f"\u00b2.{signature}",  # a digit to str.isdigit, not to int()
+        expires + "." + "\u00e9" * 43,
+        "9" * 5000 + f".{signature}",
+        f"0{expires}.{signature}",
+        f"{expires}.{signature}=",
+    ):
+        _error(browser.get(f"/api/v1/files/{key}", params={"link": bad}), 401, "INVALID_TOKEN")
+    # A link never stands in for a token anywhere else; a token holder is judged by the token.
+    _error(
+        browser.put(f"/api/v1/files/{key}", params={"link": link}, content=b"x"),
+        401,
+        "NOT_AUTHENTICATED",
+    )
+    _error(browser.delete(f"/api/v1/files/{key}", params={"link": link}), 401, "NOT_AUTHENTICATED")
+    assert alice.get(f"/api/v1/files/{key}", params={"link": forged}).status_code == 200
 
 
 def test_a_download_link_expires(tmp_path: Path) -> None:
-    settings = make_settings(tmp_path / "data", download_link_seconds=1)
+    settings = make_settings(tmp_path / "data", download_link_seconds=2)
     with TestClient(create_app(settings)) as client:
         alice = register(client, "alice")
         key = alice.post("/api/v1/files/upload", files={"file": ("a.txt", b"abc")}).json()["key"]
         url = alice.post(f"/api/v1/files/{key}/link").json()["url"]
-        assert client.get(url).content == b"abc"
-        time.sleep(2.1)
+        assert client.get(url).content == b"abc"  # a link lasts at least its lifetime
+        time.sleep(3.1)
         _error(client.get(url), 401, "INVALID_TOKEN")  # type: ignore[arg-type]
 
 

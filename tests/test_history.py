@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PUSH_BEHIND_THE_SERVICE, Caller, commits, git
+from tests.conftest import PUSH_BEHIND_THE_SERVICE, Caller, commit_behind_the_service, commits, git
 
 API = "/api/v1/scripts-manager"
 GIT_ENV = {
@@ -196,12 +196,14 @@ def test_a_save_from_an_outdated_revision_is_refused_and_changes_nothing(
     put(alice, sid, content=source(5))
     assert alice.get(f"{API}/scripts/{sid}/content").json()["content"] == source(5)
 
+    # It guards a new source only: details change from any revision.
+    put(alice, sid, description="still fine", base_revision=started_from)
     # A revision from before the script existed, or none at all.
     first = commits(data_dir)[-1]["id"]
     assert_error(
         alice.put(f"{API}/scripts/{sid}", json={"content": source(6), "base_revision": first}),
-        409,
-        "SCRIPT_CHANGED",
+        404,
+        "SCRIPT_NOT_FOUND",
     )
     assert_error(
         alice.put(f"{API}/scripts/{sid}", json={"content": source(6), "base_revision": "nope"}),
@@ -209,6 +211,35 @@ def test_a_save_from_an_outdated_revision_is_refused_and_changes_nothing(
         "REVISION_NOT_FOUND",
     )
     assert alice.get(f"{API}/scripts/{sid}/content").json()["content"] == source(5)
+
+
+def test_a_change_landing_while_a_save_is_planned_is_not_overwritten(
+    alice: Caller, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check runs on the very tree the save commits on: a change landing between planning
+    and the compare-and-swap (too narrow a window to hit on demand) makes the save plan again,
+    see it, and refuse."""
+    from gitscripts.repo.repository import Repository
+
+    script = alice.upload("raced.py", source(1).encode())
+    started_from = commits(data_dir)[0]["id"]
+    apply = Repository._apply
+    landed: list[bool] = []
+
+    def apply_then_let_a_push_land(self: Repository, tree: Any, edits: Any) -> Any:
+        planned = apply(self, tree, edits)
+        if not landed:
+            landed.append(True)
+            commit_behind_the_service(data_dir, tmp_path / "work", {"raced.py": source(2).encode()})
+        return planned
+
+    monkeypatch.setattr(Repository, "_apply", apply_then_let_a_push_land)
+    reply = alice.put(
+        f"{API}/scripts/{script['id']}", json={"content": source(3), "base_revision": started_from}
+    )
+    assert landed
+    assert_error(reply, 409, "SCRIPT_CHANGED")
+    assert alice.get(f"{API}/scripts/{script['id']}/content").json()["content"] == source(2)
 
 
 def test_diffs_between_any_two_versions(

@@ -12,9 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import math
+import re
 import time
 
 _PURPOSE = b"gitscripts file download link\x00"
+# Exactly what `issue` writes: Unix seconds, a dot, an unpadded base64url SHA-256. Anything else is
+# refused before it is parsed (no other digits, no giant numbers, no non-ASCII to compare).
+_LINK = re.compile(r"([1-9][0-9]{0,11})\.([A-Za-z0-9_-]{43})")
 
 
 class DownloadLinks:
@@ -28,12 +33,14 @@ class DownloadLinks:
         return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
     def issue(self, key: str) -> tuple[str, int]:
-        """The `link` value for `key`, and when (Unix seconds) it stops working."""
-        expires = int(time.time()) + self.lifetime_seconds
+        """The `link` value for `key`, and when (Unix seconds) it stops working: never sooner
+        than the lifetime (rounded up, not down, to the second)."""
+        expires = math.ceil(time.time()) + self.lifetime_seconds
         return f"{expires}.{self._signature(key, expires)}", expires
 
     def valid(self, link: str, key: str) -> bool:
-        expires_text, _, signature = link.partition(".")
-        if not expires_text.isdigit() or int(expires_text) < time.time():
+        parts = _LINK.fullmatch(link)
+        if parts is None or int(parts[1]) < time.time():
             return False
-        return hmac.compare_digest(signature, self._signature(key, int(expires_text)))
+        expected = self._signature(key, int(parts[1]))
+        return hmac.compare_digest(parts[2].encode(), expected.encode())

@@ -53,9 +53,10 @@ FilesUser = Annotated[dict[str, Any] | None, Depends(files_user)]
 
 async def reader(request: Request) -> None:
     """Who may read a file: anyone who may use the store, or whoever follows a download link
-    made for exactly this file (`?link=`) before it expired."""
+    made for exactly this file (`?link=`) before it expired. A caller who sent credentials is
+    judged by them: a stale link in their URL does not sign them out."""
     link = request.query_params.get("link")
-    if link is None:
+    if link is None or bearer_of(request) is not None:
         await files_user(request)
     elif not services_of(request).files.link_allows(link, request.path_params["key"]):
         raise errors.InvalidToken("This download link is not valid (or no longer): make a new one")

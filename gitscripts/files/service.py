@@ -160,22 +160,22 @@ class FileService:
         staged = receiver.staged
         # The owner is recorded before the file appears, so a file is never visible ownerless; a
         # replaced file keeps the owner it has (an admin replacing it does not take it over).
-        claim = self.index.claim_file(
-            key, user["id"] if user else None, bool(user and user["is_admin"])
+        claim, owner_id = self.index.claim_file(
+            key, user["id"] if user else None, lambda owner: _may_change(user, owner)
         )
         if claim == "refused":  # another writer of the same new key claimed it first
             await run_in_threadpool(receiver.discard)
             raise errors.NotFileOwner(
                 f"Only the owner of file '{key}' or an admin may replace it", key=key
             )
-        recording = claim == "new"
         try:
             await _in_store(staged.commit)
         except BaseException:
-            if recording:
+            if claim == "new":
                 self.index.remove_file(key)
             await run_in_threadpool(receiver.discard)
             raise
+        self.index.keep_file_record(key, owner_id)
         log.info("file_stored", key=key, size=receiver.size, user=user["login"] if user else None)
         return {"key": key, "size": receiver.size}
 
@@ -285,15 +285,21 @@ class FileService:
         return {"message": f"File '{key}' deleted successfully"}
 
     def _check_owner(self, user: dict[str, Any] | None, key: str, action: str) -> None:
-        """Owner or admin; a file without an owner (stored anonymously, or put into the store
-        from outside) belongs to nobody, so anyone who may use the store may change it."""
         record = self.index.file(key)
-        owner_id = record["owner_id"] if record else None
-        if owner_id is None or (user is not None and (user["id"] == owner_id or user["is_admin"])):
+        if _may_change(user, record["owner_id"] if record else None):
             return
         raise errors.NotFileOwner(
             f"Only the owner of file '{key}' or an admin may {action} it", key=key
         )
+
+
+def _may_change(user: dict[str, Any] | None, owner_id: int | None) -> bool:
+    """Who may replace or delete a file: its owner or an admin. A file without an owner (stored
+    anonymously, or put into the store from outside) belongs to nobody: anyone who may use the
+    store may change it."""
+    return owner_id is None or (
+        user is not None and (user["id"] == owner_id or bool(user["is_admin"]))
+    )
 
 
 async def _in_store(call: Callable[..., T], *args: Any) -> T:

@@ -72,27 +72,17 @@ class HistoryService:
         versions, next_before = self._page(items, limit)
         return {"script_id": script_id, "versions": versions, "next_before": next_before}
 
-    def _path_at(self, script_id: int, commit: pygit2.Commit, revision: str) -> str:
-        path = self.repo.path_at(self.repo.head(), self.manager.script_path(script_id), commit)
-        if path is None:
-            raise errors.ScriptNotFound(
-                f"Script with id {script_id} did not exist at revision {revision}",
-                script_id=str(script_id),
-                revision=revision,
-            )
-        return path
-
     def script_diff(
         self, script_id: int, from_rev: str | None, to_rev: str | None
     ) -> dict[str, Any]:
         """The script (and its metadata sidecar) between two revisions; by default its previous
         version against `to` (default: the current one)."""
         to_commit = self.repo.resolve(to_rev) if to_rev is not None else self.repo.head()
-        new_path = self._path_at(script_id, to_commit, to_rev or "main")
+        new_path = self.manager.script_path_at(script_id, to_commit, to_rev or "main")
         from_commit: pygit2.Commit | None
         if from_rev is not None:
             from_commit = self.repo.resolve(from_rev)
-            old_path: str | None = self._path_at(script_id, from_commit, from_rev)
+            old_path: str | None = self.manager.script_path_at(script_id, from_commit, from_rev)
         else:
             # The newest two versions as of `to`: the second is the one before the last change.
             # (The script's own walk from `to`, so renames before `to` are followed.)

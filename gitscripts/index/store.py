@@ -6,7 +6,7 @@ remembers who owns each. It can be rebuilt from Git (see `gitscripts.index.sync`
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -350,19 +350,29 @@ class Index:
             table.remove(doc_ids=self._file_doc_ids(key))
             table.insert({"key": key, "owner_id": owner_id, "created_at": utc_now()})
 
-    def claim_file(self, key: str, user_id: int | None, is_admin: bool) -> str:
-        """Before new content appears at `key`, in one transaction: "new" when the caller now owns
-        a new record, "kept" when the record stays its owner's (the caller's, an admin replacing,
-        or nobody's being taken over), "refused" when someone else owns it. Checked and written
-        at once, so two writers of the same new key cannot both become its owner."""
+    def claim_file(
+        self, key: str, claimant_id: int | None, may_change: Callable[[int | None], bool]
+    ) -> tuple[str, int | None]:
+        """Before new content appears at `key`, checked and written in one transaction (so two
+        writers of one new key cannot both become its owner), with the owner it then has:
+        "refused" when `may_change(owner)` says no; "new" when the claimant now owns it (there
+        was no record, or one without an owner); "kept" when it stays its owner's."""
         with self.transaction():
             record = self.file(key)
-            if record is None or record["owner_id"] is None:
-                self.add_file(key, user_id)
-                return "new"
-            if record["owner_id"] == user_id or is_admin:
-                return "kept"
-            return "refused"
+            owner_id = record["owner_id"] if record else None
+            if not may_change(owner_id):
+                return "refused", owner_id
+            if owner_id is None:
+                self.add_file(key, claimant_id)
+                return "new", claimant_id
+            return "kept", owner_id
+
+    def keep_file_record(self, key: str, owner_id: int | None) -> None:
+        """Content was just stored at `key`: if a delete racing it dropped the record, the record
+        comes back, so the file is never left without its owner."""
+        with self.transaction():
+            if self.file(key) is None:
+                self.add_file(key, owner_id)
 
     def remove_file(self, key: str) -> None:
         with self.transaction():

@@ -339,24 +339,25 @@ class ManagerService:
         self.ensure_synced()
         return self._script_entry(script_id).path
 
-    def script_content(self, script_id: int, revision: str | None = None) -> tuple[bytes, str, str]:
-        """The script's bytes on `main`, or as they were at `revision` (following it back through
-        renames and moves: the history of the id, not of whatever is at its path now), the id of
-        the commit they were read from, and the script's path in that commit."""
-        self.ensure_synced()
-        entry = self._script_entry(script_id)
-        head = self.repo.head()
-        commit = head if revision is None else self.repo.resolve(revision)
-        path = self.repo.path_at(head, entry.path, commit)
-        content = self.repo.read_file(commit.tree, path) if path is not None else None
-        if content is None:
-            at = "" if revision is None else f" at revision {revision}"
+    def script_path_at(self, script_id: int, commit: pygit2.Commit, revision: str) -> str:
+        """Where the script was in `commit`: followed back from where it is now through renames
+        and moves (the history of the id, not of whatever is at its path now); 404 when it did not
+        exist then."""
+        path = self.repo.path_at(self.repo.head(), self.script_path(script_id), commit)
+        if path is None or self.repo.read_file(commit.tree, path) is None:
             raise errors.ScriptNotFound(
-                f"Script with id {script_id} not found{at}",
+                f"Script with id {script_id} did not exist at revision {revision}",
                 script_id=str(script_id),
                 revision=revision,
             )
-        return content, str(commit.id), path
+        return path
+
+    def script_content(self, script_id: int, revision: str | None = None) -> tuple[bytes, str, str]:
+        """The script's bytes on `main`, or as they were at `revision`, the id of the commit they
+        were read from, and the script's path in that commit."""
+        commit = self.repo.head() if revision is None else self.repo.resolve(revision)
+        path = self.script_path_at(script_id, commit, revision or "main")
+        return self.repo.read_file(commit.tree, path) or b"", str(commit.id), path
 
     def restore_script(self, user: User, script_id: int, revision: str) -> dict[str, Any]:
         """One new commit making the script's content and metadata what they were at `revision`;
@@ -367,13 +368,7 @@ class ManagerService:
         self._require_script_owner(user, entry)
         head = self.repo.head()
         commit = self.repo.resolve(revision)
-        old_path = self.repo.path_at(head, entry.path, commit)
-        if old_path is None:
-            raise errors.ScriptNotFound(
-                f"Script with id {script_id} did not exist at revision {revision}",
-                script_id=str(script_id),
-                revision=revision,
-            )
+        old_path = self.script_path_at(script_id, commit, revision)
         path = entry.path
         content = self.repo.read_file(commit.tree, old_path) or b""
         # The sidecar as it was, byte for byte; none then means none now (the filename shows).
@@ -412,22 +407,6 @@ class ManagerService:
         if display_name is not None:
             rules.check_display_name(display_name)
         rules.check_script_content(filename, content, self.settings.max_script_size)
-
-    def _source_at(self, path: str, revision: Any) -> pygit2.Oid | None:
-        """The blob id of the script now at `path` as it was at `revision` (followed back through
-        renames); None when no revision was given."""
-        if revision in (Unset, None):
-            return None
-        head = self.repo.head()
-        commit = self.repo.resolve(revision)
-        then = self.repo.path_at(head, path, commit)
-        blob = self.repo.object_at(commit.tree, then) if then is not None else None
-        if blob is None:
-            raise errors.ScriptChanged(
-                f"Script '{path}' did not exist at revision {revision}; nothing was saved",
-                base_revision=revision,
-            )
-        return blob.id
 
     def save_script(
         self,
@@ -507,7 +486,12 @@ class ManagerService:
             current = self.repo.read_file(self.repo.head().tree, old_path) or b""
             rules.check_script_content(new_name, current, self.settings.max_script_size)
         actions: list[str] = []
-        base = self._source_at(old_path, change.base_revision)
+        # The source a new content was edited from (its blob), when the caller says which.
+        base = None
+        if change.content is not Unset and change.base_revision not in (Unset, None):
+            base_commit = self.repo.resolve(change.base_revision)
+            base_path = self.script_path_at(script_id, base_commit, change.base_revision)
+            base = self.repo.object_at(base_commit.tree, base_path).id  # type: ignore[union-attr]
 
         def plan(tree: pygit2.Tree) -> Edits:
             actions.clear()

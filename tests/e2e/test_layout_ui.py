@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import Page, Route, expect
 
@@ -27,6 +29,7 @@ def test_screens_fit_the_window(
         page.goto(screen)
         expect(page.locator(".loading")).to_have_count(0)
         expect(page.locator("h1")).to_be_visible()
+        expect(page).to_have_title(re.compile(r". · gitscripts$"))
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, f"{screen} is {overflow}px wider than a {width}px window"
         nav = page.get_by_role("navigation", name="Main")
@@ -119,6 +122,7 @@ def test_a_slow_screen_never_replaces_the_one_the_user_moved_to(
     held[0].continue_()  # the script's page is ready only now
     page.wait_for_timeout(500)
     expect(page.get_by_role("heading", name="Files", exact=True)).to_be_visible()
+    expect(page).to_have_title("Files · gitscripts")
     expect(page.get_by_role("heading", name=script["display_name"])).to_have_count(0)
 
 

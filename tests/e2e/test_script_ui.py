@@ -108,6 +108,26 @@ def test_unsaved_edits_survive_a_reload(signed_in_page: Page, new_user: User) ->
     expect(editor).to_have_value("def main(data):\n    return {}\n# wip\n")
 
 
+def test_a_draft_already_saved_elsewhere_is_dropped_and_editing_starts_fresh(
+    signed_in_page: Page, new_user: User
+) -> None:
+    page = signed_in_page
+    script, editor = open_editor(page, new_user, "elsewhere")
+    text = "def main(data):\n    return {'from': 'elsewhere'}\n"
+    editor.fill(text)
+    page.wait_for_timeout(600)  # the draft is written 300 ms after the last keystroke
+    # The same text gets saved from another tab (here through the API).
+    new_user.api.put(f"{API}/scripts/{script['id']}", json={"content": text})
+    page.reload()
+    expect(page.get_by_label("Source code")).to_contain_text("elsewhere")
+    expect(page.get_by_text("You have unsaved changes")).to_have_count(0)
+    page.get_by_role("button", name="Edit source").click()
+    editor.fill("def main(data):\n    return {'then': 'here'}\n")
+    page.get_by_role("button", name="Save new version").click()
+    expect(page.get_by_label("Source code")).to_contain_text("'then': 'here'")
+    assert "here" in content_of(new_user, script["id"])
+
+
 def test_run_panel_validates_input_and_runs_any_revision(
     signed_in_page: Page, new_user: User
 ) -> None:
@@ -291,6 +311,8 @@ def test_a_save_never_overwrites_a_newer_version_unseen(
 
     page.get_by_role("button", name="Save new version").click()
     problem = page.locator(".editor-error")
+    expect(problem).to_contain_text("Someone saved a newer version")
+    page.wait_for_timeout(800)  # a check of the text still pending must not wipe the message
     expect(problem).to_contain_text("Someone saved a newer version")
     assert content_of(new_user, script["id"]) == version(2).decode()  # theirs is intact
     expect(editor).to_have_value(mine)

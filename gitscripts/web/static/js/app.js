@@ -121,6 +121,7 @@ async function render() {
   }
   view.replaceChildren(screen);
   cleanup = screenCleanup;
+  document.title = screen.dataset.title ? `${screen.dataset.title} · gitscripts` : "gitscripts";
   const wanted = screen.querySelector("[autofocus]");
   if (wanted) wanted.focus();
 }

@@ -5,7 +5,7 @@ import { confirmDialog, formDialog, infoDialog } from "../dialogs.js";
 import { clear, h, notify, snippet, timeElement } from "../dom.js";
 
 export async function renderAccount(view, { app }) {
-  document.title = "Account · gitscripts";
+  view.dataset.title = "Account";
   const user = app.user;
   const tokensArea = h("div", {});
 

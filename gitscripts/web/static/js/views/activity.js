@@ -24,7 +24,7 @@ function commitRow(commit) {
 }
 
 export async function renderActivity(view, { query }) {
-  document.title = "Activity · gitscripts";
+  view.dataset.title = "Activity";
   const path = query.get("path") || "";
   const pathQuery = path ? `&path=${encodeURIComponent(path)}` : "";
   const first = await api(`scripts-manager/history?limit=50${pathQuery}`);
@@ -67,7 +67,7 @@ export async function renderActivity(view, { query }) {
 
 export async function renderCommit(view, { params, query }) {
   const commit = await api(`scripts-manager/commits/${encodeURIComponent(params.rev)}`);
-  document.title = `${commit.short} · gitscripts`;
+  view.dataset.title = commit.short;
   const mode = query.get("mode") === "split" ? "split" : "unified";
   const files = commit.files.filter((file) => !(file.new_path || file.old_path).endsWith(".gitkeep"));
   const diffArea = h("div", {}, diffView(files, mode));

@@ -80,7 +80,7 @@ export async function renderLogin(view, { query, app }) {
     goTo(nextScreen(query));
     return;
   }
-  document.title = "Sign in · gitscripts";
+  view.dataset.title = "Sign in";
   const expired = query.get("expired")
     ? h("p", { class: "notice-inline warning", role: "alert" }, "Your session has expired. Sign in again to return to the page you were on.")
     : null;
@@ -100,7 +100,7 @@ export async function renderLogin(view, { query, app }) {
 }
 
 export async function renderRegister(view, { query, app }) {
-  document.title = "Create an account · gitscripts";
+  view.dataset.title = "Create an account";
   const { form, inputs } = authForm({
     title: "Create an account",
     intro: null,

@@ -19,7 +19,7 @@ async function download(file) {
 }
 
 export async function renderFiles(view) {
-  document.title = "Files · gitscripts";
+  view.dataset.title = "Files";
   const listing = h("div", { class: "files-listing" });
 
   const refresh = async () => {

@@ -34,6 +34,7 @@ function formatDuration(seconds) {
 }
 
 export async function renderRunTab(panel, { script, query, app }) {
+  const user = app.user; // as it is now: a save after signing out must not use another user's key
   const [history, tags] = await Promise.all([api(`scripts-manager/scripts/${script.id}/history?limit=100`), api("scripts-manager/tags")]);
   // Where the script lived at each revision: a renamed or moved script is run by the path it had
   // then. Its versions say so; for a tag or any other revision, the service follows it back.
@@ -65,7 +66,7 @@ export async function renderRunTab(panel, { script, query, app }) {
     if (!otherRevision.hidden) otherRevision.focus();
   });
 
-  const input = h("textarea", { id: "run-input", class: "code", rows: 10, spellcheck: "false", "aria-describedby": "run-input-problem", value: localStorage.getItem(inputKey(script, app.user)) ?? '{\n  "value": 42\n}' });
+  const input = h("textarea", { id: "run-input", class: "code", rows: 10, spellcheck: "false", "aria-describedby": "run-input-problem", value: localStorage.getItem(inputKey(script, user)) ?? '{\n  "value": 42\n}' });
   const inputProblem = h("p", { class: "field-error", id: "run-input-problem", hidden: true });
   const check = () => {
     const parsed = parseInput(input.value);
@@ -75,7 +76,7 @@ export async function renderRunTab(panel, { script, query, app }) {
     return parsed;
   };
   input.addEventListener("input", debounce(() => {
-    localStorage.setItem(inputKey(script, app.user), input.value);
+    localStorage.setItem(inputKey(script, user), input.value);
     check();
   }, 250));
   const format = h("button", { type: "button", class: "secondary small" }, "Format JSON");

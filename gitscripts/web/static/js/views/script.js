@@ -22,7 +22,7 @@ export async function renderScript(view, { params, query, app }) {
   }
   if (!/^\d+$/.test(params.id)) throw new Error(`"${params.id}" is not a script id.`);
   const script = await api(`scripts-manager/scripts/${params.id}`);
-  document.title = `${script.display_name} · gitscripts`;
+  view.dataset.title = script.display_name;
   // The whole tree is needed only to offer where to move the script: fetched when asked.
   const moveToAFolder = async () => actions.moveScript(script, actions.allFolders(await api("scripts-manager/tree")));
 

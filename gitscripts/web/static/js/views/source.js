@@ -32,9 +32,14 @@ export async function renderSourceTab(panel, { script, query, app }) {
   // Asked "at main" even for the current version: the answer then names the revision an edit
   // starts from, which the save sends back so that it never overwrites a newer one unseen.
   const content = await api(`scripts-manager/scripts/${script.id}/content?highlight=true&rev=${encodeURIComponent(rev || "main")}`);
-  const draft = rev || !script.can_edit ? null : readDraft(script, user);
+  let draft = rev || !script.can_edit ? null : readDraft(script, user);
+  if (draft && draft.content === content.content) {
+    // Already saved (from another tab, say): nothing is left unsaved.
+    localStorage.removeItem(draftKey(script, user));
+    draft = null;
+  }
   const editButton =
-    script.can_edit && !rev ? h("button", { type: "button", class: "primary", onclick: () => edit(content.content) }, "Edit source") : null;
+    script.can_edit && !rev ? h("button", { type: "button", class: "primary", onclick: () => edit(content.content, { source: content.content, revision: content.revision }) }, "Edit source") : null;
 
   const show = () =>
     clear(
@@ -49,7 +54,7 @@ export async function renderSourceTab(panel, { script, query, app }) {
             h("a", { href: `#/scripts/${script.id}/source` }, "Show the current version"),
           )
         : null,
-      draft && draft.content !== content.content
+      draft
         ? h(
             "div",
             { class: "notice-inline warning", role: "note" },
@@ -57,7 +62,7 @@ export async function renderSourceTab(panel, { script, query, app }) {
             timeElement(draft.saved_at),
             ". ",
             draft.base !== content.content ? h("strong", {}, "A newer version has been saved since you started editing: check the History before saving over it. ") : null,
-            h("button", { type: "button", class: "link-button", onclick: () => edit(draft.content) }, "Resume editing"),
+            h("button", { type: "button", class: "link-button", onclick: () => edit(draft.content, { source: draft.base, revision: draft.base_revision }) }, "Resume editing"),
             " or ",
             h(
               "button",
@@ -78,10 +83,8 @@ export async function renderSourceTab(panel, { script, query, app }) {
       sourceView(content.html),
     );
 
-  const edit = (text) => {
-    const start = draft && text === draft.content ? { source: draft.base, revision: draft.base_revision } : { source: content.content, revision: content.revision };
-    clear(panel, editor(script, draftKey(script, user), start, text, () => navigate(`/scripts/${script.id}/source`, {}, { replace: true })));
-  };
+  // `start`: the version the edit begins from (a resumed draft: the one it began from).
+  const edit = (text, start) => clear(panel, editor(script, draftKey(script, user), start, text, () => navigate(`/scripts/${script.id}/source`, {}, { replace: true })));
   show();
 }
 
@@ -110,6 +113,7 @@ function editor(script, draftAt, start, text, done) {
     problem.hidden = false;
     status.textContent = "";
     drawGutter();
+    problem.scrollIntoView({ block: "nearest" });
   };
   const clearProblem = () => {
     errorLine = null;
@@ -176,6 +180,9 @@ function editor(script, draftAt, start, text, done) {
     );
   };
   const store = async ({ overwrite = false } = {}) => {
+    // A validation still on its way must not clear what the save is about to say.
+    validate.cancel();
+    checked += 1;
     if (textarea.value === original) {
       showProblem(new InputError("Nothing to save: the source is unchanged."));
       return;

@@ -21,7 +21,7 @@ function saveExpanded(expanded) {
 }
 
 export async function renderTree(view, { app }) {
-  document.title = "Scripts · gitscripts";
+  view.dataset.title = "Scripts";
   let tree = await api("scripts-manager/tree");
   const expanded = expandedFolders();
   const filter = h("input", { type: "search", id: "tree-filter", placeholder: "Filter by name or path", "aria-label": "Filter scripts by name or path" });
