@@ -34,6 +34,16 @@ def open_editor(page: Page, user: User, name: str) -> tuple[dict[str, Any], Loca
     return script, page.get_by_label(f"Source of {script['filename']}")
 
 
+def wait_for_the_draft(page: Page) -> None:
+    """The editor keeps unsaved text in the browser a moment after the last keystroke."""
+    has_draft = "Object.keys(localStorage).some(k => k.startsWith('gitscripts.draft.'))"
+    for _ in range(50):
+        if page.evaluate(has_draft):
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError("no draft was kept")
+
+
 def versions_of(user: User, script_id: int) -> list[dict[str, Any]]:
     return user.api.get(f"{API}/scripts/{script_id}/history").json()["versions"]
 
@@ -97,12 +107,7 @@ def test_unsaved_edits_survive_a_reload(signed_in_page: Page, new_user: User) ->
     page = signed_in_page
     _, editor = open_editor(page, new_user, "draft")
     editor.fill("def main(data):\n    return {}\n# wip\n")
-    # The draft is written a moment after the last keystroke.
-    has_draft = "Object.keys(localStorage).some(k => k.startsWith('gitscripts.draft.'))"
-    for _ in range(50):
-        if page.evaluate(has_draft):
-            break
-        page.wait_for_timeout(100)
+    wait_for_the_draft(page)
     page.reload()
     page.get_by_role("button", name="Resume editing").click()
     expect(editor).to_have_value("def main(data):\n    return {}\n# wip\n")
@@ -115,7 +120,7 @@ def test_a_draft_already_saved_elsewhere_is_dropped_and_editing_starts_fresh(
     script, editor = open_editor(page, new_user, "elsewhere")
     text = "def main(data):\n    return {'from': 'elsewhere'}\n"
     editor.fill(text)
-    page.wait_for_timeout(600)  # the draft is written 300 ms after the last keystroke
+    wait_for_the_draft(page)
     # The same text gets saved from another tab (here through the API).
     new_user.api.put(f"{API}/scripts/{script['id']}", json={"content": text})
     page.reload()
@@ -259,7 +264,7 @@ def test_a_draft_stays_with_the_user_who_wrote_it(
     page = signed_in_page
     script, editor = open_editor(page, new_user, "mine")
     editor.fill("def main(data):\n    return {}\n")
-    page.wait_for_timeout(600)  # the draft is written 300 ms after the last keystroke
+    wait_for_the_draft(page)
     page.get_by_role("button", name="Sign out").click()
 
     other = register(e2e_client, f"{new_user.login}-b", PASSWORD)  # type: ignore[arg-type]
