@@ -405,7 +405,8 @@ def test_api_stays_responsive_while_scripts_run(alice: Caller) -> None:
 
 
 def test_client_disconnect_cancels_the_execution(tmp_path: Path) -> None:
-    with live_server(tmp_path / "data") as server:
+    log = tmp_path / "server.log"
+    with live_server(tmp_path / "data", log, LOG_LEVEL="INFO") as server:
         base = server.base
         port = int(base.rsplit(":", 1)[1])
         creds = {"login": "alice", "password": "password123"}
@@ -441,6 +442,13 @@ def test_client_disconnect_cancels_the_execution(tmp_path: Path) -> None:
             timeout=30,
         )
         assert reply.json()["success"] is True and marker.exists()
+    # Both runs are in the log, with what became of them.
+    runs = [
+        line for line in log.read_text().splitlines() if "execution" in line and "long.py" in line
+    ]
+    assert len(runs) == 2, runs
+    assert "outcome=cancelled" in runs[0] and "user=alice" in runs[0]
+    assert "outcome=success" in runs[1]
 
 
 # -- auth --------------------------------------------------------------------------------------

@@ -174,35 +174,49 @@ class ExecutionService:
         revision = revision or "main"
         commit, path = self._locate(logical_path, revision)
         started = time.perf_counter()
-        async with self.admission:
-            # Writing a checkout out is disk work for a thread; finding one ready is not.
-            if self.checkouts.is_ready(commit.tree):
-                root = self.checkouts.lease(commit.tree)
-            else:
-                root = await run_in_threadpool(self.checkouts.lease, commit.tree)
-            try:
-                # The script reaches the file store as the user who ran it, for this run only.
-                files_token = self.file_grants.issue(user["id"] if user else None, timeout)
+        report: dict[str, Any] = {}
+        outcome = "failed"  # what the log says of a run that raised before it reported
+        try:
+            async with self.admission:
+                # Writing a checkout out is disk work for a thread; finding one ready is not.
+                if self.checkouts.is_ready(commit.tree):
+                    root = self.checkouts.lease(commit.tree)
+                else:
+                    root = await run_in_threadpool(self.checkouts.lease, commit.tree)
                 try:
-                    job = self._job(root, path, data, timeout, files_token)
-                    report = await self.engine.run(job)
+                    # The script reaches the file store as the user who ran it, for this run only.
+                    files_token = self.file_grants.issue(user["id"] if user else None, timeout)
+                    try:
+                        job = self._job(root, path, data, timeout, files_token)
+                        report = await self.engine.run(job)
+                    finally:
+                        self.file_grants.revoke(files_token)
                 finally:
-                    self.file_grants.revoke(files_token)
-            finally:
-                if self.checkouts.release(commit.tree):
-                    await run_in_threadpool(self.checkouts.evict)
-        log.info(
-            "execution",
-            script=path,
-            revision=str(commit.id),
-            outcome="success"
-            if report.get("ok")
-            else ("timeout" if report.get("timed_out") else "error"),
-            duration_ms=round(report["duration"] * 1000, 2),
-            total_ms=round((time.perf_counter() - started) * 1000, 2),
-            peak_memory_kb=report.get("peak_memory_kb"),
-            user=user["login"] if user else None,
-        )
+                    if self.checkouts.release(commit.tree):
+                        await run_in_threadpool(self.checkouts.evict)
+            outcome = (
+                "success"
+                if report.get("ok")
+                else ("timeout" if report.get("timed_out") else "error")
+            )
+        except asyncio.CancelledError:
+            outcome = "cancelled"  # its client went away
+            raise
+        except errors.TooManyExecutions:
+            outcome = "refused"
+            raise
+        finally:
+            # Every run is logged, whatever became of it.
+            log.info(
+                "execution",
+                script=path,
+                revision=str(commit.id),
+                outcome=outcome,
+                duration_ms=round(report["duration"] * 1000, 2) if report else None,
+                total_ms=round((time.perf_counter() - started) * 1000, 2),
+                peak_memory_kb=report.get("peak_memory_kb"),
+                user=user["login"] if user else None,
+            )
         return {
             "success": bool(report.get("ok")),
             "result": report.get("result") if report.get("ok") else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Locator, Page, expect
@@ -182,6 +183,32 @@ def test_a_failing_script_shows_its_error(signed_in_page: Page, new_user: User) 
     page.get_by_role("button", name="Run", exact=True).click()
     expect(page.get_by_test_id("run-result")).to_contain_text("Failed")
     expect(page.get_by_test_id("run-error")).to_contain_text("ValueError: bad porosity")
+
+
+def test_a_long_run_can_be_cancelled_and_the_service_stops_it(
+    signed_in_page: Page, new_user: User, e2e_data_dir: Path
+) -> None:
+    name = f"{new_user.login}-long.py"
+    script = new_user.api.upload(
+        name, b"import time\n\ndef main(data):\n    time.sleep(60)\n    return {}\n"
+    )
+    page = signed_in_page
+    page.goto(f"/#/scripts/{script['id']}/run")
+    page.get_by_role("button", name="Run", exact=True).click()
+    expect(page.get_by_text("Running at main")).to_be_visible()
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_disabled()
+    page.wait_for_timeout(500)  # the run has started on the service
+    page.get_by_role("button", name="Cancel").click()
+    expect(page.locator(".run-output")).to_contain_text("Cancelled: the run was stopped.")
+    expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()
+
+    log = e2e_data_dir.parent / "server.log"
+    for _ in range(50):  # the service notices the closed connection and stops the script
+        runs = [line for line in log.read_text().splitlines() if f"script={name}" in line]
+        if runs:
+            break
+        page.wait_for_timeout(100)
+    assert runs and "outcome=cancelled" in runs[-1], runs
 
 
 def test_history_diffs_restore_and_tags(signed_in_page: Page, new_user: User) -> None:
