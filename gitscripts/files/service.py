@@ -175,7 +175,8 @@ class FileService:
                 self.index.remove_file(key)
             await run_in_threadpool(receiver.discard)
             raise
-        self.index.keep_file_record(key, owner_id)
+        if claim == "kept":  # a replacement: a delete may have raced it (a new key had no file)
+            self.index.keep_file_record(key, owner_id)
         log.info("file_stored", key=key, size=receiver.size, user=user["login"] if user else None)
         return {"key": key, "size": receiver.size}
 

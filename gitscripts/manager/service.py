@@ -344,7 +344,7 @@ class ManagerService:
         and moves (the history of the id, not of whatever is at its path now); 404 when it did not
         exist then."""
         path = self.repo.path_at(self.repo.head(), self.script_path(script_id), commit)
-        if path is None or self.repo.read_file(commit.tree, path) is None:
+        if path is None or not self.repo.is_file(commit.tree, path):
             raise errors.ScriptNotFound(
                 f"Script with id {script_id} did not exist at revision {revision}",
                 script_id=str(script_id),
