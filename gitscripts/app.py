@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI
+from fastapi import FastAPI, Query
 from fastapi_offline import FastAPIOffline
 
 from gitscripts import __version__
@@ -14,6 +15,7 @@ from gitscripts.auth.routes import router as auth_router
 from gitscripts.config import Settings
 from gitscripts.errors import install_error_handlers
 from gitscripts.examples.routes import router as examples_router
+from gitscripts.executor.files_socket import FilesSocket
 from gitscripts.executor.routes import router as executor_router
 from gitscripts.files.routes import router as files_router
 from gitscripts.githttp.routes import router as git_router
@@ -35,17 +37,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await services.executor.start()
-        structlog.get_logger("gitscripts").info(
-            "started",
-            data_dir=str(settings.data_dir),
-            environment=settings.environment,
-            executor=settings.executor,
-        )
+        # The file API's socket first: the sandbox's start-up probe binds it into a run.
+        files_socket = FilesSocket(app, services.executor.files_socket)
+        await files_socket.start()
         try:
+            await services.executor.start()
+            structlog.get_logger("gitscripts").info(
+                "started",
+                data_dir=str(settings.data_dir),
+                environment=settings.environment,
+                executor=settings.executor,
+            )
             yield
         finally:
             await services.executor.stop()
+            await files_socket.stop()
 
     # /docs and /redoc with their scripts served from here, not a CDN: they work offline too.
     app = FastAPIOffline(
@@ -60,8 +66,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
 
     @app.get("/health", tags=["health"])
-    def health() -> dict[str, str]:
-        return {"status": "healthy"}
+    def health(
+        detail: Annotated[
+            bool, Query(description="also say which sandbox protections are active")
+        ] = False,
+    ) -> dict[str, Any]:
+        if not detail:
+            return {"status": "healthy"}  # the original answer, byte for byte
+        return {"status": "healthy", "execution": services.executor.protections}
 
     app.include_router(auth_router)
     app.include_router(manager_router)

@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import shutil
+import socket
 import urllib.parse
 import uuid
 from typing import IO, Any, BinaryIO, Callable, Dict, Iterator, Optional, Tuple, Union
@@ -85,9 +86,12 @@ class Client:
         timeout: float = 60.0,
     ) -> None:
         parts = urllib.parse.urlsplit(url.rstrip("/"))
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme not in ("http", "https", "http+unix") or not parts.hostname:
             raise ValueError(f"url must look like http://host:port, not {url!r}")
         self._https = parts.scheme == "https"
+        # http+unix://<the socket's path, percent-encoded>: how a sandboxed script, which has no
+        # network, reaches the service.
+        self._socket = urllib.parse.unquote(parts.netloc) if parts.scheme == "http+unix" else None
         self._host = parts.hostname
         self._port = parts.port
         self._base = parts.path
@@ -271,10 +275,7 @@ class Client:
         content, length = body() if body is not None else (None, 0)
         if body is not None:
             headers["Content-Length"] = str(length)
-        connection_class = (
-            http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-        )
-        connection = connection_class(self._host, self._port, timeout=timeout)
+        connection = self._connection(timeout)
         try:
             connection.request(method, url, body=content, headers=headers)
             return connection.getresponse()
@@ -285,13 +286,17 @@ class Client:
             if hasattr(content, "close"):
                 content.close()  # type: ignore[union-attr]
 
+    def _connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self._socket is not None:
+            return _UnixHTTPConnection(self._socket, timeout)
+        if self._https:
+            return http.client.HTTPSConnection(self._host, self._port, timeout=timeout)
+        return http.client.HTTPConnection(self._host, self._port, timeout=timeout)
+
     def _bearer(self, timeout: float) -> Optional[str]:
         if self.token is None and self.login and self.password:
             credentials = json.dumps({"login": self.login, "password": self.password}).encode()
-            connection_class = (
-                http.client.HTTPSConnection if self._https else http.client.HTTPConnection
-            )
-            connection = connection_class(self._host, self._port, timeout=timeout)
+            connection = self._connection(timeout)
             try:
                 connection.request(
                     "POST",
@@ -309,6 +314,17 @@ class Client:
                 raise _error_from(response.status, payload)
             self.token = json.loads(payload.decode("utf-8"))["access_token"]
         return self.token
+
+
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
 
 
 def _is_path(source: Any) -> bool:

@@ -68,6 +68,19 @@ class Settings(BaseSettings):
     execution_env_passthrough: str = "LANG,LC_ALL,TZ,OPENBLAS_CORETYPE,OPENBLAS_L2_SIZE"
     # Checkouts of revisions and scratch directories; default: a private folder in the system temp.
     execution_dir: Path | None = None
+    # The sandbox every run is born in (see docs in the README, "Security"):
+    # "strict" refuses to start unless every protection is active (the default in production),
+    # "auto" applies what the kernel allows and says what it refuses (the default in development),
+    # "off" runs scripts with the service's own privileges: only for a trusted single user.
+    execution_sandbox: Literal["strict", "auto", "off"] | None = None
+    # "none": a run has no network but a loopback; it reaches the file API through a Unix socket.
+    # "host": runs share the machine's network (they can reach anything the service can).
+    execution_network: Literal["none", "host"] = "none"
+    # As root, run slot N executes as uid and gid EXECUTION_UID_BASE + N, which own nothing.
+    execution_uid_base: int = Field(default=2_000_000, ge=1000, le=4_000_000_000)
+    execution_max_open_files: int = Field(default=1024, ge=16)
+    # Each run's private /tmp and /dev/shm (memory-backed; counted in its memory where cgroups are).
+    execution_tmp_size_mb: int = Field(default=64, ge=1)
     checkout_cache_bytes: int = Field(default=1 << 30, ge=1 << 20)
 
     # Failed logins for one login beyond this many are answered only after an increasing delay.
@@ -106,6 +119,12 @@ class Settings(BaseSettings):
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
         return f"http://{host}:{self.port}"
+
+    @property
+    def sandbox_mode(self) -> Literal["strict", "auto", "off"]:
+        if self.execution_sandbox is not None:
+            return self.execution_sandbox
+        return "strict" if self.environment == "production" else "auto"
 
     @property
     def execution_root(self) -> Path:

@@ -35,6 +35,8 @@ class Services:
     @classmethod
     def build(cls, settings: Settings) -> Services:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Only the service's: as root, runs are other uids, and must not even list it.
+        settings.data_dir.chmod(0o700)
         index = Index(settings.index_path)
         repo = Repository(settings.repo_path)
         auth = AuthService(settings, index)

@@ -587,16 +587,16 @@ def main(data):
 """
 
 PROBE = """
-import os, urllib.request, urllib.error
+import os, urllib.request
+from gitscripts.client import Client, GitscriptsError
 from gitscripts.runtime import files
 
-def status(url, token):
-    request = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
+def status(url, path, token):
     try:
-        with urllib.request.urlopen(request) as reply:
-            return reply.status
-    except urllib.error.HTTPError as error:
-        return error.code
+        Client(url, token=token)._request("GET", path).close()
+        return 200
+    except GitscriptsError as error:
+        return error.status
 
 def main(data):
     token, url = os.environ["FILES_API_TOKEN"], os.environ["FILES_API_URL"]
@@ -619,8 +619,14 @@ def main(data):
             problems[name] = [error.status, error.error_code,
                               isinstance(error, FileNotFoundError), isinstance(error, PermissionError)]
     out["problems"] = problems
-    # The token opens the file endpoints and nothing else.
-    out["me"] = status(url + "/api/v1/auth/me", token)
+    # The token opens the file endpoints and nothing else; the way to them serves nothing else;
+    # and the service's port is out of reach: the run has no network.
+    out["me"] = status(url, "/api/v1/auth/me", token)
+    try:
+        urllib.request.urlopen(data["base"] + "/health", timeout=2)
+        out["tcp"] = "reached"
+    except OSError:
+        out["tcp"] = "unreachable"
     out["store_visible"] = os.path.exists(data["store"]) and bool(os.listdir(data["store"]))
     return out
 """
@@ -644,7 +650,15 @@ def test_a_script_uses_the_store_as_its_user_and_nothing_more(live: Live) -> Non
     key = f"script-out/{uuid.uuid4().hex}.txt"
     reply = alice.post(
         "/api/v1/scripts/probe.py",
-        json={"data": {"key": key, "limit": LIMIT, "foreign": foreign, "store": live.files_root}},
+        json={
+            "data": {
+                "key": key,
+                "limit": LIMIT,
+                "foreign": foreign,
+                "store": live.files_root,
+                "base": live.base,
+            }
+        },
     )
     outcome = reply.json()
     assert outcome["success"], outcome["error"]
@@ -657,12 +671,11 @@ def test_a_script_uses_the_store_as_its_user_and_nothing_more(live: Live) -> Non
         "too_big": [413, "FILE_TOO_LARGE", False, False],
         "not_mine": [403, "NOT_FILE_OWNER", False, True],
     }
-    assert result["me"] == 401
+    assert result["me"] == 404 and result["tcp"] == "unreachable"
     # The server's AWS credentials (and every other server variable) stay with the server.
     assert not any(name.startswith("AWS") for name in result["env"])
     assert "FILES_API_TOKEN" in result["env"] and "FILES_API_URL" in result["env"]
-    if live.kind == "local" and os.geteuid() == 0:
-        assert result["store_visible"] is False  # a private mount namespace hides it
+    assert result["store_visible"] is False  # not in the run's file system at all
     # What the script wrote belongs to alice; its token died with the run.
     info = alice.get(f"/api/v1/files/{key}/info").json()
     assert info["uploaded_by"]["login"] == alice.login  # type: ignore[attr-defined]

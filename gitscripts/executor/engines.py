@@ -5,7 +5,9 @@ Both engines run the same supervisor (`worker.supervise`); they differ in where 
   start and the imports of PRELOAD_MODULES;
 - `SubprocessEngine`: a fresh `python -m gitscripts.executor.worker` per run (the original design).
 Cancelling the awaiting task (client gone, service stopping) terminates the supervisor, which kills
-the script's whole process group.
+the script's whole process group. Every wait on a worker has a deadline: a fork server that does not
+answer within the run's timeout (plus a grace) is killed and started anew; the run it owed fails
+with a clear error and the next one is served by the new fork server.
 """
 
 from __future__ import annotations
@@ -22,8 +24,17 @@ from typing import Any, Protocol
 import structlog
 
 from gitscripts.executor import protocol
+from gitscripts.executor.sandbox import SandboxConfig
 
 log = structlog.get_logger("gitscripts.executor")
+
+
+# How long past a run's own timeout its supervisor may take to report (kill, drain, clean up).
+REPORT_GRACE_SECONDS = 10.0
+
+
+class EngineUnresponsive(RuntimeError):
+    """The worker process did not report in time; it was killed (and, if warm, restarted)."""
 
 
 class Engine(Protocol):
@@ -49,7 +60,7 @@ def _terminate(pid: int | None) -> None:
 
 class ForkServerEngine:
     def __init__(
-        self, socket_path: Path, preload: list[str], env: dict[str, str], sandbox: dict[str, Any]
+        self, socket_path: Path, preload: list[str], env: dict[str, str], sandbox: SandboxConfig
     ) -> None:
         self.socket_path = socket_path
         self.preload = preload
@@ -72,7 +83,7 @@ class ForkServerEngine:
                 "gitscripts.executor.zygote",
                 str(self.socket_path),
                 ",".join(self.preload),
-                json.dumps(self.sandbox),
+                self.sandbox.to_json(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 env=self.env,
@@ -100,7 +111,15 @@ class ForkServerEngine:
         try:
             writer.write(protocol.encode(job))
             await writer.drain()
-            return await _read_frame(reader)
+            deadline = float(job["timeout"]) + REPORT_GRACE_SECONDS
+            try:
+                return await asyncio.wait_for(_read_frame(reader), timeout=deadline)
+            except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
+                # Stopped, crashed or stuck: it cannot be trusted with the next run either.
+                await self._restart(zygote)
+                raise EngineUnresponsive(
+                    "The execution engine stopped answering during this run and was restarted"
+                ) from exc
         finally:
             # Hanging up before the report (a cancelled request) makes the fork server kill the run.
             writer.close()
@@ -126,8 +145,9 @@ class ForkServerEngine:
 
 
 class SubprocessEngine:
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], sandbox: SandboxConfig) -> None:
         self.env = env
+        self.sandbox = sandbox
 
     async def start(self) -> None:
         return None
@@ -138,6 +158,7 @@ class SubprocessEngine:
             "-I",
             "-m",
             "gitscripts.executor.worker",
+            self.sandbox.to_json(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=self.env,
@@ -147,7 +168,15 @@ class SubprocessEngine:
             process.stdin.write(protocol.encode(job))
             await process.stdin.drain()
             process.stdin.close()
-            report = await _read_frame(process.stdout)
+            deadline = float(job["timeout"]) + REPORT_GRACE_SECONDS
+            try:
+                report = await asyncio.wait_for(_read_frame(process.stdout), timeout=deadline)
+            except (TimeoutError, asyncio.IncompleteReadError) as exc:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+                raise EngineUnresponsive(
+                    "The execution's worker process stopped answering and was killed"
+                ) from exc
             await process.wait()
             return report
         except asyncio.CancelledError:

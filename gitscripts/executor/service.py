@@ -3,21 +3,34 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import ctypes
+import json
 import os
+import sys
 import time
+import urllib.parse
 import uuid
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 from starlette.concurrency import run_in_threadpool
 
+import gitscripts
 from gitscripts import errors
-from gitscripts.config import Settings
+from gitscripts.config import ConfigurationError, Settings
+from gitscripts.executor import cgroups, sandbox
 from gitscripts.executor.checkout import CheckoutCache, remove_tree
-from gitscripts.executor.engines import Engine, ForkServerEngine, SubprocessEngine
+from gitscripts.executor.engines import (
+    Engine,
+    EngineUnresponsive,
+    ForkServerEngine,
+    SubprocessEngine,
+)
+from gitscripts.executor.worker import JOB_FILE
 from gitscripts.files.grants import FileGrants
 from gitscripts.repo import Repository, layout, rules
 
@@ -54,13 +67,33 @@ class Admission:
         self._semaphore.release()
 
 
-def _outside_data_dir(settings: Settings) -> list[str]:
-    """The local file store, when it lives outside DATA_DIR (which is hidden as a whole)."""
-    files = settings.local_files_dir
-    if files is None:
-        return []
-    files, data = files.resolve(), settings.data_dir.resolve()
-    return [] if files == data or data in files.parents else [str(files)]
+def _protected(settings: Settings, execution_root: Path) -> list[Path]:
+    """What no run may see: the data directory, the local file store, the execution root."""
+    paths = [settings.data_dir.resolve(), execution_root.resolve()]
+    if settings.local_files_dir is not None:
+        paths.append(settings.local_files_dir.resolve())
+    return paths
+
+
+def _python_paths(protected: list[Path]) -> list[str]:
+    """The Python installation and the importable packages, read-only in every run.
+
+    A folder on `sys.path` that holds something protected (a checkout of the project whose data
+    directory is inside it) is not shown whole: only the gitscripts package from it is.
+    """
+    candidates = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    candidates |= {Path(p).resolve() for p in sys.path if p and Path(p).is_dir()}
+    package = Path(gitscripts.__file__).resolve().parent
+    shown = {package}
+    for path in candidates:
+        if any(path == p or path in p.parents for p in protected):
+            continue
+        shown.add(path)
+    # Shortest first: a folder is mounted before anything inside it (which then needs no mount).
+    return sorted(
+        (str(p) for p in shown if not any(p == q or q in p.parents for q in protected)),
+        key=len,
+    )
 
 
 def _remove_abandoned(base: Path) -> None:
@@ -71,6 +104,8 @@ def _remove_abandoned(base: Path) -> None:
 
 
 class ExecutionService:
+    """Runs scripts: admission, checkouts, the sandbox's set-up and report, the engine."""
+
     def __init__(self, settings: Settings, repo: Repository, file_grants: FileGrants) -> None:
         self.settings = settings
         self.repo = repo
@@ -82,10 +117,11 @@ class ExecutionService:
         # Each service process has its own folder, so two processes on one data directory never
         # evict each other's checkouts; folders of processes that are gone are cleared away.
         base = settings.execution_root
-        base.mkdir(parents=True, exist_ok=True, mode=0o711)
+        # Private to the service: runs see only what their sandbox binds in from here.
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
         _remove_abandoned(base)
         root = base / f"pid-{os.getpid()}-{uuid.uuid4().hex[:6]}"
-        root.mkdir(mode=0o711)
+        root.mkdir(mode=0o700)
         self.root = root
         self.scratch_root = root / "scratch"
         self.scratch_root.mkdir(exist_ok=True, mode=0o700)
@@ -93,24 +129,30 @@ class ExecutionService:
         # The fork server's socket lives apart, so runners can be denied the way to it.
         control = root / "control"
         control.mkdir(exist_ok=True, mode=0o700)
-        self.sandbox = {
-            "readonly": [str(self.checkouts.root)],
-            "hidden": [
-                str(settings.data_dir.resolve()),
-                str(control),
-                *_outside_data_dir(settings),
-            ],
-        }
+        self._control = control
+        mount_point = root / "run-root"
+        mount_point.mkdir(exist_ok=True, mode=0o755)
+        self.mode = settings.sandbox_mode
+        # Where a run without network finds the file API (the app serves it there, see app.py).
+        self.files_socket = root / "files.sock"
+        self.sandbox = sandbox.SandboxConfig(
+            enabled=self.mode != "off",
+            network=settings.execution_network,
+            readonly=_python_paths(_protected(settings, base)),
+            checkouts=str(self.checkouts.root),
+            files_socket=str(self.files_socket),
+            mount_point=str(mount_point),
+            uid_base=settings.execution_uid_base,
+            tmp_size_bytes=settings.execution_tmp_size_mb << 20,
+        )
+        self.protections: dict[str, Any] = {"sandbox": self.mode}
+        self._slots = list(range(settings.max_concurrent_executions))
+        self._cgroups = cgroups.SlotCgroups()
         self.admission = Admission(
             settings.max_concurrent_executions, settings.max_queued_executions
         )
-        env = self._base_env = self._worker_environment()
-        preload = [m.strip() for m in settings.preload_modules.split(",") if m.strip()]
-        self.engine: Engine = (
-            ForkServerEngine(control / "zygote.sock", preload, env, self.sandbox)
-            if settings.executor == "fork"
-            else SubprocessEngine(env)
-        )
+        self._base_env = self._worker_environment()
+        self.engine: Engine | None = None
 
     def _worker_environment(self) -> dict[str, str]:
         """What the worker processes start with: no server secret, no server variable."""
@@ -130,11 +172,99 @@ class ExecutionService:
         return env
 
     async def start(self) -> None:
+        """Find out which protections this machine gives, refuse to start if strict and one is
+        missing, say which are active, and start the engine with them."""
+        if self.mode != "off":
+            if os.geteuid() == 0:
+                settings = self.settings
+                self._cgroups = await run_in_threadpool(
+                    cgroups.prepare,
+                    settings.max_concurrent_executions,
+                    settings.execution_memory_limit_mb << 20,
+                    settings.execution_max_processes,
+                )
+            self.sandbox = sandbox.SandboxConfig(
+                **{**self.sandbox.__dict__, "cgroups": dict(self._cgroups.parents)}
+            )
+            self.sandbox = await self._probe()
+        self._log_protections()
+        preload = [m.strip() for m in self.settings.preload_modules.split(",") if m.strip()]
+        self.engine = (
+            ForkServerEngine(self._control / "zygote.sock", preload, self._base_env, self.sandbox)
+            if self.settings.executor == "fork"
+            else SubprocessEngine(self._base_env, self.sandbox)
+        )
         await self.engine.start()
 
+    async def _probe(self) -> sandbox.SandboxConfig:
+        scratch = self._make_scratch(0)
+        try:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-I", "-m", "gitscripts.executor.sandbox", "probe",
+                self.sandbox.to_json(), scratch,
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+                env=self._base_env,
+            )  # fmt: skip
+            output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+        finally:
+            await run_in_threadpool(remove_tree, Path(scratch))
+        try:
+            found = json.loads(output)
+        except ValueError:
+            found = {"applied": {}, "refused": {"error": "the sandbox probe did not answer"}}
+        applied: dict[str, str] = found["applied"]
+        refused: dict[str, str] = found["refused"]
+        if self._cgroups.unavailable or not self._cgroups.parents:
+            refused.setdefault(
+                "cgroup", self._cgroups.unavailable or "not root: rlimits bound each process"
+            )
+        essential = list(sandbox.ESSENTIAL)
+        if self.settings.execution_network != "host":
+            essential.append("network_isolated")
+        missing = {name: refused.get(name, "not applied") for name in essential
+                   if name not in applied}  # fmt: skip
+        self.protections = {
+            "sandbox": self.mode,
+            "network": self.settings.execution_network,
+            "uid": "pool" if os.geteuid() == 0 else "service",
+            "active": applied,
+            "inactive": refused,
+        }
+        if missing and self.mode == "strict":
+            problems = "; ".join(f"{name}: {reason}" for name, reason in missing.items())
+            raise ConfigurationError(
+                f"EXECUTION_SANDBOX=strict, but this machine refuses: {problems}. "
+                "Allow it (user namespaces, seccomp), or set EXECUTION_SANDBOX=auto to run "
+                "with the protections that remain"
+            )
+        return sandbox.SandboxConfig(**{**self.sandbox.__dict__, "skip": sorted(refused)})
+
+    def _log_protections(self) -> None:
+        if self.mode == "off":
+            self.protections = {"sandbox": "off", "active": {}, "inactive": {}}
+            log.warning(
+                "sandbox_off",
+                message="EXECUTION_SANDBOX=off: scripts run with the service's own privileges "
+                "and can read and change its data, secrets and other runs. Use this only for a "
+                "single trusted user.",
+            )
+            return
+        inactive = self.protections["inactive"]
+        log.info(
+            "sandbox",
+            mode=self.mode,
+            network=self.settings.execution_network,
+            active=sorted(self.protections["active"]),
+            inactive=inactive,
+        )
+        if inactive:
+            log.warning("sandbox_incomplete", inactive=inactive)
+
     async def stop(self) -> None:
-        await self.engine.stop()
+        if self.engine is not None:
+            await self.engine.stop()
         await run_in_threadpool(remove_tree, self.root)
+        self._cgroups.remove()
         with contextlib.suppress(OSError):  # the shared folder goes with its last user
             self.root.parent.rmdir()
 
@@ -178,22 +308,11 @@ class ExecutionService:
         outcome = "failed"  # what the log says of a run that raised before it reported
         try:
             async with self.admission:
-                # Writing a checkout out is disk work for a thread; finding one ready is not.
-                if self.checkouts.is_ready(commit.tree):
-                    root = self.checkouts.lease(commit.tree)
-                else:
-                    root = await run_in_threadpool(self.checkouts.lease, commit.tree)
+                slot = self._slots.pop()
                 try:
-                    # The script reaches the file store as the user who ran it, for this run only.
-                    files_token = self.file_grants.issue(user["id"] if user else None, timeout)
-                    try:
-                        job = self._job(root, path, data, timeout, files_token)
-                        report = await self.engine.run(job)
-                    finally:
-                        self.file_grants.revoke(files_token)
+                    report = await self._run_in_slot(slot, user, commit, path, data, timeout)
                 finally:
-                    if self.checkouts.release(commit.tree):
-                        await run_in_threadpool(self.checkouts.evict)
+                    self._slots.append(slot)
             outcome = (
                 "success"
                 if report.get("ok")
@@ -227,34 +346,120 @@ class ExecutionService:
             "stderr": report.get("stderr", ""),
         }
 
-    def _job(
-        self, root: Any, path: str, data: Any, timeout: float, files_token: str
-    ) -> dict[str, Any]:
+    async def _run_in_slot(
+        self, slot: int, user: dict[str, Any] | None, commit: Any, path: str, data: Any,
+        timeout: float,
+    ) -> dict[str, Any]:  # fmt: skip
+        assert self.engine is not None, "the execution service was not started"
+        # Writing a checkout out is disk work for a thread; finding one ready is not.
+        if self.checkouts.is_ready(commit.tree):
+            root = self.checkouts.lease(commit.tree)
+        else:
+            root = await run_in_threadpool(self.checkouts.lease, commit.tree)
+        # The script reaches the file store as the user who ran it, for this run only.
+        files_token = self.file_grants.issue(user["id"] if user else None, timeout)
+        scratch = ""
+        try:
+            scratch = self._make_scratch(slot)
+            self._hand_over(scratch, slot, data, files_token)
+            job = self._job(root, path, timeout, scratch, slot)
+            try:
+                report = await self.engine.run(job)
+            except EngineUnresponsive as exc:
+                raise errors.InternalError(str(exc)) from None
+        finally:
+            self.file_grants.revoke(files_token)
+            if self.checkouts.release(commit.tree):
+                await run_in_threadpool(self.checkouts.evict)
+            if scratch and os.path.isdir(scratch):  # the engine never got to it
+                await run_in_threadpool(remove_tree, Path(scratch))
+        return _with_answer(report)
+
+    def _make_scratch(self, slot: int) -> str:
+        """The run's own directory: as root, owned by the slot's uid (and nobody else's)."""
         scratch = str(self.scratch_root / uuid.uuid4().hex)
-        settings = self.settings
+        os.mkdir(scratch, 0o700)
+        if self._run_uid(slot) is not None:
+            os.chown(scratch, self._run_uid(slot), self._run_uid(slot))  # type: ignore[arg-type]
+        return scratch
+
+    def _run_uid(self, slot: int) -> int | None:
+        if os.geteuid() == 0 and self.mode != "off":
+            return self.settings.execution_uid_base + slot
+        return None
+
+    def _hand_over(self, scratch: str, slot: int, data: Any, files_token: str) -> None:
+        """The job's confidential part goes to the run through its scratch directory: the fork
+        server never holds a run's input or token (see `worker._script`)."""
         env = {
             **self._base_env,
             "HOME": scratch,
             "TMPDIR": scratch,
             # What `gitscripts.runtime.files` talks to: the service itself, with a token that only
             # the file endpoints accept and that dies with this run.
-            "FILES_API_URL": settings.internal_url,
+            "FILES_API_URL": self._files_url(),
             "FILES_API_TOKEN": files_token,
         }
+        body = orjson.dumps({"data": data, "env": env})
+        fd = os.open(os.path.join(scratch, JOB_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            os.write(fd, body)
+            uid = self._run_uid(slot)
+            if uid is not None:
+                os.fchown(fd, uid, uid)
+        finally:
+            os.close(fd)
+
+    def _files_url(self) -> str:
+        active = self.protections.get("active", {})
+        if "network_isolated" in active and "private_root" in active:
+            return "http+unix://" + urllib.parse.quote(sandbox.FILES_SOCKET_IN_RUN, safe="")
+        return self.settings.internal_url
+
+    def _job(self, root: Any, path: str, timeout: float, scratch: str, slot: int) -> dict[str, Any]:
+        """What the fork server needs to supervise the run: nothing confidential."""
+        settings = self.settings
         return {
             "root": str(root),
             "path": path,
-            "data": data,
             "timeout": timeout,
             "scratch": scratch,
-            "env": env,
-            "sandbox": self.sandbox,
+            "slot": slot,
             "limits": {
                 "memory_bytes": settings.execution_memory_limit_mb * 1024 * 1024,
                 "cpu_seconds": settings.execution_cpu_limit_seconds or max(1, int(timeout) + 1),
-                "processes": settings.execution_max_processes if os.getuid() != 0 else None,
+                "processes": settings.execution_max_processes,
                 "file_size_bytes": settings.execution_max_file_size_mb * 1024 * 1024,
+                "open_files": settings.execution_max_open_files,
                 "output_bytes": settings.execution_output_limit_bytes,
                 "result_bytes": settings.execution_result_limit_bytes,
             },
         }
+
+
+def _with_answer(report: dict[str, Any]) -> dict[str, Any]:
+    """The run's own answer, parsed here and only here; one that cannot become a JSON response
+    (malformed, nested deeper than 255 levels, text that is not Unicode) fails its run only."""
+    encoded = report.pop("answer", None)
+    if encoded is None:
+        return report
+    try:
+        answer = orjson.loads(base64.b64decode(encoded))
+        if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
+            raise ValueError("the run's answer is not an outcome")
+        if answer["ok"]:
+            orjson.dumps(answer.get("result"))  # what the response will have to do
+    except (ValueError, TypeError, RecursionError, orjson.JSONEncodeError) as exc:
+        return {
+            **report,
+            "ok": False,
+            "error": "main() returned a value that cannot be sent as JSON (nested deeper than "
+            f"255 levels, or text that is not valid Unicode): {exc}",
+        }
+    return {
+        **report,
+        "ok": answer["ok"],
+        "result": answer.get("result"),
+        "error": answer.get("error"),
+        "peak_memory_kb": answer.get("peak_memory_kb", report.get("peak_memory_kb")),
+    }

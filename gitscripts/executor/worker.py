@@ -15,6 +15,7 @@ must import nothing beyond the standard library.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
 import fcntl
@@ -33,6 +34,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
+from gitscripts.executor import sandbox
 from gitscripts.executor.protocol import ProtocolError, encode, read_frame
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -41,101 +43,49 @@ TRUNCATION_MARKER = "\n[... output truncated ...]\n"
 
 
 # -- the runner (in the forked child) ------------------------------------------------------------
-_CLONE_NEWNS = 0x00020000
-_MS_RDONLY, _MS_REMOUNT, _MS_BIND, _MS_REC, _MS_PRIVATE = 1, 32, 4096, 16384, 1 << 18
-
-
-_sandboxed = False  # set in the fork server once its own view is private: runners inherit it
-
-
-def sandbox_filesystem(sandbox: dict[str, Any]) -> None:
-    """In a private mount namespace, make checkouts read-only and hide the server's own files.
-
-    File modes already make checkouts read-only for an unprivileged service; a service running as
-    root ignores modes, so there the process gets its own view of the file system instead. Where
-    the kernel refuses (no privilege for namespaces), the file modes are what remains.
-    """
-    global _sandboxed
-    if os.geteuid() != 0 or not sandbox:
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(_CLONE_NEWNS) != 0:
-        return
-    if libc.mount(b"none", b"/", None, _MS_REC | _MS_PRIVATE, None) != 0:
-        return
-    for path in sandbox.get("readonly", []):
-        target = path.encode()
-        if libc.mount(target, target, None, _MS_BIND | _MS_REC, None) == 0:
-            libc.mount(b"none", target, None, _MS_BIND | _MS_REMOUNT | _MS_RDONLY, None)
-    for path in sandbox.get("hidden", []):
-        libc.mount(b"tmpfs", path.encode(), b"tmpfs", _MS_RDONLY, b"size=4k,mode=0555")
-    # /proc would show every process of the machine, the service's environment (its secrets) and
-    # its view of the file system (/proc/<pid>/root): scripts get an empty one. This process keeps
-    # a handle on the real one to find its own children.
-    global _proc
-    _proc = os.open("/proc", os.O_RDONLY | os.O_DIRECTORY)
-    libc.mount(b"tmpfs", b"/proc", b"tmpfs", _MS_RDONLY, b"size=4k,mode=0555")
-    _sandboxed = True
-
-
-_proc: int | None = None  # the real /proc, once the sandbox hides it
-
-
-def _read_proc(path: str) -> bytes:
-    if _proc is None:
-        with open(f"/proc/{path}", "rb") as handle:
-            return handle.read()
-    fd = os.open(path, os.O_RDONLY, dir_fd=_proc)
-    try:
-        return os.read(fd, 1 << 20)
-    finally:
-        os.close(fd)
-
-
-def _apply_limits(job: dict[str, Any]) -> None:
-    limits = job["limits"]
-    for name, value in (
-        ("RLIMIT_AS", limits.get("memory_bytes")),
-        ("RLIMIT_CPU", limits.get("cpu_seconds")),
-        ("RLIMIT_NPROC", limits.get("processes")),
-        ("RLIMIT_FSIZE", limits.get("file_size_bytes")),
-        ("RLIMIT_CORE", 0),
-    ):
+def _limits(header: dict[str, Any]) -> list[tuple[int, int]]:
+    """The run's resource limits, each hard (soft = hard): a script can lower them, never raise."""
+    limits = header["limits"]
+    chosen = [
+        (resource.RLIMIT_AS, limits.get("memory_bytes")),
+        (resource.RLIMIT_CPU, limits.get("cpu_seconds")),
+        (resource.RLIMIT_NPROC, limits.get("processes")),
+        (resource.RLIMIT_FSIZE, limits.get("file_size_bytes")),
+        (resource.RLIMIT_NOFILE, limits.get("open_files")),
+        (resource.RLIMIT_CORE, 0),
+    ]
+    result = []
+    for name, value in chosen:
         if value is None:
             continue
-        _, hard = resource.getrlimit(getattr(resource, name))
+        _, hard = resource.getrlimit(name)
         value = int(value)
-        if hard != resource.RLIM_INFINITY:
-            value = min(value, hard)
-        try:
-            resource.setrlimit(
-                getattr(resource, name), (value, hard if name != "RLIMIT_CPU" else value + 1)
-            )
-        except (ValueError, OSError):
-            resource.setrlimit(getattr(resource, name), (value, value))
+        # Never above what this process may have (only root could raise a hard limit).
+        result.append((name, value if hard == resource.RLIM_INFINITY else min(value, hard)))
+    return result
 
 
-def _scrub(text: str, job: dict[str, Any]) -> str:
+def _scrub(text: str, header: dict[str, Any]) -> str:
     """Tracebacks name the script's own files by logical path and never a server path."""
-    text = text.replace(job["root"].rstrip("/") + "/", "")
+    text = text.replace(header["root"].rstrip("/") + "/", "")
     for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}, key=len, reverse=True):
         text = text.replace(prefix, "<python>")
-    return text.replace(job["scratch"], "<scratch>")
+    return text.replace(header["scratch"], "<scratch>")
 
 
-def _format_error(exc: BaseException, job: dict[str, Any]) -> str:
+def _format_error(exc: BaseException, header: dict[str, Any]) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     # Drop the frames of this runner: the trace starts where the script's code does.
     while frames and frames[0].filename == __file__:
         frames.pop(0)
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
     lines += traceback.format_exception_only(type(exc), exc)
-    return _scrub("".join(lines), job).rstrip()
+    return _scrub("".join(lines), header).rstrip()
 
 
-def _outcome(job: dict[str, Any]) -> dict[str, Any]:
-    logical_path = job["path"]
-    filename = os.path.join(job["root"], logical_path)
+def _outcome(header: dict[str, Any], data: Any) -> dict[str, Any]:
+    logical_path = header["path"]
+    filename = os.path.join(header["root"], logical_path)
     module_name = os.path.splitext(os.path.basename(logical_path))[0]
     module = types.ModuleType(module_name)
     module.__file__ = filename
@@ -148,9 +98,9 @@ def _outcome(job: dict[str, Any]) -> dict[str, Any]:
         main = module.__dict__.get("main")
         if not callable(main):
             return {"ok": False, "error": "The script defines no main(data) function"}
-        result = main(job["data"])
+        result = main(data)
     except BaseException as exc:
-        return {"ok": False, "error": _format_error(exc, job)}
+        return {"ok": False, "error": _format_error(exc, header)}
     if result is None:
         result = {}
     if not isinstance(result, dict):
@@ -168,47 +118,104 @@ def _place(targets: dict[int, int]) -> None:
         os.dup2(fd, target)
 
 
-def _run(job_fd: int, result_fd: int, out_fd: int, err_fd: int) -> None:
+def _answer(outcome: dict[str, Any]) -> None:
+    """Write the run's answer on fd 3 (a pipe of its own: nothing the script prints mixes in)."""
+    try:
+        payload = json.dumps(outcome, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError, RecursionError) as exc:
+        payload = json.dumps(
+            {"ok": False, "error": f"main() returned a value that is not JSON: {exc}"}
+        ).encode("utf-8")
+    with os.fdopen(3, "wb") as result:
+        result.write(payload)
+
+
+JOB_FILE = ".job.json"
+
+
+def _script(header: dict[str, Any]) -> None:
+    """Run the script (in its sandbox by now) and answer; the caller exits."""
+    scratch = header["scratch"]
+    os.chdir(scratch)
+    # The job's confidential part (input, environment with the run's file token) comes from the
+    # service through the run's own scratch directory, so the fork server never holds it and no
+    # other runner forked from it can find it in its memory.
+    with open(JOB_FILE, "rb") as handle:
+        body = json.loads(handle.read())
+    os.unlink(JOB_FILE)
+    os.environ.clear()
+    os.environ.update(body["env"])
+    root = header["root"]
+    folder = os.path.dirname(os.path.join(root, header["path"]))
+    sys.path[:0] = [folder] if folder == root else [folder, root]
+    sys.argv = [header["path"]]
+    tempfile.tempdir = scratch
+    outcome = _outcome(header, body["data"])
+    outcome["peak_memory_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    # Everything printed is in the pipes before the answer: the answer may be reported at once.
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    _answer(outcome)
+
+
+def _mirror_exit(status: int) -> None:
+    """End this process the way its child ended, so the supervisor sees the script's fate."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP have no handler
+            signal.signal(number, signal.SIG_DFL)
+        os.kill(os.getpid(), number)
+        os._exit(128 + number)
+    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def _run(
+    config: sandbox.SandboxConfig, job_fd: int, result_fd: int, out_fd: int, err_fd: int
+) -> None:
     """The runner's whole life; it ends in `os._exit`, whatever the script does.
 
     It is forked before its job is known (so a request does not wait for the fork), does what it
-    can without the job, then waits for the job on `job_fd`.
+    can without the job, then waits for the job's header on `job_fd`. With the sandbox on, it
+    builds the run's namespaces and root, forks the script's process into them, drops its own
+    privilege and only waits for it (see `sandbox`).
     """
     try:
+        # Dies with the fork server, however that ends, and so takes the run with it.
+        sandbox.set_parent_death_signal()
         os.setsid()  # its own process group: the timeout kills the script and all it started
         _place({0: os.open(os.devnull, os.O_RDONLY), 1: out_fd, 2: err_fd, 3: result_fd, 4: job_fd})
         # Nothing else is inherited: not the service's connection, not the fork server's socket.
         os.closerange(5, 1 << 16)
         with os.fdopen(4, "rb") as job_pipe:
             try:
-                job = read_frame(job_pipe)
+                header = read_frame(job_pipe)
             except ProtocolError:  # no job is coming: this spare runner is not needed
                 os._exit(0)
-        if not _sandboxed:
-            sandbox_filesystem(job.get("sandbox") or {})
-        os.chdir(job["scratch"])
-        os.environ.clear()
-        os.environ.update(job["env"])
-        root = job["root"]
-        folder = os.path.dirname(os.path.join(root, job["path"]))
-        sys.path[:0] = [folder] if folder == root else [folder, root]
-        sys.argv = [job["path"]]
-        tempfile.tempdir = job["scratch"]
-        _apply_limits(job)
-        outcome = _outcome(job)
-        outcome["peak_memory_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        # Everything printed is in the pipes before the answer: the answer may be reported at once.
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(Exception):
-                stream.flush()
+        limits = _limits(header)
+        slot = int(header["slot"])
         try:
-            payload = json.dumps(outcome, allow_nan=False).encode("utf-8")
-        except (TypeError, ValueError) as exc:
-            payload = json.dumps(
-                {"ok": False, "error": f"main() returned a value that is not JSON: {exc}"}
-            ).encode("utf-8")
-        with os.fdopen(3, "wb") as result:
-            result.write(payload)
+            if config.enabled:
+                outcome = sandbox.Outcome()
+                sandbox.outer(config, slot, header["scratch"], outcome, required=True)
+                pid = os.fork()
+                if pid:
+                    for fd in (0, 1, 2, 3):
+                        os.close(fd)
+                    sandbox.relinquish(config, slot)
+                    _mirror_exit(os.waitpid(pid, 0)[1])
+                sandbox.set_parent_death_signal()
+                sandbox.inner(config, slot, outcome, required=True, limits=limits)
+            else:
+                for name, value in limits:
+                    resource.setrlimit(name, (value, value))
+        except (OSError, ValueError) as exc:
+            _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
+            os._exit(0)
+        try:
+            _script(header)
+        except Exception as exc:  # the runner's own failure, not the script's (that is caught)
+            _answer({"ok": False, "error": f"The run could not start the script: {exc}"})
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # the script may have closed or replaced them
@@ -247,13 +254,17 @@ def become_subreaper() -> None:
 def _children() -> set[int]:
     me = os.getpid()
     try:
-        return {int(pid) for pid in _read_proc(f"{me}/task/{me}/children").split()}
+        with open(f"/proc/{me}/task/{me}/children", "rb") as handle:
+            return {int(pid) for pid in handle.read().split()}
     except OSError:  # no such file: find them the slow way
         children = set()
-        for entry in os.listdir(_proc if _proc is not None else "/proc"):
+        for entry in os.listdir("/proc"):
             if entry.isdigit():
-                with contextlib.suppress(OSError, IndexError):
-                    if int(_read_proc(f"{entry}/stat").rsplit(b")", 1)[1].split()[1]) == me:
+                with (
+                    contextlib.suppress(OSError, IndexError),
+                    open(f"/proc/{entry}/stat", "rb") as f,
+                ):
+                    if int(f.read().rsplit(b")", 1)[1].split()[1]) == me:
                         children.add(int(entry))
         return children
 
@@ -276,7 +287,7 @@ def kill_orphans(keep: set[int]) -> None:
 class Run:
     """One execution, seen from the process that started the runner: its pipes, limits, outcome."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: sandbox.SandboxConfig) -> None:
         """Fork a runner that waits for its job (see `start`)."""
         job_r, job_w = os.pipe()
         result_r, result_w = os.pipe()
@@ -286,7 +297,7 @@ class Run:
         if pid == 0:
             for fd in (job_w, result_r, out_r, err_r):
                 os.close(fd)
-            _run(job_r, result_w, out_w, err_w)
+            _run(config, job_r, result_w, out_w, err_w)
         for fd in (job_r, result_w, out_w, err_w):
             os.close(fd)
         self.pid = pid
@@ -307,10 +318,9 @@ class Run:
             self.pidfd = None
 
     def start(self, job: dict[str, Any]) -> None:
-        """Hand the runner its job; from here on the clock and the limits apply."""
+        """Hand the runner its job's header; from here on the clock and the limits apply."""
         assert self._job_fd is not None
         self.job = job
-        os.makedirs(job["scratch"], mode=0o700)
         limit = int(job["limits"]["output_bytes"])
         self.stdout, self.stderr = _Capture(limit), _Capture(limit)
         self.result = _Capture(int(job["limits"]["result_bytes"]))
@@ -409,7 +419,7 @@ class Run:
 
     def remove_scratch(self) -> None:
         """Separate from `finish`, so the report can go out before the disk work."""
-        shutil.rmtree(self.job["scratch"], ignore_errors=True)
+        remove_tree(self.job["scratch"])
 
     def _report(self) -> dict[str, Any]:
         report: dict[str, Any] = {
@@ -428,16 +438,31 @@ class Run:
                 ok=False, error="The script's result is larger than the result size limit"
             )
         elif self.result.size:
-            report.update(json.loads(b"".join(self.result.chunks)))
+            # Passed on as it came, never parsed here: a malformed answer fails its own run only,
+            # in the service, and cannot take the fork server down with it.
+            report["answer"] = base64.b64encode(b"".join(self.result.chunks)).decode("ascii")
         else:
-            report.update(ok=False, error=_death_cause(self.status))
+            cpu_limit = self.job["limits"].get("cpu_seconds")
+            used = self.rusage.ru_utime + self.rusage.ru_stime if self.rusage else 0.0
+            # The kernel counts CPU time in ticks: what rusage says may fall a little short.
+            over_cpu = cpu_limit is not None and used >= 0.8 * float(cpu_limit)
+            report.update(ok=False, error=_death_cause(self.status, over_cpu))
         return report
 
 
-def supervise(job: dict[str, Any]) -> dict[str, Any]:
+def remove_tree(path: str) -> None:
+    """Delete a directory tree whatever modes a script left on it (without following links)."""
+    for directory, subdirectories, _ in os.walk(path):
+        for name in subdirectories:
+            with contextlib.suppress(OSError):
+                os.chmod(os.path.join(directory, name), 0o700, follow_symlinks=False)
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def supervise(config: sandbox.SandboxConfig, job: dict[str, Any]) -> dict[str, Any]:
     """Run one job to its end in this process (the fresh-interpreter engine)."""
     become_subreaper()
-    run = Run()
+    run = Run(config)
     run.start(job)
 
     def on_terminate(signum: int, frame: Any) -> None:  # the service cancelled the run
@@ -465,12 +490,14 @@ def supervise(job: dict[str, Any]) -> dict[str, Any]:
     return reports[0]
 
 
-def _death_cause(status: int | None) -> str:
+def _death_cause(status: int | None, over_cpu: bool = False) -> str:
     if status is not None and os.WIFSIGNALED(status):
         number = os.WTERMSIG(status)
         name = (
             signal.Signals(number).name if number in signal.Signals._value2member_map_ else number
         )
+        if over_cpu and name in ("SIGKILL", "SIGXCPU"):  # the hard CPU limit kills at once
+            return f"The script's process was terminated by signal {name} (CPU time limit exceeded)"
         hint = {
             "SIGKILL": " (killed: it may have exceeded its memory or CPU limit)",
             "SIGXCPU": " (CPU time limit exceeded)",
@@ -483,8 +510,9 @@ def _death_cause(status: int | None) -> str:
 
 
 def main() -> None:
+    config = sandbox.SandboxConfig.from_json(sys.argv[1] if len(sys.argv) > 1 else "")
     job = read_frame(sys.stdin.buffer)
-    report = supervise(job)
+    report = supervise(config, job)
     sys.stdout.buffer.write(encode(report))
     sys.stdout.buffer.flush()
 

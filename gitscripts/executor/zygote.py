@@ -1,12 +1,16 @@
 """The warm fork server: one long-lived, single-threaded process that forks a runner per job.
 
 Started by the service with a clean environment, it imports the modules named in PRELOAD_MODULES once
-(numpy, pandas, ...) and sets up its private view of the file system once, so a run costs one fork:
-no interpreter start-up, no imports, no per-run mount namespace. It supervises every run itself from
-one event loop: reads the job from the service's connection, forks the runner, collects its output,
-kills it at its deadline (or when the service hangs up: the client went away), cleans up what it left
-behind, and sends the report. The zygote never runs user code, and runners never share state: each
-starts from the zygote's pristine memory.
+(numpy, pandas, ...), so a run costs a fork and its sandbox (built anew for every run, see
+`sandbox`), not an interpreter start-up and the imports. It supervises every run itself from one
+event loop: reads the job's header from the service's connection, hands it to a runner forked
+ahead of time, collects its output, kills it at its deadline (or when the service hangs up: the
+client went away), cleans up what it left behind, and sends the report.
+
+It treats every run as hostile: it never runs user code, never holds a run's input or file token
+(those reach the runner through its scratch directory), never parses what a run answers (the
+service does), and lives outside every run's PID namespace, so no run can see, signal, trace or
+write to it. Runners never share state: each starts from the zygote's pristine memory.
 Standard library only (plus whatever is preloaded).
 """
 
@@ -24,8 +28,8 @@ import sys
 import time
 from dataclasses import dataclass, field
 
-from gitscripts.executor import protocol
-from gitscripts.executor.worker import Run, become_subreaper, kill_orphans, sandbox_filesystem
+from gitscripts.executor import protocol, sandbox
+from gitscripts.executor.worker import Run, become_subreaper, kill_orphans
 
 _PR_SET_PDEATHSIG = 1
 
@@ -47,8 +51,9 @@ class _Connection:
 
 
 class ForkServer:
-    def __init__(self, listener: socket.socket) -> None:
+    def __init__(self, listener: socket.socket, config: sandbox.SandboxConfig) -> None:
         self.listener = listener
+        self.config = config
         # poll(2), not epoll: epoll's registrations outlive a close() while a freshly forked runner
         # still holds a copy of the fd, and would then report events for a reused fd number.
         self.selector = selectors.PollSelector()
@@ -56,7 +61,7 @@ class ForkServer:
         self.runs: dict[int, _Connection] = {}  # runner pid -> its connection
         # A runner forked ahead of time, waiting for the next job, so a request need not wait for
         # the fork.
-        self.spare: Run | None = Run()
+        self.spare: Run | None = Run(config)
 
     def serve_forever(self) -> None:
         while True:
@@ -76,7 +81,7 @@ class ForkServer:
             self._advance()
             # Forked while nothing runs (between requests), so it never competes with a script.
             if self.spare is None and not self.runs:
-                self.spare = Run()
+                self.spare = Run(self.config)
 
     def _timeout(self) -> float | None:
         runs = [c.run for c in self.runs.values() if c.run is not None]
@@ -108,7 +113,7 @@ class ForkServer:
         if run is None or run.reap():  # none ready, or it died (killed from outside)
             if run is not None:
                 run.discard()
-            run = Run()
+            run = Run(self.config)
         run.start(job)
         connection.run = run
         self.runs[run.pid] = connection
@@ -177,10 +182,12 @@ class ForkServer:
         connection.sock.close()
 
 
-def serve(socket_path: str, preload: list[str], sandbox: dict) -> None:
-    # Die with the service that started us, however it ends.
+def serve(socket_path: str, preload: list[str], config: sandbox.SandboxConfig) -> None:
+    # Die with the service that started us, however it ends; and keep our memory and /proc
+    # entries closed to every other process of our uid.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        ctypes.CDLL(None).prctl(sandbox.PR_SET_DUMPABLE, 0, 0, 0, 0)
     for name in preload:
         importlib.import_module(name)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -188,8 +195,7 @@ def serve(socket_path: str, preload: list[str], sandbox: dict) -> None:
     os.chmod(socket_path, 0o600)
     listener.listen(256)
     become_subreaper()
-    sandbox_filesystem(sandbox)
-    server = ForkServer(listener)
+    server = ForkServer(listener, config)
 
     def on_terminate(signum: int, frame: object) -> None:
         server.stop()
@@ -206,5 +212,5 @@ if __name__ == "__main__":
     serve(
         sys.argv[1],
         [name for name in sys.argv[2].split(",") if name],
-        json.loads(sys.argv[3]) if len(sys.argv) > 3 else {},
+        sandbox.SandboxConfig.from_json(sys.argv[3] if len(sys.argv) > 3 else ""),
     )

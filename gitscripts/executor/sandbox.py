@@ -1,0 +1,607 @@
+"""The sandbox every run is born in: fresh namespaces, a minimal root, no privilege, a syscall filter.
+
+A script is hostile code. Whatever it does, it may affect only its own run. The construction follows
+bubblewrap and nsjail, and is made anew for every run, inside the warm fork server's child (never
+once for all runs, so nothing a run undoes can outlive it):
+
+    fork server ─ runner "outer" (R) ── script process (P, PID 1 of the run's PID namespace)
+
+1. R leaves the service's world. As root it first joins the slot's cgroup and keeps its root
+   privilege only to build the run's view; as an ordinary user it creates a user namespace (mapping
+   only its own uid) and gets the privilege there. Either way it unshares mount, PID, IPC, UTS and
+   (unless EXECUTION_NETWORK=host) network namespaces.
+2. R builds a new root on a tmpfs holding only what a script needs, each read-only: the system
+   (/usr, /etc and the /lib, /bin links), the Python installation, the gitscripts package, the
+   checkout cache; read-write: the run's own scratch directory, a private /tmp and /dev/shm; a /dev
+   with only null, zero, full, random and urandom; the file API's Unix socket when the run has no
+   network. The service's data directory, its other files, the execution root and every other run
+   are not hidden there: they do not exist.
+3. R forks P, the first process of a new PID namespace: it sees only its own run's processes, and
+   when it ends the kernel kills everything the script started. P mounts a /proc of that namespace
+   and pivots into the new root; the old one is detached.
+4. P drops privilege for good: as root it becomes the slot's own uid (a pool that owns nothing of
+   the service's); it then enters a nested user and mount namespace, so every mount of step 2 is
+   locked (cannot be unmounted or made writable, as bubblewrap does), drops every capability and the
+   bounding set, sets no_new_privs, and installs a seccomp filter against the calls a sandbox
+   escape needs. Hard resource limits (soft = hard) follow, so no run can raise them.
+
+The fork server and the service are outside the run's PID namespace: a script cannot see, signal,
+trace or write to them. R drops its privilege too once P exists, and only waits.
+
+Where the kernel refuses a step, `probe` finds out at start-up; the service then refuses to start
+(`EXECUTION_SANDBOX=strict`) or says exactly which protections are active (`auto`).
+
+Standard library only: it runs inside the fork server and the fresh-interpreter worker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import fcntl
+import json
+import os
+import platform
+import socket
+import struct
+import sys
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+_libc = ctypes.CDLL(None, use_errno=True)
+
+# -- kernel constants ---------------------------------------------------------------------------
+CLONE_NEWNS = 0x00020000
+CLONE_NEWCGROUP = 0x02000000
+CLONE_NEWUTS = 0x04000000
+CLONE_NEWIPC = 0x08000000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+CLONE_NEWTIME = 0x00000080
+_NAMESPACE_FLAGS = (
+    CLONE_NEWNS
+    | CLONE_NEWCGROUP
+    | CLONE_NEWUTS
+    | CLONE_NEWIPC
+    | CLONE_NEWUSER
+    | CLONE_NEWPID
+    | CLONE_NEWNET
+    | CLONE_NEWTIME
+)
+
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC = 1, 2, 4, 8
+MS_REMOUNT, MS_BIND, MS_REC = 32, 4096, 16384
+MS_NOATIME, MS_NODIRATIME, MS_RELATIME = 1024, 2048, 1 << 21
+MS_PRIVATE = 1 << 18
+MNT_DETACH = 2
+# statvfs flags -> the mount flags a remount inside a user namespace must keep (they are locked).
+_KEPT_FLAGS = {
+    os.ST_NOSUID: MS_NOSUID,
+    os.ST_NODEV: MS_NODEV,
+    os.ST_NOEXEC: MS_NOEXEC,
+    os.ST_NOATIME: MS_NOATIME,
+    os.ST_NODIRATIME: MS_NODIRATIME,
+    os.ST_RELATIME: MS_RELATIME,
+}
+
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_CAPBSET_DROP = 24
+PR_SET_SECCOMP = 22
+PR_SET_NO_NEW_PRIVS = 38
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+SECCOMP_MODE_FILTER = 2
+_LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+_SIOCGIFFLAGS, _SIOCSIFFLAGS, _IFF_UP = 0x8913, 0x8914, 0x1
+
+# Where things appear inside the run.
+FILES_SOCKET_IN_RUN = "/run/gitscripts/files.sock"
+HOSTNAME = "gitscripts-run"
+
+# The protections a strict sandbox needs, by the name the service reports them under.
+ESSENTIAL = (
+    "namespaces",
+    "private_root",
+    "own_uid",
+    "capabilities_dropped",
+    "no_new_privs",
+    "seccomp",
+    "locked_mounts",
+    "hard_limits",
+)
+
+
+class SandboxError(OSError):
+    """A step of the sandbox failed: the run must not go on without it."""
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """What the service tells every runner about the sandbox (sent as JSON to the fork server)."""
+
+    enabled: bool
+    network: str  # "none", "loopback-service" or "host"
+    # Read-only in the run, at their own paths: the Python installation and the package.
+    readonly: list[str] = field(default_factory=list)
+    # Directories whose contents the run sees read-only (the checkout cache).
+    checkouts: str = ""
+    # The service's file API on a Unix socket: bound into a run without network.
+    files_socket: str = ""
+    # An empty directory on which each run mounts its new root.
+    mount_point: str = ""
+    uid_base: int = 0  # as root: slot N runs as uid/gid uid_base + N
+    tmp_size_bytes: int = 64 << 20
+    cgroups: dict[str, str] = field(default_factory=dict)  # controller -> the slots' parent
+    # Steps the probe found the kernel refuses (auto mode runs without them).
+    skip: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_json(cls, text: str) -> SandboxConfig:
+        return cls(**json.loads(text)) if text else cls(enabled=False, network="host")
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self))
+
+
+# -- system calls -------------------------------------------------------------------------------
+def _check(result: int, what: str) -> int:
+    if result < 0:
+        number = ctypes.get_errno()
+        raise SandboxError(number, f"{what}: {os.strerror(number)}")
+    return result
+
+
+def _mount(source: str | None, target: str, fstype: str | None, flags: int, data: str = "") -> None:
+    _check(
+        _libc.mount(
+            source.encode() if source else None,
+            target.encode(),
+            fstype.encode() if fstype else None,
+            ctypes.c_ulong(flags),
+            data.encode() if data else None,
+        ),
+        f"mount {target}",
+    )
+
+
+def _prctl(option: int, arg: int = 0, what: str = "prctl") -> None:
+    _check(
+        _libc.prctl(
+            option, ctypes.c_ulong(arg), ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0)
+        ),
+        what,
+    )
+
+
+def _unshare(flags: int) -> None:
+    _check(_libc.unshare(flags), "unshare")
+
+
+_SYSCALLS: dict[str, dict[str, int]] = {
+    # name: number, for the architectures this filter knows (x86_64 and aarch64).
+    "x86_64": {
+        "ptrace": 101, "process_vm_readv": 310, "process_vm_writev": 311, "mount": 165,
+        "umount2": 166, "unshare": 272, "setns": 308, "pivot_root": 155, "chroot": 161,
+        "keyctl": 250, "add_key": 248, "request_key": 249, "bpf": 321, "perf_event_open": 298,
+        "userfaultfd": 323, "init_module": 175, "finit_module": 313, "delete_module": 176,
+        "kexec_load": 246, "kexec_file_load": 320, "reboot": 169, "swapon": 167, "swapoff": 168,
+        "acct": 163, "quotactl": 179, "syslog": 103, "open_by_handle_at": 304,
+        "name_to_handle_at": 303, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+        "fspick": 433, "move_mount": 429, "open_tree": 428, "mount_setattr": 442,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "settimeofday": 164, "clock_settime": 227, "clock_adjtime": 305, "adjtimex": 159,
+        "iopl": 172, "ioperm": 173, "vhangup": 153, "personality": 135, "uselib": 134,
+        "sethostname": 170, "setdomainname": 171, "kcmp": 312, "lookup_dcookie": 212,
+        "pidfd_getfd": 438, "quotactl_fd": 443,
+        "clone": 56, "clone3": 435, "ioctl": 16,
+    },
+    "aarch64": {
+        "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "mount": 40,
+        "umount2": 39, "unshare": 97, "setns": 268, "pivot_root": 41, "chroot": 51,
+        "keyctl": 219, "add_key": 217, "request_key": 218, "bpf": 280, "perf_event_open": 241,
+        "userfaultfd": 282, "init_module": 105, "finit_module": 273, "delete_module": 106,
+        "kexec_load": 104, "kexec_file_load": 294, "reboot": 142, "swapon": 224, "swapoff": 225,
+        "acct": 89, "quotactl": 60, "syslog": 116, "open_by_handle_at": 265,
+        "name_to_handle_at": 264, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+        "fspick": 433, "move_mount": 429, "open_tree": 428, "mount_setattr": 442,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "settimeofday": 170, "clock_settime": 112, "clock_adjtime": 266, "adjtimex": 171,
+        "vhangup": 58, "personality": 92, "sethostname": 161, "setdomainname": 162,
+        "kcmp": 272, "lookup_dcookie": 18, "pidfd_getfd": 438, "quotactl_fd": 443,
+        "clone": 220, "clone3": 435, "ioctl": 29,
+    },
+}  # fmt: skip
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+_TIOCSTI, _TIOCLINUX = 0x5412, 0x541C
+
+
+# -- seccomp ------------------------------------------------------------------------------------
+def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:
+    return struct.pack("HBBI", code, jt, jf, k)
+
+
+_LD_W_ABS, _JEQ, _JSET, _JGE, _RET = 0x20, 0x15, 0x45, 0x35, 0x06
+_RET_ALLOW, _RET_KILL = 0x7FFF0000, 0x80000000
+_RET_ERRNO = 0x00050000
+
+
+def seccomp_program(machine: str | None = None) -> bytes:
+    """A classic-BPF deny-list: the calls a sandbox escape or a neighbour's snooping needs.
+
+    Denied calls fail with EPERM (so a library that probes them carries on); clone3 fails with
+    ENOSYS so the C library falls back to clone, whose flags the filter can read; new namespaces
+    are refused either way. A foreign architecture (x32 or 32-bit calls on x86_64) is killed.
+    """
+    machine = machine or platform.machine()
+    numbers = _SYSCALLS[machine]
+    denied = [
+        number for name, number in numbers.items() if name not in ("clone", "clone3", "ioctl")
+    ]
+    eperm = (_RET, 0, 0, _RET_ERRNO | errno.EPERM)
+    program: list[tuple[int, int, int, int]] = [
+        (_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
+        (_JEQ, 1, 0, _AUDIT_ARCH[machine]),
+        (_RET, 0, 0, _RET_KILL),
+        (_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
+    ]
+    if machine == "x86_64":  # the x32 ABI reuses numbers with this bit: refuse it whole
+        program += [(_JGE, 0, 1, 0x40000000), eperm]
+    for number in denied:
+        program += [(_JEQ, 0, 1, number), eperm]
+    program += [
+        (_JEQ, 0, 1, numbers["clone3"]),
+        (_RET, 0, 0, _RET_ERRNO | errno.ENOSYS),
+        (_JEQ, 0, 4, numbers["clone"]),
+        (_LD_W_ABS, 0, 0, 16),  # args[0] (flags), low word
+        (_JSET, 0, 1, _NAMESPACE_FLAGS),
+        eperm,
+        (_RET, 0, 0, _RET_ALLOW),
+        (_JEQ, 0, 4, numbers["ioctl"]),
+        (_LD_W_ABS, 0, 0, 24),  # args[1] (request), low word
+        (_JEQ, 1, 0, _TIOCSTI),
+        (_JEQ, 0, 1, _TIOCLINUX),
+        eperm,
+        (_RET, 0, 0, _RET_ALLOW),
+    ]
+    return b"".join(_bpf(*instruction) for instruction in program)
+
+
+class _SockFprog(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
+
+
+def install_seccomp(program: bytes) -> None:
+    buffer = ctypes.create_string_buffer(program)
+    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
+    _check(
+        _libc.prctl(
+            PR_SET_SECCOMP,
+            ctypes.c_ulong(SECCOMP_MODE_FILTER),
+            ctypes.byref(fprog),
+            ctypes.c_ulong(0),
+            ctypes.c_ulong(0),
+        ),
+        "seccomp",
+    )
+
+
+# -- capabilities and identity ------------------------------------------------------------------
+def _last_capability() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap") as handle:
+            return int(handle.read())
+    except OSError:
+        return 40
+
+
+_LAST_CAP = _last_capability()
+
+
+def _drop_bounding_set() -> None:
+    """No capability can ever come back (by exec of a privileged file, or a uid change)."""
+    for cap in range(_LAST_CAP + 1):
+        with contextlib.suppress(SandboxError):  # EINVAL for a capability this kernel lacks
+            _prctl(PR_CAPBSET_DROP, cap, "drop bounding capability")
+    with contextlib.suppress(SandboxError):
+        _prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, "clear ambient capabilities")
+
+
+def drop_capabilities() -> None:
+    """No capability left: effective, permitted, inheritable, bounding and ambient all empty."""
+    _drop_bounding_set()
+    header = struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0)
+    data = bytes(24)  # two (effective, permitted, inheritable) triples, all empty
+    _check(
+        _libc.syscall(
+            ctypes.c_long(126 if platform.machine() == "x86_64" else 91),  # capset
+            ctypes.c_char_p(header),
+            ctypes.c_char_p(data),
+        ),
+        "capset",
+    )
+
+
+def _write(path: str, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.write(fd, text.encode())
+    finally:
+        os.close(fd)
+
+
+def _enter_user_namespace(extra_flags: int) -> None:
+    """A new user namespace that maps only our own uid and gid, plus `extra_flags` namespaces."""
+    uid, gid = os.geteuid(), os.getegid()
+    _unshare(CLONE_NEWUSER | extra_flags)
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{uid} {uid} 1\n")
+    _write("/proc/self/gid_map", f"{gid} {gid} 1\n")
+
+
+def become(uid: int, gid: int) -> None:
+    """As root: be `uid` for good (no supplementary groups; the capabilities go with root)."""
+    _drop_bounding_set()
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    # A change of uid makes the process undumpable, which makes its /proc files root's: it could
+    # then not write its own uid_map. Its memory is its own run's business.
+    _prctl(PR_SET_DUMPABLE, 1, "dumpable")
+
+
+def set_parent_death_signal() -> None:
+    """Be killed when the parent dies: a run never outlives the process supervising it."""
+    _prctl(PR_SET_PDEATHSIG, 9, "parent death signal")
+
+
+def relinquish(config: SandboxConfig, slot: int) -> None:
+    """What the runner keeps once the script's process exists: nothing but waiting for it."""
+    if os.geteuid() == 0:
+        become(config.uid_base + slot, config.uid_base + slot)
+    else:
+        drop_capabilities()
+    _prctl(PR_SET_NO_NEW_PRIVS, 1, "no_new_privs")
+    _prctl(PR_SET_DUMPABLE, 0, "not dumpable")
+
+
+# -- the run's file system ------------------------------------------------------------------------
+def _flags_of(path: str) -> int:
+    kept = os.statvfs(path).f_flag
+    return sum(flag for st, flag in _KEPT_FLAGS.items() if kept & st)
+
+
+def _bind(source: str, target: str, *, readonly: bool) -> None:
+    _mount(source, target, None, MS_BIND)
+    if readonly:
+        flags = MS_BIND | MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | _flags_of(target)
+        _mount(None, target, None, flags)
+
+
+def _make_target(root: str, path: str, *, directory: bool) -> str:
+    target = root + path
+    if directory:
+        os.makedirs(target, mode=0o755, exist_ok=True)
+    else:
+        os.makedirs(os.path.dirname(target), mode=0o755, exist_ok=True)
+        if not os.path.exists(target):
+            os.close(os.open(target, os.O_WRONLY | os.O_CREAT, 0o644))
+    return target
+
+
+_SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_DEVICES = ("null", "zero", "full", "random", "urandom")
+
+
+def build_root(config: SandboxConfig, scratch: str) -> None:
+    """Mount the run's new root on `config.mount_point` (in our private mount namespace)."""
+    root = config.mount_point
+    _mount(None, "/", None, MS_REC | MS_PRIVATE)
+    _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
+    # A /dev of a few harmless devices.
+    dev = _make_target(root, "/dev", directory=True)
+    _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k")
+    for name in _DEVICES:
+        _bind(f"/dev/{name}", _make_target(root, f"/dev/{name}", directory=False), readonly=False)
+    for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
+                         ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
+        os.symlink(target, f"{dev}/{name}")
+    # Private /tmp and /dev/shm first: what is bound below may live under /tmp on the host.
+    size = config.tmp_size_bytes
+    for path in ("/dev/shm", "/tmp"):
+        target = _make_target(root, path, directory=True)
+        _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}")
+    for path in _SYSTEM:
+        if os.path.islink(path):  # merged /usr: /bin -> usr/bin
+            os.symlink(os.readlink(path), root + path)
+        elif os.path.isdir(path):
+            _bind(path, _make_target(root, path, directory=True), readonly=True)
+    for path in config.readonly:
+        if os.path.isdir(path) and not os.path.isdir(root + path):
+            _bind(path, _make_target(root, path, directory=True), readonly=True)
+    if config.checkouts:
+        _bind(config.checkouts, _make_target(root, config.checkouts, directory=True), readonly=True)
+    _bind(scratch, _make_target(root, scratch, directory=True), readonly=False)
+    if config.files_socket and config.network != "host":
+        target = _make_target(root, FILES_SOCKET_IN_RUN, directory=False)
+        _bind(config.files_socket, target, readonly=False)
+    os.makedirs(root + "/proc", mode=0o555, exist_ok=True)
+
+
+def enter_root(root: str) -> str:
+    """In the run's PID namespace: mount its /proc, then make `root` the root (the old one goes).
+
+    Returns what /proc is: "own" (this run's processes only) or "empty" where the kernel refuses a
+    new proc (a container that masks parts of the host's /proc).
+    """
+    try:
+        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        proc = "own"
+    except SandboxError:
+        _mount("tmpfs", root + "/proc", "tmpfs", MS_RDONLY, "mode=0555,size=4k")
+        proc = "empty"
+    os.chdir(root)
+    # pivot_root(".", "."): the old root ends up stacked on the new one, then is detached.
+    _check(_libc.syscall(ctypes.c_long(_PIVOT_ROOT[platform.machine()]), b".", b"."), "pivot_root")
+    _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")
+    os.chdir("/")
+    return proc
+
+
+def _loopback_up() -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        request = struct.pack("16sH22x", b"lo", 0)  # struct ifreq: a name, then the flags
+        flags = struct.unpack("16sH22x", fcntl.ioctl(sock, _SIOCGIFFLAGS, request))[1]
+        fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
+
+
+def _join_cgroups(config: SandboxConfig, slot: int) -> None:
+    for parent in config.cgroups.values():
+        _write(f"{parent}/slot-{slot}/cgroup.procs", "0")
+
+
+# -- the two halves -------------------------------------------------------------------------------
+@dataclass
+class Outcome:
+    """What was applied to this run; the probe reports it, runs ignore it."""
+
+    applied: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
+
+    def step(self, name: str, skip: list[str], action: Any, *, required: bool) -> Any:
+        if name in skip:
+            self.refused[name] = "refused by the kernel at start-up"
+            return None
+        try:
+            result = action()
+        except (OSError, ValueError) as exc:
+            self.refused[name] = str(exc)
+            if required:
+                raise SandboxError(errno.EPERM, f"sandbox step {name!r} failed: {exc}") from exc
+            return None
+        self.applied[name] = result if isinstance(result, str) else "yes"
+        return result
+
+
+def outer(config: SandboxConfig, slot: int, scratch: str, outcome: Outcome, required: bool) -> None:
+    """In R, before forking the script's process: namespaces and the run's root."""
+    skip = config.skip
+    if config.cgroups:
+        outcome.step("cgroup", skip, lambda: _join_cgroups(config, slot), required=False)
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    if config.network != "host":
+        flags |= CLONE_NEWNET
+    if os.geteuid() == 0:
+        outcome.step("namespaces", skip, lambda: _unshare(flags), required=required)
+    else:
+        outcome.step("namespaces", skip, lambda: _enter_user_namespace(flags), required=required)
+    if "namespaces" not in outcome.applied:
+        return
+    if config.network != "host":
+        outcome.step("network_isolated", skip, _loopback_up, required=required)
+    with contextlib.suppress(OSError):
+        socket.sethostname(HOSTNAME)
+    outcome.step("private_root", skip, lambda: build_root(config, scratch), required=required)
+
+
+def inner(
+    config: SandboxConfig,
+    slot: int,
+    outcome: Outcome,
+    required: bool,
+    limits: list[tuple[int, int]],
+) -> None:
+    """In P, the run's first process, before any script code: the root, then no privilege."""
+    import resource
+
+    skip = config.skip
+    if "private_root" in outcome.applied:
+        outcome.step("proc", skip, lambda: enter_root(config.mount_point), required=required)
+    if os.geteuid() == 0:
+        uid = config.uid_base + slot
+        outcome.step("own_uid", skip, lambda: become(uid, uid), required=required)
+    else:
+        outcome.applied["own_uid"] = "the service's uid, alone in its namespaces"
+    # A nested user namespace owns a new copy of the mounts: to it they are locked, so nothing
+    # can unmount them to uncover what is beneath, nor make a read-only one writable.
+    if "private_root" in outcome.applied:
+        outcome.step(
+            "locked_mounts", skip, lambda: _enter_user_namespace(CLONE_NEWNS), required=required
+        )
+    outcome.step("capabilities_dropped", skip, drop_capabilities, required=required)
+    outcome.step(
+        "no_new_privs",
+        skip,
+        lambda: _prctl(PR_SET_NO_NEW_PRIVS, 1, "no_new_privs"),
+        required=required,
+    )
+
+    def hard_limits() -> None:
+        for name, value in limits:
+            resource.setrlimit(name, (value, value))
+
+    outcome.step("hard_limits", skip, hard_limits, required=True)
+    outcome.step(
+        "seccomp", skip, lambda: install_seccomp(_PROGRAM or seccomp_program()), required=required
+    )
+
+
+try:
+    _PROGRAM: bytes | None = seccomp_program()
+except KeyError:  # an architecture the filter does not know: the probe reports it refused
+    _PROGRAM = None
+
+
+# -- the start-up probe ---------------------------------------------------------------------------
+def probe(config: SandboxConfig, scratch: str) -> dict[str, Any]:
+    """Build a whole sandbox in a throw-away child, step by step, and say what held.
+
+    Runs in a fresh process (`python -m gitscripts.executor.sandbox probe`), so nothing of it
+    touches the service. Each step that fails is recorded and skipped, so the answer lists every
+    protection the kernel refuses, not only the first.
+    """
+    import resource
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_fd)
+        outcome = Outcome()
+        try:
+            outer(config, 0, scratch, outcome, required=False)
+            if "namespaces" in outcome.applied:
+                child = os.fork()
+                if child:
+                    os.close(write_fd)
+                    _, status = os.waitpid(child, 0)
+                    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+            limits = [(resource.RLIMIT_NOFILE, 256)]
+            inner(config, 0, outcome, required=False, limits=limits)
+            if "seccomp" in outcome.applied:
+                fd = os.open("/dev/null", os.O_RDONLY)
+                if _libc.unshare(CLONE_NEWUSER) == 0:
+                    outcome.refused["seccomp"] = "the filter let unshare through"
+                    del outcome.applied["seccomp"]
+                os.close(fd)
+            report = {"applied": outcome.applied, "refused": outcome.refused}
+        except BaseException as exc:
+            report = {"applied": outcome.applied, "refused": {**outcome.refused, "error": str(exc)}}
+        os.write(write_fd, json.dumps(report).encode())
+        os._exit(0)
+    os.close(write_fd)
+    chunks = []
+    while chunk := os.read(read_fd, 65536):
+        chunks.append(chunk)
+    os.close(read_fd)
+    os.waitpid(pid, 0)
+    if not chunks:
+        return {"applied": {}, "refused": {"error": "the probe died"}}
+    return json.loads(b"".join(chunks))  # type: ignore[no-any-return]
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
+    print(json.dumps(probe(SandboxConfig.from_json(sys.argv[2]), sys.argv[3])))
