@@ -12,7 +12,7 @@ from fastapi_offline import FastAPIOffline
 
 from gitscripts import __version__
 from gitscripts.auth.routes import router as auth_router
-from gitscripts.config import Settings
+from gitscripts.config import ConfigurationError, Settings
 from gitscripts.errors import install_error_handlers
 from gitscripts.examples.routes import router as examples_router
 from gitscripts.executor.files_socket import FilesSocket
@@ -41,7 +41,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         files_socket = FilesSocket(app, services.executor.files_socket)
         await files_socket.start()
         try:
-            await services.executor.start()
+            try:
+                await services.executor.start()
+            except ConfigurationError as exc:
+                structlog.get_logger("gitscripts").error("start_refused", reason=str(exc))
+                raise
             structlog.get_logger("gitscripts").info(
                 "started",
                 data_dir=str(settings.data_dir),

@@ -432,6 +432,7 @@ def test_client_disconnect_cancels_the_execution(tmp_path: Path) -> None:
         def finished() -> bool:
             reply = httpx.get(f"{base}/api/v1/files/finished.txt/info", headers=auth)
             return reply.status_code == 200
+
         httpx.post(
             f"{base}/api/v1/scripts-manager/scripts-from-text",
             headers={"Authorization": f"Bearer {token}"},

@@ -13,13 +13,14 @@ use are dropped, with every directory no remaining checkout reaches.
 from __future__ import annotations
 
 import os
-import shutil
 import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
 
 import pygit2
+
+from gitscripts.executor.worker import remove_tree
 
 _FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 
@@ -109,10 +110,3 @@ class CheckoutCache:
             for tree_id in [t for t in self._sizes if t not in live]:
                 remove_tree(self.root / tree_id)
                 del self._sizes[tree_id]
-
-
-def remove_tree(path: Path) -> None:
-    """Delete a read-only directory tree (without following its symlinks)."""
-    for directory, _, _ in os.walk(path):
-        os.chmod(directory, 0o755)
-    shutil.rmtree(path, ignore_errors=True)

@@ -337,6 +337,9 @@ def _write(path: str, text: str) -> None:
 def _enter_user_namespace(extra_flags: int) -> None:
     """A new user namespace that maps only our own uid and gid, plus `extra_flags` namespaces."""
     uid, gid = os.geteuid(), os.getegid()
+    # An undumpable process's /proc files are root's (the fork server is undumpable, and so is
+    # a process that changed its uid): it could not write its own maps.
+    _prctl(PR_SET_DUMPABLE, 1, "dumpable")
     _unshare(CLONE_NEWUSER | extra_flags)
     _write("/proc/self/setgroups", "deny")
     _write("/proc/self/uid_map", f"{uid} {uid} 1\n")
@@ -349,9 +352,6 @@ def become(uid: int, gid: int) -> None:
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
-    # A change of uid makes the process undumpable, which makes its /proc files root's: it could
-    # then not write its own uid_map. Its memory is its own run's business.
-    _prctl(PR_SET_DUMPABLE, 1, "dumpable")
 
 
 def set_parent_death_signal() -> None:
@@ -361,7 +361,7 @@ def set_parent_death_signal() -> None:
 
 def relinquish(config: SandboxConfig, slot: int) -> None:
     """What the runner keeps once the script's process exists: nothing but waiting for it."""
-    if os.geteuid() == 0:
+    if os.geteuid() == 0 and "own_uid" not in config.skip:
         become(config.uid_base + slot, config.uid_base + slot)
     else:
         drop_capabilities()
@@ -449,6 +449,9 @@ def enter_root(root: str) -> str:
     _check(_libc.syscall(ctypes.c_long(_PIVOT_ROOT[platform.machine()]), b".", b"."), "pivot_root")
     _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")
     os.chdir("/")
+    # The skeleton itself is read-only: a run writes only to its scratch, /tmp and /dev/shm.
+    for path in ("/dev", "/"):
+        _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | _flags_of(path))
     return proc
 
 

@@ -359,6 +359,7 @@ class ExecutionService:
         # The script reaches the file store as the user who ran it, for this run only.
         files_token = self.file_grants.issue(user["id"] if user else None, timeout)
         scratch = ""
+        report: dict[str, Any] | None = None
         try:
             scratch = self._make_scratch(slot)
             self._hand_over(scratch, slot, data, files_token)
@@ -371,22 +372,33 @@ class ExecutionService:
             self.file_grants.revoke(files_token)
             if self.checkouts.release(commit.tree):
                 await run_in_threadpool(self.checkouts.evict)
-            if scratch and os.path.isdir(scratch):  # the engine never got to it
-                await run_in_threadpool(remove_tree, Path(scratch))
+            if scratch and report is None:  # a run that reported had its scratch removed
+                await run_in_threadpool(remove_tree, scratch)
         return _with_answer(report)
 
     def _make_scratch(self, slot: int) -> str:
         """The run's own directory: as root, owned by the slot's uid (and nobody else's)."""
         scratch = str(self.scratch_root / uuid.uuid4().hex)
         os.mkdir(scratch, 0o700)
-        if self._run_uid(slot) is not None:
-            os.chown(scratch, self._run_uid(slot), self._run_uid(slot))  # type: ignore[arg-type]
+        uid = self._run_uid(slot)
+        if uid is not None:
+            try:
+                os.chown(scratch, uid, uid)
+            except OSError:
+                if self.engine is not None:
+                    raise
+                # The start-up probe: a root that cannot give files to the pool's uids (root of
+                # a user namespace) finds out there that it cannot run as them either.
         return scratch
 
     def _run_uid(self, slot: int) -> int | None:
-        if os.geteuid() == 0 and self.mode != "off":
-            return self.settings.execution_uid_base + slot
-        return None
+        """The uid the run in `slot` has: its own as root, the service's otherwise."""
+        probed = self.engine is not None
+        if os.geteuid() != 0 or self.mode == "off":
+            return None
+        if probed and "own_uid" not in self.protections.get("active", {}):
+            return None
+        return self.settings.execution_uid_base + slot
 
     def _hand_over(self, scratch: str, slot: int, data: Any, files_token: str) -> None:
         """The job's confidential part goes to the run through its scratch directory: the fork

@@ -170,6 +170,19 @@ def _mirror_exit(status: int) -> None:
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
+def _wait_for_script(config: sandbox.SandboxConfig, slot: int, pid: int) -> None:
+    """The runner's part once the script's process exists: no privilege, then only waiting."""
+    try:
+        sandbox.relinquish(config, slot)
+    except OSError as exc:
+        os.kill(pid, signal.SIGKILL)
+        _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
+        os._exit(0)
+    for fd in (0, 1, 2, 3):  # the script's output and answer are its own to close
+        os.close(fd)
+    _mirror_exit(os.waitpid(pid, 0)[1])
+
+
 def _run(
     config: sandbox.SandboxConfig, job_fd: int, result_fd: int, out_fd: int, err_fd: int
 ) -> None:
@@ -200,10 +213,7 @@ def _run(
                 sandbox.outer(config, slot, header["scratch"], outcome, required=True)
                 pid = os.fork()
                 if pid:
-                    for fd in (0, 1, 2, 3):
-                        os.close(fd)
-                    sandbox.relinquish(config, slot)
-                    _mirror_exit(os.waitpid(pid, 0)[1])
+                    _wait_for_script(config, slot, pid)
                 sandbox.set_parent_death_signal()
                 sandbox.inner(config, slot, outcome, required=True, limits=limits)
             else:
@@ -450,12 +460,17 @@ class Run:
         return report
 
 
-def remove_tree(path: str) -> None:
-    """Delete a directory tree whatever modes a script left on it (without following links)."""
+def remove_tree(path: str | os.PathLike[str]) -> None:
+    """Delete a directory tree whatever modes were left on it (read-only checkouts, a script's
+    chmod 000), without following its links; one that is gone already is fine."""
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o700)
     for directory, subdirectories, _ in os.walk(path):
         for name in subdirectories:
-            with contextlib.suppress(OSError):
-                os.chmod(os.path.join(directory, name), 0o700, follow_symlinks=False)
+            folder = os.path.join(directory, name)
+            if not os.path.islink(folder):  # a checkout's links to sibling folders: not ours
+                with contextlib.suppress(OSError):
+                    os.chmod(folder, 0o700)
     shutil.rmtree(path, ignore_errors=True)
 
 

@@ -1,0 +1,120 @@
+"""What the sandbox costs: the warm fork engine with every protection, against the same engine with
+`EXECUTION_SANDBOX=off` (the unsandboxed baseline), in one run on one machine.
+
+    uv run python bench/bench_sandbox.py            # about a minute
+    uv run python bench/bench_sandbox.py --quick    # fewer samples, a shorter load test
+
+Each variant gets its own `gitscripts serve` on a fresh `DATA_DIR` with `PRELOAD_MODULES=numpy`;
+the variants alternate (off, strict, off, strict) so that a change in the machine's load hits
+both. Measured over HTTP with keep-alive clients: a trivial and a numpy script (p50, p95), and
+throughput of the trivial script with 8 clients. Targets (issue 11): p50 overhead <= 1 ms,
+throughput loss <= 20%. The protections the strict server reported are printed under the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+from pathlib import Path
+
+import httpx
+from _common import remove_tree, running_server, sign_in
+from bench_execution import NUMPY, TRIVIAL, create_script, load_test, series
+
+P50_OVERHEAD_MS = 1.0
+THROUGHPUT_LOSS = 0.20
+
+
+def measure(variant: str, workdir: Path, samples: int, seconds: float) -> dict[str, object]:
+    env = {
+        "EXECUTOR": "fork",
+        "PRELOAD_MODULES": "numpy",
+        "EXECUTION_SANDBOX": variant,
+        "EXECUTION_DIR": str(workdir / "exec"),
+    }
+    with (
+        running_server(workdir / "data", workdir / "server.log", env) as base,
+        httpx.Client(base_url=base, timeout=120) as client,
+    ):
+        bearer = sign_in(client, "bench")
+        create_script(client, "trivial.py", TRIVIAL)
+        create_script(client, "numpy_calc.py", NUMPY)
+        series(client, "trivial.py", 20)
+        series(client, "numpy_calc.py", 10)
+        trivial = series(client, "trivial.py", samples)
+        numpy = series(client, "numpy_calc.py", samples)
+        throughput, _, errors = load_test(base, bearer, 8, seconds)
+        detail = client.get("/health", params={"detail": "true"}).json()["execution"]
+    return {
+        "trivial": trivial,
+        "numpy": numpy,
+        "throughput": throughput,
+        "errors": errors,
+        "detail": detail,
+    }
+
+
+def p(values: list[float], q: float) -> float:
+    return statistics.quantiles(values, n=100)[int(q * 100) - 1] if len(values) > 1 else values[0]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    if args.quick:
+        args.samples, args.seconds = 80, 3.0
+    results: dict[str, dict[str, list]] = {
+        v: {"trivial": [], "numpy": [], "throughput": []} for v in ("off", "strict")
+    }
+    detail: dict[str, object] = {}
+    for round_ in range(2):
+        for variant in ("off", "strict"):
+            workdir = Path(tempfile.mkdtemp(prefix=f"gs-bench-sandbox-{variant}-"))
+            try:
+                print(f"[{variant}] round {round_ + 1}", flush=True)
+                found = measure(variant, workdir, args.samples // 2, args.seconds / 2)
+            finally:
+                remove_tree(workdir)
+            for key in ("trivial", "numpy"):
+                results[variant][key].extend(found[key])  # type: ignore[arg-type]
+            results[variant]["throughput"].append(found["throughput"])
+            if variant == "strict":
+                detail = found["detail"]  # type: ignore[assignment]
+
+    lines = [
+        "| measurement | sandbox off | sandbox strict | overhead | target | result |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for key, label in (("trivial", "trivial script"), ("numpy", "numpy script")):
+        off, on = results["off"][key], results["strict"][key]
+        for q, name in ((0.5, "p50"), (0.95, "p95")):
+            a, b = p(off, q), p(on, q)
+            target = f"<= {P50_OVERHEAD_MS:g} ms" if q == 0.5 else "-"
+            verdict = ("PASS" if b - a <= P50_OVERHEAD_MS else "FAIL") if q == 0.5 else "-"
+            lines.append(
+                f"| {label} {name} (ms) | {a:.2f} | {b:.2f} | {b - a:+.2f} ms | {target} | "
+                f"{verdict} |"
+            )
+    off_t = statistics.mean(results["off"]["throughput"])
+    on_t = statistics.mean(results["strict"]["throughput"])
+    loss = 1 - on_t / off_t
+    lines.append(
+        f"| trivial script, 8 clients (runs/s) | {off_t:.0f} | {on_t:.0f} | {-loss:+.1%} | "
+        f"loss <= {THROUGHPUT_LOSS:.0%} | {'PASS' if loss <= THROUGHPUT_LOSS else 'FAIL'} |"
+    )
+    print()
+    print("\n".join(lines))
+    print()
+    print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f}")
+    print(f"protections active (strict): {', '.join(sorted(detail.get('active', {})))}")  # type: ignore[attr-defined]
+    print(f"inactive: {detail.get('inactive') or 'none'}")  # type: ignore[attr-defined]
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
