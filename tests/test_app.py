@@ -35,7 +35,7 @@ def test_docs_and_openapi(client: TestClient) -> None:
 def test_example_needs_no_token_and_is_stdlib_only(client: TestClient, tmp_path: Path) -> None:
     reply = client.get("/api/v1/examples/execute_script_example.py")
     assert reply.status_code == 200
-    assert reply.headers["content-type"].startswith("text/")
+    assert reply.headers["content-type"] == "text/plain; charset=utf-8"  # as the original
     source = reply.text
     assert "urllib.request" in source and "/api/v1/scripts/" in source
     example = tmp_path / "example.py"
