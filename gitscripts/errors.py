@@ -37,6 +37,14 @@ class ValidationError(AppError):
     error_code = "VALIDATION_ERROR"
 
 
+class JSONTooDeep(ValidationError):
+    """A JSON body nested deeper than the parser goes (Python's recursion limit, about 1000
+    levels): a bad request like any other, not a crash."""
+
+    def __init__(self) -> None:
+        super().__init__("The request body is not usable JSON: it is nested too deeply")
+
+
 class InvalidFilename(ValidationError):
     error_code = "INVALID_FILENAME"
 
@@ -265,6 +273,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers every body it cannot parse with one vague 400; say what was wrong.
+        if isinstance(exc.__cause__, RecursionError):
+            return error_response(JSONTooDeep())
         code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
         if exc.status_code == 404:
             message = f"Not found: {request.method} {request.url.path}"

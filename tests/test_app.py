@@ -81,6 +81,55 @@ def test_validation_errors_are_400_not_422(alice: Caller) -> None:
     assert reply.status_code == 400
 
 
+def test_deeply_nested_json_is_400_on_every_endpoint_that_takes_json(tmp_path: Path) -> None:
+    """JSON nested past the parser's depth (about 1000 levels) is a bad request, on the routes
+    FastAPI parses and on the execution route, which parses its own body; a deep input a script
+    echoes back (deeper than orjson writes) is answered, not a 500."""
+    with live_server(tmp_path / "data") as server, httpx.Client(base_url=server.base) as api:
+        credentials = {"login": "alice", "password": "correct horse battery"}
+        assert api.post("/api/v1/auth/register", json=credentials).status_code == 201
+        token = api.post("/api/v1/auth/login", json=credentials).json()["access_token"]
+        api.headers["Authorization"] = f"Bearer {token}"
+        echo = "def main(data):\n    return data\n"
+        script = api.post(
+            "/api/v1/scripts-manager/scripts-from-text",
+            json={"filename": "echo.py", "display_name": "Echo", "content": echo},
+        ).json()
+        endpoints = [
+            ("POST", "/api/v1/auth/register"),
+            ("POST", "/api/v1/auth/login"),
+            ("POST", "/api/v1/auth/tokens"),
+            ("PATCH", "/api/v1/auth/onboarding-status"),
+            ("POST", "/api/v1/scripts-manager/folders"),
+            ("POST", "/api/v1/scripts-manager/scripts-from-text"),
+            ("PUT", f"/api/v1/scripts-manager/scripts/{script['id']}"),
+            ("POST", "/api/v1/scripts-manager/validate"),
+            ("POST", "/api/v1/scripts/echo.py"),
+        ]
+        wrong = []
+        for depth in (990, 5000, 100_000):
+            for body in (b"[" * depth + b"]" * depth, b'{"data": ' * depth + b"{}" + b"}" * depth):
+                for method, url in endpoints:
+                    reply = api.request(
+                        method, url, content=body, headers={"Content-Type": "application/json"}
+                    )
+                    answer = reply.json()
+                    if (
+                        reply.status_code != 400
+                        or set(answer) != ERROR_KEYS
+                        or answer["error_code"] != "VALIDATION_ERROR"
+                        or "nested too deeply" not in answer["message"]
+                    ):
+                        wrong.append((depth, method, url, reply.status_code, reply.text[:200]))
+        assert wrong == []
+        deep = {"a": [[[[]]]]}
+        for _ in range(300):
+            deep = {"a": deep}
+        reply = api.post("/api/v1/scripts/echo.py", json={"data": deep})
+        assert reply.status_code == 200 and reply.json()["result"] == deep
+        assert api.get("/health").status_code == 200
+
+
 def test_missing_and_invalid_tokens_are_401(client: TestClient) -> None:
     for headers in ({}, {"Authorization": "Bearer nonsense"}, {"Authorization": "Token abc"}):
         reply = client.get("/api/v1/scripts-manager/tree", headers=headers)

@@ -23,6 +23,8 @@ def parse_input(body: bytes) -> Any:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise errors.ValidationError(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise errors.JSONTooDeep() from None
     if (
         isinstance(document, dict)
         and set(document) == {"data"}
@@ -62,5 +64,15 @@ async def execute_script(
     if execution not in done:  # the client went away: stop its script
         execution.cancel()
         raise errors.AppError("The client disconnected; the execution was cancelled")
-    # Serialized directly: the result is the script's own JSON, nothing to validate or convert.
-    return Response(orjson.dumps(execution.result()), media_type="application/json")
+    return Response(_reply_bytes(execution.result()), media_type="application/json")
+
+
+def _reply_bytes(reply: dict[str, Any]) -> bytes:
+    """Serialized directly: the result is the script's own JSON, nothing to validate or convert.
+
+    orjson stops at 255 levels of nesting; a result deeper than that (a script echoing a deep
+    input) is still valid JSON, which the standard library writes out."""
+    try:
+        return orjson.dumps(reply)
+    except orjson.JSONEncodeError:
+        return json.dumps(reply, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
