@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
 from gitscripts import __version__
+from gitscripts.auth.routes import admin_router
 from gitscripts.auth.routes import router as auth_router
 from gitscripts.config import Settings
 from gitscripts.errors import install_error_handlers
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "healthy"}
 
     app.include_router(auth_router)
+    app.include_router(admin_router)
     app.include_router(manager_router)
     app.include_router(history_router)
     app.include_router(executor_router)

@@ -114,6 +114,14 @@ class NotFileOwner(PermissionDenied):
     error_code = "NOT_FILE_OWNER"
 
 
+class RegistrationClosed(PermissionDenied):
+    error_code = "REGISTRATION_CLOSED"
+
+
+class InvalidInviteCode(PermissionDenied):
+    error_code = "INVALID_INVITE_CODE"
+
+
 # 404
 class NotFound(AppError):
     status_code = 404
@@ -146,6 +154,10 @@ class TokenNotFound(NotFound):
 
 class FileNotFound(NotFound):
     error_code = "FILE_NOT_FOUND"
+
+
+class InviteNotFound(NotFound):
+    error_code = "INVITE_NOT_FOUND"
 
 
 # 409
@@ -208,6 +220,17 @@ class TooManyExecutions(AppError):
     status_code = 429
     error_code = "TOO_MANY_EXECUTIONS"
     headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+
+class TooManyLoginAttempts(AppError):
+    """One client address failed to sign in too often: refused before any password is checked."""
+
+    status_code = 429
+    error_code = "TOO_MANY_LOGIN_ATTEMPTS"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 # 500

@@ -421,7 +421,9 @@ def test_downloads_are_not_sniffed(live: Live) -> None:
     (a `.txt` holding HTML stays text; an `.html` file is only shown by the link's own origin)."""
     alice = live.user("alice")
     key = f"pages/{uuid.uuid4().hex}/page.html"
-    assert alice.put(f"/api/v1/files/{key}", content=b"<script>alert(1)</script>").status_code == 200
+    assert (
+        alice.put(f"/api/v1/files/{key}", content=b"<script>alert(1)</script>").status_code == 200
+    )
     link = alice.post(f"/api/v1/files/{key}/link").json()["url"]
     for reply in (
         alice.get(f"/api/v1/files/{key}"),
