@@ -15,9 +15,7 @@ from gitscripts.cli import main as cli
 from tests.conftest import PASSWORD, live_server
 
 
-def test_closed_registration_is_said_plainly_and_offers_no_form(
-    page: Page, tmp_path: Path
-) -> None:
+def test_closed_registration_is_said_plainly_and_offers_no_form(page: Page, tmp_path: Path) -> None:
     with live_server(tmp_path / "data", REGISTRATION="closed") as server:
         page.goto(f"{server.base}/#/login")
         page.get_by_role("link", name="Create an account").click()
