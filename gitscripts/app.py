@@ -15,6 +15,7 @@ from gitscripts.auth.routes import router as auth_router
 from gitscripts.config import Settings
 from gitscripts.errors import install_error_handlers
 from gitscripts.examples.routes import router as examples_router
+from gitscripts.executor.gate import AdmissionGate
 from gitscripts.executor.routes import router as executor_router
 from gitscripts.files.routes import router as files_router
 from gitscripts.githttp.routes import router as git_router
@@ -57,6 +58,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    # Inside the request log (added later = outer): a run refused at the gate is logged too.
+    app.add_middleware(
+        AdmissionGate,
+        admission=services.executor.admission,
+        capacity=settings.max_concurrent_executions + settings.max_queued_executions,
+    )
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
 

@@ -219,7 +219,11 @@ class RangeNotSatisfiable(AppError):
 class TooManyExecutions(AppError):
     status_code = 429
     error_code = "TOO_MANY_EXECUTIONS"
-    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+    def __init__(self, message: str, queue_limit: int, retry_after: int) -> None:
+        super().__init__(message, queue_limit=queue_limit)
+        # Only the header: the details keep the shape they always had.
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 class TooManyLoginAttempts(AppError):
