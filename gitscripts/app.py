@@ -59,11 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.services = services
     # Inside the request log (added later = outer): a run refused at the gate is logged too.
-    app.add_middleware(
-        AdmissionGate,
-        admission=services.executor.admission,
-        capacity=settings.max_concurrent_executions + settings.max_queued_executions,
-    )
+    app.add_middleware(AdmissionGate, admission=services.executor.admission)
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
 

@@ -4,8 +4,8 @@ A refused run used to cost what an admitted one costs up to the moment of refusa
 parsed, its token checked, its revision resolved and its script found. Under a crowd of clients
 retrying at once, refusing took the CPU that the admitted runs needed (128 clients retrying cut
 successful runs from about 420/s to 74/s). This ASGI middleware sits in front of the app and counts
-the run requests it lets through until they are answered: at most `slots + queue` of them, the
-runs `Admission` would hold (running, waiting, or still being read and checked). Beyond that it
+the run requests it lets through until they are answered: at most `Admission.capacity` of them,
+the runs it would hold (running, waiting, or still being read and checked). Beyond that it
 refuses `POST /api/v1/scripts/...` with the route's own 429 (unified error shape, `Retry-After`
 from the queue's pace), reading nothing of the request. Counting from the door, not from
 `Admission`, matters: a place that frees up is taken by one request, not by every request that
@@ -41,10 +41,9 @@ log = structlog.get_logger("gitscripts.executor")
 
 
 class AdmissionGate:
-    def __init__(self, app: ASGIApp, admission: Admission, capacity: int) -> None:
+    def __init__(self, app: ASGIApp, admission: Admission) -> None:
         self.app = app
         self.admission = admission
-        self.capacity = capacity
         self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -55,7 +54,7 @@ class AdmissionGate:
         ):
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.capacity:
+        if self.in_flight >= self.admission.capacity:
             # Every run is logged, a refused one too: with what is known before any work.
             log.info("execution", script=scope["path"][len(RUN_PREFIX) :], outcome="refused")
             pause = min(MAX_REFUSAL_PAUSE, max(MIN_REFUSAL_PAUSE, self.admission.expected_wait()))

@@ -39,6 +39,7 @@ class Admission:
     def __init__(self, slots: int, queue: int) -> None:
         self._semaphore = asyncio.Semaphore(slots)
         self._queue = queue
+        self.capacity = slots + queue  # runs held at most: running and waiting
         self._waiting = 0
         # Seconds between two runs finishing while others waited (smoothed), and when the last
         # such run finished: how fast the queue moves.
