@@ -11,11 +11,13 @@ from fastapi import FastAPI, Query
 from fastapi_offline import FastAPIOffline
 
 from gitscripts import __version__
+from gitscripts.auth.routes import admin_router
 from gitscripts.auth.routes import router as auth_router
 from gitscripts.config import ConfigurationError, Settings
 from gitscripts.errors import install_error_handlers
 from gitscripts.examples.routes import router as examples_router
 from gitscripts.executor.files_socket import FilesSocket
+from gitscripts.executor.gate import AdmissionGate
 from gitscripts.executor.routes import router as executor_router
 from gitscripts.files.routes import router as files_router
 from gitscripts.githttp.routes import router as git_router
@@ -66,6 +68,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.services = services
+    # Inside the request log (added later = outer): a run refused at the gate is logged too.
+    app.add_middleware(AdmissionGate, admission=services.executor.admission)
     app.add_middleware(RequestLogMiddleware)
     install_error_handlers(app)
 
@@ -80,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return {"status": "healthy", "execution": services.executor.protections}
 
     app.include_router(auth_router)
+    app.include_router(admin_router)
     app.include_router(manager_router)
     app.include_router(history_router)
     app.include_router(executor_router)

@@ -6,8 +6,14 @@ import argparse
 import getpass
 import os
 import sys
+from typing import TYPE_CHECKING
 
 from gitscripts.config import ConfigurationError, Settings
+from gitscripts.errors import AppError
+from gitscripts.logging import configure_logging
+
+if TYPE_CHECKING:
+    from gitscripts.auth.service import AuthService
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -30,27 +36,54 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _create_admin(args: argparse.Namespace, settings: Settings) -> int:
+class _Refused(Exception):
+    """A command that changes nothing, for the reason given."""
+
+
+def _new_password(login: str, variable: str) -> str | None:
+    """A password from `variable`, or typed twice at a terminal; None when there is neither."""
+    password = os.environ.get(variable)
+    if not password and sys.stdin.isatty():
+        password = getpass.getpass(f"Password for {login}: ")
+        if password != getpass.getpass("Repeat it: "):
+            raise _Refused("The passwords differ")
+    if password is not None and len(password) < 8:
+        raise _Refused("The password must be at least 8 characters")
+    return password
+
+
+def _auth(settings: Settings) -> AuthService:
+    from gitscripts.auth.service import AuthService
     from gitscripts.index import Index
 
-    password = os.environ.get("GITSCRIPTS_ADMIN_PASSWORD")
-    if not password and sys.stdin.isatty():
-        password = getpass.getpass(f"Password for {args.login}: ")
-        if password != getpass.getpass("Repeat it: "):
-            print("The passwords differ; nothing changed.", file=sys.stderr)
-            return 1
-    if password is not None and len(password) < 8:
-        print("The password must be at least 8 characters; nothing changed.", file=sys.stderr)
-        return 1
-    from gitscripts.auth.service import AuthService
-    from gitscripts.errors import AppError
+    return AuthService(settings, Index(settings.index_path))
 
-    try:
-        user = AuthService(settings, Index(settings.index_path)).set_admin(args.login, password)
-    except AppError as exc:
-        print(f"{exc.message}; nothing changed.", file=sys.stderr)
-        return 1
+
+def _create_admin(args: argparse.Namespace, settings: Settings) -> int:
+    password = _new_password(args.login, "GITSCRIPTS_ADMIN_PASSWORD")
+    user = _auth(settings).set_admin(args.login, password)
     print(f"{user['login']} (id {user['id']}) is an admin.")
+    return 0
+
+
+def _create_user(args: argparse.Namespace, settings: Settings) -> int:
+    password = _new_password(args.login, "GITSCRIPTS_USER_PASSWORD")
+    if password is None:
+        raise _Refused("A password is needed: set GITSCRIPTS_USER_PASSWORD or run at a terminal")
+    user = _auth(settings).register(args.login, password, is_admin=args.admin)
+    role = "an admin" if user["is_admin"] else "a user"
+    print(f"{user['login']} (id {user['id']}) is {role}.")
+    return 0
+
+
+def _create_invite(args: argparse.Namespace, settings: Settings) -> int:
+    auth = _auth(settings)
+    admin = auth.index.user_by_login(args.by)
+    if admin is None or not admin["is_admin"]:
+        raise _Refused(f"{args.by} is not an admin")
+    invite = auth.create_invite(admin, args.days)
+    print(invite["code"])
+    print(f"Single use, valid until {invite['expires_at']}.", file=sys.stderr)
     return 0
 
 
@@ -84,16 +117,47 @@ def main(argv: list[str] | None = None) -> int:
     )
     admin.add_argument("login")
     admin.set_defaults(run=_create_admin)
+    user = commands.add_parser(
+        "create-user",
+        help="create the account LOGIN, whatever REGISTRATION says "
+        "(password from GITSCRIPTS_USER_PASSWORD or a prompt)",
+    )
+    user.add_argument("login")
+    user.add_argument("--admin", action="store_true", help="make the new account an admin")
+    user.set_defaults(run=_create_user)
+    invite = commands.add_parser(
+        "create-invite",
+        help="print a new single-use invite code for REGISTRATION=invite",
+    )
+    invite.add_argument("--by", required=True, help="the admin the invite is made by")
+    invite.add_argument(
+        "--days",
+        type=int,
+        default=7,
+        choices=range(1, 366),
+        metavar="DAYS",
+        help="how long the code works (1 to 365 days, default 7)",
+    )
+    invite.set_defaults(run=_create_invite)
     reindex = commands.add_parser(
         "reindex", help="rebuild the id/path index from Git, keeping ids and owners"
     )
     reindex.set_defaults(run=_reindex)
     args = parser.parse_args(argv)
     try:
-        return int(args.run(args, Settings()))
+        settings = Settings()
+        # Logs go to stderr: stdout is the command's answer (an invite code, for one).
+        configure_logging(settings.log_level, json_lines=settings.environment == "production")
+        return int(args.run(args, settings))
     except ConfigurationError as exc:
         print(f"gitscripts: {exc}", file=sys.stderr)
         return 2
+    except _Refused as exc:
+        print(f"{exc}; nothing changed.", file=sys.stderr)
+        return 1
+    except AppError as exc:
+        print(f"{exc.message.rstrip('.')}; nothing changed.", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

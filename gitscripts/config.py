@@ -83,10 +83,18 @@ class Settings(BaseSettings):
     execution_tmp_size_mb: int = Field(default=64, ge=1)
     checkout_cache_bytes: int = Field(default=1 << 30, ge=1 << 20)
 
-    # Failed logins for one login beyond this many are answered only after an increasing delay.
+    # Who may create an account: anyone ("open", the original's behaviour), nobody but admins
+    # ("closed": `gitscripts create-user`, POST /api/v1/admin/users), or whoever holds an invite
+    # code an admin made ("invite").
+    registration: Literal["open", "closed", "invite"] = "open"
+
+    # Failed logins for one login from one client address beyond this many are answered only
+    # after an increasing delay.
     login_throttle_free_attempts: int = Field(default=3, ge=0)
     login_throttle_base_delay: float = Field(default=0.5, ge=0)
     login_throttle_max_delay: float = Field(default=10.0, ge=0)
+    # Failed logins from one client address (any login) in 15 minutes before it is refused (429).
+    login_throttle_client_max_failures: int = Field(default=50, ge=1)
 
     # Passwords are hashed with argon2id; these are its cost parameters.
     password_hash_time_cost: int = Field(default=3, ge=1)

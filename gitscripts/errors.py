@@ -37,6 +37,14 @@ class ValidationError(AppError):
     error_code = "VALIDATION_ERROR"
 
 
+class JSONTooDeep(ValidationError):
+    """A JSON body nested deeper than the parser goes (Python's recursion limit, about 1000
+    levels): a bad request like any other, not a crash."""
+
+    def __init__(self) -> None:
+        super().__init__("The request body is not usable JSON: it is nested too deeply")
+
+
 class InvalidFilename(ValidationError):
     error_code = "INVALID_FILENAME"
 
@@ -106,6 +114,14 @@ class NotFileOwner(PermissionDenied):
     error_code = "NOT_FILE_OWNER"
 
 
+class RegistrationClosed(PermissionDenied):
+    error_code = "REGISTRATION_CLOSED"
+
+
+class InvalidInviteCode(PermissionDenied):
+    error_code = "INVALID_INVITE_CODE"
+
+
 # 404
 class NotFound(AppError):
     status_code = 404
@@ -138,6 +154,10 @@ class TokenNotFound(NotFound):
 
 class FileNotFound(NotFound):
     error_code = "FILE_NOT_FOUND"
+
+
+class InviteNotFound(NotFound):
+    error_code = "INVITE_NOT_FOUND"
 
 
 # 409
@@ -199,7 +219,22 @@ class RangeNotSatisfiable(AppError):
 class TooManyExecutions(AppError):
     status_code = 429
     error_code = "TOO_MANY_EXECUTIONS"
-    headers: ClassVar[dict[str, str] | None] = {"Retry-After": "1"}
+
+    def __init__(self, message: str, queue_limit: int, retry_after: int) -> None:
+        super().__init__(message, queue_limit=queue_limit)
+        # Only the header: the details keep the shape they always had.
+        self.headers = {"Retry-After": str(retry_after)}
+
+
+class TooManyLoginAttempts(AppError):
+    """One client address failed to sign in too often: refused before any password is checked."""
+
+    status_code = 429
+    error_code = "TOO_MANY_LOGIN_ATTEMPTS"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message, retry_after=retry_after)
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 # 500
@@ -265,6 +300,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # FastAPI answers every body it cannot parse with one vague 400; say what was wrong.
+        if isinstance(exc.__cause__, RecursionError):
+            return error_response(JSONTooDeep())
         code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
         if exc.status_code == 404:
             message = f"Not found: {request.method} {request.url.path}"

@@ -35,7 +35,7 @@ def test_docs_and_openapi(client: TestClient) -> None:
 def test_example_needs_no_token_and_is_stdlib_only(client: TestClient, tmp_path: Path) -> None:
     reply = client.get("/api/v1/examples/execute_script_example.py")
     assert reply.status_code == 200
-    assert reply.headers["content-type"].startswith("text/")
+    assert reply.headers["content-type"] == "text/plain; charset=utf-8"  # as the original
     source = reply.text
     assert "urllib.request" in source and "/api/v1/scripts/" in source
     example = tmp_path / "example.py"
@@ -79,6 +79,57 @@ def test_validation_errors_are_400_not_422(alice: Caller) -> None:
     assert reply.json()["error_code"] == "VALIDATION_ERROR"
     reply = alice.get("/api/v1/scripts-manager/scripts/not-a-number")
     assert reply.status_code == 400
+
+
+def test_deeply_nested_json_is_400_on_every_endpoint_that_takes_json(tmp_path: Path) -> None:
+    """JSON nested past the parser's depth (about 1000 levels) is a bad request, on the routes
+    FastAPI parses and on the execution route, which parses its own body; a deep input a script
+    echoes back (deeper than a JSON answer may be) fails that run with a clear error, not a 500."""
+    with live_server(tmp_path / "data") as server, httpx.Client(base_url=server.base) as api:
+        credentials = {"login": "alice", "password": "correct horse battery"}
+        assert api.post("/api/v1/auth/register", json=credentials).status_code == 201
+        token = api.post("/api/v1/auth/login", json=credentials).json()["access_token"]
+        api.headers["Authorization"] = f"Bearer {token}"
+        echo = "def main(data):\n    return data\n"
+        script = api.post(
+            "/api/v1/scripts-manager/scripts-from-text",
+            json={"filename": "echo.py", "display_name": "Echo", "content": echo},
+        ).json()
+        endpoints = [
+            ("POST", "/api/v1/auth/register"),
+            ("POST", "/api/v1/auth/login"),
+            ("POST", "/api/v1/auth/tokens"),
+            ("PATCH", "/api/v1/auth/onboarding-status"),
+            ("POST", "/api/v1/scripts-manager/folders"),
+            ("POST", "/api/v1/scripts-manager/scripts-from-text"),
+            ("PUT", f"/api/v1/scripts-manager/scripts/{script['id']}"),
+            ("POST", "/api/v1/scripts-manager/validate"),
+            ("POST", "/api/v1/scripts/echo.py"),
+        ]
+        wrong = []
+        for depth in (990, 5000, 100_000):
+            for body in (b"[" * depth + b"]" * depth, b'{"data": ' * depth + b"{}" + b"}" * depth):
+                for method, url in endpoints:
+                    reply = api.request(
+                        method, url, content=body, headers={"Content-Type": "application/json"}
+                    )
+                    answer = reply.json()
+                    if (
+                        reply.status_code != 400
+                        or set(answer) != ERROR_KEYS
+                        or answer["error_code"] != "VALIDATION_ERROR"
+                        or "nested too deeply" not in answer["message"]
+                    ):
+                        wrong.append((depth, method, url, reply.status_code, reply.text[:200]))
+        assert wrong == []
+        deep = {"a": [[[[]]]]}
+        for _ in range(300):
+            deep = {"a": deep}
+        reply = api.post("/api/v1/scripts/echo.py", json={"data": deep})
+        outcome = reply.json()
+        assert reply.status_code == 200 and outcome["success"] is False
+        assert "nested deeper than 255 levels" in outcome["error"]
+        assert api.get("/health").status_code == 200
 
 
 def test_missing_and_invalid_tokens_are_401(client: TestClient) -> None:

@@ -3,6 +3,7 @@ API tokens, admins via the real CLI, login throttling, secret-key configuration,
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -22,6 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -35,6 +37,7 @@ AUTH = "/api/v1/auth"
 ISO_Z = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
 USER_FIELDS = {"id", "login", "is_admin", "needs_onboarding", "created_at", "updated_at"}
 TOKEN_FIELDS = {"id", "name", "prefix", "created_at", "expires_at"}
+CREDENTIALS = {"login": "alice", "password": PASSWORD}
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -766,6 +769,97 @@ def test_throttling_is_per_login_and_reset_by_a_success(tmp_path: Path) -> None:
         for _ in range(3):
             assert login(client, "dave", "wrong password").status_code == 401
         assert time.perf_counter() - started < 5.0
+
+
+def _from(app: Any, address: str) -> httpx.AsyncClient:
+    """A client of the app that the app sees coming from `address` (the ASGI `client`)."""
+    transport = httpx.ASGITransport(app=app, client=(address, 40_000))
+    return httpx.AsyncClient(transport=transport, base_url="http://gitscripts")
+
+
+def test_an_attackers_failures_never_make_the_owner_wait(tmp_path: Path) -> None:
+    """Eight wrong passwords from one address used to queue the owner's right password behind
+    them (10 s); now the owner, from another address, is let in at once, while the attacker's own
+    attempts for that login still wait their growing delays, one at a time."""
+    settings = make_settings(
+        tmp_path / "data", login_throttle_base_delay=5.0, login_throttle_max_delay=5.0
+    )
+    app = create_app(settings)
+
+    async def scenario() -> None:
+        async with _from(app, "203.0.113.9") as attacker, _from(app, "198.51.100.7") as owner:
+            assert (await owner.post(f"{AUTH}/register", json=CREDENTIALS)).status_code == 201
+            wrong = {"login": "alice", "password": "wrong password"}
+            for _ in range(settings.login_throttle_free_attempts):
+                assert (await attacker.post(f"{AUTH}/login", json=wrong)).status_code == 401
+            flood = [
+                asyncio.create_task(attacker.post(f"{AUTH}/login", json=wrong)) for _ in range(5)
+            ]
+            await asyncio.sleep(0.2)  # the flood is queued: the first waits its 5 s
+            started = time.perf_counter()
+            reply = await asyncio.wait_for(owner.post(f"{AUTH}/login", json=CREDENTIALS), 4.0)
+            assert reply.status_code == 200, reply.text
+            assert time.perf_counter() - started < 1.0
+            # The attacker's attempts are still waiting (one at a time, 5 s each).
+            assert not any(task.done() for task in flood)
+            for task in flood:
+                task.cancel()
+            await asyncio.gather(*flood, return_exceptions=True)
+
+    asyncio.run(scenario())
+
+
+def test_one_address_that_fails_too_often_is_refused_whatever_login_it_tries(
+    tmp_path: Path,
+) -> None:
+    settings = make_settings(
+        tmp_path / "data",
+        login_throttle_free_attempts=100,  # no delays here: only the per-address limit
+        login_throttle_client_max_failures=5,
+    )
+    app = create_app(settings)
+
+    async def scenario() -> None:
+        async with _from(app, "203.0.113.9") as sprayer, _from(app, "198.51.100.7") as other:
+            assert (await other.post(f"{AUTH}/register", json=CREDENTIALS)).status_code == 201
+            # Known and unknown logins count alike, and are answered alike.
+            for name in ("alice", "bob", "carol", "alice", "nobody-at-all"):
+                reply = await sprayer.post(f"{AUTH}/login", json={"login": name, "password": "x"})
+                assert_error(reply, 401, "INVALID_CREDENTIALS")
+            for name in ("alice", "dave"):
+                for password in ("x", PASSWORD):  # refused before any password is checked
+                    reply = await sprayer.post(
+                        f"{AUTH}/login", json={"login": name, "password": password}
+                    )
+                    body = assert_error(reply, 429, "TOO_MANY_LOGIN_ATTEMPTS")
+                    assert 0 < int(reply.headers["retry-after"]) <= 15 * 60
+                    assert body["details"] == {"retry_after": int(reply.headers["retry-after"])}
+            # Another address is not affected.
+            assert (await other.post(f"{AUTH}/login", json=CREDENTIALS)).status_code == 200
+
+    asyncio.run(scenario())
+
+
+def test_parallel_attempts_from_one_address_count_against_its_limit(tmp_path: Path) -> None:
+    """Firing many attempts at once does not get around the per-address limit: attempts still
+    being checked count, so at most the limit of them is ever checked."""
+    settings = make_settings(
+        tmp_path / "data", login_throttle_free_attempts=100, login_throttle_client_max_failures=4
+    )
+    app = create_app(settings)
+
+    async def scenario() -> None:
+        async with _from(app, "203.0.113.9") as sprayer:
+            replies = await asyncio.gather(
+                *(
+                    sprayer.post(f"{AUTH}/login", json={"login": f"user{i}", "password": "x"})
+                    for i in range(20)
+                )
+            )
+            statuses = sorted(reply.status_code for reply in replies)
+            assert statuses == [401] * 4 + [429] * 16, statuses
+
+    asyncio.run(scenario())
 
 
 # -- configuration ----------------------------------------------------------------------------

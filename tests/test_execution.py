@@ -391,6 +391,80 @@ def test_queue_overflow_is_429(data_dir: Path) -> None:
     assert first[0].status_code == 200 and first[0].json()["success"]
 
 
+def test_a_full_queue_refuses_before_reading_the_request_or_checking_its_token(
+    data_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While the executor is full, a run is refused at the door: a request that has no token and
+    an unreadable body is told 429 (in the same shape), not 401 or 400: neither was looked at."""
+    settings = make_settings(data_dir, max_concurrent_executions=1, max_queued_executions=0)
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        text_script(alice, "slow.py", "import time\ndef main(data):\n    time.sleep(1.5)\n")
+        first: list[Any] = []
+        worker = threading.Thread(target=lambda: first.append(run(alice, "slow.py")))
+        worker.start()
+        time.sleep(0.5)
+        capsys.readouterr()
+        refusals = [
+            run(alice, "slow.py"),
+            client.post(
+                "/api/v1/scripts/slow.py",
+                content=b"{not json",
+                headers={"Content-Type": "application/json"},
+            ),
+            client.post("/api/v1/scripts/no/such/script.py", json={"data": {}}),
+        ]
+        log = capsys.readouterr().err
+        worker.join()
+        # A place is free again: the same requests get their usual answers.
+        assert client.post("/api/v1/scripts/slow.py", json={}).status_code == 401
+        assert run(alice, "no/such/script.py").status_code == 404
+    for reply in refusals:
+        assert reply.status_code == 429, reply.text
+        assert reply.json() == {
+            "error_code": "TOO_MANY_EXECUTIONS",
+            "message": "Too many executions are running or waiting; try again shortly",
+            "details": {"queue_limit": 0},
+        }
+        assert int(reply.headers["retry-after"]) >= 1
+    assert first[0].status_code == 200 and first[0].json()["success"]
+    refused_lines = [line for line in log.splitlines() if "outcome=refused" in line]
+    assert len(refused_lines) == 3 and "script=slow.py" in refused_lines[0]
+
+
+def test_retry_after_follows_the_queue(data_dir: Path) -> None:
+    """Retry-After says how long the runs already waiting take to start, at the pace the queue
+    has moved (here one 0.8 s run at a time), not a fixed second."""
+    settings = make_settings(data_dir, max_concurrent_executions=1, max_queued_executions=2)
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        text_script(alice, "slow.py", "import time\ndef main(data):\n    time.sleep(0.8)\n")
+        replies: list[Any] = []
+
+        def start_runs(count: int) -> list[threading.Thread]:
+            threads = [
+                threading.Thread(target=lambda: replies.append(run(alice, "slow.py")))
+                for _ in range(count)
+            ]
+            for thread in threads:
+                thread.start()
+                time.sleep(0.1)
+            return threads
+
+        # Three runs fill the place and the queue; two of them finish with others waiting, which
+        # shows the queue's pace (0.8 s); two more refill it.
+        threads = start_runs(3)
+        time.sleep(1.8)
+        threads += start_runs(2)
+        refused = run(alice, "slow.py")
+        for thread in threads:
+            thread.join()
+    assert refused.status_code == 429 and refused.json()["error_code"] == "TOO_MANY_EXECUTIONS"
+    # Two waiting plus this one: about 3 x 0.8 s.
+    assert 2 <= int(refused.headers["retry-after"]) <= 4, refused.headers["retry-after"]
+    assert sorted(reply.status_code for reply in replies) == [200] * 5
+
+
 def test_api_stays_responsive_while_scripts_run(alice: Caller) -> None:
     text_script(
         alice,

@@ -393,6 +393,48 @@ def test_put_writes_an_exact_key_and_only_owners_replace(
     assert alice.get(f"/api/v1/files/{key}").status_code == 404
 
 
+def test_reserved_last_segments_are_refused_on_every_path(live: Live) -> None:
+    """`/info` and `/link` are the store's own endpoints: a key ending in either could be written
+    but never read back (`PUT /files/x/link` used to store a file named `link`)."""
+    alice = live.user("alice")
+    before = live.objects()
+    for word in ("info", "link"):
+        key = f"reserved/{word}"
+        for reply in (
+            alice.put(f"/api/v1/files/{key}", content=b"x"),
+            alice.delete(f"/api/v1/files/{key}"),
+            alice.get(f"/api/v1/files/{key}/info"),
+            alice.post(f"/api/v1/files/{key}/link"),
+            alice.put(f"/api/v1/files/{word}", content=b"x"),
+        ):
+            body = _error(reply, 400, "INVALID_FILE_KEY")
+            assert body["details"]["key"] in (key, word), body
+    # `GET /files/x/info` is the info of `x`; `GET /files/x/link` would read the key `x/link`.
+    _error(alice.get("/api/v1/files/reserved/link"), 400, "INVALID_FILE_KEY")
+    assert live.objects() == before
+    # Only the last segment is reserved.
+    assert alice.put("/api/v1/files/link/info.txt", content=b"ok").status_code == 200
+
+
+def test_downloads_are_not_sniffed(live: Live) -> None:
+    """The content type comes from the key's name: a browser must take it as sent, never guess
+    (a `.txt` holding HTML stays text; an `.html` file is only shown by the link's own origin)."""
+    alice = live.user("alice")
+    key = f"pages/{uuid.uuid4().hex}/page.html"
+    assert (
+        alice.put(f"/api/v1/files/{key}", content=b"<script>alert(1)</script>").status_code == 200
+    )
+    link = alice.post(f"/api/v1/files/{key}/link").json()["url"]
+    for reply in (
+        alice.get(f"/api/v1/files/{key}"),
+        alice.get(f"/api/v1/files/{key}", headers={"Range": "bytes=0-3"}),
+        httpx.Client(base_url=live.base).get(link),  # no Authorization at all
+    ):
+        assert reply.status_code in (200, 206), reply.text
+        assert reply.headers["content-type"].startswith("text/html")
+        assert reply.headers["x-content-type-options"] == "nosniff"
+
+
 def test_two_writers_of_one_new_key_cannot_both_own_it(live: Live) -> None:
     """Both start before either has stored anything (so both pass the early owner check); the
     first to finish owns the key and the other is refused, leaving the owner's content."""

@@ -413,12 +413,21 @@ def test_bad_filenames_on_upload_change_nothing(alice: Caller, data_dir: Path) -
 
 
 def test_bad_filenames_on_rename_change_nothing(alice: Caller, data_dir: Path) -> None:
+    """As the original: a new name without `.py` is a request error (VALIDATION_ERROR naming the
+    filename); any other bad name is INVALID_FILENAME, as for uploads."""
     script = alice.upload("a.py")
+    not_python = [name for name in BAD_FILENAMES.values() if not name.endswith(".py")]
     with unchanged(data_dir, alice):
         each_rejected(
-            BAD_FILENAMES,
+            [name for name in BAD_FILENAMES.values() if name not in not_python],
             lambda name: alice.put(f"{API}/scripts/{script['id']}", json={"filename": name}),
             "INVALID_FILENAME",
+        )
+        each_rejected(
+            not_python,
+            lambda name: alice.put(f"{API}/scripts/{script['id']}", json={"filename": name}),
+            "VALIDATION_ERROR",
+            echoed_as="filename",
         )
 
 
@@ -1360,7 +1369,8 @@ def test_update_script_errors(alice: Caller, data_dir: Path) -> None:
         assert_error(
             alice.put(f"{API}/scripts/{a['id']}", json={"filename": "a.txt"}),
             400,
-            "INVALID_FILENAME",
+            "VALIDATION_ERROR",
+            filename="a.txt",
         )
         assert_error(
             alice.put(f"{API}/scripts/{a['id']}", content=b"[", headers=JSON_HEADERS),

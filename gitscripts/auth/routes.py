@@ -5,27 +5,41 @@ from fastapi import APIRouter, Request, Response, status
 from gitscripts.auth.deps import Auth, CurrentUser, bearer_of
 from gitscripts.auth.schemas import (
     AccessToken,
-    Credentials,
+    InviteCreate,
+    InviteCreated,
+    InviteOut,
     LoginRequest,
     Message,
     OnboardingStatus,
+    Registration,
+    RegistrationPolicy,
     TokenCreate,
     TokenCreated,
     TokenOut,
+    UserCreate,
     UserOut,
 )
+from gitscripts.auth.throttle import client_address
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+admin_router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-def register(body: Credentials, auth: Auth) -> dict:
-    return auth.register(body.login, body.password)
+def register(body: Registration, auth: Auth) -> dict:
+    return auth.register_self(body.login, body.password, body.invite_code)
+
+
+@router.get("/registration", response_model=RegistrationPolicy)
+def registration(auth: Auth) -> RegistrationPolicy:
+    """Who may register (no token needed): what the sign-up screen offers depends on it."""
+    return RegistrationPolicy(policy=auth.registration)
 
 
 @router.post("/login", response_model=AccessToken)
-async def login(body: LoginRequest, auth: Auth) -> AccessToken:
-    return AccessToken(access_token=await auth.login(body.login, body.password))
+async def login(body: LoginRequest, request: Request, auth: Auth) -> AccessToken:
+    token = await auth.login(body.login, body.password, client_address(request))
+    return AccessToken(access_token=token)
 
 
 @router.get("/me", response_model=UserOut)
@@ -57,4 +71,28 @@ def list_tokens(user: CurrentUser, auth: Auth) -> list[dict]:
 @router.delete("/tokens/{token_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_token(token_id: int, user: CurrentUser, auth: Auth) -> Response:
     auth.delete_token(user, token_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+# -- administrators: accounts and invite codes ------------------------------------------------
+@admin_router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
+def create_user(body: UserCreate, user: CurrentUser, auth: Auth) -> dict:
+    """Create an account (whatever REGISTRATION says)."""
+    return auth.create_user(user, body.login, body.password, body.is_admin)
+
+
+@admin_router.post("/invites", status_code=status.HTTP_201_CREATED, response_model=InviteCreated)
+def create_invite(body: InviteCreate, user: CurrentUser, auth: Auth) -> dict:
+    """A single-use invite code for REGISTRATION=invite, shown only in this answer."""
+    return auth.create_invite(user, body.expires_in_days)
+
+
+@admin_router.get("/invites", response_model=list[InviteOut])
+def list_invites(user: CurrentUser, auth: Auth) -> list[dict]:
+    return auth.invites(user)
+
+
+@admin_router.delete("/invites/{invite_id}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_invite(invite_id: int, user: CurrentUser, auth: Auth) -> Response:
+    auth.delete_invite(user, invite_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

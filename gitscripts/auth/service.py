@@ -1,8 +1,12 @@
-"""Users, sign-in, sessions and personal API tokens."""
+"""Users, sign-in, sessions, personal API tokens, and who may register.
+
+Registration follows REGISTRATION: `open` (anyone, the original's behaviour), `closed` (only admins
+create accounts, through the CLI or the admin API), or `invite` (anyone holding an unused, unexpired
+invite code an admin made; the code is single-use and only its SHA-256 is stored, like a token's).
+"""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,12 +14,14 @@ import structlog
 from starlette.concurrency import run_in_threadpool
 
 from gitscripts import errors
+from gitscripts.auth.logins import normalize_new_login
 from gitscripts.auth.passwords import Passwords
 from gitscripts.auth.throttle import LoginThrottle
 from gitscripts.auth.tokens import (
     SessionTokens,
-    hash_personal_token,
+    hash_secret,
     is_personal_token,
+    new_invite_code,
     new_personal_token,
 )
 from gitscripts.config import Settings
@@ -35,19 +41,63 @@ class AuthService:
             settings.login_throttle_free_attempts,
             settings.login_throttle_base_delay,
             settings.login_throttle_max_delay,
+            settings.login_throttle_client_max_failures,
         )
+        self.registration = settings.registration
 
     # -- accounts -----------------------------------------------------------------------------
-    def register(self, login: str, password: str, is_admin: bool = False) -> dict[str, Any]:
+    def register(
+        self, login: str, password: str, is_admin: bool = False, invite_code: str | None = None
+    ) -> dict[str, Any]:
+        """A new account. Callers that are not an admin pass through `register_self` first."""
+        login = normalize_new_login(login)
         password_hash = self.passwords.hash(password)
         with self.index.transaction():
+            invite = self._usable_invite(invite_code) if invite_code is not None else None
             if self.index.user_by_login(login) is not None:
                 raise errors.ValidationError(
                     f"User with login '{login}' already exists", login=login
                 )
             user = self.index.add_user(login, password_hash, is_admin=is_admin)
-        log.info("user_registered", login=login, is_admin=is_admin)
+            if invite is not None:
+                self.index.use_invite(invite["id"], user["id"])
+        log.info(
+            "user_registered",
+            login=login,
+            is_admin=is_admin,
+            invite_id=invite["id"] if invite else None,
+        )
         return user
+
+    def register_self(self, login: str, password: str, invite_code: str | None) -> dict[str, Any]:
+        """`POST /auth/register`: someone creating their own account, as REGISTRATION allows."""
+        if self.registration == "closed":
+            raise errors.RegistrationClosed(
+                "Registration is closed. Ask an administrator to create an account for you."
+            )
+        if self.registration == "invite":
+            if not invite_code:
+                raise errors.InvalidInviteCode(
+                    "Registration needs an invite code. Ask an administrator for one."
+                )
+            return self.register(login, password, invite_code=invite_code)
+        return self.register(login, password)
+
+    def _usable_invite(self, code: str) -> dict[str, Any]:
+        invite = self.index.invite_by_hash(hash_secret(code.strip()))
+        if invite is None or invite["used_at"] is not None or invite["expires_at"] <= utc_now():
+            raise errors.InvalidInviteCode(
+                "This invite code is not valid: it is wrong, already used or expired. "
+                "Ask an administrator for a new one."
+            )
+        return invite
+
+    def create_user(
+        self, admin: dict[str, Any], login: str, password: str, is_admin: bool
+    ) -> dict[str, Any]:
+        """An account made by an admin, whatever REGISTRATION says."""
+        self._require_admin(admin)
+        return self.register(login, password, is_admin=is_admin)
 
     def set_admin(self, login: str, password: str | None) -> dict[str, Any]:
         """Make `login` an admin, creating the account when it does not exist yet."""
@@ -66,25 +116,23 @@ class AuthService:
         return self.index.update_user(user["id"], needs_onboarding=needs_onboarding)
 
     # -- passwords ----------------------------------------------------------------------------
-    async def check_password(self, login: str, password: str) -> dict[str, Any]:
-        """The user when the password is right; slowed down after repeated failures for `login`."""
-        async with self.throttle.lock(login):
-            delay = self.throttle.delay_for(login)
-            if delay:
-                await asyncio.sleep(delay)
+    async def check_password(self, login: str, password: str, client: str) -> dict[str, Any]:
+        """The user when the password is right; throttled per login and client address, and per
+        client address (see `LoginThrottle`)."""
+        async with self.throttle.attempt(login, client) as attempt:
             user = self.index.user_by_login(login)
             ok = await run_in_threadpool(
                 self.passwords.verify, user["password_hash"] if user else None, password
             )
             if not ok or user is None:
-                self.throttle.failed(login)
-                log.info("login_failed", login=login, delayed_s=delay)
+                attempt.failed()
+                log.info("login_failed", login=login, client=client, delayed_s=attempt.delay)
                 raise errors.InvalidCredentials("Incorrect login or password")
-            self.throttle.succeeded(login)
+            attempt.succeeded()
             return user
 
-    async def login(self, login: str, password: str) -> str:
-        user = await self.check_password(login, password)
+    async def login(self, login: str, password: str, client: str) -> str:
+        user = await self.check_password(login, password, client)
         log.info("login", login=user["login"])
         return self.sessions.issue(user["id"])
 
@@ -96,7 +144,7 @@ class AuthService:
     # -- bearer credentials -------------------------------------------------------------------
     def user_for_bearer(self, bearer: str) -> dict[str, Any]:
         if is_personal_token(bearer):
-            token = self.index.token_by_hash(hash_personal_token(bearer))
+            token = self.index.token_by_hash(hash_secret(bearer))
             if token is None:
                 raise errors.InvalidToken("Invalid API token")
             if token["expires_at"] and token["expires_at"] <= utc_now():
@@ -114,6 +162,56 @@ class AuthService:
             raise errors.InvalidToken("The user of this token no longer exists")
         return user
 
+    # -- invite codes -------------------------------------------------------------------------
+    def create_invite(self, admin: dict[str, Any], expires_in_days: int) -> dict[str, Any]:
+        self._require_admin(admin)
+        code = new_invite_code()
+        expires_at = _iso(datetime.now(UTC) + timedelta(days=expires_in_days))
+        invite = self.index.add_invite(hash_secret(code), code[:8], admin["id"], expires_at)
+        log.info("invite_created", invite_id=invite["id"], expires_at=expires_at)
+        return {**self._invite_view(invite), "code": code}
+
+    def invites(self, admin: dict[str, Any]) -> list[dict[str, Any]]:
+        self._require_admin(admin)
+        return [self._invite_view(invite) for invite in self.index.invites()]
+
+    def delete_invite(self, admin: dict[str, Any], invite_id: int) -> None:
+        self._require_admin(admin)
+        with self.index.transaction():
+            if self.index.invite(invite_id) is None:
+                raise errors.InviteNotFound(
+                    f"Invite with id {invite_id} not found", invite_id=str(invite_id)
+                )
+            self.index.delete_invite(invite_id)
+        log.info("invite_deleted", invite_id=invite_id)
+
+    def _invite_view(self, invite: dict[str, Any]) -> dict[str, Any]:
+        def person(user_id: int | None) -> dict[str, Any] | None:
+            user = self.index.user(user_id) if user_id is not None else None
+            return {"id": user["id"], "login": user["login"]} if user else None
+
+        if invite["used_at"] is not None:
+            state = "used"
+        elif invite["expires_at"] <= utc_now():
+            state = "expired"
+        else:
+            state = "usable"
+        return {
+            "id": invite["id"],
+            "prefix": invite["prefix"],
+            "state": state,
+            "created_by": person(invite["created_by"]),
+            "created_at": invite["created_at"],
+            "expires_at": invite["expires_at"],
+            "used_by": person(invite["used_by"]),
+            "used_at": invite["used_at"],
+        }
+
+    @staticmethod
+    def _require_admin(user: dict[str, Any]) -> None:
+        if not user["is_admin"]:
+            raise errors.PermissionDenied("Only an administrator may do this")
+
     # -- personal API tokens ------------------------------------------------------------------
     def create_token(
         self, user: dict[str, Any], name: str, expires_in_days: int | None
@@ -121,11 +219,8 @@ class AuthService:
         secret = new_personal_token()
         expires_at = None
         if expires_in_days is not None:
-            expiry = datetime.now(UTC) + timedelta(days=expires_in_days)
-            expires_at = expiry.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        token = self.index.add_token(
-            user["id"], name, hash_personal_token(secret), secret[:8], expires_at
-        )
+            expires_at = _iso(datetime.now(UTC) + timedelta(days=expires_in_days))
+        token = self.index.add_token(user["id"], name, hash_secret(secret), secret[:8], expires_at)
         log.info("api_token_created", token_id=token["id"], name=name)
         return {**token, "token": secret}
 
@@ -142,3 +237,8 @@ class AuthService:
                 )
             self.index.delete_token(token_id)
         log.info("api_token_revoked", token_id=token_id)
+
+
+def _iso(moment: datetime) -> str:
+    """As `utc_now` writes times, so that stored times compare as strings."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

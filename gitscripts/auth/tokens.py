@@ -1,8 +1,9 @@
-"""Bearer credentials: short-lived JWT sessions and long-lived personal API tokens.
+"""Bearer credentials: short-lived JWT sessions and long-lived personal API tokens; invite codes.
 
 JWTs are HS256 only: the algorithm list is fixed when decoding, so `alg: none` or any other
-algorithm a client puts in the header is refused. Personal tokens are random, shown once, and only
-their SHA-256 is stored (they are high-entropy, so a slow hash would add nothing but latency).
+algorithm a client puts in the header is refused. Personal tokens and invite codes are random,
+shown once, and only their SHA-256 is stored (they are high-entropy, so a slow hash would add
+nothing but latency).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import OctKey
 
 PERSONAL_TOKEN_PREFIX = "gst_"
+INVITE_CODE_PREFIX = "gsi_"
 _ALGORITHM = "HS256"
 
 
@@ -66,8 +68,13 @@ def new_personal_token() -> str:
     return PERSONAL_TOKEN_PREFIX + secrets.token_urlsafe(32)
 
 
-def hash_personal_token(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+def new_invite_code() -> str:
+    return INVITE_CODE_PREFIX + secrets.token_urlsafe(18)
+
+
+def hash_secret(secret: str) -> str:
+    """What is stored of a personal token or an invite code."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
 def is_personal_token(token: str) -> bool:

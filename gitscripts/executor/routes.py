@@ -23,6 +23,8 @@ def parse_input(body: bytes) -> Any:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise errors.ValidationError(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise errors.JSONTooDeep() from None
     if (
         isinstance(document, dict)
         and set(document) == {"data"}
@@ -62,5 +64,6 @@ async def execute_script(
     if execution not in done:  # the client went away: stop its script
         execution.cancel()
         raise errors.AppError("The client disconnected; the execution was cancelled")
-    # Serialized directly: the result is the script's own JSON, nothing to validate or convert.
+    # Serialized directly: the service has checked that the script's result can be (see
+    # `service._with_answer`), and there is nothing to validate or convert.
     return Response(orjson.dumps(execution.result()), media_type="application/json")

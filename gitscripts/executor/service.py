@@ -7,6 +7,7 @@ import base64
 import contextlib
 import ctypes
 import json
+import math
 import os
 import sys
 import time
@@ -41,20 +42,41 @@ _SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 class Admission:
-    """At most `slots` executions at once; at most `queue` more waiting; beyond that, refuse."""
+    """At most `slots` executions at once; at most `queue` more waiting; beyond that, refuse.
+
+    A refusal's Retry-After is how long the runs waiting now take to start, at the pace the queue
+    has been moving; `refusal` lets the gate in front of the app refuse the same way before any
+    work is done for a run (see `gitscripts.executor.gate`).
+    """
 
     def __init__(self, slots: int, queue: int) -> None:
         self._semaphore = asyncio.Semaphore(slots)
         self._queue = queue
+        self.capacity = slots + queue  # runs held at most: running and waiting
         self._waiting = 0
+        # Seconds between two runs finishing while others waited (smoothed), and when the last
+        # such run finished: how fast the queue moves.
+        self._pace = 0.0
+        self._last_queued_exit: float | None = None
+
+    def expected_wait(self) -> float:
+        """Seconds until a run queued now would start, at the pace the queue has been moving
+        (0 before it has been seen moving)."""
+        return (self._waiting + 1) * self._pace
+
+    def refusal(self, answered_in: float = 0.0) -> errors.TooManyExecutions:
+        """The 429 for a run refused now and answered `answered_in` seconds from now."""
+        retry_after = max(1, math.ceil(self.expected_wait() - answered_in))
+        return errors.TooManyExecutions(
+            "Too many executions are running or waiting; try again shortly",
+            queue_limit=self._queue,
+            retry_after=retry_after,
+        )
 
     async def __aenter__(self) -> None:
         if self._semaphore.locked():
             if self._waiting >= self._queue:
-                raise errors.TooManyExecutions(
-                    "Too many executions are running or waiting; try again shortly",
-                    queue_limit=self._queue,
-                )
+                raise self.refusal()
             self._waiting += 1
             try:
                 await self._semaphore.acquire()
@@ -64,6 +86,15 @@ class Admission:
             await self._semaphore.acquire()
 
     async def __aexit__(self, *exc: object) -> None:
+        now = time.monotonic()
+        if self._waiting:
+            # Busy all along since the previous such exit: the gap is the queue's pace.
+            if self._last_queued_exit is not None:
+                gap = now - self._last_queued_exit
+                self._pace = 0.8 * self._pace + 0.2 * gap if self._pace else gap
+            self._last_queued_exit = now
+        else:
+            self._last_queued_exit = None
         self._semaphore.release()
 
 
@@ -460,7 +491,8 @@ def _with_answer(report: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
             raise ValueError("the run's answer is not an outcome")
         if answer["ok"]:
-            orjson.dumps(answer.get("result"))  # what the response will have to do
+            # What the response will have to do, at the depth the result will have there.
+            orjson.dumps({"result": answer.get("result")})
     except (ValueError, TypeError, RecursionError, orjson.JSONEncodeError) as exc:
         return {
             **report,

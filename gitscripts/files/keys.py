@@ -17,8 +17,9 @@ from gitscripts import errors
 MAX_KEY_BYTES = 1024  # S3's own limit on object keys
 MAX_SEGMENT_BYTES = 255  # most local file systems' limit on a name
 _EXTENSION = re.compile(r"\.[A-Za-z0-9_-]{1,16}")
-# `GET /files/{key}/info` answers for `key`: a key ending in an `info` segment could not be read.
-_RESERVED_LAST_SEGMENT = "info"
+# `GET /files/{key}/info` and `POST /files/{key}/link` answer for `key`: a key whose last segment
+# is one of these would be shadowed by them, so no path stores or reads one.
+RESERVED_LAST_SEGMENTS = frozenset({"info", "link"})
 
 
 def _problem(key: str, allow_empty: bool) -> str | None:
@@ -46,8 +47,9 @@ def _problem(key: str, allow_empty: bool) -> str | None:
 
 def check_key(key: str) -> str:
     problem = _problem(key, allow_empty=False)
-    if problem is None and key.rsplit("/", 1)[-1] == _RESERVED_LAST_SEGMENT:
-        problem = f"its last segment may not be '{_RESERVED_LAST_SEGMENT}'"
+    if problem is None and key.rsplit("/", 1)[-1] in RESERVED_LAST_SEGMENTS:
+        reserved = " or ".join(f"'{word}'" for word in sorted(RESERVED_LAST_SEGMENTS))
+        problem = f"its last segment may not be {reserved}"
     if problem:
         raise errors.InvalidFileKey(f"Invalid file key: {problem}", key=key)
     return key

@@ -142,6 +142,9 @@ async def download(
         "Content-Length": str(found.length),
         "Content-Disposition": keys.content_disposition(found.key),
         "Accept-Ranges": "bytes",
+        # The type comes from the key's name (`text/html` for `x.html`): a browser must not
+        # second-guess it into something it would run.
+        "X-Content-Type-Options": "nosniff",
     }
     if found.partial:
         end = found.start + found.length - 1

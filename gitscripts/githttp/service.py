@@ -14,7 +14,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from gitscripts import errors
+from gitscripts.auth.logins import login_key
 from gitscripts.auth.service import AuthService
+from gitscripts.auth.throttle import client_address
 from gitscripts.auth.tokens import is_personal_token
 from gitscripts.config import Settings
 from gitscripts.githttp.policy import PushPolicy, RefUpdate
@@ -74,24 +76,24 @@ class GitService:
                 login, _, secret = base64.b64decode(value.strip()).decode("utf-8").partition(":")
             except (binascii.Error, UnicodeDecodeError):
                 raise GitAuthRequired("Malformed Basic credentials") from None
-            return await self._basic(login, secret)
+            return await self._basic(login, secret, client_address(request))
         if scheme.lower() == "bearer" and value.strip():
             return self.auth.user_for_bearer(value.strip())
         if not writing and self.settings.git_anonymous_read:
             return None
         raise GitAuthRequired("Authentication required: use your login and a personal API token")
 
-    async def _basic(self, login: str, secret: str) -> dict[str, Any]:
+    async def _basic(self, login: str, secret: str, client: str) -> dict[str, Any]:
         if is_personal_token(secret):
             try:
                 user = self.auth.user_for_bearer(secret)
             except errors.NotAuthenticated:
                 user = None
-            if user is None or user["login"].lower() != login.lower():
+            if user is None or login_key(user["login"]) != login_key(login):
                 raise GitAuthRequired("Invalid login or API token")
             return user
         try:
-            return await self.auth.check_password(login, secret)
+            return await self.auth.check_password(login, secret, client)
         except errors.InvalidCredentials:
             raise GitAuthRequired("Invalid login or password") from None
 

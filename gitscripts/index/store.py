@@ -16,6 +16,7 @@ from typing import Any, Literal
 from tinydb import TinyDB
 from tinydb.table import Document, Table
 
+from gitscripts.auth.logins import login_key
 from gitscripts.index.storage import AtomicJSONStorage
 
 EntryKind = Literal["folders", "scripts"]
@@ -46,8 +47,10 @@ class Entry:
 @dataclass
 class _Lookups:
     generation: int
-    user_by_login: dict[str, int]
+    user_by_login: dict[str, int]  # exactly as stored
+    user_by_key: dict[str, int]  # by `login_key`; the oldest account when old logins collide
     token_by_hash: dict[str, int]
+    invite_by_hash: dict[str, int]
     revoked_sessions: set[str]
 
 
@@ -89,10 +92,17 @@ class Index:
         users = data.get("users", {})
         tokens = data.get("tokens", {})
         revoked = data.get("revoked_sessions", {})
+        by_key: dict[str, int] = {}
+        for key, doc in sorted(users.items(), key=lambda item: int(item[0])):
+            by_key.setdefault(login_key(doc["login"]), int(key))
         lookups = _Lookups(
             generation=generation,
-            user_by_login={doc["login"].lower(): int(key) for key, doc in users.items()},
+            user_by_login={doc["login"]: int(key) for key, doc in users.items()},
+            user_by_key=by_key,
             token_by_hash={doc["token_hash"]: int(key) for key, doc in tokens.items()},
+            invite_by_hash={
+                doc["code_hash"]: int(key) for key, doc in data.get("invites", {}).items()
+            },
             revoked_sessions={doc["jti"] for doc in revoked.values()},
         )
         self._lookups = lookups
@@ -147,7 +157,11 @@ class Index:
         return {**doc, "id": doc.doc_id} if doc else None
 
     def user_by_login(self, login: str) -> dict[str, Any] | None:
-        user_id = self._lookup().user_by_login.get(login.lower())
+        """The account of `login`: the one stored as exactly that, else the one it folds to."""
+        lookups = self._lookup()
+        user_id = lookups.user_by_login.get(login)
+        if user_id is None:
+            user_id = lookups.user_by_key.get(login_key(login))
         return self.user(user_id) if user_id is not None else None
 
     def users(self) -> list[dict[str, Any]]:
@@ -213,6 +227,45 @@ class Index:
     def delete_token(self, token_id: int) -> None:
         with self.transaction():
             self._table("tokens").remove(doc_ids=[token_id])
+
+    # -- invite codes -------------------------------------------------------------------------
+    def add_invite(
+        self, code_hash: str, prefix: str, created_by: int, expires_at: str
+    ) -> dict[str, Any]:
+        with self.transaction():
+            invite_id = self._next_id("invites")
+            fields = {
+                "code_hash": code_hash,
+                "prefix": prefix,
+                "created_by": created_by,
+                "created_at": utc_now(),
+                "expires_at": expires_at,
+                "used_by": None,
+                "used_at": None,
+            }
+            self._table("invites").insert(Document(fields, doc_id=invite_id))
+        return {**fields, "id": invite_id}
+
+    def invite(self, invite_id: int) -> dict[str, Any] | None:
+        doc = self._table("invites").get(doc_id=invite_id)
+        return {**doc, "id": doc.doc_id} if doc else None
+
+    def invite_by_hash(self, code_hash: str) -> dict[str, Any] | None:
+        invite_id = self._lookup().invite_by_hash.get(code_hash)
+        return self.invite(invite_id) if invite_id is not None else None
+
+    def invites(self) -> list[dict[str, Any]]:
+        return [{**doc, "id": doc.doc_id} for doc in self._table("invites").all()]
+
+    def use_invite(self, invite_id: int, user_id: int) -> None:
+        with self.transaction():
+            self._table("invites").update(
+                {"used_by": user_id, "used_at": utc_now()}, doc_ids=[invite_id]
+            )
+
+    def delete_invite(self, invite_id: int) -> None:
+        with self.transaction():
+            self._table("invites").remove(doc_ids=[invite_id])
 
     # -- signed-out sessions ------------------------------------------------------------------
     def revoke_session(self, jti: str, expires_at: int) -> None:

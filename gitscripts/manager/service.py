@@ -469,6 +469,12 @@ class ManagerService:
         self._require_script_owner(user, entry)
         old_path = entry.path
         new_name = old_path.rsplit("/", 1)[-1] if change.filename is Unset else change.filename
+        if not new_name.endswith(rules.SCRIPT_SUFFIX):
+            # The original checks a new name's suffix as part of the request (its schema), so a
+            # rename to `a.txt` is VALIDATION_ERROR there, not INVALID_FILENAME as for an upload.
+            raise errors.ValidationError(
+                "Invalid filename: a script's filename must end with .py", filename=new_name
+            )
         rules.check_script_filename(new_name)
         if change.display_name not in (Unset, None):
             rules.check_display_name(change.display_name)

@@ -125,7 +125,9 @@ export function formDialog({ title, intro, fields, submitLabel = "Save", danger 
     const showError = (error) => {
       const message = describeError(error);
       const listed = error.details && Array.isArray(error.details.errors) ? error.details.errors.filter((item) => controls[item.field]) : [];
-      const field = FIELD_OF_ERROR[error.code];
+      // A VALIDATION_ERROR about one value names it in its details (a rename to `a.txt`).
+      const named = error.code === "VALIDATION_ERROR" && error.details ? Object.keys(error.details).find((key) => controls[key]) : undefined;
+      const field = FIELD_OF_ERROR[error.code] || named;
       if (listed.length) {
         for (const item of listed) markField(item.field, item.message);
       } else if (field && controls[field]) {

@@ -99,24 +99,53 @@ export async function renderLogin(view, { query, app }) {
   inputs.login.setAttribute("autofocus", "");
 }
 
+// Who may register (`open`, `invite` or `closed`); if the service cannot say, the form is shown
+// and the service's own answer to it explains.
+async function registrationPolicy() {
+  try {
+    return (await api("auth/registration")).policy;
+  } catch {
+    return "open";
+  }
+}
+
+function registrationClosed() {
+  return h(
+    "section",
+    { class: "auth-form panel", "aria-labelledby": "registration-closed" },
+    h("h1", { id: "registration-closed" }, "Registration is closed"),
+    h("p", { class: "notice-inline info" }, "New accounts on this service are created by an administrator. Ask one to create an account for you, then sign in."),
+    h("p", { class: "switch" }, "Already have an account? ", h("a", { href: "#/login" }, "Sign in")),
+  );
+}
+
 export async function renderRegister(view, { query, app }) {
   view.dataset.title = "Create an account";
+  const policy = await registrationPolicy();
+  if (policy === "closed") {
+    view.dataset.title = "Registration is closed";
+    clear(view, h("div", { class: "auth-screen" }, registrationClosed()));
+    return;
+  }
+  const inviteField = { name: "invite_code", label: "Invite code", autocomplete: "off", hint: "From an administrator; it works once." };
   const { form, inputs } = authForm({
     title: "Create an account",
-    intro: null,
+    intro: policy === "invite" ? h("p", { class: "notice-inline info" }, "Accounts here need an invite code from an administrator.") : null,
     fields: [
-      { name: "login", label: "Login", autocomplete: "username", minlength: 3, maxlength: 50, hint: "3 to 50 characters." },
+      ...(policy === "invite" ? [inviteField] : []),
+      { name: "login", label: "Login", autocomplete: "username", minlength: 3, maxlength: 50, hint: "3 to 50 characters: letters, digits and punctuation, no spaces or ':'." },
       { name: "password", label: "Password", type: "password", autocomplete: "new-password", minlength: 8, hint: "At least 8 characters." },
       { name: "confirm", label: "Repeat the password", type: "password", autocomplete: "new-password" },
     ],
     submitLabel: "Create account",
-    onSubmit: async ({ login, password, confirm }) => {
+    onSubmit: async ({ invite_code: inviteCode, login, password, confirm }) => {
       if (password !== confirm) throw new InputError("The two passwords differ.");
-      await api("auth/register", { method: "POST", json: { login, password } });
+      const json = inviteCode === undefined ? { login, password } : { login, password, invite_code: inviteCode.trim() };
+      await api("auth/register", { method: "POST", json });
       await signInAndGo(app, login, password, query);
     },
     footer: h("p", { class: "switch" }, "Already have an account? ", h("a", { href: "#/login" }, "Sign in")),
   });
   clear(view, h("div", { class: "auth-screen" }, form));
-  inputs.login.setAttribute("autofocus", "");
+  (inputs.invite_code || inputs.login).setAttribute("autofocus", "");
 }
