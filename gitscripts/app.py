@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
@@ -24,6 +25,7 @@ from gitscripts.githttp.routes import router as git_router
 from gitscripts.history.routes import router as history_router
 from gitscripts.logging import RequestLogMiddleware, configure_logging
 from gitscripts.manager.routes import router as manager_router
+from gitscripts.repo import leftovers
 from gitscripts.services import Services
 from gitscripts.web.routes import install_web_ui
 
@@ -33,6 +35,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     configure_logging(settings.log_level, json_lines=settings.environment == "production")
     settings.secret_key  # noqa: B018 - refuse to start now, not on the first login
     services = Services.build(settings)
+    leftovers.sweep(settings.repo_path)
+    ambiguous = services.repo.ambiguous_refs()
+    if ambiguous:
+        # Made before the naming rules or behind the service: `?rev=` still reads each name one
+        # way (see `Repository.resolve`), but an admin should rename or delete these.
+        structlog.get_logger("gitscripts").warning("ambiguous_refs", refs=ambiguous)
     # A crash between a commit and its index write, or a push while the service was down,
     # leaves the index behind `main`: catch up before serving.
     services.manager.ensure_synced()
@@ -42,12 +50,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # The file API's socket first: the sandbox's start-up probe binds it into a run.
         files_socket = FilesSocket(app, services.executor.files_socket)
         await files_socket.start()
+        sweeper: asyncio.Task[None] | None = None
         try:
             try:
                 await services.executor.start()
             except ConfigurationError as exc:
                 structlog.get_logger("gitscripts").error("start_refused", reason=str(exc))
                 raise
+            sweeper = asyncio.create_task(_sweep_leftovers(settings))
             structlog.get_logger("gitscripts").info(
                 "started",
                 data_dir=str(settings.data_dir),
@@ -56,6 +66,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             )
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
             await services.executor.stop()
             await files_socket.stop()
 
@@ -93,3 +105,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(examples_router)
     install_web_ui(app)
     return app
+
+
+async def _sweep_leftovers(settings: Settings) -> None:
+    """What a writer killed while this service runs leaves behind is removed within the hour."""
+    while True:
+        await asyncio.sleep(leftovers.SWEEP_INTERVAL)
+        try:
+            await asyncio.to_thread(leftovers.sweep, settings.repo_path)
+        except Exception:  # a failed sweep must not end the sweeping
+            structlog.get_logger("gitscripts").exception("crash_leftovers_sweep_failed")

@@ -12,6 +12,7 @@ import gzip
 import itertools
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -118,8 +119,9 @@ class Server:
         assert reply.status_code == 200, reply.text
         return reply.json()
 
-    def git_processes(self) -> list[str]:
-        """The git programs the server is running right now (its descendants named git*)."""
+    def git_processes(self) -> dict[int, str]:
+        """The git programs the server is running right now (its descendants named git*), by
+        process id."""
         children: dict[int, list[int]] = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
@@ -129,7 +131,7 @@ class Server:
                     continue
                 parent = int(stat.rsplit(")", 1)[1].split()[1])
                 children.setdefault(parent, []).append(int(entry.name))
-        found, pending = [], list(children.get(self.process.pid, []))
+        found, pending = {}, list(children.get(self.process.pid, []))
         while pending:
             pid = pending.pop()
             pending += children.get(pid, [])
@@ -139,7 +141,7 @@ class Server:
                 continue
             command = b" ".join(argv).decode(errors="replace")
             if os.path.basename(argv[0].decode(errors="replace")).startswith("git"):
-                found.append(command)
+                found[pid] = command
         return found
 
 
@@ -607,11 +609,216 @@ def test_admin_may_delete_others_folders_and_move_tags(
     assert pushed.returncode == 0, pushed.stderr
     reply = server.api("bob", "GET", f"{API}/folders/{others['empty']['id']}")
     assert reply.status_code == 404
-    # A new tag and a feature branch are anyone's to push.
+    # A new tag, and a feature branch under one's own login, are anyone's to push.
     clone = server.clone("alice")
     clone.git("tag", "v2")
-    assert clone.push("v2", "HEAD:refs/heads/feature").returncode == 0
-    assert "refs/tags/v2" in server.refs() and "refs/heads/feature" in server.refs()
+    assert clone.push("v2", "HEAD:refs/heads/alice/feature").returncode == 0
+    assert "refs/tags/v2" in server.refs() and "refs/heads/alice/feature" in server.refs()
+
+
+# -- every commit that enters main, merges included -----------------------------------------------
+@pytest.fixture
+def bobs_script(server: Server) -> str:
+    """A script of bob's, made through the API, in a folder of its own per test."""
+    folder = server.api("bob", "POST", f"{API}/folders", json={"name": f"b{next(server.clones)}"})
+    assert folder.status_code == 201, folder.text
+    made = server.api(
+        "bob",
+        "POST",
+        f"{API}/scripts",
+        files={"file": ("tool.py", HELLO)},
+        data={"display_name": "Tool", "folder_id": str(folder.json()["id"])},
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["logical_path"])
+
+
+def _refused_without_trace(
+    server: Server, clone: Clone, expected: list[str], *refspecs: str
+) -> str:
+    """Push, see it refused with `expected` as `remote:` lines and nothing changed; git's output."""
+    refs, objects = server.refs(), server.objects()
+    pushed = clone.push(*refspecs)
+    assert pushed.returncode != 0, pushed.stderr
+    for fragment in expected:
+        assert f"remote:   - {fragment}" in pushed.stderr, pushed.stderr
+    assert server.refs() == refs and server.objects() == objects
+    return pushed.stderr
+
+
+def test_an_edit_of_someone_elses_script_then_its_revert_is_refused(
+    server: Server, bobs_script: str
+) -> None:
+    clone = server.clone("alice")
+    clone.write(bobs_script, HELLO.replace(b"world", b"alice"))
+    edit = clone.commit("edit bob's script")
+    clone.git("revert", "--no-edit", "HEAD")
+    clone.write("mine-after-revert.py", HELLO)
+    clone.commit("a change of my own")
+    refused = _refused_without_trace(
+        server, clone, [f"{bobs_script}: belongs to bob; only its owner or an admin may change it"]
+    )
+    assert f"(commit {edit[:10]})" in refused
+    assert server.run("bob", bobs_script, {})["result"] == {"hello": "world"}
+
+
+def test_a_merge_s_ours_of_an_edit_of_someone_elses_script_is_refused(
+    server: Server, bobs_script: str
+) -> None:
+    clone = server.clone("alice")
+    clone.git("checkout", "--quiet", "-b", "side")
+    clone.write(bobs_script, HELLO.replace(b"world", b"alice"))
+    clone.commit("edit bob's script on a side branch")
+    clone.git("checkout", "--quiet", "main")
+    clone.write("mine-ours.py", HELLO)
+    clone.commit("a change of my own")
+    clone.git("merge", "--quiet", "-s", "ours", "--no-edit", "side")
+    _refused_without_trace(server, clone, [f"{bobs_script}: belongs to bob"])
+    # Nor when the side commit reached the repository first, on a branch of alice's own: it is
+    # not new to the repository, but it is new to main.
+    staged = clone.push("side:refs/heads/alice/side")
+    assert staged.returncode == 0, staged.stderr
+    _refused_without_trace(server, clone, [f"{bobs_script}: belongs to bob"])
+
+
+def test_a_merge_that_keeps_an_older_version_of_someone_elses_script_is_refused(
+    server: Server, bobs_script: str
+) -> None:
+    clone = server.clone("alice")
+    clone.write("mine-older.py", HELLO)
+    clone.commit("a change of my own")
+    bobs = server.clone("bob")
+    bobs.write(bobs_script, HELLO.replace(b"world", b"bob v2"))
+    bobs.commit("bob's second version")
+    assert bobs.push().returncode == 0
+    clone.git("fetch", "--quiet")
+    clone.git("merge", "--quiet", "-s", "ours", "--no-edit", "origin/main")
+    _refused_without_trace(server, clone, [f"{bobs_script}: belongs to bob"])
+
+
+def test_an_honest_merge_of_two_users_own_edits_is_accepted(
+    server: Server, bobs_script: str
+) -> None:
+    clone = server.clone("alice")
+    clone.write("merged/alice.py", HELLO)
+    clone.commit("alice's own script")
+    bobs = server.clone("bob")
+    bobs.write(bobs_script, HELLO.replace(b"world", b"bob v2"))
+    bobs.commit("bob edits his own script")
+    assert bobs.push().returncode == 0
+    clone.git("pull", "--quiet", "--no-rebase", "--no-edit")
+    assert len(clone.git("rev-list", "--parents", "-n1", "HEAD").stdout.split()) == 3  # a merge
+    pushed = clone.push()
+    assert pushed.returncode == 0, pushed.stderr
+    assert server.main() == clone.head()
+    assert server.run("bob", bobs_script, {})["result"] == {"hello": "bob v2"}
+    assert server.script("alice", "merged/alice.py") is not None
+
+
+def test_a_file_name_that_is_not_utf8_is_refused(server: Server) -> None:
+    clone = server.clone("alice")
+    (clone.path / os.fsdecode(b"caf\xe9.py")).write_bytes(HELLO)
+    clone.git("add", "-A")
+    clone.commit("a latin-1 file name")
+    _refused_without_trace(server, clone, ["caf\\xe9.py: file and folder names must be UTF-8 text"])
+
+
+# -- revision names -------------------------------------------------------------------------------
+def test_names_that_could_stand_in_for_another_revision_are_refused(server: Server) -> None:
+    main = server.main()
+    tagged = server.api(
+        "bob", "POST", f"{API}/tags", json={"name": "bobs-stable", "revision": "main"}
+    )
+    assert tagged.status_code == 201, tagged.text
+    # A branch other than main is its pusher's, under their login: nobody else can move it.
+    alice = server.clone("alice")
+    for ref in ("refs/heads/bobs-stable", f"refs/heads/{main[:7]}", "refs/heads/HEAD"):
+        _refused_without_trace(
+            server,
+            alice,
+            [f"{ref}: branches other than main live under their owner's login"],
+            f"HEAD:{ref}",
+        )
+    # Not even an admin may create a name that reads as another revision.
+    root = server.clone("root")
+    cases = {
+        f"refs/heads/{main}": "a branch name cannot look like a commit id",
+        f"refs/heads/{main[:7]}": "a branch name cannot look like a commit id",
+        "refs/heads/HEAD": "a branch name cannot be HEAD",
+        "refs/heads/bobs-stable": "a branch name cannot be a tag name (refs/tags/bobs-stable",
+        "refs/heads/BOBS-stable": "a branch name cannot be a tag name (refs/tags/bobs-stable",
+        "refs/heads/tags/bobs-stable": "a branch name cannot start with refs/, heads/, tags/",
+        f"refs/tags/{main[:12]}": "a tag name cannot look like a commit id",
+        "refs/tags/ORIG_HEAD": "a tag name cannot be HEAD or one of git's *_HEAD names",
+    }
+    for ref, fragment in cases.items():
+        _refused_without_trace(server, root, [f"{ref}: {fragment}"], f"HEAD:{ref}")
+    # A branch of one's own; then no tag of its name, through git or the API, in any case.
+    assert alice.push("HEAD:refs/heads/alice/shadowed").returncode == 0
+    _refused_without_trace(
+        server,
+        alice,
+        ["refs/tags/alice/shadowed: a tag name cannot be a branch name"],
+        "HEAD:refs/tags/alice/shadowed",
+    )
+    for name in ("alice/shadowed", "Alice/Shadowed"):
+        reply = server.api("bob", "POST", f"{API}/tags", json={"name": name, "revision": "main"})
+        assert reply.status_code == 400 and reply.json()["error_code"] == "INVALID_TAG_NAME"
+        assert "cannot be a branch name" in reply.json()["message"]
+    # And the branch stays alice's: bob can neither move nor delete it.
+    bob = server.clone("bob")
+    bob.commit("bob's commit")
+    for args in (["--force", "HEAD:refs/heads/alice/shadowed"], ["--delete", "alice/shadowed"]):
+        _refused_without_trace(
+            server, bob, ["refs/heads/alice/shadowed: branches other than main live under"], *args
+        )
+
+
+def test_refs_made_behind_the_service_cannot_stand_in_for_a_tag_a_commit_id_or_head(
+    tmp_path: Path,
+) -> None:
+    """Refs with such names made before the rules (or straight in the bare repository): `?rev=`
+    still runs what the victim named, and the start-up log names them for an admin."""
+    with _started(tmp_path, ["alice", "bob"]) as server:
+        made = server.api(
+            "bob",
+            "POST",
+            f"{API}/scripts-from-text",
+            json={"filename": "victim.py", "display_name": "V", "content": HELLO.decode()},
+        )
+        assert made.status_code == 201, made.text
+        tagged = server.api(
+            "bob", "POST", f"{API}/tags", json={"name": "stable", "revision": "main"}
+        )
+        assert tagged.status_code == 201, tagged.text
+        main = server.main()
+        clone = server.clone("alice")
+        clone.write("victim.py", HELLO.replace(b"'world'", b"'alice'").replace(b"name", b"x"))
+        evil = clone.commit("alice's version of bob's script")
+        # A branch of alice's own may hold it (ownership guards main): `?rev=alice/evil` names it.
+        assert clone.push("HEAD:refs/heads/alice/evil").returncode == 0
+        planted = [
+            f"refs/heads/{main}",
+            f"refs/heads/{main[:7]}",
+            "refs/heads/HEAD",
+            "refs/tags/HEAD",
+            "refs/heads/stable",
+        ]
+        for ref in planted:
+            server.bare_git("update-ref", ref, evil)
+        users = server.users
+    log = tmp_path / "restarted.log"
+    with live_server(server.data_dir, log) as live:
+        restarted = Server(live.base, server.data_dir, server.work, live.process, users)
+        report = log.read_text()
+        assert "ambiguous_refs" in report
+        for ref in planted:
+            assert ref in report, report
+        for rev in ("stable", main, main[:7], "HEAD", "main"):
+            reply = restarted.run("bob", f"victim.py?rev={rev}", {})
+            assert reply["result"] == {"hello": "world"}, rev
+            assert reply["revision"] == main, rev
+        assert restarted.run("bob", "victim.py?rev=alice/evil", {})["result"] == {"hello": "alice"}
 
 
 # -- renames, metadata and the API ----------------------------------------------------------------
@@ -844,11 +1051,41 @@ def _large_branch(server: Server) -> str:
     return commit
 
 
-def _wait_for_no_git(server: Server) -> list[str]:
+def _wait_for_no_git(server: Server) -> dict[int, str]:
     deadline = time.monotonic() + 10
     while (left := server.git_processes()) and time.monotonic() < deadline:
         time.sleep(0.1)
     return left
+
+
+def _push_stalled_mid_pack(server: Server, login: str, new: str) -> socket.socket:
+    """A push that announced an update of main and sent the start of its pack, and waits:
+    receive-pack waits for the rest (with its quarantine made) until the socket closes."""
+    command = f"{server.main()} {new} refs/heads/main\0report-status\n"
+    body = (
+        f"{len(command) + 4:04x}{command}0000".encode()
+        # A pack header promising nine objects, and none of them.
+        + b"PACK\0\0\0\2\0\0\0\x09"
+    )
+    auth = base64.b64encode(f"{login}:{server.users[login].token}".encode()).decode()
+    request = (
+        (
+            f"POST /git/scripts.git/git-receive-pack HTTP/1.1\r\nHost: x\r\n"
+            f"Authorization: Basic {auth}\r\n"
+            f"Content-Type: application/x-git-receive-pack-request\r\n"
+            f"Transfer-Encoding: chunked\r\n\r\n{len(body):x}\r\n"
+        ).encode()
+        + body
+        + b"\r\n"
+    )
+    connection = socket.create_connection(("127.0.0.1", server.port))
+    connection.sendall(request)
+    return connection
+
+
+def _quarantines(server: Server) -> set[Path]:
+    """The quarantine folders of pushes in the served repository."""
+    return set((server.bare / "objects").glob("tmp_objdir-incoming-*"))
 
 
 def test_a_client_that_disconnects_mid_clone_or_mid_push_leaves_no_process(
@@ -868,35 +1105,77 @@ def test_a_client_that_disconnects_mid_clone_or_mid_push_leaves_no_process(
         assert b"200 OK" in connection.recv(4096)
         time.sleep(0.5)
         assert server.git_processes(), "the pack should still be on its way"
-    assert _wait_for_no_git(server) == []
+    assert _wait_for_no_git(server) == {}
     # Mid-push: announce an update of main, send the start of a pack, hang up.
     objects, refs = server.objects(), server.refs()
-    command = f"{server.main()} {large} refs/heads/main\0report-status\n"
-    body = (
-        f"{len(command) + 4:04x}{command}0000".encode()
-        # A pack header promising nine objects, and none of them.
-        + b"PACK\0\0\0\2\0\0\0\x09"
-    )
-    auth = base64.b64encode(f"carol:{server.users['carol'].token}".encode()).decode()
-    request = (
-        (
-            f"POST /git/scripts.git/git-receive-pack HTTP/1.1\r\nHost: x\r\n"
-            f"Authorization: Basic {auth}\r\n"
-            f"Content-Type: application/x-git-receive-pack-request\r\n"
-            f"Transfer-Encoding: chunked\r\n\r\n{len(body):x}\r\n"
-        ).encode()
-        + body
-        + b"\r\n"
-    )
-    with socket.create_connection(("127.0.0.1", server.port)) as connection:
-        connection.sendall(request)
+    with _push_stalled_mid_pack(server, "carol", large):
         time.sleep(0.5)
         assert server.git_processes(), "receive-pack should be waiting for the rest"
-    assert _wait_for_no_git(server) == []
+    assert _wait_for_no_git(server) == {}
     assert server.refs() == refs and server.objects() == objects
-    assert not list((server.bare / "objects").glob("incoming-*")), "a quarantine was left behind"
+    assert not _quarantines(server), "a quarantine was left behind"
     # And the server serves the next clone normally.
     assert server.clone(None).head() == server.main()
+
+
+def _age(path: Path, seconds: float) -> None:
+    """Date `path` and everything in it `seconds` back."""
+    when = time.time() - seconds
+    inside = [Path(top, name) for top, dirs, files in os.walk(path) for name in [*dirs, *files]]
+    for item in [*inside, path]:
+        os.utime(item, (when, when))
+
+
+def _wait_for_quarantines(server: Server, count: int) -> set[Path]:
+    deadline = time.monotonic() + 10
+    while len(found := _quarantines(server)) < count:
+        assert time.monotonic() < deadline, found
+        time.sleep(0.05)
+    return found
+
+
+def test_crash_leftovers_are_removed_and_what_a_live_push_uses_is_kept(tmp_path: Path) -> None:
+    from gitscripts.repo import leftovers
+
+    with _started(tmp_path, ["alice"]) as server:
+        main = server.main()
+        # A push whose receive-pack is killed (kill -9) mid-pack leaves its quarantine behind.
+        with _push_stalled_mid_pack(server, "alice", main):
+            (killed,) = _wait_for_quarantines(server, 1)
+            for pid in server.git_processes():
+                os.kill(pid, signal.SIGKILL)
+        assert _wait_for_no_git(server) == {}
+        assert killed.exists()
+        _age(killed, 2 * 3600)
+        # libgit2's temporary files of objects: one a writer killed long ago left, one being written.
+        objects = server.bare / "objects"
+        abandoned, written = objects / "tmp_object_git2_a1B2c3", objects / "tmp_object_git2_d4E5f6"
+        for temp in (abandoned, written):
+            temp.write_bytes(b"x\x9c\x4b\xca\xc9\x4f")
+        _age(abandoned, 3600)
+        # A push in progress, stalled mid-pack for longer than the bound: still in use, kept.
+        with _push_stalled_mid_pack(server, "alice", main):
+            live = _wait_for_quarantines(server, 2) - {killed}
+            (live_quarantine,) = live
+            _age(live_quarantine, 2 * 3600)
+            removed = leftovers.sweep(server.bare)  # what the service runs every ten minutes
+            assert set(removed) == {killed, abandoned}
+            assert live_quarantine.exists() and written.exists()
+            assert server.git_processes(), "the live push goes on"
+        assert _wait_for_no_git(server) == {}
+        # The repository is whole and takes the next push.
+        clone = server.clone("alice")
+        clone.write("after-sweep.py", HELLO)
+        clone.commit("after the sweep")
+        assert clone.push().returncode == 0
+        assert server.bare_git("fsck", "--no-dangling").strip() == ""
+    # At start-up too: what a crash left, once it is old enough to be provably abandoned.
+    _age(written, 3600)
+    leftover = server.bare.parent / ".scripts.git.new-k1ll3d"
+    leftover.mkdir()
+    _age(leftover, 2 * 3600)
+    with live_server(server.data_dir):
+        assert not written.exists() and not leftover.exists()
 
 
 def test_without_the_hooks_pushing_is_refused(

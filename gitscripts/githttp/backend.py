@@ -23,7 +23,9 @@ from starlette.types import Receive, Scope, Send
 log = structlog.get_logger("gitscripts.git")
 
 _CHUNK = 64 * 1024
-# How long git gets to exit on SIGTERM (and remove a push's quarantine) before SIGKILL.
+# How long git gets to exit on its own once its input has ended, when the client went away.
+_EOF_GRACE_SECONDS = 2.0
+# How long git gets to exit on SIGTERM before SIGKILL.
 _TERM_GRACE_SECONDS = 5.0
 # How long git may take to exit after its whole answer was sent (it never needs long).
 _FINISH_SECONDS = 600.0
@@ -90,12 +92,15 @@ class BackendResponse(Response):
     async def close(self, completed: bool = False) -> None:
         """Reap git; stop it first unless it answered in full (the client went away, or we
         failed). After a full answer git may still be finishing up, and is left to."""
+        # The feeder ends git's input: a push cut short sees the end of its pack and exits, and
+        # only an exit removes its quarantine (a signal leaves it behind), so it gets a moment.
         self.feeder.cancel()
-        if completed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.process.wait(), _FINISH_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                self.process.wait(), _FINISH_SECONDS if completed else _EOF_GRACE_SECONDS
+            )
         if self.process.returncode is None:
-            # SIGTERM first: git removes a half-received push's quarantine on it; SIGKILL after.
+            # Still running (a clone writing a pack nobody reads): SIGTERM, then SIGKILL.
             _signal_group(self.process, signal.SIGTERM)
             try:
                 await asyncio.wait_for(self.process.wait(), _TERM_GRACE_SECONDS)

@@ -3,7 +3,10 @@
 Checked in pre-receive, while the pushed objects still sit in git's quarantine: a rejected push leaves
 no trace. The content rules (names, Python that parses with a `main(data)`, metadata, sizes) are the
 ones the API enforces, from `gitscripts.repo.rules` and `gitscripts.repo.layout`; the ownership rule is
-the API's too: only the owner (or an admin) may change or delete a script or a folder.
+the API's too: only the owner (or an admin) may change or delete a script or a folder, in every commit
+that enters `main`. Branch and tag names follow `Repository.ref_name_problem`, so that no pushed name
+can stand in for a commit id, `HEAD`, `main` or another ref in `?rev=`; a branch other than `main` is
+its pusher's, under their login.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from gitscripts import errors
 from gitscripts.config import Settings
 from gitscripts.index import Index
 from gitscripts.repo import MAIN_REF, Author, Repository, layout, rules
+from gitscripts.repo.repository import BRANCH_PREFIX, TAG_PREFIX
 
 ZERO = "0" * 40
 _SYMLINK = 0o120000
@@ -73,12 +77,12 @@ class PushPolicy:
         if new != ZERO and _commit_of(git, new) is None:
             # A tag of a bare blob or tree would carry files past every content rule.
             return [f"{ref}: can only point at a commit"]
-        if ref.startswith("refs/tags/"):
+        if ref.startswith(TAG_PREFIX):
             if old != ZERO and not pusher["is_admin"]:
                 verb = "delete" if new == ZERO else "move"
                 return [f"{ref}: only an admin can {verb} an existing tag"]
             # The same naming rule as tags made through the API.
-            problem = self.repo.tag_name_problem(ref.removeprefix("refs/tags/"))
+            problem = self.repo.ref_name_problem(ref)
             if old == ZERO and problem:
                 return [f"{ref}: {problem}"]
             # An annotated tag's tagger names its creator (who may move it through the API):
@@ -89,10 +93,10 @@ class PushPolicy:
                 if claimed is not None and claimed != pusher["id"] and not pusher["is_admin"]:
                     return [f"{ref}: the tagger names another gitscripts user"]
             return []
-        if not ref.startswith("refs/heads/"):
+        if not ref.startswith(BRANCH_PREFIX):
             return [f"{ref}: only branches (refs/heads/...) and tags (refs/tags/...) can be pushed"]
         if ref != MAIN_REF:
-            return []
+            return self._check_branch(pusher, update)
         if new == ZERO:
             return [f"{ref}: main cannot be deleted"]
         if old != ZERO and old != new and not git.descendant_of(new, old):
@@ -100,6 +104,22 @@ class PushPolicy:
                 f"{ref}: non-fast-forward update refused (main never loses a commit); "
                 "pull, merge or rebase onto the current main, and push again"
             ]
+        return []
+
+    def _check_branch(self, pusher: dict[str, Any], update: RefUpdate) -> list[str]:
+        """A branch other than `main` is its pusher's: it lives under their login
+        (`alice/feature`), so nobody else can move what `?rev=alice/feature` runs."""
+        ref = update.ref
+        mine = f"{BRANCH_PREFIX}{pusher['login']}/"
+        if not ref.startswith(mine) and not pusher["is_admin"]:
+            return [
+                f"{ref}: branches other than main live under their owner's login: "
+                f"push to {mine}<name>"
+            ]
+        if update.old == ZERO:
+            problem = self.repo.ref_name_problem(ref)
+            if problem:
+                return [f"{ref}: {problem}"]
         return []
 
     @staticmethod
@@ -126,8 +146,13 @@ class PushPolicy:
         for delta in diff.deltas:
             if delta.status not in _CHANGED:
                 continue
-            path = delta.new_file.path
-            problem = self._path_problem(git, path, delta.new_file.mode, delta.new_file.id)
+            path = _path_of(delta.new_file)
+            try:
+                delta.new_file.raw_path.decode("utf-8")
+            except UnicodeDecodeError:  # names travel as JSON text through the API
+                problem: str | None = "file and folder names must be UTF-8 text"
+            else:
+                problem = self._path_problem(git, path, delta.new_file.mode, delta.new_file.id)
             if problem:
                 problems.append(f"{path}: {problem} (commit {str(commit.id)[:10]})")
         return problems
@@ -175,44 +200,86 @@ class PushPolicy:
     def _check_ownership(
         self, git: pygit2.Repository, pusher: dict[str, Any], update: RefUpdate
     ) -> list[str]:
+        """Someone else's scripts and folders, changed by any commit the push brings into `main`.
+
+        Every such commit is judged against each of its own parents, not only the push's net
+        change: an edit of someone's script followed by its revert, or merged with `-s ours`,
+        would otherwise stay in `main`'s history, runnable with `?rev=<that commit>`. A commit's
+        version of a path counts as its own change only when no parent has it: a merge that
+        takes a version from one of its parents brings nothing new (that parent is in `main`
+        already, or is one of these commits and judged itself). And `main`'s tree as a whole
+        against the old one: a merge may also take the older of two versions of someone's script.
+        Commits already in the repository on other branches are judged here too: the branch was
+        its pusher's, `main` is everyone's.
+        """
         if pusher["is_admin"] or update.old == ZERO:
             return []
-        old_tree = git[update.old].peel(pygit2.Tree)
-        new_tree = git[update.new].peel(pygit2.Tree)
-        scripts = self.index.entries("scripts")
-        folders = self.index.entries("folders")
+        owners = _Owners(self.index, pusher)
+        walker = git.walk(git[update.new].peel(pygit2.Commit).id, pygit2.GIT_SORT_TOPOLOGICAL)
+        walker.hide(git[update.old].peel(pygit2.Commit).id)
         problems = []
+        for commit in walker:
+            parents = [parent.tree for parent in commit.parents]
+            short = str(commit.id)[:10]
+            problems += [
+                f"{problem} (commit {short})" for problem in owners.changes(commit.tree, parents)
+            ]
+        if problems:
+            return problems
+        old_tree = git[update.old].peel(pygit2.Tree)
+        return owners.changes(git[update.new].peel(pygit2.Tree), [old_tree])
 
-        def foreign(entry: Any) -> str | None:
-            if entry is None or entry.owner_id == pusher["id"]:
-                return None
-            owner = self.index.user(entry.owner_id) if entry.owner_id is not None else None
-            return owner["login"] if owner else "someone else"
 
+class _Owners:
+    """The ownership rule, for one pusher: who owns what is judged by the index (`main`)."""
+
+    def __init__(self, index: Index, pusher: dict[str, Any]) -> None:
+        self.index = index
+        self.pusher = pusher
+        self.scripts = index.entries("scripts")
+        self.folders = index.entries("folders")
+
+    def foreign(self, entry: Any) -> str | None:
+        """The login of `entry`'s owner when that is not the pusher."""
+        if entry is None or entry.owner_id == self.pusher["id"]:
+            return None
+        owner = self.index.user(entry.owner_id) if entry.owner_id is not None else None
+        return owner["login"] if owner else "someone else"
+
+    def changes(self, tree: pygit2.Tree, parents: list[pygit2.Tree]) -> list[str]:
+        """What `tree` changes of other users' scripts and folders, compared with `parents` (its
+        commit's parents; none for a first commit). A path whose version in `tree` one of the
+        parents has, or a folder that one of them lacks too, is not a change of this tree's."""
+        first, others = (parents[0], parents[1:]) if parents else (None, [])
+        diff = first.diff_to_tree(tree) if first is not None else tree.diff_to_tree(swap=True)
+        problems = []
         vanished_folders: set[str] = set()
-        for delta in old_tree.diff_to_tree(new_tree).deltas:
-            added = delta.status == pygit2.GIT_DELTA_ADDED
-            path = delta.new_file.path if added else delta.old_file.path
-            # A new file is nobody's yet, except a first metadata file for an existing script,
-            # which changes that script's name and description.
-            if added and not path.endswith(layout.METADATA_SUFFIX):
+        for delta in diff.deltas:
+            deleted = delta.status == pygit2.GIT_DELTA_DELETED
+            path = _path_of(delta.old_file if deleted else delta.new_file)
+            mine = _entry(tree, path)
+            if any(_entry(other, path) == mine for other in others):
                 continue
+            # The script a file belongs to: itself, or the one its metadata describes. A path
+            # the index does not know is new, and nobody's yet.
             script = path.removesuffix(layout.METADATA_SUFFIX)
-            owner = foreign(scripts.get(script))
+            owner = self.foreign(self.scripts.get(script))
             if owner:
-                verb = "delete" if delta.status == pygit2.GIT_DELTA_DELETED else "change"
+                verb = "delete" if deleted else "change"
                 problems.append(
                     f"{script}: belongs to {owner}; only its owner or an admin may {verb} it"
                 )
-            if delta.status == pygit2.GIT_DELTA_DELETED:
+            if deleted:
                 parent = layout.parent_of(path)
                 while parent is not None and parent not in vanished_folders:
-                    if _is_folder(new_tree, parent):
+                    if _is_folder(tree, parent):
                         break
                     vanished_folders.add(parent)
                     parent = layout.parent_of(parent)
         for folder in sorted(vanished_folders):
-            owner = foreign(folders.get(folder))
+            if any(not _is_folder(other, folder) for other in others):
+                continue
+            owner = self.foreign(self.folders.get(folder))
             if owner:
                 problems.append(
                     f"{folder}/: folder belongs to {owner}; only its owner or an admin may delete it"
@@ -226,6 +293,20 @@ def _commit_of(git: pygit2.Repository, oid: str | pygit2.Oid) -> pygit2.Commit |
     while isinstance(obj, pygit2.Tag):
         obj = git.get(obj.target)
     return obj if isinstance(obj, pygit2.Commit) else None
+
+
+def _path_of(file: pygit2.DiffFile) -> str:
+    """A diffed file's path as text; bytes that are not UTF-8 show as `\\xNN` escapes."""
+    return file.raw_path.decode("utf-8", "backslashreplace")
+
+
+def _entry(tree: pygit2.Tree, path: str) -> tuple[pygit2.Oid, int] | None:
+    """What `tree` holds at `path` (object id and mode), or None."""
+    try:
+        entry = tree[path]
+    except KeyError:
+        return None
+    return entry.id, entry.filemode
 
 
 def _is_folder(tree: pygit2.Tree, path: str) -> bool:

@@ -20,7 +20,7 @@ from gitscripts.index.store import iso_time
 from gitscripts.index.sync import responsible_user_id
 from gitscripts.manager.service import ManagerService, User
 from gitscripts.repo import Author, Repository, layout
-from gitscripts.repo.repository import Change, TagInfo, Version
+from gitscripts.repo.repository import TAG_PREFIX, Change, TagInfo, Version
 
 
 class HistoryService:
@@ -197,7 +197,7 @@ class HistoryService:
     def create_tag(
         self, user: User, name: str, revision: str, message: str | None
     ) -> dict[str, Any]:
-        problem = self.repo.tag_name_problem(name)
+        problem = self.repo.ref_name_problem(TAG_PREFIX + name)
         if problem:
             raise errors.InvalidTagName(f"Invalid tag name: {problem}", tag=name)
         commit = self.repo.resolve(revision)

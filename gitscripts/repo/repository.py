@@ -8,9 +8,12 @@ top of whatever won, or refused by the plan when it no longer applies.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import re
+import shutil
+import tempfile
 import threading
 import time
 from collections import OrderedDict
@@ -21,16 +24,15 @@ from pathlib import Path
 import pygit2
 
 from gitscripts import errors
-from gitscripts.repo import layout
+from gitscripts.repo import layout, rules
 
 MAIN_REF = "refs/heads/main"
 COMMITTER_NAME = "gitscripts"
 COMMITTER_EMAIL = "gitscripts@gitscripts.invalid"
 _MAX_COMMIT_ATTEMPTS = 50
 _FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
-_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
-_HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 TAG_PREFIX = "refs/tags/"
+BRANCH_PREFIX = "refs/heads/"
 _DELTA_STATUS = {pygit2.GIT_DELTA_ADDED: "added", pygit2.GIT_DELTA_DELETED: "deleted"}
 
 
@@ -127,10 +129,7 @@ class TagInfo:
 class Repository:
     def __init__(self, path: Path) -> None:
         self.path = path
-        if (path / "HEAD").exists():
-            self.git = pygit2.Repository(str(path))
-        else:
-            self.git = self._create(path)
+        self.git = self._open(path)
         # Held across a commit and the index update that records it, so the index learns about
         # commits in the order they were made. Re-entrant: services hold it around `commit`.
         self.write_lock = threading.RLock()
@@ -142,15 +141,42 @@ class Repository:
         self._graph: dict[pygit2.Oid, list[tuple[int, pygit2.Oid]]] = {}
         self._idents: dict[tuple[pygit2.Oid, str], tuple[pygit2.Oid | None, pygit2.Oid | None]] = {}
 
-    @staticmethod
-    def _create(path: Path) -> pygit2.Repository:
+    @classmethod
+    def _open(cls, path: Path) -> pygit2.Repository:
+        """The repository at `path`, made whole whatever an interrupted start left behind.
+
+        A new repository is built beside its place and renamed into it, so a start killed half way
+        leaves nothing at `path` (only a `.<name>.new-*` folder that `leftovers` sweeps). One that
+        an older version or an operator left incomplete is repaired: git's init adds only what is
+        missing (HEAD, objects/, refs/, config) and changes nothing that exists, and a repository
+        without `main` gets the initial commit. So every start after any interrupted one succeeds.
+        """
         path.parent.mkdir(parents=True, exist_ok=True)
-        git = pygit2.init_repository(str(path), bare=True, initial_head="main")
-        empty_tree = git.TreeBuilder().write()
-        git.create_commit(
-            MAIN_REF, committer(), committer(), "Initialize script repository", empty_tree, []
-        )
+        if not path.exists():
+            building = Path(tempfile.mkdtemp(prefix=f".{path.name}.new-", dir=path.parent))
+            cls._initialize(pygit2.init_repository(str(building), bare=True, initial_head="main"))
+            try:
+                building.rename(path)
+            except OSError:  # another process created it meanwhile: theirs is as good
+                shutil.rmtree(building, ignore_errors=True)
+        try:
+            git = pygit2.Repository(str(path))
+        except pygit2.GitError:
+            git = pygit2.init_repository(str(path), bare=True, initial_head="main")
+        cls._initialize(git)
         return git
+
+    @staticmethod
+    def _initialize(git: pygit2.Repository) -> None:
+        """Give a repository without `main` its first commit (the empty tree)."""
+        if MAIN_REF in git.references:
+            return
+        empty_tree = git.TreeBuilder().write()
+        first = git.create_commit(
+            None, committer(), committer(), "Initialize script repository", empty_tree, []
+        )
+        with contextlib.suppress(pygit2.AlreadyExistsError):  # a concurrent start made it
+            git.references.create(MAIN_REF, first)
 
     def install_hooks(self, hooks_dir: str) -> None:
         """Route every push through the service's hooks, and keep git's own safety checks on."""
@@ -170,29 +196,25 @@ class Repository:
         return self.git[self.git.references[MAIN_REF].target]  # type: ignore[return-value]
 
     def resolve(self, revision: str) -> pygit2.Commit:
-        """The commit a revision names: a tag, a branch, or a full or abbreviated commit id.
+        """The commit a revision names, looked up in one fixed order:
 
-        Only plain names are accepted: no range or ancestry expressions, nothing that starts with a
-        dash, so user text can never act as an option or select more than one commit.
+        1. 4 to 40 hex digits are a commit id, full or abbreviated (one only one commit's id
+           starts with), never a ref: no branch or tag may have such a name.
+        2. `main`, and `HEAD`, git's name for it: the live tree. No ref may be named `HEAD`.
+        3. A tag (`refs/tags/<name>`).
+        4. Another branch (`refs/heads/<name>`). A branch cannot be created with a tag's name nor a
+           tag with a branch's, so 3 and 4 never compete; where a repository from before these
+           rules has both, the tag wins, and the start-up report (`ambiguous_refs`) names them.
+
+        So nothing a user pushes can stand in for a commit id, `main` or someone else's tag.
         """
-        if (
-            not _REVISION.fullmatch(revision)
-            or any(bad in revision for bad in ("..", "//", "/.", "@{"))
-            or revision.endswith((".lock", "/", "."))
-        ):
+        problem = rules.revision_problem(revision)
+        if problem:
             raise errors.InvalidRevision(
                 f"'{revision}' is not a valid revision: give a commit id, a tag or a branch name",
                 revision=revision,
             )
-        # Branches first: a tag can never take the place of `main` (or any branch).
-        for ref_name in (f"refs/heads/{revision}", f"refs/tags/{revision}"):
-            ref = self.git.references.get(ref_name)
-            if ref is not None:
-                try:
-                    return ref.peel(pygit2.Commit)
-                except (pygit2.InvalidSpecError, ValueError, KeyError):
-                    break
-        if _HEX.fullmatch(revision):
+        if rules.COMMIT_ID.fullmatch(revision):
             try:
                 obj = self.git.get(revision)
             except (ValueError, KeyError, pygit2.GitError):
@@ -201,6 +223,16 @@ class Repository:
                 obj = obj.peel(pygit2.Commit)
             if isinstance(obj, pygit2.Commit):
                 return obj
+        elif revision in ("main", "HEAD"):
+            return self.head()
+        else:
+            for ref_name in (TAG_PREFIX + revision, BRANCH_PREFIX + revision):
+                ref = self.git.references.get(ref_name)
+                if ref is not None:
+                    try:
+                        return ref.peel(pygit2.Commit)
+                    except (pygit2.InvalidSpecError, ValueError, KeyError):
+                        break
         raise errors.RevisionNotFound(f"Revision '{revision}' not found", revision=revision)
 
     def object_at(self, tree: pygit2.Tree, path: str) -> pygit2.Object | None:
@@ -558,23 +590,44 @@ class Repository:
         return sorted(found, key=lambda change: change.path)
 
     # -- tags -----------------------------------------------------------------------------------
-    def tag_name_problem(self, name: str) -> str | None:
-        """Why `name` cannot be a tag, or None when it can.
+    def ref_name_problem(self, ref: str) -> str | None:
+        """Why the branch or tag `ref` (`refs/heads/...`, `refs/tags/...`) cannot be created, or
+        None when it can: a valid git ref name, a name `resolve` reaches and reads as nothing
+        else (`rules.ref_name_problem`), and no other branch's or tag's name, also not in
+        another case (a tag named like a branch would change what `?rev=` runs, and the reverse)."""
+        return self._ref_name_problem(ref, self._refs_by_folded_name())
 
-        A tag must be a valid git ref name (`git check-ref-format`), and also a name `resolve`
-        accepts, not one that reads as a commit id (it would shadow `?rev=<abbreviated id>`), and
-        not a branch's (ambiguous: `resolve` prefers the branch, git itself would warn).
-        """
-        if not pygit2.reference_is_valid_name(TAG_PREFIX + name):
-            return "not a valid git tag name"
-        if not _REVISION.fullmatch(name) or any(bad in name for bad in ("..", "//", "/.", "@{")):
-            return "use letters, digits, '.', '_', '-' and '/', starting with a letter or digit"
-        if name.endswith((".lock", "/", ".")):
-            return "a tag name cannot end with '.', '/' or '.lock'"
-        if _HEX.fullmatch(name):
-            return "a tag name cannot look like a commit id"
-        if name == "HEAD" or f"refs/heads/{name}" in self.git.references:
-            return "a tag name cannot be a branch name"
+    def ambiguous_refs(self) -> dict[str, str]:
+        """Branches and tags, other than `main`, whose names `ref_name_problem` would refuse
+        today (made before its rules, or behind the service), with the reason."""
+        named = self._refs_by_folded_name()
+        found = {}
+        for ref in sorted(itertools.chain.from_iterable(named.values())):
+            problem = self._ref_name_problem(ref, named) if ref != MAIN_REF else None
+            if problem:
+                found[ref] = problem
+        return found
+
+    def _refs_by_folded_name(self) -> dict[str, list[str]]:
+        """Every branch and tag, by its name in one case."""
+        named: dict[str, list[str]] = {}
+        for ref in self.git.references:
+            kind_and_name = _kind_and_name(ref)
+            if kind_and_name is not None:
+                named.setdefault(kind_and_name[1].casefold(), []).append(ref)
+        return named
+
+    def _ref_name_problem(self, ref: str, named: dict[str, list[str]]) -> str | None:
+        kind, name = _kind_and_name(ref) or ("ref", ref)
+        if not pygit2.reference_is_valid_name(ref):
+            return f"not a valid git {kind} name"
+        problem = rules.ref_name_problem(name, kind)
+        if problem:
+            return problem
+        for other in named.get(name.casefold(), []):
+            if other != ref:
+                other_kind = (_kind_and_name(other) or ("ref", other))[0]
+                return f"a {kind} name cannot be a {other_kind} name ({other} exists)"
         return None
 
     def tags(self) -> list[TagInfo]:
@@ -660,6 +713,14 @@ class Repository:
                     f"Tag '{name}' changed meanwhile; try again", tag=name
                 )
             self.git.references.delete(ref_name)
+
+
+def _kind_and_name(ref: str) -> tuple[str, str] | None:
+    """("branch" or "tag", its short name) for a branch's or tag's full ref name; else None."""
+    for prefix, kind in ((BRANCH_PREFIX, "branch"), (TAG_PREFIX, "tag")):
+        if ref.startswith(prefix):
+            return kind, ref[len(prefix) :]
+    return None
 
 
 def _moves_in(diff: pygit2.Diff) -> dict[str, str]:

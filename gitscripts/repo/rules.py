@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import unicodedata
 
 from gitscripts import errors
@@ -28,6 +29,51 @@ def name_problem(name: str) -> str | None:
         return "name cannot start or end with whitespace"
     if len(name.encode("utf-8")) > MAX_NAME_BYTES:
         return f"name is longer than {MAX_NAME_BYTES} bytes"
+    return None
+
+
+# What `?rev=` and the other revision parameters accept: a plain name, never an expression.
+_REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
+# Any such string is a commit id (full or abbreviated), so no branch or tag may look like one.
+COMMIT_ID = re.compile(r"[0-9a-fA-F]{4,40}")
+# Names git itself gives meaning to in a clone: `HEAD`, `ORIG_HEAD`, ..., and `tags/v1`,
+# `heads/main`, `refs/...`, `remotes/...`, which git reads as the ref under that folder.
+_GIT_PREFIXES = ("refs", "heads", "tags", "remotes")
+
+
+def revision_problem(revision: str) -> str | None:
+    """Why `revision` is not a name a revision parameter accepts, or None when it is.
+
+    Only plain names: no range or ancestry expressions, nothing that starts with a dash, so user
+    text can never act as an option or select more than one commit.
+    """
+    if (
+        not _REVISION.fullmatch(revision)
+        or any(bad in revision for bad in ("..", "//", "/.", "@{"))
+        or revision.endswith((".lock", "/", "."))
+    ):
+        return "use letters, digits, '.', '_', '-' and '/', starting with a letter or digit"
+    return None
+
+
+def ref_name_problem(name: str, kind: str) -> str | None:
+    """Why `name` cannot be a new branch or tag (`kind`), judged by the name alone, or None.
+
+    A ref must be reachable by `?rev=<name>` and mean nothing else there or in a clone: a name
+    that reads as a commit id, as `HEAD`, or as a ref under git's own folders would let a push
+    stand in for what another user named (see `Repository.resolve`).
+    """
+    if revision_problem(name):
+        return (
+            f"a {kind} name must use letters, digits, '.', '_', '-' and '/', start with a "
+            "letter or digit, and not end with '.', '/' or '.lock'"
+        )
+    if COMMIT_ID.fullmatch(name):
+        return f"a {kind} name cannot look like a commit id (4 to 40 hex digits)"
+    if name == "HEAD" or name.endswith("_HEAD"):
+        return f"a {kind} name cannot be HEAD or one of git's *_HEAD names"
+    if name.split("/", 1)[0] in _GIT_PREFIXES:
+        return f"a {kind} name cannot start with {', '.join(p + '/' for p in _GIT_PREFIXES)}"
     return None
 
 
