@@ -1,4 +1,10 @@
-"""Who may fetch and push, and what the hooks of a push are told."""
+"""Who may fetch and push, and what the hooks of a push are told.
+
+The service moves `main` itself: git hands it the pushed updates of `refs/heads/main` and
+`refs/for/main` (its proc-receive hook) after pre-receive has checked them, and `Repository.land`
+puts them on `main` under the lock API commits take. So a push that was accepted lands, and a push
+that is behind only because of commits touching none of its paths lands too, as a merge.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ import binascii
 import hmac
 import os
 import secrets
+from functools import partial
 from typing import Any
 
+import pygit2
 import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -17,10 +25,10 @@ from gitscripts import errors
 from gitscripts.auth.service import AuthService
 from gitscripts.auth.tokens import is_personal_token
 from gitscripts.config import Settings
-from gitscripts.githttp.policy import PushPolicy, RefUpdate
+from gitscripts.githttp.policy import ZERO, PushPolicy, RefUpdate
 from gitscripts.index import Index
 from gitscripts.manager.service import ManagerService
-from gitscripts.repo import MAIN_REF, Repository
+from gitscripts.repo import LANDING_REF, MAIN_REF, Author, Landing, Repository
 
 log = structlog.get_logger("gitscripts.git")
 
@@ -55,7 +63,7 @@ class GitService:
         # install that left the top-level hooks/ folder behind): then pushing is off.
         self.pushes_enabled = all(
             os.access(os.path.join(_HOOKS_DIR, hook), os.X_OK)
-            for hook in ("pre-receive", "post-receive")
+            for hook in ("pre-receive", "proc-receive", "post-receive")
         )
         if not self.pushes_enabled:
             log.error("git_hooks_missing", hooks_dir=_HOOKS_DIR, effect="git push refused")
@@ -118,14 +126,18 @@ class GitService:
 
     async def pre_receive(self, payload: dict[str, Any]) -> dict[str, Any]:
         pusher = self._pusher(payload)
-        updates = [RefUpdate(**update) for update in payload.get("updates", [])]
+        quarantine = payload.get("quarantine")
+        updates = [
+            self._as_update_of_main(RefUpdate(**update), quarantine)
+            for update in payload.get("updates", [])
+        ]
         if pusher is None:
             return {"accepted": False, "messages": ["gitscripts: push rejected: unknown pusher"]}
         # Owners are looked up in the index: it must know every path on `main`, also those of a
         # push whose post-receive has not run yet.
         await run_in_threadpool(self.manager.ensure_synced)
         problems, new_commits = await run_in_threadpool(
-            self.policy.check, pusher, updates, payload.get("quarantine")
+            self.policy.check, pusher, updates, quarantine
         )
         log.info(
             "push_checked",
@@ -144,6 +156,101 @@ class GitService:
             }
         await run_in_threadpool(self.index.record_push, new_commits, pusher["id"])
         return {"accepted": True, "messages": []}
+
+    def _as_update_of_main(self, update: RefUpdate, quarantine: str | None) -> RefUpdate:
+        """A push to `refs/for/main` is checked as what it asks for: main moving from the commit
+        the push was built on (its merge base with main) to the pushed commit."""
+        if update.ref != LANDING_REF or update.new == ZERO:
+            return update
+        git = pygit2.Repository(str(self.repo.path))
+        if quarantine:
+            git.odb.add_disk_alternate(quarantine)
+        try:
+            base = git.merge_base(self.repo.head().id, update.new)
+        except (KeyError, ValueError, pygit2.GitError):
+            base = None
+        # No shared history: checked against main as it is, which refuses it as non-fast-forward.
+        old = str(base) if base is not None else str(self.repo.head().id)
+        return RefUpdate(old=old, new=update.new, ref=MAIN_REF)
+
+    async def proc_receive(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Land the accepted updates of main (see `land`); answer git's proc-receive protocol:
+        one `ok` (with where main went) or `ng <reason>` per ref, and lines for the pusher."""
+        pusher = self._pusher(payload)
+        results: list[str] = []
+        messages: list[str] = []
+        for update in (RefUpdate(**update) for update in payload.get("updates", [])):
+            reported, told = await run_in_threadpool(self.land, pusher, update)
+            results += reported
+            messages += told
+        return {"accepted": True, "results": results, "messages": messages}
+
+    def land(self, pusher: dict[str, Any] | None, update: RefUpdate) -> tuple[list[str], list[str]]:
+        """Put one pushed update on main; (proc-receive report lines, lines for the pusher)."""
+        if pusher is None or update.ref not in (MAIN_REF, LANDING_REF) or update.new == ZERO:
+            # pre-receive refused all of these already; never move main for them
+            return [f"ng {update.ref} not a push this service lands"], []
+        try:
+            landing = self.repo.land(
+                pygit2.Oid(hex=update.new),
+                Author(pusher["id"], pusher["login"]),
+                partial(self._check_landing, pusher, update),
+            )
+        except errors.AppError as exc:
+            told = [
+                "gitscripts: push refused, main was not changed:",
+                *(f"  - {path}: changed on main too" for path in exc.details.get("paths", [])),
+                *(f"  - {problem}" for problem in exc.details.get("problems", [])),
+                "  git pull --rebase, then push again",
+            ]
+            return [f"ng {update.ref} {exc.message}"], told
+        log.info(
+            "push_landed", user=pusher["login"], ref=update.ref, merged_over=landing.merged_over
+        )
+        return self._report(update, landing), self._tell(update, landing)
+
+    def _check_landing(
+        self,
+        pusher: dict[str, Any],
+        update: RefUpdate,
+        head: pygit2.Commit,
+        candidate: pygit2.Commit,
+    ) -> None:
+        """The rules again for what would really land, unless it is what pre-receive checked."""
+        if str(candidate.id) == update.new and str(head.id) == update.old:
+            return
+        self.manager.ensure_synced()
+        problems, _ = self.policy.check(
+            pusher, [RefUpdate(old=str(head.id), new=str(candidate.id), ref=MAIN_REF)], None
+        )
+        if problems:
+            raise errors.PermissionDenied(
+                "the push breaks the rules on top of the current main", problems=problems
+            )
+
+    @staticmethod
+    def _report(update: RefUpdate, landing: Landing) -> list[str]:
+        if update.ref == MAIN_REF and str(landing.new) == update.new:
+            return [f"ok {MAIN_REF}"]
+        # Where main really went. git's client then shows `main` and keeps its remote-tracking
+        # ref at the pushed commit: the merge commit is not in the clone until `git pull`.
+        return [
+            f"ok {update.ref}",
+            f"option refname {MAIN_REF}",
+            f"option old-oid {landing.old}",
+            f"option new-oid {update.new}",
+        ]
+
+    @staticmethod
+    def _tell(update: RefUpdate, landing: Landing) -> list[str]:
+        if not landing.merged_over:
+            return []
+        commits = f"{landing.merged_over} newer commit{'s' if landing.merged_over != 1 else ''}"
+        return [
+            f"gitscripts: main had {commits} touching none of your files; your commits landed "
+            f"on top of them as merge commit {str(landing.new)[:12]}.",
+            "gitscripts: `git pull` brings your clone up to date.",
+        ]
 
     async def post_receive(self, payload: dict[str, Any]) -> dict[str, Any]:
         pusher = self._pusher(payload)

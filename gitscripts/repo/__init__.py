@@ -1,11 +1,23 @@
 from gitscripts.repo.repository import (
+    LANDING_REF,
     MAIN_REF,
     Author,
     CommitResult,
     Edits,
     Existing,
+    Landing,
     Listing,
     Repository,
 )
 
-__all__ = ["MAIN_REF", "Author", "CommitResult", "Edits", "Existing", "Listing", "Repository"]
+__all__ = [
+    "LANDING_REF",
+    "MAIN_REF",
+    "Author",
+    "CommitResult",
+    "Edits",
+    "Existing",
+    "Landing",
+    "Listing",
+    "Repository",
+]
