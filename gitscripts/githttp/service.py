@@ -12,7 +12,9 @@ import base64
 import binascii
 import hmac
 import os
+import re
 import secrets
+import subprocess
 from functools import partial
 from typing import Any
 
@@ -59,22 +61,15 @@ class GitService:
         # Known only to this process and the git processes it starts: proves a hook call is ours.
         self.hook_secret = secrets.token_urlsafe(32)
         repo.install_hooks(_HOOKS_DIR)
-        # git skips a hook it cannot find, so without ours a push would go in unchecked (an
-        # install that left the top-level hooks/ folder behind): then pushing is off.
-        self.pushes_enabled = all(
-            os.access(os.path.join(_HOOKS_DIR, hook), os.X_OK)
-            for hook in ("pre-receive", "proc-receive", "post-receive")
-        )
-        if not self.pushes_enabled:
-            log.error("git_hooks_missing", hooks_dir=_HOOKS_DIR, effect="git push refused")
+        self.pushes_refused_because = _why_pushes_cannot_be_served()
+        if self.pushes_refused_because:
+            log.error("git_push_off", reason=self.pushes_refused_because)
 
     # -- authentication ----------------------------------------------------------------------
     async def caller(self, request: Request, writing: bool) -> dict[str, Any] | None:
         """The authenticated user; None for an anonymous read when that is allowed."""
-        if writing and not self.pushes_enabled:
-            raise errors.PermissionDenied(
-                f"Pushing is disabled: the service's git hooks are missing from {_HOOKS_DIR}"
-            )
+        if writing and self.pushes_refused_because:
+            raise errors.PermissionDenied(f"Pushing is disabled: {self.pushes_refused_because}")
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
@@ -270,3 +265,18 @@ class GitService:
     def _pusher(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         pusher_id = payload.get("pusher_id")
         return self.index.user(int(pusher_id)) if pusher_id and str(pusher_id).isdigit() else None
+
+
+def _why_pushes_cannot_be_served() -> str | None:
+    # git skips a hook it cannot find, so without ours a push would go in unchecked (an install
+    # that left the top-level hooks/ folder behind).
+    hooks = ("pre-receive", "proc-receive", "post-receive")
+    if not all(os.access(os.path.join(_HOOKS_DIR, hook), os.X_OK) for hook in hooks):
+        return f"the service's git hooks are missing from {_HOOKS_DIR}"
+    # Before 2.29 git ignores receive.procReceiveRefs: it would move main itself, racing the
+    # API, and store a push to refs/for/main as a ref instead of landing it.
+    version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"(\d+)\.(\d+)", version)
+    if found is None or (int(found[1]), int(found[2])) < (2, 29):
+        return f"the server's git is older than 2.29 ({version.strip() or 'not found'})"
+    return None
