@@ -1079,7 +1079,7 @@ def test_without_the_hooks_pushing_is_refused(
 def test_with_a_git_too_old_to_hand_main_to_the_service_pushing_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Before 2.29 git ignores receive.procReceiveRefs and would move main itself.
+    # Before 2.31 git ignores the configuration that hands main to the service.
     from fastapi.testclient import TestClient
 
     from gitscripts.app import create_app
@@ -1087,7 +1087,7 @@ def test_with_a_git_too_old_to_hand_main_to_the_service_pushing_is_refused(
 
     old_git = tmp_path / "bin" / "git"
     old_git.parent.mkdir()
-    old_git.write_text("#!/bin/sh\necho 'git version 2.28.0'\n")
+    old_git.write_text("#!/bin/sh\necho 'git version 2.30.2'\n")
     old_git.chmod(0o755)
     monkeypatch.setenv("PATH", f"{old_git.parent}{os.pathsep}{os.environ['PATH']}")
     with TestClient(create_app(make_settings(tmp_path / "data"))) as client:
@@ -1096,4 +1096,4 @@ def test_with_a_git_too_old_to_hand_main_to_the_service_pushing_is_refused(
             "/git/scripts.git/info/refs?service=git-receive-pack", headers=alice.headers
         )
         assert reply.status_code == 403, reply.text
-        assert "older than 2.29 (git version 2.28.0)" in reply.json()["message"]
+        assert "older than 2.31 (git version 2.30.2)" in reply.json()["message"]

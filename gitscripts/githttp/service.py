@@ -30,11 +30,24 @@ from gitscripts.config import Settings
 from gitscripts.githttp.policy import ZERO, PushPolicy, RefUpdate
 from gitscripts.index import Index
 from gitscripts.manager.service import ManagerService
-from gitscripts.repo import LANDING_REF, MAIN_REF, Author, Landing, Repository
+from gitscripts.repo import MAIN_REF, Author, Landing, Repository
 
 log = structlog.get_logger("gitscripts.git")
 
 REPOSITORY_NAME = "scripts.git"
+# Pushed here, a commit lands on main even when main moved on since the pusher's last fetch: git's
+# client compares nothing before sending (the ref never exists), the service does the rest.
+LANDING_REF = "refs/for/main"
+# git hands the updates of these refs to the proc-receive hook, and the service moves main itself.
+# Given to the git processes the service starts, not written into the repository's config: a push
+# straight into the bare repository (an operator, hooks off) stays plain git.
+_LANDED_BY_THE_SERVICE = {
+    "GIT_CONFIG_COUNT": "2",
+    "GIT_CONFIG_KEY_0": "receive.procReceiveRefs",
+    "GIT_CONFIG_VALUE_0": MAIN_REF,
+    "GIT_CONFIG_KEY_1": "receive.procReceiveRefs",
+    "GIT_CONFIG_VALUE_1": LANDING_REF,
+}
 _HOOKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "hooks")
 
 
@@ -105,6 +118,7 @@ class GitService:
             "GIT_CONFIG_NOSYSTEM": "1",
             "GITSCRIPTS_HOOK_URL": f"{self.settings.internal_url}/internal/git-hooks",
             "GITSCRIPTS_HOOK_SECRET": self.hook_secret,
+            **_LANDED_BY_THE_SERVICE,
         }
         if user is not None:
             # The pusher's identity, for the hooks: set here, after authentication, never
@@ -273,10 +287,10 @@ def _why_pushes_cannot_be_served() -> str | None:
     hooks = ("pre-receive", "proc-receive", "post-receive")
     if not all(os.access(os.path.join(_HOOKS_DIR, hook), os.X_OK) for hook in hooks):
         return f"the service's git hooks are missing from {_HOOKS_DIR}"
-    # Before 2.29 git ignores receive.procReceiveRefs: it would move main itself, racing the
-    # API, and store a push to refs/for/main as a ref instead of landing it.
+    # Before 2.31 git ignores GIT_CONFIG_COUNT (2.29: receive.procReceiveRefs): it would move
+    # main itself, racing the API, and store a push to refs/for/main as a ref, not land it.
     version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
     found = re.search(r"(\d+)\.(\d+)", version)
-    if found is None or (int(found[1]), int(found[2])) < (2, 29):
-        return f"the server's git is older than 2.29 ({version.strip() or 'not found'})"
+    if found is None or (int(found[1]), int(found[2])) < (2, 31):
+        return f"the server's git is older than 2.31 ({version.strip() or 'not found'})"
     return None

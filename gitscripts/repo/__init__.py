@@ -1,5 +1,4 @@
 from gitscripts.repo.repository import (
-    LANDING_REF,
     MAIN_REF,
     Author,
     CommitResult,
@@ -11,7 +10,6 @@ from gitscripts.repo.repository import (
 )
 
 __all__ = [
-    "LANDING_REF",
     "MAIN_REF",
     "Author",
     "CommitResult",

@@ -24,9 +24,6 @@ from gitscripts import errors
 from gitscripts.repo import layout
 
 MAIN_REF = "refs/heads/main"
-# Pushed here, a commit lands on main even when main moved on since the pusher's last fetch: git's
-# client compares nothing before sending (the ref never exists), the service does the rest.
-LANDING_REF = "refs/for/main"
 COMMITTER_NAME = "gitscripts"
 COMMITTER_EMAIL = "gitscripts@gitscripts.invalid"
 _MAX_COMMIT_ATTEMPTS = 50
@@ -34,7 +31,6 @@ _FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 TAG_PREFIX = "refs/tags/"
-_PROC_RECEIVE = "receive.procReceiveRefs"
 _DELTA_STATUS = {pygit2.GIT_DELTA_ADDED: "added", pygit2.GIT_DELTA_DELETED: "deleted"}
 
 
@@ -178,12 +174,6 @@ class Repository:
         for key, value in settings.items():
             if key not in config or config[key] != value:
                 config[key] = value
-        # git hands these pushes to the proc-receive hook, and the service moves main itself:
-        # under the lock of API commits, so an accepted push is never beaten to the ref update.
-        present = set(config.get_multivar(_PROC_RECEIVE))
-        for ref in (MAIN_REF, LANDING_REF):
-            if ref not in present:
-                config.set_multivar(_PROC_RECEIVE, f"^{re.escape(ref)}$", ref)
 
     # -- reading ------------------------------------------------------------------------------
     def head(self) -> pygit2.Commit:
