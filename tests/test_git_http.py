@@ -974,6 +974,43 @@ def test_a_push_into_a_folder_removed_meanwhile_is_refused(server: Server) -> No
     assert server.main() == api_commit
 
 
+def test_writes_wait_while_git_itself_holds_the_lock_of_main(server: Server) -> None:
+    """git locks main for a moment now and then (the `git gc --auto` a push can start packs refs
+    and expires reflogs): an API commit and a push landing meanwhile wait, and both land."""
+    clone = server.clone("bob")
+    clone.write("locked/pushed.py", HELLO)
+    pushed_commit = clone.commit("pushed while main is locked")
+    lock = server.bare / "refs" / "heads" / "main.lock"
+    lock.write_text(server.main() + "\n")
+    results: dict[str, Any] = {}
+
+    def api_write() -> None:
+        results["api"] = server.api(
+            "alice",
+            "POST",
+            f"{API}/scripts-from-text",
+            json={"filename": "while_locked.py", "display_name": "x", "content": HELLO.decode()},
+        )
+
+    threads = [
+        threading.Thread(target=api_write),
+        threading.Thread(target=lambda: results.update(push=clone.push("HEAD:refs/for/main"))),
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+    finally:
+        lock.unlink()
+    for thread in threads:
+        thread.join()
+    assert results["api"].status_code == 201, results["api"].text
+    assert results["push"].returncode == 0, results["push"].stderr
+    files = server.bare_git("ls-tree", "-r", "--name-only", "main").splitlines()
+    assert {"while_locked.py", "locked/pushed.py"} <= set(files)
+    assert pushed_commit in server.bare_git("rev-list", "main").split()
+
+
 # -- a client that goes away ----------------------------------------------------------------------
 def _large_branch(server: Server) -> str:
     """A branch of ~8 MB of incompressible files, written straight into the bare repository."""

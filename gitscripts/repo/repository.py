@@ -31,6 +31,10 @@ _FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 _REVISION = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,254}")
 _HEX = re.compile(r"[0-9a-fA-F]{4,40}")
 TAG_PREFIX = "refs/tags/"
+# What `set_target` raises when it did not move the ref: GitError when the ref moved since it was
+# read, OSError when another process holds its lock file (git's own `gc --auto` after a push packs
+# refs and expires reflogs, locking `main` for a moment).
+_REF_NOT_MOVED = (pygit2.GitError, OSError)
 _DELTA_STATUS = {pygit2.GIT_DELTA_ADDED: "added", pygit2.GIT_DELTA_DELETED: "deleted"}
 
 
@@ -336,8 +340,8 @@ class Repository:
                 )
                 try:
                     main.set_target(commit_id, message)
-                except pygit2.GitError:
-                    pass  # lost a race (or the ref is locked by a push): plan again on top
+                except _REF_NOT_MOVED:
+                    pass  # lost a race (or git holds the ref's lock): plan again on top
                 else:
                     return CommitResult(parent=parent, commit=self.git[commit_id])  # type: ignore[arg-type]
                 # Compare-and-swap failed: only compare what we planned against.
@@ -403,7 +407,7 @@ class Repository:
                 check(head, candidate)
                 try:
                     main.set_target(candidate.id, f"push: {author.login}")
-                except pygit2.GitError:
+                except _REF_NOT_MOVED:
                     # Only a process outside the service can hold `main` now: wait, look again.
                     time.sleep(0.005 * (attempt + 1))
                     continue
