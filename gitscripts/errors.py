@@ -194,6 +194,13 @@ class ConcurrentUpdate(Conflict):
     error_code = "CONCURRENT_UPDATE"
 
 
+class PushConflict(Conflict):
+    """A pushed commit cannot join `main`: what `main` gained since the push's base touches the
+    same scripts or folders, or the two share no history."""
+
+    error_code = "PUSH_CONFLICT"
+
+
 # 413
 class PayloadTooLarge(AppError):
     status_code = 413

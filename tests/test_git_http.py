@@ -122,6 +122,14 @@ class Server:
     def git_processes(self) -> dict[int, str]:
         """The git programs the server is running right now (its descendants named git*), by
         process id."""
+        return {
+            pid: command
+            for pid, (program, command) in self.descendants().items()
+            if program.startswith("git")
+        }
+
+    def descendants(self) -> dict[int, tuple[str, str]]:
+        """Process id -> (program name, command line) of every process the server runs now."""
         children: dict[int, list[int]] = {}
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
@@ -131,7 +139,8 @@ class Server:
                     continue
                 parent = int(stat.rsplit(")", 1)[1].split()[1])
                 children.setdefault(parent, []).append(int(entry.name))
-        found, pending = {}, list(children.get(self.process.pid, []))
+        found: dict[int, tuple[str, str]] = {}
+        pending = list(children.get(self.process.pid, []))
         while pending:
             pid = pending.pop()
             pending += children.get(pid, [])
@@ -140,8 +149,7 @@ class Server:
             except OSError:
                 continue
             command = b" ".join(argv).decode(errors="replace")
-            if os.path.basename(argv[0].decode(errors="replace")).startswith("git"):
-                found[pid] = command
+            found[pid] = (os.path.basename(argv[0].decode(errors="replace")), command)
         return found
 
 
@@ -1024,6 +1032,196 @@ def test_api_uploads_and_pushes_race_without_losing_anything(server: Server) -> 
         assert script is not None and script["created_by"]["login"] == "bob"
 
 
+def _api_save(server: Server, login: str, filename: str, content: bytes) -> str:
+    """Create or replace a root script through the API; the commit it made."""
+    reply = server.api(
+        login,
+        "POST",
+        f"{API}/scripts-from-text",
+        json={"filename": filename, "display_name": filename, "content": content.decode()},
+    )
+    if reply.status_code == 409:  # it exists: replace it
+        reply = server.api(
+            login,
+            "POST",
+            f"{API}/scripts-from-text",
+            json={
+                "filename": filename,
+                "display_name": filename,
+                "content": content.decode(),
+                "replace": True,
+            },
+        )
+    assert reply.status_code == 201, reply.text
+    return server.main()
+
+
+def _push_while_the_api_commits(
+    server: Server, clone: Clone, api_file: str
+) -> tuple[subprocess.CompletedProcess[str], str]:
+    """Push, and commit `api_file` through the API while pre-receive is checking the push: `main`
+    moves after git advertised it to the push and before the push's ref update. (The push, and
+    the API commit.)"""
+    result: dict[str, subprocess.CompletedProcess[str]] = {}
+    pushing = threading.Thread(target=lambda: result.update(push=clone.push()))
+    pushing.start()
+    deadline = time.monotonic() + 60
+    while not any("hooks/pre-receive" in command for _, command in server.descendants().values()):
+        assert pushing.is_alive() and time.monotonic() < deadline, result
+        time.sleep(0.002)
+    api_commit = _api_save(server, "bob", api_file, HELLO.replace(b"world", b"api"))
+    pushing.join()
+    return result["push"], api_commit
+
+
+def _many_scripts(clone: Clone, folder: str) -> None:
+    """Enough files that the push's check takes a while."""
+    for number in range(400):
+        clone.write(f"{folder}/s{number:03d}.py", HELLO + f"# {number}\n".encode())
+
+
+def test_an_accepted_push_lands_when_the_api_moves_main_during_its_check(server: Server) -> None:
+    clone = server.clone("bob")
+    _many_scripts(clone, "checked")
+    pushed_commit = clone.commit("400 scripts")
+    pushed, api_commit = _push_while_the_api_commits(server, clone, "during_the_check.py")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "failed to update ref" not in pushed.stderr
+    assert "main had 1 newer commit touching none of your files" in pushed.stderr
+    history = set(server.bare_git("rev-list", "main").split())
+    assert {pushed_commit, api_commit} <= history
+    files = set(server.bare_git("ls-tree", "-r", "--name-only", "main").splitlines())
+    assert {"during_the_check.py", "checked/s399.py"} <= files
+    merge = server.bare_git("log", "-1", "--format=%P%x1f%an%x1f%s", "main").split("\x1f")
+    assert merge[0].split() == [api_commit, pushed_commit]
+    assert merge[1] == "bob"
+    # The pusher's clone only has to fast-forward, and the pushed scripts are bob's.
+    clone.git("pull", "--quiet", "--ff-only")
+    assert clone.head() == server.main()
+    script = server.script("alice", "checked/s000.py")
+    assert script is not None and script["created_by"]["login"] == "bob"
+
+
+def test_a_push_racing_an_api_commit_to_the_same_script_is_refused_cleanly(
+    server: Server,
+) -> None:
+    _api_save(server, "bob", "raced.py", HELLO)
+    clone = server.clone("bob")
+    _many_scripts(clone, "raced-folder")
+    clone.write("raced.py", HELLO.replace(b"world", b"git"))
+    clone.commit("400 scripts and raced.py")
+    pushed, api_commit = _push_while_the_api_commits(server, clone, "raced.py")
+    assert pushed.returncode != 0
+    assert "failed to update ref" not in pushed.stderr
+    assert "raced.py: changed on main too" in pushed.stderr, pushed.stderr
+    assert server.main() == api_commit
+    assert server.bare_git("show", "main:raced.py").encode() == HELLO.replace(b"world", b"api")
+
+
+def test_a_push_to_refs_for_main_lands_over_unrelated_api_commits(server: Server) -> None:
+    clone = server.clone("bob")
+    api_commits = [_api_save(server, "alice", f"meanwhile_{n}.py", HELLO) for n in range(3)]
+    clone.write("landing/mine.py", HELLO)
+    pushed_commit = clone.commit("mine")
+    # Plain `git push` to main: git's client refuses before sending anything.
+    refused = clone.push()
+    assert refused.returncode != 0 and "fetch first" in refused.stderr
+    assert server.main() == api_commits[-1]
+
+    pushed = clone.push("HEAD:refs/for/main")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "main had 3 newer commits touching none of your files" in pushed.stderr
+    assert "HEAD -> main" in pushed.stderr, pushed.stderr
+    history = set(server.bare_git("rev-list", "main").split())
+    assert {pushed_commit, *api_commits} <= history
+    assert server.bare_git("rev-parse", "main^1").strip() == api_commits[-1]
+    assert "refs/for/" not in server.refs()
+    script = server.script("alice", "landing/mine.py")
+    assert script is not None and script["created_by"]["login"] == "bob"
+    clone.git("pull", "--quiet", "--ff-only")
+    assert clone.head() == server.main()
+
+    # Not behind at all: a plain fast-forward, no merge commit.
+    clone.write("landing/again.py", HELLO)
+    again = clone.commit("again")
+    assert clone.push("HEAD:refs/for/main").returncode == 0
+    assert server.main() == again
+
+
+def test_a_push_conflicting_with_newer_api_commits_is_refused_and_changes_nothing(
+    server: Server,
+) -> None:
+    _api_save(server, "bob", "contested.py", HELLO)
+    clone = server.clone("bob")
+    clone.write("elsewhere/fine.py", HELLO)
+    clone.write("contested.py", HELLO.replace(b"world", b"git"))
+    clone.commit("edit a script the API edits too")
+    api_commit = _api_save(server, "bob", "contested.py", HELLO.replace(b"world", b"api"))
+
+    pushed = clone.push("HEAD:refs/for/main")
+    assert pushed.returncode != 0
+    assert "main has newer commits that change what this push changes" in pushed.stderr
+    assert "contested.py: changed on main too" in pushed.stderr, pushed.stderr
+    assert "git pull --rebase, then push again" in pushed.stderr
+    assert server.main() == api_commit
+    assert "elsewhere/fine.py" not in server.bare_git("ls-tree", "-r", "--name-only", "main")
+    # The advice works: after a rebase that keeps the pusher's version, the push lands.
+    clone.git("pull", "--quiet", "--rebase", "-X", "theirs")
+    assert clone.push().returncode == 0
+    assert server.main() == clone.head()
+
+
+def test_a_push_into_a_folder_removed_meanwhile_is_refused(server: Server) -> None:
+    folder = server.api("bob", "POST", f"{API}/folders", json={"name": "going"}).json()
+    clone = server.clone("bob")
+    clone.write("going/new.py", HELLO)
+    clone.commit("a script in a folder about to go")
+    removed = server.api("bob", "DELETE", f"{API}/folders/{folder['id']}")
+    assert removed.status_code in (200, 204), removed.text
+    api_commit = server.main()
+    pushed = clone.push("HEAD:refs/for/main")
+    assert pushed.returncode != 0
+    assert "going/: changed on main too" in pushed.stderr, pushed.stderr
+    assert server.main() == api_commit
+
+
+def test_writes_wait_while_git_itself_holds_the_lock_of_main(server: Server) -> None:
+    """git locks main for a moment now and then (the `git gc --auto` a push can start packs refs
+    and expires reflogs): an API commit and a push landing meanwhile wait, and both land."""
+    clone = server.clone("bob")
+    clone.write("locked/pushed.py", HELLO)
+    pushed_commit = clone.commit("pushed while main is locked")
+    lock = server.bare / "refs" / "heads" / "main.lock"
+    lock.write_text(server.main() + "\n")
+    results: dict[str, Any] = {}
+
+    def api_write() -> None:
+        results["api"] = server.api(
+            "alice",
+            "POST",
+            f"{API}/scripts-from-text",
+            json={"filename": "while_locked.py", "display_name": "x", "content": HELLO.decode()},
+        )
+
+    threads = [
+        threading.Thread(target=api_write),
+        threading.Thread(target=lambda: results.update(push=clone.push("HEAD:refs/for/main"))),
+    ]
+    try:
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+    finally:
+        lock.unlink()
+    for thread in threads:
+        thread.join()
+    assert results["api"].status_code == 201, results["api"].text
+    assert results["push"].returncode == 0, results["push"].stderr
+    files = server.bare_git("ls-tree", "-r", "--name-only", "main").splitlines()
+    assert {"while_locked.py", "locked/pushed.py"} <= set(files)
+    assert pushed_commit in server.bare_git("rev-list", "main").split()
+
+
 # -- a client that goes away ----------------------------------------------------------------------
 def _large_branch(server: Server) -> str:
     """A branch of ~8 MB of incompressible files, written straight into the bare repository."""
@@ -1196,3 +1394,26 @@ def test_without_the_hooks_pushing_is_refused(
         assert reply.status_code == 403 and "hooks are missing" in reply.json()["message"]
         reply = client.get(f"{refs}?service=git-upload-pack", headers=alice.headers)
         assert reply.status_code == 200  # cloning does not need them
+
+
+def test_with_a_git_too_old_to_hand_main_to_the_service_pushing_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before 2.31 git ignores the configuration that hands main to the service.
+    from fastapi.testclient import TestClient
+
+    from gitscripts.app import create_app
+    from tests.conftest import make_settings, register
+
+    old_git = tmp_path / "bin" / "git"
+    old_git.parent.mkdir()
+    old_git.write_text("#!/bin/sh\necho 'git version 2.30.2'\n")
+    old_git.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{old_git.parent}{os.pathsep}{os.environ['PATH']}")
+    with TestClient(create_app(make_settings(tmp_path / "data"))) as client:
+        alice = register(client, "alice")
+        reply = client.get(
+            "/git/scripts.git/info/refs?service=git-receive-pack", headers=alice.headers
+        )
+        assert reply.status_code == 403, reply.text
+        assert "older than 2.31 (git version 2.30.2)" in reply.json()["message"]

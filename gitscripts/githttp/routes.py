@@ -55,6 +55,8 @@ async def hook(stage: str, request: Request) -> dict[str, Any]:
     payload = await request.json()
     if stage == "pre-receive":
         return await git.pre_receive(payload)
+    if stage == "proc-receive":
+        return await git.proc_receive(payload)
     if stage == "post-receive":
         return await git.post_receive(payload)
     raise errors.NotFound(f"No hook named {stage}")

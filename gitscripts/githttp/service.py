@@ -1,4 +1,10 @@
-"""Who may fetch and push, and what the hooks of a push are told."""
+"""Who may fetch and push, and what the hooks of a push are told.
+
+The service moves `main` itself: git hands it the pushed updates of `refs/heads/main` and
+`refs/for/main` (its proc-receive hook) after pre-receive has checked them, and `Repository.land`
+puts them on `main` under the lock API commits take. So a push that was accepted lands, and a push
+that is behind only because of commits touching none of its paths lands too, as a merge.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,13 @@ import base64
 import binascii
 import hmac
 import os
+import re
 import secrets
+import subprocess
+from functools import partial
 from typing import Any
 
+import pygit2
 import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -19,14 +29,27 @@ from gitscripts.auth.service import AuthService
 from gitscripts.auth.throttle import client_address
 from gitscripts.auth.tokens import is_personal_token
 from gitscripts.config import Settings
-from gitscripts.githttp.policy import PushPolicy, RefUpdate
+from gitscripts.githttp.policy import ZERO, PushPolicy, RefUpdate
 from gitscripts.index import Index
 from gitscripts.manager.service import ManagerService
-from gitscripts.repo import MAIN_REF, Repository
+from gitscripts.repo import MAIN_REF, Author, Landing, Repository
 
 log = structlog.get_logger("gitscripts.git")
 
 REPOSITORY_NAME = "scripts.git"
+# Pushed here, a commit lands on main even when main moved on since the pusher's last fetch: git's
+# client compares nothing before sending (the ref never exists), the service does the rest.
+LANDING_REF = "refs/for/main"
+# git hands the updates of these refs to the proc-receive hook, and the service moves main itself.
+# Given to the git processes the service starts, not written into the repository's config: a push
+# straight into the bare repository (an operator, hooks off) stays plain git.
+_LANDED_BY_THE_SERVICE = {
+    "GIT_CONFIG_COUNT": "2",
+    "GIT_CONFIG_KEY_0": "receive.procReceiveRefs",
+    "GIT_CONFIG_VALUE_0": MAIN_REF,
+    "GIT_CONFIG_KEY_1": "receive.procReceiveRefs",
+    "GIT_CONFIG_VALUE_1": LANDING_REF,
+}
 _HOOKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "hooks")
 
 
@@ -53,22 +76,15 @@ class GitService:
         # Known only to this process and the git processes it starts: proves a hook call is ours.
         self.hook_secret = secrets.token_urlsafe(32)
         repo.install_hooks(_HOOKS_DIR)
-        # git skips a hook it cannot find, so without ours a push would go in unchecked (an
-        # install that left the top-level hooks/ folder behind): then pushing is off.
-        self.pushes_enabled = all(
-            os.access(os.path.join(_HOOKS_DIR, hook), os.X_OK)
-            for hook in ("pre-receive", "post-receive")
-        )
-        if not self.pushes_enabled:
-            log.error("git_hooks_missing", hooks_dir=_HOOKS_DIR, effect="git push refused")
+        self.pushes_refused_because = _why_pushes_cannot_be_served()
+        if self.pushes_refused_because:
+            log.error("git_push_off", reason=self.pushes_refused_because)
 
     # -- authentication ----------------------------------------------------------------------
     async def caller(self, request: Request, writing: bool) -> dict[str, Any] | None:
         """The authenticated user; None for an anonymous read when that is allowed."""
-        if writing and not self.pushes_enabled:
-            raise errors.PermissionDenied(
-                f"Pushing is disabled: the service's git hooks are missing from {_HOOKS_DIR}"
-            )
+        if writing and self.pushes_refused_because:
+            raise errors.PermissionDenied(f"Pushing is disabled: {self.pushes_refused_because}")
         header = request.headers.get("authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
@@ -104,6 +120,7 @@ class GitService:
             "GIT_CONFIG_NOSYSTEM": "1",
             "GITSCRIPTS_HOOK_URL": f"{self.settings.internal_url}/internal/git-hooks",
             "GITSCRIPTS_HOOK_SECRET": self.hook_secret,
+            **_LANDED_BY_THE_SERVICE,
         }
         if user is not None:
             # The pusher's identity, for the hooks: set here, after authentication, never
@@ -120,14 +137,18 @@ class GitService:
 
     async def pre_receive(self, payload: dict[str, Any]) -> dict[str, Any]:
         pusher = self._pusher(payload)
-        updates = [RefUpdate(**update) for update in payload.get("updates", [])]
+        quarantine = payload.get("quarantine")
+        updates = [
+            self._as_update_of_main(RefUpdate(**update), quarantine)
+            for update in payload.get("updates", [])
+        ]
         if pusher is None:
             return {"accepted": False, "messages": ["gitscripts: push rejected: unknown pusher"]}
         # Owners are looked up in the index: it must know every path on `main`, also those of a
         # push whose post-receive has not run yet.
         await run_in_threadpool(self.manager.ensure_synced)
         problems, new_commits = await run_in_threadpool(
-            self.policy.check, pusher, updates, payload.get("quarantine")
+            self.policy.check, pusher, updates, quarantine
         )
         log.info(
             "push_checked",
@@ -147,6 +168,101 @@ class GitService:
         await run_in_threadpool(self.index.record_push, new_commits, pusher["id"])
         return {"accepted": True, "messages": []}
 
+    def _as_update_of_main(self, update: RefUpdate, quarantine: str | None) -> RefUpdate:
+        """A push to `refs/for/main` is checked as what it asks for: main moving from the commit
+        the push was built on (its merge base with main) to the pushed commit."""
+        if update.ref != LANDING_REF or update.new == ZERO:
+            return update
+        git = pygit2.Repository(str(self.repo.path))
+        if quarantine:
+            git.odb.add_disk_alternate(quarantine)
+        try:
+            base = git.merge_base(self.repo.head().id, update.new)
+        except (KeyError, ValueError, pygit2.GitError):
+            base = None
+        # No shared history: checked against main as it is, which refuses it as non-fast-forward.
+        old = str(base) if base is not None else str(self.repo.head().id)
+        return RefUpdate(old=old, new=update.new, ref=MAIN_REF)
+
+    async def proc_receive(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """Land the accepted updates of main (see `land`); answer git's proc-receive protocol:
+        one `ok` (with where main went) or `ng <reason>` per ref, and lines for the pusher."""
+        pusher = self._pusher(payload)
+        results: list[str] = []
+        messages: list[str] = []
+        for update in (RefUpdate(**update) for update in payload.get("updates", [])):
+            reported, told = await run_in_threadpool(self.land, pusher, update)
+            results += reported
+            messages += told
+        return {"accepted": True, "results": results, "messages": messages}
+
+    def land(self, pusher: dict[str, Any] | None, update: RefUpdate) -> tuple[list[str], list[str]]:
+        """Put one pushed update on main; (proc-receive report lines, lines for the pusher)."""
+        if pusher is None or update.ref not in (MAIN_REF, LANDING_REF) or update.new == ZERO:
+            # pre-receive refused all of these already; never move main for them
+            return [f"ng {update.ref} not a push this service lands"], []
+        try:
+            landing = self.repo.land(
+                pygit2.Oid(hex=update.new),
+                Author(pusher["id"], pusher["login"]),
+                partial(self._check_landing, pusher, update),
+            )
+        except errors.AppError as exc:
+            told = [
+                "gitscripts: push refused, main was not changed:",
+                *(f"  - {path}: changed on main too" for path in exc.details.get("paths", [])),
+                *(f"  - {problem}" for problem in exc.details.get("problems", [])),
+                "  git pull --rebase, then push again",
+            ]
+            return [f"ng {update.ref} {exc.message}"], told
+        log.info(
+            "push_landed", user=pusher["login"], ref=update.ref, merged_over=landing.merged_over
+        )
+        return self._report(update, landing), self._tell(update, landing)
+
+    def _check_landing(
+        self,
+        pusher: dict[str, Any],
+        update: RefUpdate,
+        head: pygit2.Commit,
+        candidate: pygit2.Commit,
+    ) -> None:
+        """The rules again for what would really land, unless it is what pre-receive checked."""
+        if str(candidate.id) == update.new and str(head.id) == update.old:
+            return
+        self.manager.ensure_synced()
+        problems, _ = self.policy.check(
+            pusher, [RefUpdate(old=str(head.id), new=str(candidate.id), ref=MAIN_REF)], None
+        )
+        if problems:
+            raise errors.PermissionDenied(
+                "the push breaks the rules on top of the current main", problems=problems
+            )
+
+    @staticmethod
+    def _report(update: RefUpdate, landing: Landing) -> list[str]:
+        if update.ref == MAIN_REF and str(landing.new) == update.new:
+            return [f"ok {MAIN_REF}"]
+        # Where main really went. git's client then shows `main` and keeps its remote-tracking
+        # ref at the pushed commit: the merge commit is not in the clone until `git pull`.
+        return [
+            f"ok {update.ref}",
+            f"option refname {MAIN_REF}",
+            f"option old-oid {landing.old}",
+            f"option new-oid {update.new}",
+        ]
+
+    @staticmethod
+    def _tell(update: RefUpdate, landing: Landing) -> list[str]:
+        if not landing.merged_over:
+            return []
+        commits = f"{landing.merged_over} newer commit{'s' if landing.merged_over != 1 else ''}"
+        return [
+            f"gitscripts: main had {commits} touching none of your files; your commits landed "
+            f"on top of them as merge commit {str(landing.new)[:12]}.",
+            "gitscripts: `git pull` brings your clone up to date.",
+        ]
+
     async def post_receive(self, payload: dict[str, Any]) -> dict[str, Any]:
         pusher = self._pusher(payload)
         touches_main = any(update.get("ref") == MAIN_REF for update in payload.get("updates", []))
@@ -165,3 +281,18 @@ class GitService:
     def _pusher(self, payload: dict[str, Any]) -> dict[str, Any] | None:
         pusher_id = payload.get("pusher_id")
         return self.index.user(int(pusher_id)) if pusher_id and str(pusher_id).isdigit() else None
+
+
+def _why_pushes_cannot_be_served() -> str | None:
+    # git skips a hook it cannot find, so without ours a push would go in unchecked (an install
+    # that left the top-level hooks/ folder behind).
+    hooks = ("pre-receive", "proc-receive", "post-receive")
+    if not all(os.access(os.path.join(_HOOKS_DIR, hook), os.X_OK) for hook in hooks):
+        return f"the service's git hooks are missing from {_HOOKS_DIR}"
+    # Before 2.31 git ignores GIT_CONFIG_COUNT (2.29: receive.procReceiveRefs): it would move
+    # main itself, racing the API, and store a push to refs/for/main as a ref, not land it.
+    version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout
+    found = re.search(r"(\d+)\.(\d+)", version)
+    if found is None or (int(found[1]), int(found[2])) < (2, 31):
+        return f"the server's git is older than 2.31 ({version.strip() or 'not found'})"
+    return None

@@ -4,8 +4,18 @@ from gitscripts.repo.repository import (
     CommitResult,
     Edits,
     Existing,
+    Landing,
     Listing,
     Repository,
 )
 
-__all__ = ["MAIN_REF", "Author", "CommitResult", "Edits", "Existing", "Listing", "Repository"]
+__all__ = [
+    "MAIN_REF",
+    "Author",
+    "CommitResult",
+    "Edits",
+    "Existing",
+    "Landing",
+    "Listing",
+    "Repository",
+]

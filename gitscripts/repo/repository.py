@@ -33,6 +33,10 @@ _MAX_COMMIT_ATTEMPTS = 50
 _FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 TAG_PREFIX = "refs/tags/"
 BRANCH_PREFIX = "refs/heads/"
+# What `set_target` raises when it did not move the ref: GitError when the ref moved since it was
+# read, OSError when another process holds its lock file (git's own `gc --auto` after a push packs
+# refs and expires reflogs, locking `main` for a moment).
+_REF_NOT_MOVED = (pygit2.GitError, OSError)
 _DELTA_STATUS = {pygit2.GIT_DELTA_ADDED: "added", pygit2.GIT_DELTA_DELETED: "deleted"}
 
 
@@ -87,6 +91,16 @@ class Listing:
 class CommitResult:
     parent: pygit2.Commit
     commit: pygit2.Commit
+
+
+@dataclass(frozen=True)
+class Landing:
+    """How a push reached `main`: from `old` to `new`, over `merged_over` commits that `main`
+    gained after the push's base (0: a fast-forward, or the commits were already there)."""
+
+    old: pygit2.Oid
+    new: pygit2.Oid
+    merged_over: int
 
 
 @dataclass(frozen=True)
@@ -358,8 +372,8 @@ class Repository:
                 )
                 try:
                     main.set_target(commit_id, message)
-                except pygit2.GitError:
-                    pass  # lost a race (or the ref is locked by a push): plan again on top
+                except _REF_NOT_MOVED:
+                    pass  # lost a race (or git holds the ref's lock): plan again on top
                 else:
                     return CommitResult(parent=parent, commit=self.git[commit_id])  # type: ignore[arg-type]
                 # Compare-and-swap failed: only compare what we planned against.
@@ -368,6 +382,115 @@ class Repository:
         raise errors.ConcurrentUpdate(
             "The script repository kept changing while this change was applied; try again"
         )
+
+    def land(
+        self,
+        tip: pygit2.Oid,
+        author: Author,
+        check: Callable[[pygit2.Commit, pygit2.Commit], None],
+    ) -> Landing:
+        """Put the pushed commit `tip` on `main`, under the write lock that API commits take.
+
+        A fast-forward when `main` is an ancestor of `tip`. When `main` has moved on since the
+        commit the push was built on (their merge base), the push lands as a merge commit on top
+        of `main`, authored by `author`, provided nothing `main` gained since touches a script,
+        sidecar or folder the push changed (PushConflict otherwise: the pusher has to look).
+        The pushed commits keep their ids, so the pusher's clone only has to fast-forward.
+
+        `check(main, candidate)` raises to refuse moving `main` to `candidate`. It runs under the
+        lock, so what it approves is exactly what lands: no API commit can move `main` between
+        the check and the ref update.
+        """
+        pushed = self._commit_at(tip)
+        with self.write_lock:
+            for attempt in range(_MAX_COMMIT_ATTEMPTS):
+                main = self.git.references[MAIN_REF]
+                head: pygit2.Commit = self.git[main.target]  # type: ignore[assignment]
+                if head.id == pushed.id or self.git.descendant_of(head.id, pushed.id):
+                    return Landing(old=head.id, new=head.id, merged_over=0)
+                base_id = self.git.merge_base(head.id, pushed.id)
+                if base_id is None:
+                    raise errors.PushConflict("The pushed commits share no history with main")
+                if base_id == head.id:
+                    candidate, merged_over = pushed, 0
+                else:
+                    base = self._commit_at(base_id)
+                    clashes = self._clashes(base, head, pushed)
+                    if clashes:
+                        raise errors.PushConflict(
+                            "main has newer commits that change what this push changes",
+                            paths=clashes,
+                        )
+                    merged_over = sum(1 for _ in self._walk_between(base_id, head.id))
+                    tree_id = self._apply(head.tree, self._edits_between(base, pushed))
+                    message = (
+                        f"Land a push by {author.login} on top of {merged_over} newer "
+                        f"commit{'s' if merged_over != 1 else ''} on main\n"
+                    )
+                    merge_id = self.git.create_commit(
+                        None,
+                        author.signature(),
+                        committer(),
+                        message,
+                        tree_id,
+                        [head.id, pushed.id],
+                    )
+                    candidate = self._commit_at(merge_id)
+                check(head, candidate)
+                try:
+                    main.set_target(candidate.id, f"push: {author.login}")
+                except _REF_NOT_MOVED:
+                    # Only a process outside the service can hold `main` now: wait, look again.
+                    time.sleep(0.005 * (attempt + 1))
+                    continue
+                return Landing(old=head.id, new=candidate.id, merged_over=merged_over)
+        raise errors.ConcurrentUpdate("main stayed locked while this push was landed; try again")
+
+    def _commit_at(self, oid: pygit2.Oid) -> pygit2.Commit:
+        commit = self.git.get(oid)
+        if not isinstance(commit, pygit2.Commit):
+            raise errors.PushConflict(f"{oid} is not a commit")
+        return commit
+
+    def _walk_between(self, base: pygit2.Oid, tip: pygit2.Oid) -> Iterator[pygit2.Commit]:
+        walker = self.git.walk(tip, pygit2.GIT_SORT_NONE)
+        walker.hide(base)
+        return iter(walker)
+
+    @staticmethod
+    def _edits_between(base: pygit2.Commit, tip: pygit2.Commit) -> Edits:
+        """What `tip` changed since `base`, as edits that replay it on another tree."""
+        edits: Edits = {}
+        for delta in base.tree.diff_to_tree(tip.tree).deltas:
+            if delta.status == pygit2.GIT_DELTA_DELETED:
+                edits[delta.old_file.path] = None
+            else:
+                edits[delta.new_file.path] = Existing(delta.new_file.id, delta.new_file.mode)
+        return edits
+
+    def _clashes(
+        self, base: pygit2.Commit, head: pygit2.Commit, pushed: pygit2.Commit
+    ) -> list[str]:
+        """What both sides changed since `base`: the same script (its file or its sidecar), or a
+        path inside a folder that the other side removed (or renamed): landing it would bring the
+        folder back. Files added to a folder on both sides are no clash, as in the API."""
+
+        def touched(tip: pygit2.Commit) -> set[str]:
+            paths: set[str] = set()
+            for delta in base.tree.diff_to_tree(tip.tree).deltas:
+                paths.update((delta.old_file.path, delta.new_file.path))
+            return {path.removesuffix(layout.METADATA_SUFFIX) for path in paths}
+
+        ours, theirs = touched(pushed), touched(head)
+        clashes = ours & theirs
+        for paths, other in ((ours, head), (theirs, pushed)):
+            for path in paths:
+                folder = layout.parent_of(path)
+                while folder is not None:
+                    if self.is_folder(base.tree, folder) and not self.is_folder(other.tree, folder):
+                        clashes.add(folder + "/")
+                    folder = layout.parent_of(folder)
+        return sorted(clashes)
 
     def _apply(self, tree: pygit2.Tree | None, edits: Edits) -> pygit2.Oid:
         return self._edit_tree(tree, edits) or self.git.TreeBuilder().write()
