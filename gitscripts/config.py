@@ -74,8 +74,9 @@ class Settings(BaseSettings):
     # "off" runs scripts with the service's own privileges: only for a trusted single user.
     execution_sandbox: Literal["strict", "auto", "off"] | None = None
     # "none": a run has no network but a loopback; it reaches the file API through a Unix socket.
-    # "host": runs share the machine's network (they can reach anything the service can).
-    execution_network: Literal["none", "host"] = "none"
+    # "loopback-service": the same, and the file API also answers on the run's own loopback at
+    # the service's port. "host": runs share the machine's network (anything the service reaches).
+    execution_network: Literal["none", "loopback-service", "host"] = "none"
     # As root, run slot N executes as uid and gid EXECUTION_UID_BASE + N, which own nothing.
     execution_uid_base: int = Field(default=2_000_000, ge=1000, le=4_000_000_000)
     execution_max_open_files: int = Field(default=1024, ge=16)

@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +41,24 @@ CREDENTIALS = {"login": "alice", "password": PASSWORD}
 
 
 # -- helpers ----------------------------------------------------------------------------------
+def run_async(coroutine: Coroutine[Any, Any, None]) -> None:
+    """Run `coroutine` in an event loop of its own thread: the browser tests' driver may have
+    left one running in this thread."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            asyncio.run(coroutine)
+        except BaseException as exc:
+            failure.append(exc)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if failure:
+        raise failure[0]
+
+
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -806,7 +824,7 @@ def test_an_attackers_failures_never_make_the_owner_wait(tmp_path: Path) -> None
                 task.cancel()
             await asyncio.gather(*flood, return_exceptions=True)
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_one_address_that_fails_too_often_is_refused_whatever_login_it_tries(
@@ -837,7 +855,7 @@ def test_one_address_that_fails_too_often_is_refused_whatever_login_it_tries(
             # Another address is not affected.
             assert (await other.post(f"{AUTH}/login", json=CREDENTIALS)).status_code == 200
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 def test_parallel_attempts_from_one_address_count_against_its_limit(tmp_path: Path) -> None:
@@ -859,7 +877,7 @@ def test_parallel_attempts_from_one_address_count_against_its_limit(tmp_path: Pa
             statuses = sorted(reply.status_code for reply in replies)
             assert statuses == [401] * 4 + [429] * 16, statuses
 
-    asyncio.run(scenario())
+    run_async(scenario())
 
 
 # -- configuration ----------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import stat
 import sys
 import tempfile
@@ -237,6 +238,7 @@ def main(data):
             return "connected"
     out["connect to the service"] = attempt(connect)
     out["interfaces"] = sorted(name for _, name in socket.if_nameindex())
+    out["cgroups"] = open("/proc/self/cgroup").read()
     return out
 """
 
@@ -268,6 +270,11 @@ def test_an_attacker_cannot_leave_its_run(service: Service) -> None:
     assert found["limit RLIMIT_FSIZE"] == [4 << 20, 4 << 20]
     assert found["limit RLIMIT_AS"] == [512 << 20, 512 << 20]
     assert found["interfaces"] == ["lo"]
+    detail = httpx.get(f"{service.base}/health?detail=true").json()["execution"]
+    if "cgroup" in detail["active"]:  # the run is in its slot's cgroup (memory, pids)
+        assert "/slot-" in found["cgroups"], found["cgroups"]
+    else:
+        assert detail["inactive"]["cgroup"]  # and the service says why not
     # Nothing it tried left a trace for the service or the next run.
     assert not (service.data_dir / "scripts.git" / "config").read_bytes().endswith(b"here")
     again = service.run("bob", "escape.py", data)
@@ -562,3 +569,79 @@ def test_auto_starts_where_the_kernel_refuses_and_says_what_is_missing(tmp_path:
         )
         reply = httpx.post(f"{server.base}/api/v1/scripts/a.py", headers=headers, json={"x": 1})
         assert reply.json()["result"] == {"x": 1}, reply.json()
+
+
+NETWORK_PROBE = r"""
+import os, socket, urllib.request
+from gitscripts.runtime import files
+
+def status(url, token):
+    request = urllib.request.Request(url, headers={"Authorization": "Bearer " + token})
+    try:
+        with urllib.request.urlopen(request, timeout=5) as reply:
+            return reply.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return "unreachable"
+
+def connect(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+        return "connected"
+    except OSError:
+        return "unreachable"
+
+def main(data):
+    url, token = os.environ["FILES_API_URL"], os.environ["FILES_API_TOKEN"]
+    key = files.write_bytes(b"over the loopback", prefix="net")
+    return {
+        "url": url,
+        "read back": files.read_bytes(key).decode(),
+        "files endpoint": status(url + "/api/v1/files", token),
+        "anything else": status(url + "/api/v1/auth/me", token),
+        "another port": connect(data["other_port"]),
+        "interfaces": sorted(name for _, name in socket.if_nameindex()),
+    }
+"""
+
+
+@pytest.mark.parametrize("network", ["loopback-service", "host"])
+def test_the_network_setting_decides_what_a_run_can_reach(tmp_path: Path, network: str) -> None:
+    with live_server(
+        tmp_path / "data", EXECUTION_SANDBOX="strict", EXECUTION_NETWORK=network
+    ) as server:
+        port = int(server.base.rsplit(":", 1)[1])
+        credentials = {"login": "alice", "password": PASSWORD}
+        httpx.post(f"{server.base}/api/v1/auth/register", json=credentials)
+        token = httpx.post(f"{server.base}/api/v1/auth/login", json=credentials).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        httpx.post(
+            f"{server.base}/api/v1/scripts-manager/scripts-from-text",
+            headers=headers,
+            json={"filename": "net.py", "display_name": "net", "content": NETWORK_PROBE},
+        )
+        with socket.socket() as other:  # a loopback service of the host's that is not ours
+            other.bind(("127.0.0.1", 0))
+            other.listen()
+            reply = httpx.post(
+                f"{server.base}/api/v1/scripts/net.py",
+                headers=headers,
+                json={"data": {"other_port": other.getsockname()[1]}},
+                timeout=30,
+            )
+    outcome = reply.json()
+    assert outcome["success"], outcome["error"]
+    found = outcome["result"]
+    assert found["url"] == f"http://127.0.0.1:{port}"
+    assert found["read back"] == "over the loopback"
+    assert found["files endpoint"] == 200
+    if network == "loopback-service":
+        # The run's loopback leads to the file API and nowhere else.
+        assert found["anything else"] == 404
+        assert found["another port"] == "unreachable"
+        assert found["interfaces"] == ["lo"]
+    else:  # the machine's network, as the service has it
+        assert found["anything else"] == 401  # a file token opens nothing else
+        assert found["another port"] == "connected"
+        assert len(found["interfaces"]) >= 1

@@ -131,6 +131,8 @@ class SandboxConfig:
     checkouts: str = ""
     # The service's file API on a Unix socket: bound into a run without network.
     files_socket: str = ""
+    # loopback-service: the port the run's loopback relays to that socket (the service's own).
+    service_port: int = 0
     # An empty directory on which each run mounts its new root.
     mount_point: str = ""
     uid_base: int = 0  # as root: slot N runs as uid/gid uid_base + N

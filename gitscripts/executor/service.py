@@ -172,6 +172,7 @@ class ExecutionService:
             readonly=_python_paths(_protected(settings, base)),
             checkouts=str(self.checkouts.root),
             files_socket=str(self.files_socket),
+            service_port=settings.port,
             mount_point=str(mount_point),
             uid_base=settings.execution_uid_base,
             tmp_size_bytes=settings.execution_tmp_size_mb << 20,
@@ -443,7 +444,11 @@ class ExecutionService:
             "FILES_API_URL": self._files_url(),
             "FILES_API_TOKEN": files_token,
         }
-        body = orjson.dumps({"data": data, "env": env})
+        job = {"data": data, "env": env}
+        try:
+            body = orjson.dumps(job)
+        except orjson.JSONEncodeError:  # an input deeper than orjson writes (255 levels)
+            body = json.dumps(job).encode("utf-8")
         fd = os.open(os.path.join(scratch, JOB_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, body)
@@ -455,9 +460,11 @@ class ExecutionService:
 
     def _files_url(self) -> str:
         active = self.protections.get("active", {})
-        if "network_isolated" in active and "private_root" in active:
-            return "http+unix://" + urllib.parse.quote(sandbox.FILES_SOCKET_IN_RUN, safe="")
-        return self.settings.internal_url
+        if "network_isolated" not in active or "private_root" not in active:
+            return self.settings.internal_url
+        if self.settings.execution_network == "loopback-service":
+            return f"http://127.0.0.1:{self.settings.port}"
+        return "http+unix://" + urllib.parse.quote(sandbox.FILES_SOCKET_IN_RUN, safe="")
 
     def _job(self, root: Any, path: str, timeout: float, scratch: str, slot: int) -> dict[str, Any]:
         """What the fork server needs to supervise the run: nothing confidential."""

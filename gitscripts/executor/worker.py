@@ -26,6 +26,7 @@ import resource
 import select
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import time
@@ -34,7 +35,7 @@ import types
 from collections.abc import Callable
 from typing import Any
 
-from gitscripts.executor import sandbox
+from gitscripts.executor import relay, sandbox
 from gitscripts.executor.protocol import ProtocolError, encode, read_frame
 
 _PR_SET_CHILD_SUBREAPER = 36
@@ -170,8 +171,11 @@ def _mirror_exit(status: int) -> None:
     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
 
 
-def _wait_for_script(config: sandbox.SandboxConfig, slot: int, pid: int) -> None:
-    """The runner's part once the script's process exists: no privilege, then only waiting."""
+def _wait_for_script(
+    config: sandbox.SandboxConfig, slot: int, pid: int, listener: socket.socket | None
+) -> None:
+    """The runner's part once the script's process exists: no privilege, then only waiting
+    (and, with EXECUTION_NETWORK=loopback-service, relaying the file API, see `relay`)."""
     try:
         sandbox.relinquish(config, slot)
     except OSError as exc:
@@ -180,7 +184,11 @@ def _wait_for_script(config: sandbox.SandboxConfig, slot: int, pid: int) -> None
         os._exit(0)
     for fd in (0, 1, 2, 3):  # the script's output and answer are its own to close
         os.close(fd)
-    _mirror_exit(os.waitpid(pid, 0)[1])
+    if listener is None:
+        status = os.waitpid(pid, 0)[1]
+    else:
+        status = relay.serve(listener, sandbox.FILES_SOCKET_IN_RUN, pid)
+    _mirror_exit(status)
 
 
 def _run(
@@ -211,9 +219,16 @@ def _run(
             if config.enabled:
                 outcome = sandbox.Outcome()
                 sandbox.outer(config, slot, header["scratch"], outcome, required=True)
+                listener = (
+                    relay.listen(config.service_port)
+                    if config.network == "loopback-service"
+                    else None
+                )
                 pid = os.fork()
                 if pid:
-                    _wait_for_script(config, slot, pid)
+                    _wait_for_script(config, slot, pid, listener)
+                if listener is not None:
+                    listener.close()
                 sandbox.set_parent_death_signal()
                 sandbox.inner(config, slot, outcome, required=True, limits=limits)
             else:
