@@ -180,3 +180,21 @@ def latency_table(results: list[Result], targets_ms: dict[str, float]) -> str:
 def targets_verdict(results: list[Result], targets_ms: dict[str, float]) -> str:
     missed = [r.operation for r in results if r.p50 > targets_ms.get(r.operation, float("inf"))]
     return "All targets met." if not missed else f"Targets MISSED: {', '.join(missed)}"
+
+
+def git_environment(home: Path, author: str) -> dict[str, str]:
+    """A git client's environment of its own: no user or system config, no prompts, `author`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    home.mkdir(parents=True, exist_ok=True)
+    env.update(
+        HOME=str(home),
+        GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
+        GIT_CONFIG_NOSYSTEM="1",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_AUTHOR_NAME=author,
+        GIT_AUTHOR_EMAIL=f"{author}@example.com",
+        GIT_COMMITTER_NAME=author,
+        GIT_COMMITTER_EMAIL=f"{author}@example.com",
+        LC_ALL="C",
+    )
+    return env

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import Result, remove_tree, running_server, sign_in, work_directory
+from _common import Result, git_environment, remove_tree, running_server, sign_in, work_directory
 from bench_manager import LOGIN, populate, script_source
 
 # Targets from issue 4.
@@ -40,22 +40,6 @@ def git(*args: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProce
     if completed.returncode != 0:
         raise RuntimeError(f"git {' '.join(args[:3])} failed:\n{completed.stderr}")
     return completed
-
-
-def git_environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    home.mkdir(parents=True, exist_ok=True)
-    env.update(
-        HOME=str(home),
-        GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_TERMINAL_PROMPT="0",
-        GIT_AUTHOR_NAME=LOGIN,
-        GIT_AUTHOR_EMAIL=f"{LOGIN}@example.com",
-        GIT_COMMITTER_NAME=LOGIN,
-        GIT_COMMITTER_EMAIL=f"{LOGIN}@example.com",
-    )
-    return env
 
 
 def server_pid(port: int) -> int:
@@ -191,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         folders = max(1, args.scripts // 20)
         print(f"Setting up {args.scripts} scripts in {folders} folders in {data_dir} ...")
         populate(data_dir, args.scripts, folders)
-        env = git_environment(workdir / "home")
+        env = git_environment(workdir / "home", LOGIN)
         with running_server(data_dir, workdir / "server.log") as base_url:
             with httpx.Client(base_url=base_url, timeout=60) as client:
                 sign_in(client, LOGIN)

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from _common import percentile, running_server, sign_in, work_directory
+from _common import git_environment, percentile, running_server, sign_in, work_directory
 
 TRIES_TARGET = 3
 API = "/api/v1/scripts-manager"
@@ -60,23 +60,6 @@ def refusal_kind(stderr: str) -> str:
     if "failed to update ref" in stderr or "cannot lock ref" in stderr:
         return "failed to update ref"
     return "other"
-
-
-def git_environment(home: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    home.mkdir(parents=True, exist_ok=True)
-    env.update(
-        HOME=str(home),
-        GIT_CONFIG_GLOBAL=str(home / ".gitconfig"),
-        GIT_CONFIG_NOSYSTEM="1",
-        GIT_TERMINAL_PROMPT="0",
-        GIT_AUTHOR_NAME="pusher",
-        GIT_AUTHOR_EMAIL="pusher@example.com",
-        GIT_COMMITTER_NAME="pusher",
-        GIT_COMMITTER_EMAIL="pusher@example.com",
-        LC_ALL="C",
-    )
-    return env
 
 
 def git(clone: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -173,7 +156,7 @@ def run_round(
     stop = threading.Event()
     counts = [0] * args.writers
     stats = PushStats()
-    env = git_environment(work / "home")
+    env = git_environment(work / "home", "pusher")
     label = ref.replace("/", "-")
     writers = [
         threading.Thread(target=writer, args=(base_url, bearer, label, n, stop, counts))

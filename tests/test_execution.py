@@ -375,27 +375,12 @@ def test_cpu_time_limit(data_dir: Path) -> None:
 
 
 # -- concurrency -------------------------------------------------------------------------------
-def test_queue_overflow_is_429(data_dir: Path) -> None:
-    settings = make_settings(data_dir, max_concurrent_executions=1, max_queued_executions=0)
-    with TestClient(create_app(settings)) as client:
-        alice = register(client, "alice")
-        text_script(alice, "slow.py", "import time\ndef main(data):\n    time.sleep(1.5)\n")
-        first: list[Any] = []
-        worker = threading.Thread(target=lambda: first.append(run(alice, "slow.py")))
-        worker.start()
-        time.sleep(0.5)
-        reply = run(alice, "slow.py")
-        worker.join()
-    assert reply.status_code == 429
-    assert reply.json()["error_code"] == "TOO_MANY_EXECUTIONS"
-    assert first[0].status_code == 200 and first[0].json()["success"]
-
-
 def test_a_full_queue_refuses_before_reading_the_request_or_checking_its_token(
     data_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """While the executor is full, a run is refused at the door: a request that has no token and
-    an unreadable body is told 429 (in the same shape), not 401 or 400: neither was looked at."""
+    """While the executor is full, a run is refused with 429: at the door, so a request that has
+    no token and an unreadable body is told 429 (in the same shape), not 401 or 400: neither was
+    looked at."""
     settings = make_settings(data_dir, max_concurrent_executions=1, max_queued_executions=0)
     with TestClient(create_app(settings)) as client:
         alice = register(client, "alice")

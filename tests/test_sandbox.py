@@ -102,6 +102,17 @@ class Service:
         raise AssertionError("no fork server")
 
 
+def signed_up(mode: str, server: LiveServer, data_dir: Path) -> Service:
+    """The service with two users, alice and bob, signed in."""
+    tokens = {}
+    for login in ("alice", "bob"):
+        credentials = {"login": login, "password": PASSWORD}
+        httpx.post(f"{server.base}/api/v1/auth/register", json=credentials)
+        reply = httpx.post(f"{server.base}/api/v1/auth/login", json=credentials)
+        tokens[login] = reply.json()["access_token"]
+    return Service(mode, server, data_dir, tokens)
+
+
 @pytest.fixture(scope="module", params=["root", "plain"])
 def service(request: pytest.FixtureRequest, plain_user_can_run_python: None) -> Iterator[Service]:
     mode = request.param
@@ -124,13 +135,7 @@ def service(request: pytest.FixtureRequest, plain_user_can_run_python: None) -> 
     env_drop = {"JWT_SECRET_KEY": ""} if mode == "plain" else {}
     log = base / "server.log"
     with live_server(base / "data", log, as_uid=as_uid, **settings, **env_drop) as server:
-        tokens = {}
-        for login in ("alice", "bob"):
-            credentials = {"login": login, "password": PASSWORD}
-            httpx.post(f"{server.base}/api/v1/auth/register", json=credentials)
-            reply = httpx.post(f"{server.base}/api/v1/auth/login", json=credentials)
-            tokens[login] = reply.json()["access_token"]
-        yield Service(mode, server, base / "data", tokens)
+        yield signed_up(mode, server, base / "data")
     print(log.read_text()[-20000:])  # shown when a test failed
     os.system(f"rm -rf {base}")
 
@@ -554,21 +559,10 @@ def test_auto_starts_where_the_kernel_refuses_and_says_what_is_missing(tmp_path:
         assert detail["sandbox"] == "auto"
         assert "locked_mounts" in detail["inactive"]
         assert "namespaces" in detail["active"]
-        credentials = {"login": "alice", "password": PASSWORD}
-        httpx.post(f"{server.base}/api/v1/auth/register", json=credentials)
-        token = httpx.post(f"{server.base}/api/v1/auth/login", json=credentials).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
-        httpx.post(
-            f"{server.base}/api/v1/scripts-manager/scripts-from-text",
-            headers=headers,
-            json={
-                "filename": "a.py",
-                "display_name": "a",
-                "content": "def main(d):\n    return d\n",
-            },
-        )
-        reply = httpx.post(f"{server.base}/api/v1/scripts/a.py", headers=headers, json={"x": 1})
-        assert reply.json()["result"] == {"x": 1}, reply.json()
+        service = signed_up("auto", server, tmp_path / "data")
+        service.upload("alice", "a.py", "def main(d):\n    return d\n")
+        outcome = service.run("alice", "a.py", {"x": 1})
+        assert outcome["result"] == {"x": 1}, outcome
 
 
 NETWORK_PROBE = r"""
@@ -612,25 +606,12 @@ def test_the_network_setting_decides_what_a_run_can_reach(tmp_path: Path, networ
         tmp_path / "data", EXECUTION_SANDBOX="strict", EXECUTION_NETWORK=network
     ) as server:
         port = int(server.base.rsplit(":", 1)[1])
-        credentials = {"login": "alice", "password": PASSWORD}
-        httpx.post(f"{server.base}/api/v1/auth/register", json=credentials)
-        token = httpx.post(f"{server.base}/api/v1/auth/login", json=credentials).json()
-        headers = {"Authorization": f"Bearer {token['access_token']}"}
-        httpx.post(
-            f"{server.base}/api/v1/scripts-manager/scripts-from-text",
-            headers=headers,
-            json={"filename": "net.py", "display_name": "net", "content": NETWORK_PROBE},
-        )
+        service = signed_up(network, server, tmp_path / "data")
+        service.upload("alice", "net.py", NETWORK_PROBE)
         with socket.socket() as other:  # a loopback service of the host's that is not ours
             other.bind(("127.0.0.1", 0))
             other.listen()
-            reply = httpx.post(
-                f"{server.base}/api/v1/scripts/net.py",
-                headers=headers,
-                json={"data": {"other_port": other.getsockname()[1]}},
-                timeout=30,
-            )
-    outcome = reply.json()
+            outcome = service.run("alice", "net.py", {"other_port": other.getsockname()[1]})
     assert outcome["success"], outcome["error"]
     found = outcome["result"]
     assert found["url"] == f"http://127.0.0.1:{port}"
