@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     execution_max_open_files: int = Field(default=1024, ge=16)
     # Each run's private /tmp and /dev/shm (memory-backed; counted in its memory where cgroups are).
     execution_tmp_size_mb: int = Field(default=64, ge=1)
+    # Each run's scratch directory (its working directory, HOME, TMPDIR): a memory-backed tmpfs
+    # of this size at most (counted in its memory where cgroups are), gone when the run ends.
+    execution_scratch_size_mb: int = Field(default=1024, ge=1)
     checkout_cache_bytes: int = Field(default=1 << 30, ge=1 << 20)
 
     # Who may create an account: anyone ("open", the original's behaviour), nobody but admins

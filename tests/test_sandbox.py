@@ -128,6 +128,7 @@ def service(request: pytest.FixtureRequest, plain_user_can_run_python: None) -> 
         "EXECUTION_MEMORY_LIMIT_MB": "512",
         "EXECUTION_MAX_FILE_SIZE_MB": "4",
         "EXECUTION_MAX_OPEN_FILES": "64",
+        "EXECUTION_SCRATCH_SIZE_MB": "10",
         "MAX_CONCURRENT_EXECUTIONS": "2",
         "LOG_LEVEL": "INFO",
     }
@@ -244,6 +245,12 @@ def main(data):
     out["connect to the service"] = attempt(connect)
     out["interfaces"] = sorted(name for _, name in socket.if_nameindex())
     out["cgroups"] = open("/proc/self/cgroup").read()
+    out["vsock"] = attempt(lambda: socket.socket(40, socket.SOCK_STREAM))  # AF_VSOCK
+    # Of the folder that holds the gitscripts package, only the package (and a virtual
+    # environment inside it) is there: not what lies beside the code (.env, data, tests).
+    import gitscripts
+    project = os.path.dirname(os.path.dirname(gitscripts.__file__))
+    out["beside the package"] = sorted(os.listdir(project))
     return out
 """
 
@@ -275,11 +282,10 @@ def test_an_attacker_cannot_leave_its_run(service: Service) -> None:
     assert found["limit RLIMIT_FSIZE"] == [4 << 20, 4 << 20]
     assert found["limit RLIMIT_AS"] == [512 << 20, 512 << 20]
     assert found["interfaces"] == ["lo"]
-    detail = httpx.get(f"{service.base}/health?detail=true").json()["execution"]
-    if "cgroup" in detail["active"]:  # the run is in its slot's cgroup (memory, pids)
-        assert "/slot-" in found["cgroups"], found["cgroups"]
-    else:
-        assert detail["inactive"]["cgroup"]  # and the service says why not
+    assert set(found["beside the package"]) <= {"gitscripts", ".venv", "venv"}
+    # A cgroup namespace of its own: the run's cgroup is its root (see the next test for where
+    # it really is).
+    assert all(line.endswith(":/") for line in found["cgroups"].splitlines())
     # Nothing it tried left a trace for the service or the next run.
     assert not (service.data_dir / "scripts.git" / "config").read_bytes().endswith(b"here")
     again = service.run("bob", "escape.py", data)
@@ -288,6 +294,28 @@ def test_an_attacker_cannot_leave_its_run(service: Service) -> None:
         f"{service.base}/api/v1/scripts-manager/scripts/1/content", headers=service.headers("bob")
     )
     assert content.json()["content"] == ESCAPE
+
+
+def test_a_run_is_held_in_its_slots_cgroup(service: Service) -> None:
+    detail = httpx.get(f"{service.base}/health?detail=true").json()["execution"]
+    if "cgroup" not in detail["active"]:
+        assert detail["inactive"]["cgroup"]  # and the service says why not
+        return
+    service.upload("alice", "sleeper.py", "import time\ndef main(data):\n    time.sleep(1.5)\n")
+    thread = threading.Thread(target=lambda: service.run("alice", "sleeper.py"))
+    thread.start()
+    time.sleep(0.7)
+    cgroups = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                uid = int((entry / "status").read_text().split("\nUid:")[1].split()[0])
+                if uid >= 2_000_000:  # a run's process (the pool's uids)
+                    cgroups.append((entry / "cgroup").read_text())
+            except (OSError, IndexError, ValueError):
+                pass
+    thread.join()
+    assert cgroups and all("/slot-" in text for text in cgroups), cgroups
 
 
 SPY = r"""
@@ -373,6 +401,12 @@ def main(data):
         return {"deep": value}
     if kind == "surrogate":
         return {"text": "\ud800"}
+    if kind == "deep folders":  # deeper than any recursive walk of it could go
+        os.chdir(os.environ["HOME"])
+        for _ in range(1500):
+            os.mkdir("a")
+            os.chdir("a")
+        return {}
     if kind == "stop all":
         for pid in range(2, 40000):
             try:
@@ -401,7 +435,7 @@ def test_hostile_answers_and_signals_fail_their_own_run_only(service: Service) -
     thread.start()
     outcomes = {
         kind: service.run("alice", "hostile.py", {"kind": kind})
-        for kind in ("garbage", "huge", "deep", "surrogate", "stop all")
+        for kind in ("garbage", "huge", "deep", "surrogate", "deep folders", "stop all")
     }
     thread.join()
     for kind in ("garbage", "huge", "deep", "surrogate"):
@@ -409,6 +443,7 @@ def test_hostile_answers_and_signals_fail_their_own_run_only(service: Service) -
         assert outcomes[kind]["error"], outcomes[kind]
     assert "255 levels" in outcomes["deep"]["error"]
     assert "Unicode" in outcomes["surrogate"]["error"]
+    assert outcomes["deep folders"]["success"], outcomes["deep folders"]
     assert outcomes["stop all"]["success"], outcomes["stop all"]
     assert outcomes["stop all"]["stdout"] == "tried\n"
     assert [o["result"] for o in honest] == [{"n": n * 2} for n in range(20)]
@@ -467,6 +502,16 @@ def main(data):
         out["file"] = "written"
     except OSError as exc:
         out["file"] = exc.strerror
+    written = 0  # files each under the size limit, more of them than the scratch holds
+    try:
+        for n in range(5):
+            with open("part%d" % n, "wb") as handle:
+                handle.write(b"x" * ((4 << 20) - 1))
+            written += 1
+        out["scratch"] = "all written"
+    except OSError as exc:
+        out["scratch"] = exc.strerror
+    out["parts"] = written
     # A daemon that tries to outlive its run.
     if os.fork() == 0:
         os.setsid()
@@ -486,6 +531,7 @@ def test_limits_hold_and_nothing_outlives_its_run(service: Service) -> None:
     assert found["processes"] < 16 and found["fork stopped"]  # EXECUTION_MAX_PROCESSES=16
     assert found["memory"] == "refused"
     assert found["file"] == "File too large"
+    assert found["scratch"] == "No space left on device" and found["parts"] < 3  # 10 MB
     time.sleep(0.3)
     survivors = []
     for entry in Path("/proc").iterdir():

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,6 +24,19 @@ _ROOT = Path("/sys/fs/cgroup")
 class SlotCgroups:
     parents: dict[str, str] = field(default_factory=dict)  # controller -> the slots' parent
     unavailable: str = ""  # why there are none
+
+    def kill_strays(self, slot: int) -> None:
+        """Kill whatever is still in a slot's cgroup before the slot runs again: a run's processes
+        die with it, but a fork server that died mid-run leaves nobody to make sure of it."""
+        for parent in self.parents.values():
+            try:
+                pids = Path(parent, f"slot-{slot}", "cgroup.procs").read_text().split()
+            except OSError:
+                continue
+            for pid in pids:
+                with contextlib.suppress(OSError):
+                    os.kill(int(pid), signal.SIGKILL)
+            return  # every controller holds the same processes
 
     def remove(self) -> None:
         for parent in self.parents.values():

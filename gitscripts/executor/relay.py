@@ -46,7 +46,7 @@ def serve(listener: socket.socket, target: str, pid: int) -> int:
                     return os.waitpid(pid, 0)[1]
                 if source is listener:
                     _accept(listener, target, selector, peers)
-                else:
+                elif source in peers:  # not closed by its peer's end earlier in this round
                     assert isinstance(source, socket.socket)
                     _pass_on(source, selector, peers)
     finally:

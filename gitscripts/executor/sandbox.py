@@ -137,6 +137,7 @@ class SandboxConfig:
     mount_point: str = ""
     uid_base: int = 0  # as root: slot N runs as uid/gid uid_base + N
     tmp_size_bytes: int = 64 << 20
+    scratch_size_bytes: int = 1 << 30
     cgroups: dict[str, str] = field(default_factory=dict)  # controller -> the slots' parent
     # Steps the probe found the kernel refuses (auto mode runs without them).
     skip: list[str] = field(default_factory=list)
@@ -199,7 +200,7 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "iopl": 172, "ioperm": 173, "vhangup": 153, "personality": 135, "uselib": 134,
         "sethostname": 170, "setdomainname": 171, "kcmp": 312, "lookup_dcookie": 212,
         "pidfd_getfd": 438, "quotactl_fd": 443,
-        "clone": 56, "clone3": 435, "ioctl": 16,
+        "clone": 56, "clone3": 435, "ioctl": 16, "socket": 41,
     },
     "aarch64": {
         "ptrace": 117, "process_vm_readv": 270, "process_vm_writev": 271, "mount": 40,
@@ -214,7 +215,7 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "settimeofday": 170, "clock_settime": 112, "clock_adjtime": 266, "adjtimex": 171,
         "vhangup": 58, "personality": 92, "sethostname": 161, "setdomainname": 162,
         "kcmp": 272, "lookup_dcookie": 18, "pidfd_getfd": 438, "quotactl_fd": 443,
-        "clone": 220, "clone3": 435, "ioctl": 29,
+        "clone": 220, "clone3": 435, "ioctl": 29, "socket": 198,
     },
 }  # fmt: skip
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
@@ -242,7 +243,9 @@ def seccomp_program(machine: str | None = None) -> bytes:
     machine = machine or platform.machine()
     numbers = _SYSCALLS[machine]
     denied = [
-        number for name, number in numbers.items() if name not in ("clone", "clone3", "ioctl")
+        number
+        for name, number in numbers.items()
+        if name not in ("clone", "clone3", "ioctl", "socket")
     ]
     eperm = (_RET, 0, 0, _RET_ERRNO | errno.EPERM)
     program: list[tuple[int, int, int, int]] = [
@@ -263,10 +266,21 @@ def seccomp_program(machine: str | None = None) -> bytes:
         (_JSET, 0, 1, _NAMESPACE_FLAGS),
         eperm,
         (_RET, 0, 0, _RET_ALLOW),
-        (_JEQ, 0, 4, numbers["ioctl"]),
+        (_JEQ, 0, 5, numbers["ioctl"]),
         (_LD_W_ABS, 0, 0, 24),  # args[1] (request), low word
         (_JEQ, 1, 0, _TIOCSTI),
         (_JEQ, 0, 1, _TIOCLINUX),
+        eperm,
+        (_RET, 0, 0, _RET_ALLOW),
+        # Sockets of the families a script has a use for; not vsock (which no network namespace
+        # isolates), packet, bluetooth, ...
+        (_JEQ, 0, 7, numbers["socket"]),
+        (_LD_W_ABS, 0, 0, 16),  # args[0] (family), low word
+        (_JEQ, 3, 0, socket.AF_UNIX),
+        (_JEQ, 2, 0, socket.AF_INET),
+        (_JEQ, 1, 0, socket.AF_INET6),
+        (_JEQ, 0, 1, socket.AF_NETLINK),
+        (_RET, 0, 0, _RET_ALLOW),
         eperm,
         (_RET, 0, 0, _RET_ALLOW),
     ]
@@ -354,6 +368,9 @@ def become(uid: int, gid: int) -> None:
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
+    # A change of uid clears the parent death signal: set it again, or a run whose supervisor
+    # died would live on.
+    set_parent_death_signal()
 
 
 def set_parent_death_signal() -> None:
@@ -364,7 +381,7 @@ def set_parent_death_signal() -> None:
 def relinquish(config: SandboxConfig, slot: int) -> None:
     """What the runner keeps once the script's process exists: nothing but waiting for it."""
     if os.geteuid() == 0 and "own_uid" not in config.skip:
-        become(config.uid_base + slot, config.uid_base + slot)
+        become(_run_uid(config, slot), _run_uid(config, slot))
     else:
         drop_capabilities()
     _prctl(PR_SET_NO_NEW_PRIVS, 1, "no_new_privs")
@@ -399,7 +416,25 @@ _SYSTEM = ("/usr", "/etc", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32
 _DEVICES = ("null", "zero", "full", "random", "urandom")
 
 
-def build_root(config: SandboxConfig, scratch: str) -> None:
+def _mapped(uid: int) -> bool:
+    """Whether `uid` exists in our user namespace (not so for root of a namespace of its own)."""
+    try:
+        with open("/proc/self/uid_map") as handle:
+            ranges = [tuple(map(int, line.split())) for line in handle]
+    except OSError:
+        return True
+    return any(inside <= uid < inside + count for inside, _, count in ranges)
+
+
+def _run_uid(config: SandboxConfig, slot: int) -> int:
+    """The uid the run's files and processes have: the slot's, as root; else the service's."""
+    uid = config.uid_base + slot
+    if os.geteuid() == 0 and "own_uid" not in config.skip and _mapped(uid):
+        return uid
+    return os.geteuid()
+
+
+def build_root(config: SandboxConfig, slot: int, scratch: str) -> None:
     """Mount the run's new root on `config.mount_point` (in our private mount namespace)."""
     root = config.mount_point
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -427,7 +462,16 @@ def build_root(config: SandboxConfig, scratch: str) -> None:
             _bind(path, _make_target(root, path, directory=True), readonly=True)
     if config.checkouts:
         _bind(config.checkouts, _make_target(root, config.checkouts, directory=True), readonly=True)
-    _bind(scratch, _make_target(root, scratch, directory=True), readonly=False)
+    # The scratch directory is a tmpfs of the run's own, at the path the run is told: bounded in
+    # size and files, gone with the run, and nothing the service ever walks or removes.
+    uid = _run_uid(config, slot)
+    _mount(
+        "tmpfs",
+        _make_target(root, scratch, directory=True),
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"mode=0700,uid={uid},gid={uid},size={config.scratch_size_bytes},nr_inodes=65536",
+    )
     if config.files_socket and config.network != "host":
         target = _make_target(root, FILES_SOCKET_IN_RUN, directory=False)
         _bind(config.files_socket, target, readonly=False)
@@ -497,7 +541,8 @@ def outer(config: SandboxConfig, slot: int, scratch: str, outcome: Outcome, requ
     skip = config.skip
     if config.cgroups:
         outcome.step("cgroup", skip, lambda: _join_cgroups(config, slot), required=False)
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS
+    # A cgroup namespace too (after joining the slot's cgroup): the run sees its cgroup as "/".
+    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
     if config.network != "host":
         flags |= CLONE_NEWNET
     if os.geteuid() == 0:
@@ -510,7 +555,7 @@ def outer(config: SandboxConfig, slot: int, scratch: str, outcome: Outcome, requ
         outcome.step("network_isolated", skip, _loopback_up, required=required)
     with contextlib.suppress(OSError):
         socket.sethostname(HOSTNAME)
-    outcome.step("private_root", skip, lambda: build_root(config, scratch), required=required)
+    outcome.step("private_root", skip, lambda: build_root(config, slot, scratch), required=required)
 
 
 def inner(

@@ -107,24 +107,17 @@ def _protected(settings: Settings, execution_root: Path) -> list[Path]:
 
 
 def _python_paths(protected: list[Path]) -> list[str]:
-    """The Python installation and the importable packages, read-only in every run.
+    """What a run needs of Python, read-only: the installation's prefixes (the standard library,
+    site-packages) and the gitscripts package, nothing else.
 
-    A folder on `sys.path` that holds something protected (a checkout of the project whose data
-    directory is inside it) is not shown whole: only the gitscripts package from it is.
+    Not every `sys.path` folder: an editable install puts the project's own folder there, with
+    whatever lies beside the code (a `.env` with the service's secrets, the data directory).
     """
-    candidates = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-    candidates |= {Path(p).resolve() for p in sys.path if p and Path(p).is_dir()}
-    package = Path(gitscripts.__file__).resolve().parent
-    shown = {package}
-    for path in candidates:
-        if any(path == p or path in p.parents for p in protected):
-            continue
-        shown.add(path)
+    prefixes = {Path(p).resolve() for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    shown = {Path(gitscripts.__file__).resolve().parent}
+    shown |= {p for p in prefixes if not any(p == q or p in q.parents for q in protected)}
     # Shortest first: a folder is mounted before anything inside it (which then needs no mount).
-    return sorted(
-        (str(p) for p in shown if not any(p == q or q in p.parents for q in protected)),
-        key=len,
-    )
+    return sorted((str(p) for p in shown), key=len)
 
 
 def _remove_abandoned(base: Path) -> None:
@@ -176,6 +169,7 @@ class ExecutionService:
             mount_point=str(mount_point),
             uid_base=settings.execution_uid_base,
             tmp_size_bytes=settings.execution_tmp_size_mb << 20,
+            scratch_size_bytes=settings.execution_scratch_size_mb << 20,
         )
         self.protections: dict[str, Any] = {"sandbox": self.mode}
         self._slots = list(range(settings.max_concurrent_executions))
@@ -229,7 +223,7 @@ class ExecutionService:
         await self.engine.start()
 
     async def _probe(self) -> sandbox.SandboxConfig:
-        scratch = self._make_scratch(0)
+        scratch = self._make_scratch()
         try:
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-I", "-m", "gitscripts.executor.sandbox", "probe",
@@ -393,8 +387,9 @@ class ExecutionService:
         scratch = ""
         report: dict[str, Any] | None = None
         try:
-            scratch = self._make_scratch(slot)
-            self._hand_over(scratch, slot, data, files_token)
+            self._cgroups.kill_strays(slot)
+            scratch = self._make_scratch()
+            self._hand_over(scratch, data, files_token)
             job = self._job(root, path, timeout, scratch, slot)
             try:
                 report = await self.engine.run(job)
@@ -404,37 +399,22 @@ class ExecutionService:
             self.file_grants.revoke(files_token)
             if self.checkouts.release(commit.tree):
                 await run_in_threadpool(self.checkouts.evict)
-            if scratch and report is None:  # a run that reported had its scratch removed
+            if scratch and report is None:  # the runner never took its job
                 await run_in_threadpool(remove_tree, scratch)
         return _with_answer(report)
 
-    def _make_scratch(self, slot: int) -> str:
-        """The run's own directory: as root, owned by the slot's uid (and nobody else's)."""
+    def _make_scratch(self) -> str:
+        """The run's folder on the service's side: it holds only the job the runner takes from
+        it. A sandboxed run never sees it: its scratch directory is a tmpfs of its own, mounted
+        at this path inside its root (see `sandbox.build_root`); only EXECUTION_SANDBOX=off
+        runs in this folder itself."""
         scratch = str(self.scratch_root / uuid.uuid4().hex)
         os.mkdir(scratch, 0o700)
-        uid = self._run_uid(slot)
-        if uid is not None:
-            try:
-                os.chown(scratch, uid, uid)
-            except OSError:
-                if self.engine is not None:
-                    raise
-                # The start-up probe: a root that cannot give files to the pool's uids (root of
-                # a user namespace) finds out there that it cannot run as them either.
         return scratch
 
-    def _run_uid(self, slot: int) -> int | None:
-        """The uid the run in `slot` has: its own as root, the service's otherwise."""
-        probed = self.engine is not None
-        if os.geteuid() != 0 or self.mode == "off":
-            return None
-        if probed and "own_uid" not in self.protections.get("active", {}):
-            return None
-        return self.settings.execution_uid_base + slot
-
-    def _hand_over(self, scratch: str, slot: int, data: Any, files_token: str) -> None:
-        """The job's confidential part goes to the run through its scratch directory: the fork
-        server never holds a run's input or token (see `worker._script`)."""
+    def _hand_over(self, scratch: str, data: Any, files_token: str) -> None:
+        """The job's confidential part goes to the run's runner through the run's folder: the
+        fork server never holds a run's input or token (see `worker._take_job`)."""
         env = {
             **self._base_env,
             "HOME": scratch,
@@ -452,9 +432,6 @@ class ExecutionService:
         fd = os.open(os.path.join(scratch, JOB_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, body)
-            uid = self._run_uid(slot)
-            if uid is not None:
-                os.fchown(fd, uid, uid)
         finally:
             os.close(fd)
 

@@ -24,7 +24,6 @@ import math
 import os
 import resource
 import select
-import shutil
 import signal
 import socket
 import sys
@@ -134,16 +133,23 @@ def _answer(outcome: dict[str, Any]) -> None:
 JOB_FILE = ".job.json"
 
 
-def _script(header: dict[str, Any]) -> None:
+def _take_job(scratch: str) -> bytes:
+    """The job's confidential part (input, environment with the run's file token), which the
+    service left in the run's folder: read and removed by the runner before the sandbox is made,
+    so the fork server never holds it and no other runner forked from it can find it in memory."""
+    path = os.path.join(scratch, JOB_FILE)
+    with open(path, "rb") as handle:
+        body = handle.read()
+    os.unlink(path)
+    return body
+
+
+def _script(header: dict[str, Any], job: bytes) -> None:
     """Run the script (in its sandbox by now) and answer; the caller exits."""
     scratch = header["scratch"]
     os.chdir(scratch)
-    # The job's confidential part (input, environment with the run's file token) comes from the
-    # service through the run's own scratch directory, so the fork server never holds it and no
-    # other runner forked from it can find it in its memory.
-    with open(JOB_FILE, "rb") as handle:
-        body = json.loads(handle.read())
-    os.unlink(JOB_FILE)
+    body = json.loads(job)
+    del job
     os.environ.clear()
     os.environ.update(body["env"])
     root = header["root"]
@@ -187,7 +193,11 @@ def _wait_for_script(
     if listener is None:
         status = os.waitpid(pid, 0)[1]
     else:
-        status = relay.serve(listener, sandbox.FILES_SOCKET_IN_RUN, pid)
+        try:
+            status = relay.serve(listener, sandbox.FILES_SOCKET_IN_RUN, pid)
+        except Exception:  # a broken relay costs the script its connections, not its run
+            listener.close()
+            status = os.waitpid(pid, 0)[1]
     _mirror_exit(status)
 
 
@@ -215,6 +225,7 @@ def _run(
                 os._exit(0)
         limits = _limits(header)
         slot = int(header["slot"])
+        job = _take_job(header["scratch"])
         try:
             if config.enabled:
                 outcome = sandbox.Outcome()
@@ -238,7 +249,7 @@ def _run(
             _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
             os._exit(0)
         try:
-            _script(header)
+            _script(header, job)
         except Exception as exc:  # the runner's own failure, not the script's (that is caught)
             _answer({"ok": False, "error": f"The run could not start the script: {exc}"})
     finally:
@@ -476,17 +487,28 @@ class Run:
 
 
 def remove_tree(path: str | os.PathLike[str]) -> None:
-    """Delete a directory tree whatever modes were left on it (read-only checkouts, a script's
-    chmod 000), without following its links; one that is gone already is fine."""
-    with contextlib.suppress(OSError):
-        os.chmod(path, 0o700)
-    for directory, subdirectories, _ in os.walk(path):
-        for name in subdirectories:
-            folder = os.path.join(directory, name)
-            if not os.path.islink(folder):  # a checkout's links to sibling folders: not ours
-                with contextlib.suppress(OSError):
-                    os.chmod(folder, 0o700)
-    shutil.rmtree(path, ignore_errors=True)
+    """Delete a directory tree whatever modes were left on it (read-only checkouts, a chmod 000),
+    without following its links, however deep it is (no recursion), and never raise: what cannot
+    be removed stays, the caller goes on."""
+    folders, pending = [], [os.fspath(path)]
+    while pending:
+        folder = pending.pop()
+        with contextlib.suppress(OSError):
+            if os.path.islink(folder):
+                os.unlink(folder)
+                continue
+            os.chmod(folder, 0o700)
+            folders.append(folder)
+            with os.scandir(folder) as entries:
+                for entry in entries:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(entry.path)
+                    else:
+                        with contextlib.suppress(OSError):
+                            os.unlink(entry.path)
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)
 
 
 def supervise(config: sandbox.SandboxConfig, job: dict[str, Any]) -> dict[str, Any]:
@@ -498,7 +520,7 @@ def supervise(config: sandbox.SandboxConfig, job: dict[str, Any]) -> dict[str, A
     def on_terminate(signum: int, frame: Any) -> None:  # the service cancelled the run
         run.kill()
         kill_orphans(set())
-        shutil.rmtree(job["scratch"], ignore_errors=True)
+        remove_tree(job["scratch"])
         os._exit(1)
 
     signal.signal(signal.SIGTERM, on_terminate)
