@@ -296,6 +296,20 @@ def test_an_attacker_cannot_leave_its_run(service: Service) -> None:
     assert content.json()["content"] == ESCAPE
 
 
+def _cgroups_of_runs() -> list[str]:
+    """/proc/<pid>/cgroup of every process of a run (the pool's uids) on the machine."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                uid = int((entry / "status").read_text().split("\nUid:")[1].split()[0])
+                if uid >= 2_000_000:
+                    found.append((entry / "cgroup").read_text())
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
 def test_a_run_is_held_in_its_slots_cgroup(service: Service) -> None:
     detail = httpx.get(f"{service.base}/health?detail=true").json()["execution"]
     if "cgroup" not in detail["active"]:
@@ -304,16 +318,11 @@ def test_a_run_is_held_in_its_slots_cgroup(service: Service) -> None:
     service.upload("alice", "sleeper.py", "import time\ndef main(data):\n    time.sleep(1.5)\n")
     thread = threading.Thread(target=lambda: service.run("alice", "sleeper.py"))
     thread.start()
-    time.sleep(0.7)
-    cgroups = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                uid = int((entry / "status").read_text().split("\nUid:")[1].split()[0])
-                if uid >= 2_000_000:  # a run's process (the pool's uids)
-                    cgroups.append((entry / "cgroup").read_text())
-            except (OSError, IndexError, ValueError):
-                pass
+    cgroups: list[str] = []
+    deadline = time.monotonic() + 10
+    while not cgroups and time.monotonic() < deadline:  # until the run's processes exist
+        time.sleep(0.05)
+        cgroups = _cgroups_of_runs()
     thread.join()
     assert cgroups and all("/slot-" in text for text in cgroups), cgroups
 
