@@ -238,6 +238,8 @@ def live_server(
     log: Path | None = None,
     as_uid: int | None = None,
     prefix: tuple[str, ...] = (),
+    program: tuple[str, ...] = (sys.executable, "-m", "gitscripts.cli"),
+    cwd: Path | None = None,
     **settings: str,
 ) -> Iterator[LiveServer]:
     """`gitscripts serve` in a subprocess on a free loopback port, stopped when the block ends.
@@ -245,7 +247,8 @@ def live_server(
     Needed wherever something calls back into the service (git hooks, running scripts) or the
     test is about the process itself; `settings` are environment variables. With `as_uid` (the
     tests run as root), the service runs as that ordinary user, as under systemd's `User=`;
-    `prefix` is a command that starts it (in a namespace of its own, say).
+    `prefix` is a command that starts it (in a namespace of its own, say); `program` is the
+    `gitscripts` it runs (an installed one, say).
     """
     port = free_port()
     env = {
@@ -259,13 +262,14 @@ def live_server(
     }
     env.pop("PYTEST_CURRENT_TEST", None)
     output = open(log, "wb") if log else subprocess.DEVNULL  # noqa: SIM115 - open while it runs
-    command = [*prefix, sys.executable, "-m", "gitscripts.cli", "serve", "--port", str(port)]
+    command = [*prefix, *program, "serve", "--port", str(port)]
     if as_uid is not None:
         env["HOME"] = str(data_dir.parent)
         command = ["setpriv", f"--reuid={as_uid}", f"--regid={as_uid}", "--clear-groups", *command]
     process = subprocess.Popen(
         command,
         env=env,
+        cwd=cwd,
         stdout=output,
         stderr=subprocess.STDOUT,
     )

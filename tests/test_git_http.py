@@ -1376,24 +1376,41 @@ def test_crash_leftovers_are_removed_and_what_a_live_push_uses_is_kept(tmp_path:
         assert not written.exists() and not leftover.exists()
 
 
-def test_without_the_hooks_pushing_is_refused(
+def test_without_its_hooks_the_service_does_not_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # git runs no hook it cannot find: a push would then go in unchecked, so none is accepted.
-    from fastapi.testclient import TestClient
-
+    # git runs no hook it cannot find: a push would then go in unchecked, so an install that lost
+    # the packaged hook refuses to start rather than serve with pushes unchecked or disabled.
     import gitscripts.githttp.service as git_service
     from gitscripts.app import create_app
-    from tests.conftest import make_settings, register
+    from gitscripts.config import ConfigurationError
+    from tests.conftest import make_settings
 
-    monkeypatch.setattr(git_service, "_HOOKS_DIR", str(tmp_path / "no-hooks"))
-    with TestClient(create_app(make_settings(tmp_path / "data"))) as client:
-        alice = register(client, "alice")
-        refs = "/git/scripts.git/info/refs"
-        reply = client.get(f"{refs}?service=git-receive-pack", headers=alice.headers)
-        assert reply.status_code == 403 and "hooks are missing" in reply.json()["message"]
-        reply = client.get(f"{refs}?service=git-upload-pack", headers=alice.headers)
-        assert reply.status_code == 200  # cloning does not need them
+    monkeypatch.setattr(git_service, "_HOOK", "no-such-hook")
+    with pytest.raises(ConfigurationError, match="its git hook cannot be read"):
+        create_app(make_settings(tmp_path / "data"))
+
+
+def test_the_hooks_are_the_packaged_one_under_each_name(tmp_path: Path) -> None:
+    # Also where an older version pointed core.hooksPath elsewhere (a folder beside the package).
+    from importlib import resources
+
+    from gitscripts.app import create_app
+    from tests.conftest import make_settings
+
+    bare = tmp_path / "data" / "scripts.git"
+    subprocess.run(["git", "init", "--quiet", "--bare", str(bare)], check=True)
+    run_git(
+        ["--git-dir", str(bare), "config", "core.hooksPath", str(tmp_path / "elsewhere")],
+        cwd=tmp_path,
+    )
+    create_app(make_settings(tmp_path / "data"))
+    config = run_git(["--git-dir", str(bare), "config", "core.hooksPath"], cwd=tmp_path)
+    hooks = Path(config.stdout.strip())
+    packaged = resources.files("gitscripts.githttp").joinpath("hook").read_bytes()
+    for name in ("pre-receive", "proc-receive", "post-receive"):
+        assert (hooks / name).read_bytes() == packaged
+        assert os.access(hooks / name, os.X_OK) and not (hooks / name).is_symlink()
 
 
 def test_with_a_git_too_old_to_hand_main_to_the_service_pushing_is_refused(

@@ -15,7 +15,9 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 from functools import partial
+from importlib import resources
 from typing import Any
 
 import pygit2
@@ -28,7 +30,7 @@ from gitscripts.auth.logins import login_key
 from gitscripts.auth.service import AuthService
 from gitscripts.auth.throttle import client_address
 from gitscripts.auth.tokens import is_personal_token
-from gitscripts.config import Settings
+from gitscripts.config import ConfigurationError, Settings
 from gitscripts.githttp.policy import ZERO, PushPolicy, RefUpdate
 from gitscripts.index import Index
 from gitscripts.manager.service import ManagerService
@@ -50,7 +52,10 @@ _LANDED_BY_THE_SERVICE = {
     "GIT_CONFIG_KEY_1": "receive.procReceiveRefs",
     "GIT_CONFIG_VALUE_1": LANDING_REF,
 }
-_HOOKS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "hooks")
+# The one hook script, shipped in this package (a wheel holds no symlinks): git runs it under each
+# of these names, and it tells the stage from the name.
+_HOOK = "hook"
+_HOOK_NAMES = ("pre-receive", "proc-receive", "post-receive")
 
 
 class GitAuthRequired(errors.NotAuthenticated):
@@ -75,7 +80,7 @@ class GitService:
         self.policy = PushPolicy(settings, index, repo)
         # Known only to this process and the git processes it starts: proves a hook call is ours.
         self.hook_secret = secrets.token_urlsafe(32)
-        repo.install_hooks(_HOOKS_DIR)
+        _install_hooks(repo)
         self.pushes_refused_because = _why_pushes_cannot_be_served()
         if self.pushes_refused_because:
             log.error("git_push_off", reason=self.pushes_refused_because)
@@ -115,7 +120,14 @@ class GitService:
 
     def backend_environment(self, user: dict[str, Any] | None) -> dict[str, str]:
         env = {
-            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            # The hooks start with `/usr/bin/env python3`: this interpreter's folder first, so
+            # they run under the service's own Python, also where none is on the PATH (uvx, pipx).
+            "PATH": os.pathsep.join(
+                (
+                    os.path.dirname(sys.executable),
+                    os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                )
+            ),
             "HOME": str(self.settings.data_dir.resolve()),
             "GIT_CONFIG_NOSYSTEM": "1",
             "GITSCRIPTS_HOOK_URL": f"{self.settings.internal_url}/internal/git-hooks",
@@ -283,12 +295,28 @@ class GitService:
         return self.index.user(int(pusher_id)) if pusher_id and str(pusher_id).isdigit() else None
 
 
+def _install_hooks(repo: Repository) -> None:
+    """Put the packaged hook into the repository under each name, or refuse to start.
+
+    git skips a hook it cannot find or run, so without ours a push would go in unchecked: a
+    service that cannot install them does not start.
+    """
+    try:
+        hook = resources.files(__package__).joinpath(_HOOK).read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(
+            f"the gitscripts package is incomplete: its git hook cannot be read ({exc}); "
+            "reinstall gitscripts"
+        ) from exc
+    hooks_dir = repo.install_hooks(hook, _HOOK_NAMES)
+    if not all(os.access(hooks_dir / name, os.X_OK) for name in _HOOK_NAMES):
+        raise ConfigurationError(
+            f"git cannot run the service's hooks in {hooks_dir}: "
+            "is the data directory on a filesystem mounted noexec?"
+        )
+
+
 def _why_pushes_cannot_be_served() -> str | None:
-    # git skips a hook it cannot find, so without ours a push would go in unchecked (an install
-    # that left the top-level hooks/ folder behind).
-    hooks = ("pre-receive", "proc-receive", "post-receive")
-    if not all(os.access(os.path.join(_HOOKS_DIR, hook), os.X_OK) for hook in hooks):
-        return f"the service's git hooks are missing from {_HOOKS_DIR}"
     # Before 2.31 git ignores GIT_CONFIG_COUNT (2.29: receive.procReceiveRefs): it would move
     # main itself, racing the API, and store a push to refs/for/main as a ref, not land it.
     version = subprocess.run(["git", "--version"], capture_output=True, text=True).stdout

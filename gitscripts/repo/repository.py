@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import heapq
 import itertools
+import os
 import re
 import shutil
 import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -192,11 +193,29 @@ class Repository:
         with contextlib.suppress(pygit2.AlreadyExistsError):  # a concurrent start made it
             git.references.create(MAIN_REF, first)
 
-    def install_hooks(self, hooks_dir: str) -> None:
-        """Route every push through the service's hooks, and keep git's own safety checks on."""
+    def install_hooks(self, hook: bytes, names: Iterable[str]) -> Path:
+        """Route every push through the service's hooks, and keep git's own safety checks on.
+
+        `hook` is written, executable, under each of `names` into the repository's own `hooks`
+        folder (returned), replacing what is there: the hooks are always the running version's,
+        wherever it is installed. Each file is replaced whole, so a push running the old one
+        while another process starts is never handed a half-written hook.
+        """
+        hooks_dir = self.path / "hooks"
+        hooks_dir.mkdir(exist_ok=True)
+        for name in names:
+            temp = hooks_dir / f".{name}.{os.getpid()}.{threading.get_ident()}.tmp"
+            try:
+                temp.write_bytes(hook)
+                temp.chmod(0o755)
+                os.replace(temp, hooks_dir / name)
+            except BaseException:
+                temp.unlink(missing_ok=True)
+                raise
         config = self.git.config
         settings = {
-            "core.hooksPath": hooks_dir,
+            # Said explicitly: a repository made by an older version points elsewhere.
+            "core.hooksPath": str(hooks_dir.resolve()),
             "http.receivepack": "true",  # pushing over HTTP (the service authenticates)
             "receive.fsckObjects": "true",  # malformed objects never enter the repository
             "core.logAllRefUpdates": "always",  # a reflog of main, for the record
@@ -204,6 +223,7 @@ class Repository:
         for key, value in settings.items():
             if key not in config or config[key] != value:
                 config[key] = value
+        return hooks_dir
 
     # -- reading ------------------------------------------------------------------------------
     def head(self) -> pygit2.Commit:
