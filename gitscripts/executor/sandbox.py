@@ -125,6 +125,12 @@ class SandboxConfig:
 
     enabled: bool
     network: str  # "none", "loopback-service" or "host"
+    # Where the service leaves each run's job, in a folder named by the run (see `worker`).
+    jobs: str = ""
+    # Runs at once: each slot has its own uid (as root), cgroup and runner built ahead of time.
+    slots: int = 1
+    # The limits every run starts with (a job may only lower them), as in a job's header.
+    limits: dict[str, int] = field(default_factory=dict)
     # Read-only in the run, at their own paths: the Python installation and the package.
     readonly: list[str] = field(default_factory=list)
     # Directories whose contents the run sees read-only (the checkout cache).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import collections
 import contextlib
 import ctypes
 import json
@@ -170,9 +171,14 @@ class ExecutionService:
             uid_base=settings.execution_uid_base,
             tmp_size_bytes=settings.execution_tmp_size_mb << 20,
             scratch_size_bytes=settings.execution_scratch_size_mb << 20,
+            jobs=str(self.scratch_root),
+            slots=settings.max_concurrent_executions,
+            limits=self._limits(settings.max_script_execution_time),
         )
         self.protections: dict[str, Any] = {"sandbox": self.mode}
-        self._slots = list(range(settings.max_concurrent_executions))
+        # Free slots, least recently used first: a slot's next runner (sandbox and all) is built
+        # by the fork server once its run ends, so the slot that rested longest is the readiest.
+        self._slots = collections.deque(range(settings.max_concurrent_executions))
         self._cgroups = cgroups.SlotCgroups()
         self.admission = Admission(
             settings.max_concurrent_executions, settings.max_queued_executions
@@ -334,7 +340,7 @@ class ExecutionService:
         outcome = "failed"  # what the log says of a run that raised before it reported
         try:
             async with self.admission:
-                slot = self._slots.pop()
+                slot = self._slots.popleft()
                 try:
                     report = await self._run_in_slot(slot, user, commit, path, data, timeout)
                 finally:
@@ -387,13 +393,15 @@ class ExecutionService:
         scratch = ""
         report: dict[str, Any] | None = None
         try:
-            self._cgroups.kill_strays(slot)
             scratch = self._make_scratch()
             self._hand_over(scratch, data, files_token)
-            job = self._job(root, path, timeout, scratch, slot)
+            job = self._job(root, path, timeout, os.path.basename(scratch), slot)
             try:
                 report = await self.engine.run(job)
             except EngineUnresponsive as exc:
+                # A fork server that died mid-run may leave runs of any slot behind.
+                for each in range(self.settings.max_concurrent_executions):
+                    self._cgroups.kill_strays(each)
                 raise errors.InternalError(str(exc)) from None
         finally:
             self.file_grants.revoke(files_token)
@@ -415,10 +423,8 @@ class ExecutionService:
     def _hand_over(self, scratch: str, data: Any, files_token: str) -> None:
         """The job's confidential part goes to the run's runner through the run's folder: the
         fork server never holds a run's input or token (see `worker._take_job`)."""
-        env = {
+        env = {  # HOME and TMPDIR: the run's scratch directory, set by the runner
             **self._base_env,
-            "HOME": scratch,
-            "TMPDIR": scratch,
             # What `gitscripts.runtime.files` talks to: the service itself, with a token that only
             # the file endpoints accept and that dies with this run.
             "FILES_API_URL": self._files_url(),
@@ -443,24 +449,31 @@ class ExecutionService:
             return f"http://127.0.0.1:{self.settings.port}"
         return "http+unix://" + urllib.parse.quote(sandbox.FILES_SOCKET_IN_RUN, safe="")
 
-    def _job(self, root: Any, path: str, timeout: float, scratch: str, slot: int) -> dict[str, Any]:
+    def _job(self, root: Any, path: str, timeout: float, run: str, slot: int) -> dict[str, Any]:
         """What the fork server needs to supervise the run: nothing confidential."""
         settings = self.settings
         return {
             "root": str(root),
             "path": path,
             "timeout": timeout,
-            "scratch": scratch,
+            "run": run,
             "slot": slot,
             "limits": {
-                "memory_bytes": settings.execution_memory_limit_mb * 1024 * 1024,
-                "cpu_seconds": settings.execution_cpu_limit_seconds or max(1, int(timeout) + 1),
-                "processes": settings.execution_max_processes,
-                "file_size_bytes": settings.execution_max_file_size_mb * 1024 * 1024,
-                "open_files": settings.execution_max_open_files,
+                **self._limits(timeout),
                 "output_bytes": settings.execution_output_limit_bytes,
                 "result_bytes": settings.execution_result_limit_bytes,
             },
+        }
+
+    def _limits(self, timeout: float) -> dict[str, int]:
+        """The resource limits of a run with this timeout (the CPU time follows it)."""
+        settings = self.settings
+        return {
+            "memory_bytes": settings.execution_memory_limit_mb * 1024 * 1024,
+            "cpu_seconds": settings.execution_cpu_limit_seconds or max(1, int(timeout) + 1),
+            "processes": settings.execution_max_processes,
+            "file_size_bytes": settings.execution_max_file_size_mb * 1024 * 1024,
+            "open_files": settings.execution_max_open_files,
         }
 
 

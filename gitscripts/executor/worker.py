@@ -23,6 +23,7 @@ import json
 import math
 import os
 import resource
+import secrets
 import select
 import signal
 import socket
@@ -43,9 +44,8 @@ TRUNCATION_MARKER = "\n[... output truncated ...]\n"
 
 
 # -- the runner (in the forked child) ------------------------------------------------------------
-def _limits(header: dict[str, Any]) -> list[tuple[int, int]]:
+def _limits(limits: dict[str, Any]) -> list[tuple[int, int]]:
     """The run's resource limits, each hard (soft = hard): a script can lower them, never raise."""
-    limits = header["limits"]
     chosen = [
         (resource.RLIMIT_AS, limits.get("memory_bytes")),
         (resource.RLIMIT_CPU, limits.get("cpu_seconds")),
@@ -63,6 +63,11 @@ def _limits(header: dict[str, Any]) -> list[tuple[int, int]]:
         # Never above what this process may have (only root could raise a hard limit).
         result.append((name, value if hard == resource.RLIM_INFINITY else min(value, hard)))
     return result
+
+
+def _apply(limits: list[tuple[int, int]]) -> None:
+    for name, value in limits:
+        resource.setrlimit(name, (value, value))
 
 
 def _scrub(text: str, header: dict[str, Any]) -> str:
@@ -133,25 +138,34 @@ def _answer(outcome: dict[str, Any]) -> None:
 JOB_FILE = ".job.json"
 
 
-def _take_job(scratch: str) -> bytes:
+def _take_job(jobs: int, run: str) -> bytes:
     """The job's confidential part (input, environment with the run's file token), which the
-    service left in the run's folder: read and removed by the runner before the sandbox is made,
-    so the fork server never holds it and no other runner forked from it can find it in memory."""
-    path = os.path.join(scratch, JOB_FILE)
-    with open(path, "rb") as handle:
-        body = handle.read()
-    os.unlink(path)
+    service left in the run's folder under `jobs` (a folder descriptor): read and removed by the
+    runner, never by the fork server, so that no other runner forked from it can find it in its
+    memory."""
+    fd = os.open(JOB_FILE, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=_folder(jobs, run))
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            body = handle.read()
+    finally:
+        folder = _folder(jobs, run)
+        os.unlink(JOB_FILE, dir_fd=folder)
+        os.close(folder)
     return body
 
 
-def _script(header: dict[str, Any], job: bytes) -> None:
+def _folder(jobs: int, run: str) -> int:
+    return os.open(run, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=jobs)
+
+
+def _script(header: dict[str, Any], job: bytes, scratch: str) -> None:
     """Run the script (in its sandbox by now) and answer; the caller exits."""
-    scratch = header["scratch"]
+    header = {**header, "scratch": scratch}
     os.chdir(scratch)
     body = json.loads(job)
     del job
     os.environ.clear()
-    os.environ.update(body["env"])
+    os.environ.update(body["env"], HOME=scratch, TMPDIR=scratch)
     root = header["root"]
     folder = os.path.dirname(os.path.join(root, header["path"]))
     sys.path[:0] = [folder] if folder == root else [folder, root]
@@ -202,14 +216,13 @@ def _wait_for_script(
 
 
 def _run(
-    config: sandbox.SandboxConfig, job_fd: int, result_fd: int, out_fd: int, err_fd: int
+    config: sandbox.SandboxConfig, slot: int, job_fd: int, result_fd: int, out_fd: int, err_fd: int
 ) -> None:
     """The runner's whole life; it ends in `os._exit`, whatever the script does.
 
-    It is forked before its job is known (so a request does not wait for the fork), does what it
-    can without the job, then waits for the job's header on `job_fd`. With the sandbox on, it
-    builds the run's namespaces and root, forks the script's process into them, drops its own
-    privilege and only waits for it (see `sandbox`).
+    It is forked ahead of its job, for the slot the job will run in, so that a request waits for
+    neither the fork nor the sandbox: with the sandbox on, all of it is built before the job's
+    header arrives on `job_fd` (see `_prepared`).
     """
     try:
         # Dies with the fork server, however that ends, and so takes the run with it.
@@ -218,45 +231,101 @@ def _run(
         _place({0: os.open(os.devnull, os.O_RDONLY), 1: out_fd, 2: err_fd, 3: result_fd, 4: job_fd})
         # Nothing else is inherited: not the service's connection, not the fork server's socket.
         os.closerange(5, 1 << 16)
-        with os.fdopen(4, "rb") as job_pipe:
-            try:
-                header = read_frame(job_pipe)
-            except ProtocolError:  # no job is coming: this spare runner is not needed
-                os._exit(0)
-        limits = _limits(header)
-        slot = int(header["slot"])
-        job = _take_job(header["scratch"])
+        jobs = os.open(config.jobs, os.O_RDONLY | os.O_DIRECTORY)
+        if config.enabled:
+            _prepared(config, slot, jobs)
+        header = _header()
+        job = _take_job(jobs, header["run"])
+        scratch = os.path.join(config.jobs, header["run"])
+        os.close(jobs)
         try:
-            if config.enabled:
-                outcome = sandbox.Outcome()
-                sandbox.outer(config, slot, header["scratch"], outcome, required=True)
-                listener = (
-                    relay.listen(config.service_port)
-                    if config.network == "loopback-service"
-                    else None
-                )
-                pid = os.fork()
-                if pid:
-                    _wait_for_script(config, slot, pid, listener)
-                if listener is not None:
-                    listener.close()
-                sandbox.set_parent_death_signal()
-                sandbox.inner(config, slot, outcome, required=True, limits=limits)
-            else:
-                for name, value in limits:
-                    resource.setrlimit(name, (value, value))
+            _apply(_limits(header["limits"]))
         except (OSError, ValueError) as exc:
-            _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
+            _answer({"ok": False, "error": f"The run's limits could not be set: {exc}"})
             os._exit(0)
-        try:
-            _script(header, job)
-        except Exception as exc:  # the runner's own failure, not the script's (that is caught)
-            _answer({"ok": False, "error": f"The run could not start the script: {exc}"})
+        _start_script(header, job, scratch)
     finally:
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):  # the script may have closed or replaced them
                 stream.flush()
         os._exit(0)
+
+
+def _header() -> dict[str, Any]:
+    with os.fdopen(4, "rb") as job_pipe:
+        try:
+            return read_frame(job_pipe)
+        except ProtocolError:  # no job is coming: this spare runner is not needed
+            os._exit(0)
+
+
+def _start_script(header: dict[str, Any], job: bytes, scratch: str) -> None:
+    try:
+        _script(header, job, scratch)
+    except Exception as exc:  # the runner's own failure, not the script's (that is caught)
+        _answer({"ok": False, "error": f"The run could not start the script: {exc}"})
+
+
+def _prepared(config: sandbox.SandboxConfig, slot: int, jobs: int) -> None:
+    """The sandboxed run, built ahead of its job; never returns.
+
+    This process (R) builds the namespaces and the root and forks the script's process (P), which
+    enters the root and gives up every privilege, then waits for its job on a pipe. When the
+    header arrives, R (still able to read the service's folder, through `jobs`) takes the job,
+    hands header and job to P, gives up its own privilege and waits for P (relaying the file API
+    with loopback-service). P's scratch directory has a name of its own, chosen here.
+    """
+    scratch = "/scratch/" + secrets.token_hex(8)
+    outcome = sandbox.Outcome()
+    try:
+        sandbox.outer(config, slot, scratch, outcome, required=True)
+        listener = (
+            relay.listen(config.service_port) if config.network == "loopback-service" else None
+        )
+    except (OSError, ValueError) as exc:
+        _header()
+        _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
+        os._exit(0)
+    to_script, from_runner = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # P
+        os.close(from_runner)
+        for fd in (jobs, 4, *([listener.fileno()] if listener else [])):
+            os.close(fd)
+        sandbox.set_parent_death_signal()
+        try:
+            sandbox.inner(config, slot, outcome, required=True, limits=_limits(config.limits))
+        except (OSError, ValueError) as exc:
+            _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
+            os._exit(0)
+        with os.fdopen(to_script, "rb") as pipe:
+            try:
+                header = read_frame(pipe)
+            except ProtocolError:  # no job came: a spare that was not needed
+                os._exit(0)
+            job = pipe.read()
+        try:  # the job's own limits: lower than the sandbox's (the CPU time follows its timeout)
+            _apply(_limits(header["limits"]))
+        except (OSError, ValueError) as exc:
+            _answer({"ok": False, "error": f"The run's limits could not be set: {exc}"})
+            os._exit(0)
+        _start_script(header, job, scratch)
+        os._exit(0)
+    os.close(to_script)
+    header = _header()
+    try:
+        job = _take_job(jobs, header["run"])
+        with contextlib.suppress(OSError):
+            os.rmdir(header["run"], dir_fd=jobs)
+    except OSError as exc:
+        os.kill(pid, signal.SIGKILL)
+        _answer({"ok": False, "error": f"The run's job could not be read: {exc}"})
+        os._exit(0)
+    os.close(jobs)
+    with os.fdopen(from_runner, "wb") as pipe:
+        pipe.write(encode(header) + job)
+    del job
+    _wait_for_script(config, slot, pid, listener)
 
 
 # -- the supervisor ------------------------------------------------------------------------------
@@ -323,8 +392,8 @@ def kill_orphans(keep: set[int]) -> None:
 class Run:
     """One execution, seen from the process that started the runner: its pipes, limits, outcome."""
 
-    def __init__(self, config: sandbox.SandboxConfig) -> None:
-        """Fork a runner that waits for its job (see `start`)."""
+    def __init__(self, config: sandbox.SandboxConfig, slot: int) -> None:
+        """Fork a runner for `slot` that waits for its job (see `start`)."""
         job_r, job_w = os.pipe()
         result_r, result_w = os.pipe()
         out_r, out_w = os.pipe()
@@ -333,10 +402,12 @@ class Run:
         if pid == 0:
             for fd in (job_w, result_r, out_r, err_r):
                 os.close(fd)
-            _run(config, job_r, result_w, out_w, err_w)
+            _run(config, slot, job_r, result_w, out_w, err_w)
         for fd in (job_r, result_w, out_w, err_w):
             os.close(fd)
         self.pid = pid
+        self.slot = slot
+        self.jobs = config.jobs
         self.job: dict[str, Any] = {}
         self._job_fd: int | None = job_w
         self._pipes = (out_r, err_r, result_r)
@@ -455,7 +526,7 @@ class Run:
 
     def remove_scratch(self) -> None:
         """Separate from `finish`, so the report can go out before the disk work."""
-        remove_tree(self.job["scratch"])
+        remove_tree(os.path.join(self.jobs, self.job["run"]))
 
     def _report(self) -> dict[str, Any]:
         report: dict[str, Any] = {
@@ -514,13 +585,13 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
 def supervise(config: sandbox.SandboxConfig, job: dict[str, Any]) -> dict[str, Any]:
     """Run one job to its end in this process (the fresh-interpreter engine)."""
     become_subreaper()
-    run = Run(config)
+    run = Run(config, int(job["slot"]))
     run.start(job)
 
     def on_terminate(signum: int, frame: Any) -> None:  # the service cancelled the run
         run.kill()
         kill_orphans(set())
-        remove_tree(job["scratch"])
+        remove_tree(os.path.join(config.jobs, job["run"]))
         os._exit(1)
 
     signal.signal(signal.SIGTERM, on_terminate)

@@ -59,9 +59,9 @@ class ForkServer:
         self.selector = selectors.PollSelector()
         self.selector.register(listener, selectors.EVENT_READ, ("accept", None))
         self.runs: dict[int, _Connection] = {}  # runner pid -> its connection
-        # A runner forked ahead of time, waiting for the next job, so a request need not wait for
-        # the fork.
-        self.spare: Run | None = Run(config)
+        # A runner per slot forked ahead of time, its sandbox built, waiting for the slot's next
+        # job: a request waits for neither the fork nor the sandbox.
+        self.spares: dict[int, Run] = {slot: Run(config, slot) for slot in range(config.slots)}
 
     def serve_forever(self) -> None:
         while True:
@@ -79,9 +79,6 @@ class ForkServer:
                 elif kind == "exit":
                     self.selector.unregister(key.fd)
             self._advance()
-            # Forked while nothing runs (between requests), so it never competes with a script.
-            if self.spare is None and not self.runs:
-                self.spare = Run(self.config)
 
     def _timeout(self) -> float | None:
         runs = [c.run for c in self.runs.values() if c.run is not None]
@@ -109,11 +106,12 @@ class ForkServer:
         if job is None:
             return
         connection.buffer.clear()
-        run, self.spare = self.spare, None
+        slot = int(job["slot"])
+        run = self.spares.pop(slot, None)
         if run is None or run.reap():  # none ready, or it died (killed from outside)
             if run is not None:
                 run.discard()
-            run = Run(self.config)
+            run = Run(self.config, slot)
         run.start(job)
         connection.run = run
         self.runs[run.pid] = connection
@@ -145,17 +143,14 @@ class ForkServer:
                 self._finish(pid, connection)
 
     def _runner_pids(self) -> set[int]:
-        pids = set(self.runs)
-        if self.spare is not None:
-            pids.add(self.spare.pid)
-        return pids
+        return set(self.runs) | {spare.pid for spare in self.spares.values()}
 
     def stop(self) -> None:
         for connection in self.runs.values():
             if connection.run is not None:
                 connection.run.kill()
-        if self.spare is not None:
-            self.spare.discard()
+        for spare in self.spares.values():
+            spare.discard()
         kill_orphans(set())
 
     def _finish(self, pid: int, connection: _Connection) -> None:
@@ -175,6 +170,8 @@ class ForkServer:
 
         run.finish(send, other_runners=self._runner_pids())
         run.remove_scratch()
+        # The slot is free: its next runner is built now, while the service has no use for it.
+        self.spares[run.slot] = Run(self.config, run.slot)
 
     def _close(self, connection: _Connection) -> None:
         with contextlib.suppress(KeyError, ValueError):
