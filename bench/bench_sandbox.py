@@ -17,6 +17,7 @@ import argparse
 import os
 import statistics
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -27,7 +28,18 @@ P50_OVERHEAD_MS = 1.0
 THROUGHPUT_LOSS = 0.20
 
 
-def measure(variant: str, workdir: Path, samples: int, seconds: float) -> dict[str, object]:
+def spaced(client: httpx.Client, path: str, count: int, gap: float) -> list[float]:
+    """`count` timed runs, each `gap` seconds after the previous one ended (0: back to back)."""
+    samples = []
+    for _ in range(count):
+        samples += series(client, path, 1)
+        time.sleep(gap)
+    return samples
+
+
+def measure(
+    variant: str, workdir: Path, samples: int, seconds: float, gap: float
+) -> dict[str, object]:
     env = {
         "EXECUTOR": "fork",
         "PRELOAD_MODULES": "numpy",
@@ -43,8 +55,8 @@ def measure(variant: str, workdir: Path, samples: int, seconds: float) -> dict[s
         create_script(client, "numpy_calc.py", NUMPY)
         series(client, "trivial.py", 20)
         series(client, "numpy_calc.py", 10)
-        trivial = series(client, "trivial.py", samples)
-        numpy = series(client, "numpy_calc.py", samples)
+        trivial = spaced(client, "trivial.py", samples, gap)
+        numpy = spaced(client, "numpy_calc.py", samples, gap)
         throughput, _, errors = load_test(base, bearer, 8, seconds)
         detail = client.get("/health", params={"detail": "true"}).json()["execution"]
     return {
@@ -65,6 +77,12 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument(
+        "--gap-ms",
+        type=float,
+        default=0.0,
+        help="pause between latency calls (a simulator's calls are rarely back to back)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.samples, args.seconds = 80, 3.0
@@ -77,7 +95,9 @@ def main() -> int:
             workdir = Path(tempfile.mkdtemp(prefix=f"gs-bench-sandbox-{variant}-"))
             try:
                 print(f"[{variant}] round {round_ + 1}", flush=True)
-                found = measure(variant, workdir, args.samples // 2, args.seconds / 2)
+                found = measure(
+                    variant, workdir, args.samples // 2, args.seconds / 2, args.gap_ms / 1000
+                )
             finally:
                 remove_tree(workdir)
             for key in ("trivial", "numpy"):
