@@ -460,8 +460,6 @@ def test_hostile_answers_and_signals_fail_their_own_run_only(service: Service) -
 
 
 def test_a_stopped_fork_server_is_replaced_and_the_next_run_succeeds(service: Service) -> None:
-    if service.mode != "root":
-        pytest.skip("stopping the fork server needs the test to own it (run as root)")
     service.upload("bob", "honest.py", "def main(data):\n    return {'n': data['n'] * 2}\n")
     zygote = service.fork_server_pid()
     os.kill(zygote, signal.SIGSTOP)
