@@ -1434,3 +1434,23 @@ def test_with_a_git_too_old_to_hand_main_to_the_service_pushing_is_refused(
         )
         assert reply.status_code == 403, reply.text
         assert "older than 2.31 (git version 2.30.2)" in reply.json()["message"]
+
+
+def test_pushing_to_refs_for_main_is_held_to_the_ownership_rules(
+    server: Server, bobs_script: str
+) -> None:
+    """The way past "fetch first" is no way past the rules: an edit of someone else's script,
+    pushed to refs/for/main, is refused whether the clone is up to date or behind."""
+    clone = server.clone("alice")
+    clone.write(bobs_script, HELLO + b"# alice was here\n")
+    clone.commit("edit bob's tool")
+    before = server.main()
+    _refused_without_trace(server, clone, [f"{bobs_script}: belongs to bob"], "HEAD:refs/for/main")
+    # Behind unrelated API commits, so the service would land it as a merge: still refused.
+    _api_save(server, "bob", f"meanwhile_{next(server.clones)}.py", HELLO)
+    moved = server.main()
+    pushed = clone.push("HEAD:refs/for/main")
+    assert pushed.returncode != 0, pushed.stderr
+    assert f"{bobs_script}: belongs to bob" in pushed.stderr
+    assert server.main() == moved != before
+    assert server.bare_git("show", f"main:{bobs_script}").encode() == HELLO

@@ -225,7 +225,8 @@ _SYSCALLS: dict[str, dict[str, int]] = {
     },
 }  # fmt: skip
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
-_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41}
+# Calls the sandbox makes itself that the C library does not wrap (pivot_root is in the table above).
+_CAPSET = {"x86_64": 126, "aarch64": 91}
 _TIOCSTI, _TIOCLINUX = 0x5412, 0x541C
 
 
@@ -340,7 +341,7 @@ def drop_capabilities() -> None:
     data = bytes(24)  # two (effective, permitted, inheritable) triples, all empty
     _check(
         _libc.syscall(
-            ctypes.c_long(126 if platform.machine() == "x86_64" else 91),  # capset
+            ctypes.c_long(_CAPSET[platform.machine()]),
             ctypes.c_char_p(header),
             ctypes.c_char_p(data),
         ),
@@ -498,7 +499,8 @@ def enter_root(root: str) -> str:
         proc = "empty"
     os.chdir(root)
     # pivot_root(".", "."): the old root ends up stacked on the new one, then is detached.
-    _check(_libc.syscall(ctypes.c_long(_PIVOT_ROOT[platform.machine()]), b".", b"."), "pivot_root")
+    pivot_root = _SYSCALLS[platform.machine()]["pivot_root"]
+    _check(_libc.syscall(ctypes.c_long(pivot_root), b".", b"."), "pivot_root")
     _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")
     os.chdir("/")
     # The skeleton itself is read-only: a run writes only to its scratch, /tmp and /dev/shm.
