@@ -244,6 +244,18 @@ def main(data):
             return "connected"
     out["connect to the service"] = attempt(connect)
     out["interfaces"] = sorted(name for _, name in socket.if_nameindex())
+    # The loopback's namespace serves every run of this slot in turn: it must stay as it is.
+    def loopback_down():
+        import fcntl, struct
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            fcntl.ioctl(sock, 0x8914, struct.pack("16sH22x", b"lo", 0))  # SIOCSIFFLAGS
+        return "down"
+    out["take the loopback down"] = attempt(loopback_down)
+    out["write a network sysctl"] = attempt(write("/proc/sys/net/ipv4/ip_unprivileged_port_start"))
+    # What the runs' shared root holds besides: nothing to find, no way to the host's /proc.
+    out["host proc"] = sorted(os.listdir("/.host-proc")) if os.path.isdir("/.host-proc") else []
+    out["proc mounts"] = [line.split()[4] for line in open("/proc/self/mountinfo")
+                          if " - proc " in line]
     out["cgroups"] = open("/proc/self/cgroup").read()
     out["vsock"] = attempt(lambda: socket.socket(40, socket.SOCK_STREAM))  # AF_VSOCK
     # Of the folder that holds the gitscripts package, only the package (and a virtual
@@ -282,6 +294,8 @@ def test_an_attacker_cannot_leave_its_run(service: Service) -> None:
     assert found["limit RLIMIT_FSIZE"] == [4 << 20, 4 << 20]
     assert found["limit RLIMIT_AS"] == [512 << 20, 512 << 20]
     assert found["interfaces"] == ["lo"]
+    assert found["proc mounts"] == ["/proc"]  # its own, and only that one
+    assert found["host proc"] == []  # where the runs' shared root had the host's, nothing
     assert set(found["beside the package"]) <= {"gitscripts", ".venv", "venv"}
     # A cgroup namespace of its own: the run's cgroup is its root (see the next test for where
     # it really is).
@@ -328,7 +342,7 @@ def test_a_run_is_held_in_its_slots_cgroup(service: Service) -> None:
 
 
 SPY = r"""
-import glob, os, time
+import glob, os, socket, time
 
 def main(data):
     time.sleep(0.5)  # the victim is running by now
@@ -353,16 +367,32 @@ def main(data):
                 except OSError:
                     pass
     out["secrets found"] = found
+    reached = []
+    for family, address in ((socket.AF_UNIX, b"\0gitscripts-victim"),
+                            (socket.AF_INET, ("127.0.0.1", 47011))):
+        with socket.socket(family) as sock:
+            try:
+                sock.connect(address)
+                reached.append(str(address))
+            except OSError:
+                pass
+    out["listeners reached"] = reached
     return out
 """
 
 VICTIM = r"""
-import os, time
+import os, socket, time
 
 def main(data):
     for path in ("secret.txt", "/tmp/secret.txt", "/dev/shm/secret.txt"):
         with open(path, "w") as handle:
             handle.write(data["secret"])
+    # Listening where a neighbour sharing its network would find it.
+    listeners = [socket.socket(socket.AF_UNIX), socket.socket()]
+    listeners[0].bind(b"\0gitscripts-victim")
+    listeners[1].bind(("127.0.0.1", 47011))
+    for listener in listeners:
+        listener.listen()
     time.sleep(1.5)
     return {"token": os.environ["FILES_API_TOKEN"], "cwd": os.getcwd()}
 """
@@ -386,9 +416,10 @@ def test_concurrent_runs_cannot_see_each_other(service: Service) -> None:
     # Not even its own: a run's token is handed over after the fork, never in an environ block.
     assert found["tokens seen"] == 0
     assert found["neighbours"] == [] and found["secrets found"] == []
+    assert found["listeners reached"] == []  # each slot has a network of its own
     # And a later run finds nothing the victim left in the places runs share on a machine.
     later = service.run("bob", "spy.py", secret)["result"]
-    assert later["secrets found"] == []
+    assert later["secrets found"] == [] and later["listeners reached"] == []
 
 
 HOSTILE_ANSWERS = r"""

@@ -1,7 +1,7 @@
 """The file API on a Unix socket, for runs that have no network (EXECUTION_NETWORK=none).
 
 A sandboxed run lives in its own network namespace with nothing but a loopback, so it cannot reach
-the service's TCP port. Its sandbox binds this socket in instead (see `sandbox.build_root`), and
+the service's TCP port. Its sandbox binds this socket in instead (see `sandbox._build_skeleton`), and
 `gitscripts.runtime.files` talks HTTP over it. Only the file endpoints answer here: the socket is
 a way to the file store with the run's own token, not a way round the missing network.
 """

@@ -43,6 +43,7 @@ import fcntl
 import json
 import os
 import platform
+import secrets
 import socket
 import struct
 import sys
@@ -385,10 +386,10 @@ def set_parent_death_signal() -> None:
     _prctl(PR_SET_PDEATHSIG, 9, "parent death signal")
 
 
-def relinquish(config: SandboxConfig, slot: int) -> None:
+def relinquish(config: SandboxConfig, uid: int) -> None:
     """What the runner keeps once the script's process exists: nothing but waiting for it."""
     if os.geteuid() == 0 and "own_uid" not in config.skip:
-        become(_run_uid(config, slot), _run_uid(config, slot))
+        become(uid, uid)
     else:
         drop_capabilities()
     _prctl(PR_SET_NO_NEW_PRIVS, 1, "no_new_privs")
@@ -441,8 +442,10 @@ def _run_uid(config: SandboxConfig, slot: int) -> int:
     return os.geteuid()
 
 
-def build_root(config: SandboxConfig, slot: int, scratch: str) -> None:
-    """Mount the run's new root on `config.mount_point` (in our private mount namespace)."""
+def _build_skeleton(config: SandboxConfig, binds: list[tuple[str, str]]) -> None:
+    """Make the runs' root on `config.mount_point` and pivot into it (in a mount namespace of our
+    own, which `prepare` keeps for every run to copy). Every mount here is read-only but the
+    devices; what a run may write is mounted per run, on the empty folders left for it."""
     root = config.mount_point
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     _mount("tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=1m")
@@ -454,59 +457,99 @@ def build_root(config: SandboxConfig, slot: int, scratch: str) -> None:
     for name, target in (("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"),
                          ("stdout", "/proc/self/fd/1"), ("stderr", "/proc/self/fd/2")):  # fmt: skip
         os.symlink(target, f"{dev}/{name}")
-    # Private /tmp and /dev/shm first: what is bound below may live under /tmp on the host.
-    size = config.tmp_size_bytes
-    for path in ("/dev/shm", "/tmp"):
-        target = _make_target(root, path, directory=True)
-        _mount("tmpfs", target, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}")
+    # Where each run mounts its own /proc and writable tmpfs.
+    for path in ("/proc", *_PER_RUN_TMPFS):
+        _make_target(root, path, directory=True)
+    # In a user namespace the kernel mounts a new proc only beside a fully visible one: the
+    # host's, which each run detaches as soon as its own is mounted (`mount_proc`).
+    _mount("/proc", _make_target(root, _HOST_PROC, directory=True), None, MS_BIND | MS_REC)
     for path in _SYSTEM:
         if os.path.islink(path):  # merged /usr: /bin -> usr/bin
             os.symlink(os.readlink(path), root + path)
         elif os.path.isdir(path):
             _bind(path, _make_target(root, path, directory=True), readonly=True)
-    for path in config.readonly:
-        if os.path.isdir(path) and not os.path.isdir(root + path):
-            _bind(path, _make_target(root, path, directory=True), readonly=True)
-    if config.checkouts:
-        _bind(config.checkouts, _make_target(root, config.checkouts, directory=True), readonly=True)
-    # The scratch directory is a tmpfs of the run's own, at the path the run is told: bounded in
-    # size and files, gone with the run, and nothing the service ever walks or removes.
-    uid = _run_uid(config, slot)
-    _mount(
-        "tmpfs",
-        _make_target(root, scratch, directory=True),
-        "tmpfs",
-        MS_NOSUID | MS_NODEV,
-        f"mode=0700,uid={uid},gid={uid},size={config.scratch_size_bytes},nr_inodes=65536",
-    )
+    for path, stash in binds:
+        _bind(path, _make_target(root, stash or path, directory=True), readonly=True)
     if config.files_socket and config.network != "host":
         target = _make_target(root, FILES_SOCKET_IN_RUN, directory=False)
         _bind(config.files_socket, target, readonly=False)
-    os.makedirs(root + "/proc", mode=0o555, exist_ok=True)
-
-
-def enter_root(root: str) -> str:
-    """In the run's PID namespace: mount its /proc, then make `root` the root (the old one goes).
-
-    Returns what /proc is: "own" (this run's processes only) or "empty" where the kernel refuses a
-    new proc (a container that masks parts of the host's /proc).
-    """
-    try:
-        _mount("proc", root + "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-        proc = "own"
-    except SandboxError:
-        _mount("tmpfs", root + "/proc", "tmpfs", MS_RDONLY, "mode=0555,size=4k")
-        proc = "empty"
     os.chdir(root)
-    # pivot_root(".", "."): the old root ends up stacked on the new one, then is detached.
+    # pivot_root(".", "."): the old root ends up stacked on the new one, then is detached, so
+    # the namespace holds nothing of the host's but what was bound in above.
     pivot_root = _SYSCALLS[platform.machine()]["pivot_root"]
     _check(_libc.syscall(ctypes.c_long(pivot_root), b".", b"."), "pivot_root")
     _check(_libc.umount2(b".", MNT_DETACH), "detach the old root")
     os.chdir("/")
-    # The skeleton itself is read-only: a run writes only to its scratch, /tmp and /dev/shm.
     for path in ("/dev", "/"):
         _mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY | _flags_of(path))
-    return proc
+
+
+# Writable in a run, each a tmpfs of its own, gone with the run. The scratch tmpfs is bounded in
+# size and files, and nothing the service ever walks or removes; the run's folder in it has a
+# name of its own (`scratch_folder`), alone there: a run finds no trace of any other.
+SCRATCH = "/scratch"
+_HOST_PROC = "/.host-proc"  # in the skeleton only, never in a run (see `mount_proc`)
+_PER_RUN_TMPFS = ("/tmp", "/dev/shm", SCRATCH)
+
+
+def _binds(config: SandboxConfig) -> list[tuple[str, str]]:
+    """The host folders a run sees read-only at their own paths, besides the system's: the Python
+    installation, the package and the checkout cache (a bind of the folder: checkouts made later
+    appear in it). Each with where the skeleton keeps it: "" (at its path), or a stash when its
+    path lies under a per-run tmpfs (a checkout cache under /tmp), which would hide it; each run
+    then binds it from the stash onto its own tmpfs."""
+    chosen: list[str] = [
+        path for path in _SYSTEM if os.path.isdir(path) and not os.path.islink(path)
+    ]
+    binds = []
+    for path in [*config.readonly, *([config.checkouts] if config.checkouts else [])]:
+        inside = any(path == seen or path.startswith(seen.rstrip("/") + "/") for seen in chosen)
+        if os.path.isdir(path) and not inside:
+            chosen.append(path)
+            hidden = any(path == t or path.startswith(t + "/") for t in _PER_RUN_TMPFS)
+            binds.append((path, f"/.stash/{len(binds)}" if hidden else ""))
+    return binds
+
+
+def scratch_folder() -> str:
+    return f"{SCRATCH}/{secrets.token_hex(8)}"
+
+
+def _mount_per_run(
+    config: SandboxConfig, uid: int, stashed: tuple[tuple[str, str], ...], scratch: str
+) -> None:
+    """In the run's own copy of the skeleton: its private /tmp, /dev/shm and scratch folder."""
+    size = config.tmp_size_bytes
+    for path in ("/tmp", "/dev/shm"):
+        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}")
+    _mount(
+        "tmpfs",
+        SCRATCH,
+        "tmpfs",
+        MS_NOSUID | MS_NODEV,
+        f"mode=0755,size={config.scratch_size_bytes},nr_inodes=65536",
+    )
+    os.mkdir(scratch, 0o700)
+    os.chown(scratch, uid, uid)
+    for path, stash in stashed:
+        _bind(stash, _make_target("", path, directory=True), readonly=True)
+
+
+def mount_proc() -> str:
+    """In the run's PID namespace: a /proc of its own processes only.
+
+    Returns what /proc is: "own", or "empty" where the kernel refuses a new proc (a container
+    that masks parts of the host's /proc).
+    """
+    os.chdir("/")
+    try:
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+        kind = "own"
+    except SandboxError:
+        _mount("tmpfs", "/proc", "tmpfs", MS_RDONLY, "mode=0555,size=4k")
+        kind = "empty"
+    _check(_libc.umount2(_HOST_PROC.encode(), MNT_DETACH), "detach the host's /proc")
+    return kind
 
 
 def _loopback_up() -> None:
@@ -521,7 +564,7 @@ def _join_cgroups(config: SandboxConfig, slot: int) -> None:
         _write(f"{parent}/slot-{slot}/cgroup.procs", "0")
 
 
-# -- the two halves -------------------------------------------------------------------------------
+# -- what runs share, and the two halves of a run -------------------------------------------------
 @dataclass
 class Outcome:
     """What was applied to this run; the probe reports it, runs ignore it."""
@@ -544,43 +587,181 @@ class Outcome:
         return result
 
 
-def outer(config: SandboxConfig, slot: int, scratch: str, outcome: Outcome, required: bool) -> None:
-    """In R, before forking the script's process: namespaces and the run's root."""
+@dataclass(frozen=True)
+class Shared:
+    """What one fork server's runs share, made once by `prepare`; descriptors that no run holds.
+
+    - Each slot's network namespace, with only a loopback. A slot runs one run at a time, and a
+      run cannot change a namespace that its user namespace does not own (addresses, routes,
+      sysctls), so nothing of a run outlives it there; its sockets die with its processes.
+    - The mount namespace whose root is the runs' skeleton (`_build_skeleton`): read-only, and
+      holding nothing of the host's but what is bound in. Each run enters it and unshares a
+      private copy, then mounts its own /proc and writable tmpfs on it.
+
+    Building these once instead of per run is what keeps the sandbox cheap: a network namespace
+    and a dozen bind mounts cost milliseconds each time, entering a made one microseconds.
+    """
+
+    uids: tuple[int, ...] = ()  # per slot: the uid its runs' processes and files have
+    networks: tuple[int, ...] = ()  # per slot: its network namespace
+    skeleton: int = -1
+    stashed: tuple[tuple[str, str], ...] = ()  # (path, stash) each run binds back (see `_binds`)
+
+    def kept_by(self, slot: int) -> set[int]:
+        """The descriptors the slot's runner needs (every other one it closes at once)."""
+        return {fd for fd in (*self.networks[slot : slot + 1], self.skeleton) if fd >= 0}
+
+
+def _namespace_of_self(kind: str) -> int:
+    return os.open(f"/proc/self/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+
+
+def _out_of_the_way(fd: int) -> int:
+    """`fd` renumbered above the ones a runner places its pipes on (see `worker._run`)."""
+    high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 200)
+    os.close(fd)
+    return high
+
+
+def _new_networks(slots: int) -> list[int]:
+    networks = []
+    for _ in range(slots):
+        _unshare(CLONE_NEWNET)
+        _loopback_up()
+        networks.append(_namespace_of_self("net"))
+    return networks
+
+
+def _new_skeleton(config: SandboxConfig, binds: list[tuple[str, str]]) -> int:
+    _unshare(CLONE_NEWNS)
+    skeleton = _namespace_of_self("mnt")  # the namespace itself: the pivot below changes it
+    _build_skeleton(config, binds)
+    return skeleton
+
+
+def prepare(config: SandboxConfig, outcome: Outcome, required: bool) -> Shared:
+    """Once per fork server, before its first runner: the namespaces its runs share.
+
+    As an ordinary user the fork server first enters a user namespace of its own (mapping only its
+    own uid), where it has the privilege to make namespaces for its runs; root has it already. The
+    shared namespaces are made in a throw-away child, which hands them back as descriptors.
+    """
+    uids = tuple(_run_uid(config, slot) for slot in range(config.slots))
+    binds = _binds(config)  # as the host shows them: a run sees only the skeleton
+    if not config.enabled:
+        return Shared(uids=uids)
+    skip = config.skip
+    if os.geteuid() != 0:
+        outcome.step("namespaces", skip, lambda: _enter_user_namespace(0), required=required)
+        with contextlib.suppress(SandboxError):  # the fork server's memory stays its own
+            _prctl(PR_SET_DUMPABLE, 0, "not dumpable")
+        if "namespaces" not in outcome.applied:
+            return Shared(uids=uids)
+    ours, theirs = socket.socketpair()
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        made = Outcome()
+        descriptors: list[int] = []
+        try:
+            if config.network != "host":
+                networks = made.step(
+                    "network_isolated", skip, lambda: _new_networks(config.slots), required=False
+                )
+                descriptors += networks or []
+            skeleton = made.step(
+                "private_root", skip, lambda: _new_skeleton(config, binds), required=False
+            )
+            descriptors += [skeleton] if skeleton is not None else []
+            report = {"applied": made.applied, "refused": made.refused}
+        except BaseException as exc:
+            report = {"applied": {}, "refused": {**made.refused, "shared": str(exc)}}
+            descriptors = []
+        socket.send_fds(theirs, [json.dumps(report).encode()], descriptors)
+        os._exit(0)
+    theirs.close()
+    try:
+        message, received, _, _ = socket.recv_fds(ours, 1 << 16, config.slots + 1)
+    finally:
+        ours.close()
+        os.waitpid(pid, 0)
+    descriptors = [_out_of_the_way(fd) for fd in received]
+    report = json.loads(message or b'{"applied": {}, "refused": {"shared": "no answer"}}')
+    outcome.applied.update(report["applied"])
+    outcome.refused.update(report["refused"])
+    networks: tuple[int, ...] = ()
+    if "network_isolated" in report["applied"]:
+        networks, descriptors = tuple(descriptors[: config.slots]), descriptors[config.slots :]
+    skeleton = descriptors[0] if "private_root" in report["applied"] else -1
+    missing = [name for name in report["refused"] if name not in skip]
+    if required and missing:
+        problems = "; ".join(f"{name}: {report['refused'][name]}" for name in missing)
+        raise SandboxError(errno.EPERM, f"the runs' shared namespaces failed: {problems}")
+    stashed = tuple((path, stash) for path, stash in binds if stash)
+    return Shared(uids=uids, networks=networks, skeleton=skeleton, stashed=stashed)
+
+
+def _setns(fd: int, kind: int) -> None:
+    _check(_libc.setns(fd, kind), "setns")
+
+
+def outer(
+    config: SandboxConfig,
+    shared: Shared,
+    slot: int,
+    scratch: str,
+    outcome: Outcome,
+    required: bool,
+) -> None:
+    """In R, before forking the script's process: the run's namespaces and its writable mounts."""
     skip = config.skip
     if config.cgroups:
         outcome.step("cgroup", skip, lambda: _join_cgroups(config, slot), required=False)
+    if shared.networks:
+        outcome.step(
+            "network_isolated",
+            skip,
+            lambda: _setns(shared.networks[slot], CLONE_NEWNET),
+            required=required,
+        )
+    if shared.skeleton >= 0:  # our root becomes the skeleton; the copy below is the run's
+        outcome.step(
+            "private_root", skip, lambda: _setns(shared.skeleton, CLONE_NEWNS), required=required
+        )
+    for fd in shared.kept_by(slot):  # neither the run nor its processes keep a way back
+        os.close(fd)
     # A cgroup namespace too (after joining the slot's cgroup): the run sees its cgroup as "/".
     flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
-    if config.network != "host":
-        flags |= CLONE_NEWNET
-    if os.geteuid() == 0:
-        outcome.step("namespaces", skip, lambda: _unshare(flags), required=required)
-    else:
-        outcome.step("namespaces", skip, lambda: _enter_user_namespace(flags), required=required)
+    outcome.step("namespaces", skip, lambda: _unshare(flags), required=required)
     if "namespaces" not in outcome.applied:
         return
-    if config.network != "host":
-        outcome.step("network_isolated", skip, _loopback_up, required=required)
     with contextlib.suppress(OSError):
         socket.sethostname(HOSTNAME)
-    outcome.step("private_root", skip, lambda: build_root(config, slot, scratch), required=required)
+    if "private_root" in outcome.applied:
+        outcome.step(
+            "private_root",
+            skip,
+            lambda: _mount_per_run(config, shared.uids[slot], shared.stashed, scratch),
+            required=required,
+        )
 
 
 def inner(
     config: SandboxConfig,
+    shared: Shared,
     slot: int,
     outcome: Outcome,
     required: bool,
     limits: list[tuple[int, int]],
 ) -> None:
-    """In P, the run's first process, before any script code: the root, then no privilege."""
+    """In P, the run's first process, before any script code: its /proc, then no privilege."""
     import resource
 
     skip = config.skip
     if "private_root" in outcome.applied:
-        outcome.step("proc", skip, lambda: enter_root(config.mount_point), required=required)
+        outcome.step("proc", skip, mount_proc, required=required)
     if os.geteuid() == 0:
-        uid = config.uid_base + slot
+        uid = shared.uids[slot]
         outcome.step("own_uid", skip, lambda: become(uid, uid), required=required)
     else:
         outcome.applied["own_uid"] = "the service's uid, alone in its namespaces"
@@ -615,7 +796,7 @@ except KeyError:  # an architecture the filter does not know: the probe reports 
 
 
 # -- the start-up probe ---------------------------------------------------------------------------
-def probe(config: SandboxConfig, scratch: str) -> dict[str, Any]:
+def probe(config: SandboxConfig) -> dict[str, Any]:
     """Build a whole sandbox in a throw-away child, step by step, and say what held.
 
     Runs in a fresh process (`python -m gitscripts.executor.sandbox probe`), so nothing of it
@@ -630,7 +811,8 @@ def probe(config: SandboxConfig, scratch: str) -> dict[str, Any]:
         os.close(read_fd)
         outcome = Outcome()
         try:
-            outer(config, 0, scratch, outcome, required=False)
+            shared = prepare(config, outcome, required=False)
+            outer(config, shared, 0, scratch_folder(), outcome, required=False)
             if "namespaces" in outcome.applied:
                 child = os.fork()
                 if child:
@@ -638,7 +820,7 @@ def probe(config: SandboxConfig, scratch: str) -> dict[str, Any]:
                     _, status = os.waitpid(child, 0)
                     os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
             limits = [(resource.RLIMIT_NOFILE, 256)]
-            inner(config, 0, outcome, required=False, limits=limits)
+            inner(config, shared, 0, outcome, required=False, limits=limits)
             if "seccomp" in outcome.applied:
                 fd = os.open("/dev/null", os.O_RDONLY)
                 if _libc.unshare(CLONE_NEWUSER) == 0:
@@ -662,4 +844,4 @@ def probe(config: SandboxConfig, scratch: str) -> dict[str, Any]:
 
 
 if __name__ == "__main__" and sys.argv[1:2] == ["probe"]:
-    print(json.dumps(probe(SandboxConfig.from_json(sys.argv[2]), sys.argv[3])))
+    print(json.dumps(probe(SandboxConfig.from_json(sys.argv[2]))))

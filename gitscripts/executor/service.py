@@ -229,17 +229,13 @@ class ExecutionService:
         await self.engine.start()
 
     async def _probe(self) -> sandbox.SandboxConfig:
-        scratch = self._make_scratch()
-        try:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-I", "-m", "gitscripts.executor.sandbox", "probe",
-                self.sandbox.to_json(), scratch,
-                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-                env=self._base_env,
-            )  # fmt: skip
-            output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
-        finally:
-            await run_in_threadpool(remove_tree, Path(scratch))
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-I", "-m", "gitscripts.executor.sandbox", "probe",
+            self.sandbox.to_json(),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            env=self._base_env,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
         try:
             found = json.loads(output)
         except ValueError:
@@ -413,9 +409,8 @@ class ExecutionService:
 
     def _make_scratch(self) -> str:
         """The run's folder on the service's side: it holds only the job the runner takes from
-        it. A sandboxed run never sees it: its scratch directory is a tmpfs of its own, mounted
-        at this path inside its root (see `sandbox.build_root`); only EXECUTION_SANDBOX=off
-        runs in this folder itself."""
+        it. A sandboxed run never sees it: its scratch directory is a tmpfs of its own (see
+        `sandbox.SCRATCH`); only EXECUTION_SANDBOX=off runs in this folder itself."""
         scratch = str(self.scratch_root / uuid.uuid4().hex)
         os.mkdir(scratch, 0o700)
         return scratch

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import resource
-import secrets
 import select
 import signal
 import socket
@@ -192,12 +191,12 @@ def _mirror_exit(status: int) -> None:
 
 
 def _wait_for_script(
-    config: sandbox.SandboxConfig, slot: int, pid: int, listener: socket.socket | None
+    config: sandbox.SandboxConfig, uid: int, pid: int, listener: socket.socket | None
 ) -> None:
     """The runner's part once the script's process exists: no privilege, then only waiting
     (and, with EXECUTION_NETWORK=loopback-service, relaying the file API, see `relay`)."""
     try:
-        sandbox.relinquish(config, slot)
+        sandbox.relinquish(config, uid)
     except OSError as exc:
         os.kill(pid, signal.SIGKILL)
         _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
@@ -216,7 +215,10 @@ def _wait_for_script(
 
 
 def _run(
-    config: sandbox.SandboxConfig, slot: int, job_fd: int, result_fd: int, out_fd: int, err_fd: int
+    config: sandbox.SandboxConfig,
+    shared: sandbox.Shared,
+    slot: int,
+    pipes: tuple[int, int, int, int],
 ) -> None:
     """The runner's whole life; it ends in `os._exit`, whatever the script does.
 
@@ -228,12 +230,14 @@ def _run(
         # Dies with the fork server, however that ends, and so takes the run with it.
         sandbox.set_parent_death_signal()
         os.setsid()  # its own process group: the timeout kills the script and all it started
+        job_fd, result_fd, out_fd, err_fd = pipes
         _place({0: os.open(os.devnull, os.O_RDONLY), 1: out_fd, 2: err_fd, 3: result_fd, 4: job_fd})
-        # Nothing else is inherited: not the service's connection, not the fork server's socket.
-        os.closerange(5, 1 << 16)
+        # Nothing else is inherited: not the service's connection, not the fork server's socket,
+        # not another slot's namespaces (its own it enters, then closes).
+        _close_all_but(shared.kept_by(slot), start=5)
         jobs = os.open(config.jobs, os.O_RDONLY | os.O_DIRECTORY)
         if config.enabled:
-            _prepared(config, slot, jobs)
+            _prepared(config, shared, slot, jobs)
         header = _header()
         job = _take_job(jobs, header["run"])
         scratch = os.path.join(config.jobs, header["run"])
@@ -266,7 +270,14 @@ def _start_script(header: dict[str, Any], job: bytes, scratch: str) -> None:
         _answer({"ok": False, "error": f"The run could not start the script: {exc}"})
 
 
-def _prepared(config: sandbox.SandboxConfig, slot: int, jobs: int) -> None:
+def _close_all_but(kept: set[int], start: int) -> None:
+    for fd in sorted(kept):
+        os.closerange(start, fd)
+        start = fd + 1
+    os.closerange(start, 1 << 16)
+
+
+def _prepared(config: sandbox.SandboxConfig, shared: sandbox.Shared, slot: int, jobs: int) -> None:
     """The sandboxed run, built ahead of its job; never returns.
 
     This process (R) builds the namespaces and the root and forks the script's process (P), which
@@ -275,10 +286,10 @@ def _prepared(config: sandbox.SandboxConfig, slot: int, jobs: int) -> None:
     hands header and job to P, gives up its own privilege and waits for P (relaying the file API
     with loopback-service). P's scratch directory has a name of its own, chosen here.
     """
-    scratch = "/scratch/" + secrets.token_hex(8)
+    scratch = sandbox.scratch_folder()
     outcome = sandbox.Outcome()
     try:
-        sandbox.outer(config, slot, scratch, outcome, required=True)
+        sandbox.outer(config, shared, slot, scratch, outcome, required=True)
         listener = (
             relay.listen(config.service_port) if config.network == "loopback-service" else None
         )
@@ -294,7 +305,8 @@ def _prepared(config: sandbox.SandboxConfig, slot: int, jobs: int) -> None:
             os.close(fd)
         sandbox.set_parent_death_signal()
         try:
-            sandbox.inner(config, slot, outcome, required=True, limits=_limits(config.limits))
+            limits = _limits(config.limits)
+            sandbox.inner(config, shared, slot, outcome, required=True, limits=limits)
         except (OSError, ValueError) as exc:
             _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
             os._exit(0)
@@ -325,7 +337,7 @@ def _prepared(config: sandbox.SandboxConfig, slot: int, jobs: int) -> None:
     with os.fdopen(from_runner, "wb") as pipe:
         pipe.write(encode(header) + job)
     del job
-    _wait_for_script(config, slot, pid, listener)
+    _wait_for_script(config, shared.uids[slot], pid, listener)
 
 
 # -- the supervisor ------------------------------------------------------------------------------
@@ -392,7 +404,7 @@ def kill_orphans(keep: set[int]) -> None:
 class Run:
     """One execution, seen from the process that started the runner: its pipes, limits, outcome."""
 
-    def __init__(self, config: sandbox.SandboxConfig, slot: int) -> None:
+    def __init__(self, config: sandbox.SandboxConfig, shared: sandbox.Shared, slot: int) -> None:
         """Fork a runner for `slot` that waits for its job (see `start`)."""
         job_r, job_w = os.pipe()
         result_r, result_w = os.pipe()
@@ -402,7 +414,7 @@ class Run:
         if pid == 0:
             for fd in (job_w, result_r, out_r, err_r):
                 os.close(fd)
-            _run(config, slot, job_r, result_w, out_w, err_w)
+            _run(config, shared, slot, (job_r, result_w, out_w, err_w))
         for fd in (job_r, result_w, out_w, err_w):
             os.close(fd)
         self.pid = pid
@@ -491,11 +503,21 @@ class Run:
         """The script finished and wrote its outcome (the runner only exits now)."""
         return bool(self.captures) and self.result_fd not in self.captures and self.result.size > 0
 
-    def finish(self, send: Callable[[dict[str, Any]], None], other_runners: set[int]) -> None:
+    def finish(
+        self,
+        send: Callable[[dict[str, Any]], None],
+        other_runners: set[int],
+        *,
+        wait: bool = True,
+    ) -> bool:
         """Report, and kill whatever the script left behind.
 
         A script that answered is reported at once (its output was flushed before its answer);
-        otherwise everything is killed first, so the report can say how the run ended.
+        otherwise everything is killed first, so the report can say how the run ended. Returns
+        whether the run is cleaned up: with `wait=False`, one that answered is only killed, and
+        the caller cleans up (`clean_up`) once the runner's pidfd says it is gone. Taking down a
+        sandbox's namespaces takes the kernel milliseconds; a fork server that waited for it
+        would keep every other run waiting too.
         """
         if self.duration is None:
             self.duration = time.perf_counter() - self.started
@@ -503,12 +525,16 @@ class Run:
             for fd in self.open_fds:
                 self.read(fd)
             send(self._report())
-            self._clean_up(other_runners)
+            if not wait and self.pidfd is not None:
+                self.kill()
+                return False
+            self.clean_up(other_runners)
         else:
-            self._clean_up(other_runners)
+            self.clean_up(other_runners)
             send(self._report())
+        return True
 
-    def _clean_up(self, other_runners: set[int]) -> None:
+    def clean_up(self, other_runners: set[int]) -> None:
         self.kill()  # the script's whole process group, whether or not the runner is gone
         if self.status is None:
             with contextlib.suppress(ChildProcessError):
@@ -585,7 +611,12 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
 def supervise(config: sandbox.SandboxConfig, job: dict[str, Any]) -> dict[str, Any]:
     """Run one job to its end in this process (the fresh-interpreter engine)."""
     become_subreaper()
-    run = Run(config, int(job["slot"]))
+    try:
+        shared = sandbox.prepare(config, sandbox.Outcome(), required=True)
+    except OSError as exc:
+        remove_tree(os.path.join(config.jobs, job["run"]))
+        return {"ok": False, "error": f"The run's sandbox could not be set up: {exc}"}
+    run = Run(config, shared, int(job["slot"]))
     run.start(job)
 
     def on_terminate(signum: int, frame: Any) -> None:  # the service cancelled the run

@@ -51,17 +51,22 @@ class _Connection:
 
 
 class ForkServer:
-    def __init__(self, listener: socket.socket, config: sandbox.SandboxConfig) -> None:
+    def __init__(
+        self, listener: socket.socket, config: sandbox.SandboxConfig, shared: sandbox.Shared
+    ) -> None:
         self.listener = listener
         self.config = config
+        self.shared = shared
         # poll(2), not epoll: epoll's registrations outlive a close() while a freshly forked runner
         # still holds a copy of the fd, and would then report events for a reused fd number.
         self.selector = selectors.PollSelector()
         self.selector.register(listener, selectors.EVENT_READ, ("accept", None))
         self.runs: dict[int, _Connection] = {}  # runner pid -> its connection
+        # Runs that answered, killed, whose runners the kernel is still taking down.
+        self.retiring: dict[int, Run] = {}  # runner pid -> its run
         # A runner per slot forked ahead of time, its sandbox built, waiting for the slot's next
         # job: a request waits for neither the fork nor the sandbox.
-        self.spares: dict[int, Run] = {slot: Run(config, slot) for slot in range(config.slots)}
+        self.spares = {slot: Run(config, shared, slot) for slot in range(config.slots)}
 
     def serve_forever(self) -> None:
         while True:
@@ -78,6 +83,9 @@ class ForkServer:
                     connection.run.close(key.fd)
                 elif kind == "exit":
                     self.selector.unregister(key.fd)
+                elif kind == "retired":
+                    self.selector.unregister(key.fd)
+                    self._clean_up(connection)
             self._advance()
 
     def _timeout(self) -> float | None:
@@ -111,7 +119,7 @@ class ForkServer:
         if run is None or run.reap():  # none ready, or it died (killed from outside)
             if run is not None:
                 run.discard()
-            run = Run(self.config, slot)
+            run = Run(self.config, self.shared, slot)
         run.start(job)
         connection.run = run
         self.runs[run.pid] = connection
@@ -143,12 +151,15 @@ class ForkServer:
                 self._finish(pid, connection)
 
     def _runner_pids(self) -> set[int]:
-        return set(self.runs) | {spare.pid for spare in self.spares.values()}
+        spares = {spare.pid for spare in self.spares.values()}
+        return set(self.runs) | set(self.retiring) | spares
 
     def stop(self) -> None:
         for connection in self.runs.values():
             if connection.run is not None:
                 connection.run.kill()
+        for run in self.retiring.values():
+            run.kill()
         for spare in self.spares.values():
             spare.discard()
         kill_orphans(set())
@@ -168,10 +179,19 @@ class ForkServer:
                 connection.sock.sendall(protocol.encode(report))
             self._close(connection)
 
-        run.finish(send, other_runners=self._runner_pids())
-        run.remove_scratch()
+        if run.finish(send, other_runners=self._runner_pids(), wait=False):
+            run.remove_scratch()
+        else:  # cleaned up when its runner is gone
+            assert run.pidfd is not None
+            self.retiring[run.pid] = run
+            self.selector.register(run.pidfd, selectors.EVENT_READ, ("retired", run))
         # The slot is free: its next runner is built now, while the service has no use for it.
-        self.spares[run.slot] = Run(self.config, run.slot)
+        self.spares[run.slot] = Run(self.config, self.shared, run.slot)
+
+    def _clean_up(self, run: Run) -> None:
+        del self.retiring[run.pid]
+        run.clean_up(other_runners=self._runner_pids())
+        run.remove_scratch()
 
     def _close(self, connection: _Connection) -> None:
         with contextlib.suppress(KeyError, ValueError):
@@ -192,7 +212,10 @@ def serve(socket_path: str, preload: list[str], config: sandbox.SandboxConfig) -
     os.chmod(socket_path, 0o600)
     listener.listen(256)
     become_subreaper()
-    server = ForkServer(listener, config)
+    # The namespaces every run shares (made once: see `sandbox.Shared`); a refused one ends us
+    # here, with the reason on stderr, before the service is told we are ready.
+    shared = sandbox.prepare(config, sandbox.Outcome(), required=True)
+    server = ForkServer(listener, config, shared)
 
     def on_terminate(signum: int, frame: object) -> None:
         server.stop()
