@@ -19,11 +19,12 @@ import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol, cast
 
 import structlog
 
 from gitscripts.executor import protocol
+from gitscripts.executor.protocol import Job, Report
 from gitscripts.executor.sandbox import SandboxConfig
 
 log = structlog.get_logger("gitscripts.executor")
@@ -40,15 +41,16 @@ class EngineUnresponsive(RuntimeError):
 class Engine(Protocol):
     async def start(self) -> None: ...
 
-    async def run(self, job: dict[str, Any]) -> dict[str, Any]: ...
+    async def run(self, job: Job) -> Report: ...
 
     async def stop(self) -> None: ...
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> dict[str, Any]:
+async def _read_report(reader: asyncio.StreamReader) -> Report:
     header = await reader.readexactly(protocol.HEADER_SIZE)
     body = await reader.readexactly(protocol.decode_length(header))
-    return json.loads(body)  # type: ignore[no-any-return]
+    report = json.loads(body)
+    return cast(Report, report)  # written by a supervisor (`worker.Run.report`)
 
 
 def _terminate(pid: int | None) -> None:
@@ -98,7 +100,7 @@ class ForkServerEngine:
                 )
             log.info("fork_server_started", pid=self._zygote.pid, preload=self.preload)
 
-    async def run(self, job: dict[str, Any]) -> dict[str, Any]:
+    async def run(self, job: Job) -> Report:
         if self._zygote is None or self._zygote.returncode is not None:
             await self.start()
         zygote = self._zygote
@@ -113,7 +115,7 @@ class ForkServerEngine:
             await writer.drain()
             deadline = float(job["timeout"]) + REPORT_GRACE_SECONDS
             try:
-                return await asyncio.wait_for(_read_frame(reader), timeout=deadline)
+                return await asyncio.wait_for(_read_report(reader), timeout=deadline)
             except (TimeoutError, asyncio.IncompleteReadError, ConnectionError) as exc:
                 # Stopped, crashed or stuck: it cannot be trusted with the next run either.
                 await self._restart(zygote)
@@ -152,7 +154,7 @@ class SubprocessEngine:
     async def start(self) -> None:
         return None
 
-    async def run(self, job: dict[str, Any]) -> dict[str, Any]:
+    async def run(self, job: Job) -> Report:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-I",
@@ -170,7 +172,7 @@ class SubprocessEngine:
             process.stdin.close()
             deadline = float(job["timeout"]) + REPORT_GRACE_SECONDS
             try:
-                report = await asyncio.wait_for(_read_frame(process.stdout), timeout=deadline)
+                report = await asyncio.wait_for(_read_report(process.stdout), timeout=deadline)
             except (TimeoutError, asyncio.IncompleteReadError) as exc:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()

@@ -50,6 +50,8 @@ import sys
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gitscripts.executor.protocol import Limits
+
 _libc = ctypes.CDLL(None, use_errno=True)
 
 # -- kernel constants ---------------------------------------------------------------------------
@@ -131,7 +133,7 @@ class SandboxConfig:
     # Runs at once: each slot has its own uid (as root), cgroup and runner built ahead of time.
     slots: int = 1
     # The limits every run starts with (a job may only lower them), as in a job's header.
-    limits: dict[str, int] = field(default_factory=dict)
+    limits: Limits = field(default_factory=lambda: Limits())
     # Read-only in the run, at their own paths: the Python installation and the package.
     readonly: list[str] = field(default_factory=list)
     # Directories whose contents the run sees read-only (the checkout cache).
@@ -501,7 +503,7 @@ def _binds(config: SandboxConfig) -> list[tuple[str, str]]:
     chosen: list[str] = [
         path for path in _SYSTEM if os.path.isdir(path) and not os.path.islink(path)
     ]
-    binds = []
+    binds: list[tuple[str, str]] = []
     for path in [*config.readonly, *([config.checkouts] if config.checkouts else [])]:
         inside = any(path == seen or path.startswith(seen.rstrip("/") + "/") for seen in chosen)
         if os.path.isdir(path) and not inside:
@@ -665,10 +667,10 @@ def prepare(config: SandboxConfig, outcome: Outcome, required: bool) -> Shared:
         descriptors: list[int] = []
         try:
             if config.network != "host":
-                networks = made.step(
+                made_networks = made.step(
                     "network_isolated", skip, lambda: _new_networks(config.slots), required=False
                 )
-                descriptors += networks or []
+                descriptors += made_networks or []
             skeleton = made.step(
                 "private_root", skip, lambda: _new_skeleton(config, binds), required=False
             )

@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.parse
 import uuid
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,14 +26,15 @@ import gitscripts
 from gitscripts import errors
 from gitscripts.config import ConfigurationError, Settings
 from gitscripts.executor import cgroups, sandbox
-from gitscripts.executor.checkout import CheckoutCache, remove_tree
+from gitscripts.executor.checkout import CheckoutCache
 from gitscripts.executor.engines import (
     Engine,
     EngineUnresponsive,
     ForkServerEngine,
     SubprocessEngine,
 )
-from gitscripts.executor.worker import JOB_FILE
+from gitscripts.executor.protocol import Answer, Handover, Job, Limits, Report
+from gitscripts.executor.worker import JOB_FILE, remove_tree
 from gitscripts.files.grants import FileGrants
 from gitscripts.repo import Repository, layout, rules
 
@@ -332,7 +334,7 @@ class ExecutionService:
         revision = revision or "main"
         commit, path = self._locate(logical_path, revision)
         started = time.perf_counter()
-        report: dict[str, Any] = {}
+        report: RunResult | None = None
         outcome = "failed"  # what the log says of a run that raised before it reported
         try:
             async with self.admission:
@@ -341,11 +343,7 @@ class ExecutionService:
                     report = await self._run_in_slot(slot, user, commit, path, data, timeout)
                 finally:
                     self._slots.append(slot)
-            outcome = (
-                "success"
-                if report.get("ok")
-                else ("timeout" if report.get("timed_out") else "error")
-            )
+            outcome = "success" if report.ok else ("timeout" if report.timed_out else "error")
         except asyncio.CancelledError:
             outcome = "cancelled"  # its client went away
             raise
@@ -359,25 +357,25 @@ class ExecutionService:
                 script=path,
                 revision=str(commit.id),
                 outcome=outcome,
-                duration_ms=round(report["duration"] * 1000, 2) if report else None,
+                duration_ms=round(report.duration * 1000, 2) if report else None,
                 total_ms=round((time.perf_counter() - started) * 1000, 2),
-                peak_memory_kb=report.get("peak_memory_kb"),
+                peak_memory_kb=report.peak_memory_kb if report else None,
                 user=user["login"] if user else None,
             )
         return {
-            "success": bool(report.get("ok")),
-            "result": report.get("result") if report.get("ok") else None,
-            "error": None if report.get("ok") else report.get("error"),
-            "execution_time": round(report["duration"], 6),
+            "success": report.ok,
+            "result": report.result if report.ok else None,
+            "error": None if report.ok else report.error,
+            "execution_time": round(report.duration, 6),
             "revision": str(commit.id),
-            "stdout": report.get("stdout", ""),
-            "stderr": report.get("stderr", ""),
+            "stdout": report.stdout,
+            "stderr": report.stderr,
         }
 
     async def _run_in_slot(
         self, slot: int, user: dict[str, Any] | None, commit: Any, path: str, data: Any,
         timeout: float,
-    ) -> dict[str, Any]:  # fmt: skip
+    ) -> RunResult:  # fmt: skip
         assert self.engine is not None, "the execution service was not started"
         # Writing a checkout out is disk work for a thread; finding one ready is not.
         if self.checkouts.is_ready(commit.tree):
@@ -387,7 +385,7 @@ class ExecutionService:
         # The script reaches the file store as the user who ran it, for this run only.
         files_token = self.file_grants.issue(user["id"] if user else None, timeout)
         scratch = ""
-        report: dict[str, Any] | None = None
+        report: Report | None = None
         try:
             scratch = self._make_scratch()
             self._hand_over(scratch, data, files_token)
@@ -425,7 +423,7 @@ class ExecutionService:
             "FILES_API_URL": self._files_url(),
             "FILES_API_TOKEN": files_token,
         }
-        job = {"data": data, "env": env}
+        job: Handover = {"data": data, "env": env}
         try:
             body = orjson.dumps(job)
         except orjson.JSONEncodeError:  # an input deeper than orjson writes (255 levels)
@@ -444,7 +442,7 @@ class ExecutionService:
             return f"http://127.0.0.1:{self.settings.port}"
         return "http+unix://" + urllib.parse.quote(sandbox.FILES_SOCKET_IN_RUN, safe="")
 
-    def _job(self, root: Any, path: str, timeout: float, run: str, slot: int) -> dict[str, Any]:
+    def _job(self, root: Any, path: str, timeout: float, run: str, slot: int) -> Job:
         """What the fork server needs to supervise the run: nothing confidential."""
         settings = self.settings
         return {
@@ -460,7 +458,7 @@ class ExecutionService:
             },
         }
 
-    def _limits(self, timeout: float) -> dict[str, int]:
+    def _limits(self, timeout: float) -> Limits:
         """The resource limits of a run with this timeout (the CPU time follows it)."""
         settings = self.settings
         return {
@@ -472,30 +470,53 @@ class ExecutionService:
         }
 
 
-def _with_answer(report: dict[str, Any]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended, as the service tells it: the supervisor's report with the script's answer
+    parsed (here, and only here)."""
+
+    ok: bool
+    duration: float
+    stdout: str
+    stderr: str
+    timed_out: bool
+    result: dict[str, Any] | None = None
+    error: str | None = None
+    peak_memory_kb: int | None = None
+
+
+def _with_answer(report: Report) -> RunResult:
     """The run's own answer, parsed here and only here; one that cannot become a JSON response
     (malformed, nested deeper than 255 levels, text that is not Unicode) fails its run only."""
-    encoded = report.pop("answer", None)
+    ended = RunResult(
+        ok=report.get("ok", False),
+        duration=report["duration"],
+        stdout=report["stdout"],
+        stderr=report["stderr"],
+        timed_out=report["timed_out"],
+        error=report.get("error"),
+        peak_memory_kb=report.get("peak_memory_kb"),
+    )
+    encoded = report.get("answer")
     if encoded is None:
-        return report
+        return ended
     try:
-        answer = orjson.loads(base64.b64decode(encoded))
+        answer: Answer = orjson.loads(base64.b64decode(encoded))
         if not isinstance(answer, dict) or not isinstance(answer.get("ok"), bool):
             raise ValueError("the run's answer is not an outcome")
         if answer["ok"]:
             # What the response will have to do, at the depth the result will have there.
             orjson.dumps({"result": answer.get("result")})
     except (ValueError, TypeError, RecursionError, orjson.JSONEncodeError) as exc:
-        return {
-            **report,
-            "ok": False,
-            "error": "main() returned a value that cannot be sent as JSON (nested deeper than "
+        return replace(
+            ended,
+            error="main() returned a value that cannot be sent as JSON (nested deeper than "
             f"255 levels, or text that is not valid Unicode): {exc}",
-        }
-    return {
-        **report,
-        "ok": answer["ok"],
-        "result": answer.get("result"),
-        "error": answer.get("error"),
-        "peak_memory_kb": answer.get("peak_memory_kb", report.get("peak_memory_kb")),
-    }
+        )
+    return replace(
+        ended,
+        ok=answer["ok"],
+        result=answer.get("result"),
+        error=answer.get("error"),
+        peak_memory_kb=answer.get("peak_memory_kb", ended.peak_memory_kb),
+    )

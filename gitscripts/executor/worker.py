@@ -35,7 +35,16 @@ from collections.abc import Callable
 from typing import Any
 
 from gitscripts.executor import relay, sandbox
-from gitscripts.executor.protocol import ProtocolError, encode, read_frame
+from gitscripts.executor.protocol import (
+    Answer,
+    Handover,
+    Job,
+    Limits,
+    ProtocolError,
+    Report,
+    encode,
+    read_job,
+)
 
 _PR_SET_CHILD_SUBREAPER = 36
 _READ_CHUNK = 65536
@@ -43,7 +52,7 @@ TRUNCATION_MARKER = "\n[... output truncated ...]\n"
 
 
 # -- the runner (in the forked child) ------------------------------------------------------------
-def _limits(limits: dict[str, Any]) -> list[tuple[int, int]]:
+def _limits(limits: Limits) -> list[tuple[int, int]]:
     """The run's resource limits, each hard (soft = hard): a script can lower them, never raise."""
     chosen = [
         (resource.RLIMIT_AS, limits.get("memory_bytes")),
@@ -69,25 +78,25 @@ def _apply(limits: list[tuple[int, int]]) -> None:
         resource.setrlimit(name, (value, value))
 
 
-def _scrub(text: str, header: dict[str, Any]) -> str:
+def _scrub(text: str, header: Job, scratch: str) -> str:
     """Tracebacks name the script's own files by logical path and never a server path."""
     text = text.replace(header["root"].rstrip("/") + "/", "")
     for prefix in sorted({sys.prefix, sys.base_prefix, sys.exec_prefix}, key=len, reverse=True):
         text = text.replace(prefix, "<python>")
-    return text.replace(header["scratch"], "<scratch>")
+    return text.replace(scratch, "<scratch>")
 
 
-def _format_error(exc: BaseException, header: dict[str, Any]) -> str:
+def _format_error(exc: BaseException, header: Job, scratch: str) -> str:
     frames = traceback.extract_tb(exc.__traceback__)
     # Drop the frames of this runner: the trace starts where the script's code does.
     while frames and frames[0].filename == __file__:
         frames.pop(0)
     lines = ["Traceback (most recent call last):\n", *traceback.format_list(frames)]
     lines += traceback.format_exception_only(type(exc), exc)
-    return _scrub("".join(lines), header).rstrip()
+    return _scrub("".join(lines), header, scratch).rstrip()
 
 
-def _outcome(header: dict[str, Any], data: Any) -> dict[str, Any]:
+def _outcome(header: Job, scratch: str, data: Any) -> Answer:
     logical_path = header["path"]
     filename = os.path.join(header["root"], logical_path)
     module_name = os.path.splitext(os.path.basename(logical_path))[0]
@@ -104,7 +113,7 @@ def _outcome(header: dict[str, Any], data: Any) -> dict[str, Any]:
             return {"ok": False, "error": "The script defines no main(data) function"}
         result = main(data)
     except BaseException as exc:
-        return {"ok": False, "error": _format_error(exc, header)}
+        return {"ok": False, "error": _format_error(exc, header, scratch)}
     if result is None:
         result = {}
     if not isinstance(result, dict):
@@ -122,7 +131,7 @@ def _place(targets: dict[int, int]) -> None:
         os.dup2(fd, target)
 
 
-def _answer(outcome: dict[str, Any]) -> None:
+def _answer(outcome: Answer) -> None:
     """Write the run's answer on fd 3 (a pipe of its own: nothing the script prints mixes in)."""
     try:
         payload = json.dumps(outcome, allow_nan=False).encode("utf-8")
@@ -157,11 +166,10 @@ def _folder(jobs: int, run: str) -> int:
     return os.open(run, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=jobs)
 
 
-def _script(header: dict[str, Any], job: bytes, scratch: str) -> None:
+def _script(header: Job, job: bytes, scratch: str) -> None:
     """Run the script (in its sandbox by now) and answer; the caller exits."""
-    header = {**header, "scratch": scratch}
     os.chdir(scratch)
-    body = json.loads(job)
+    body: Handover = json.loads(job)
     del job
     os.environ.clear()
     os.environ.update(body["env"], HOME=scratch, TMPDIR=scratch)
@@ -170,7 +178,7 @@ def _script(header: dict[str, Any], job: bytes, scratch: str) -> None:
     sys.path[:0] = [folder] if folder == root else [folder, root]
     sys.argv = [header["path"]]
     tempfile.tempdir = scratch
-    outcome = _outcome(header, body["data"])
+    outcome = _outcome(header, scratch, body["data"])
     outcome["peak_memory_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Everything printed is in the pipes before the answer: the answer may be reported at once.
     for stream in (sys.stdout, sys.stderr):
@@ -255,15 +263,15 @@ def _run(
         os._exit(0)
 
 
-def _header() -> dict[str, Any]:
+def _header() -> Job:
     with os.fdopen(4, "rb") as job_pipe:
         try:
-            return read_frame(job_pipe)
+            return read_job(job_pipe)
         except ProtocolError:  # no job is coming: this spare runner is not needed
             os._exit(0)
 
 
-def _start_script(header: dict[str, Any], job: bytes, scratch: str) -> None:
+def _start_script(header: Job, job: bytes, scratch: str) -> None:
     try:
         _script(header, job, scratch)
     except Exception as exc:  # the runner's own failure, not the script's (that is caught)
@@ -312,7 +320,7 @@ def _prepared(config: sandbox.SandboxConfig, shared: sandbox.Shared, slot: int, 
             os._exit(0)
         with os.fdopen(to_script, "rb") as pipe:
             try:
-                header = read_frame(pipe)
+                header = read_job(pipe)
             except ProtocolError:  # no job came: a spare that was not needed
                 os._exit(0)
             job = pipe.read()
@@ -420,7 +428,7 @@ class Run:
         self.pid = pid
         self.slot = slot
         self.jobs = config.jobs
-        self.job: dict[str, Any] = {}
+        self.job: Job | None = None
         self._job_fd: int | None = job_w
         self._pipes = (out_r, err_r, result_r)
         self.result_fd = result_r
@@ -436,7 +444,7 @@ class Run:
         except (AttributeError, OSError):
             self.pidfd = None
 
-    def start(self, job: dict[str, Any]) -> None:
+    def start(self, job: Job) -> None:
         """Hand the runner its job's header; from here on the clock and the limits apply."""
         assert self._job_fd is not None
         self.job = job
@@ -505,7 +513,7 @@ class Run:
 
     def finish(
         self,
-        send: Callable[[dict[str, Any]], None],
+        send: Callable[[Report], None],
         other_runners: set[int],
         *,
         wait: bool = True,
@@ -520,18 +528,18 @@ class Run:
         would keep every other run waiting too.
         """
         if self.duration is None:
-            self.duration = time.perf_counter() - self.started
+            self.duration = self.elapsed
         if self.answered and not self.timed_out:
             for fd in self.open_fds:
                 self.read(fd)
-            send(self._report())
+            send(self.report())
             if not wait and self.pidfd is not None:
                 self.kill()
                 return False
             self.clean_up(other_runners)
         else:
             self.clean_up(other_runners)
-            send(self._report())
+            send(self.report())
         return True
 
     def clean_up(self, other_runners: set[int]) -> None:
@@ -552,11 +560,18 @@ class Run:
 
     def remove_scratch(self) -> None:
         """Separate from `finish`, so the report can go out before the disk work."""
-        remove_tree(os.path.join(self.jobs, self.job["run"]))
+        if self.job is not None:
+            remove_tree(os.path.join(self.jobs, self.job["run"]))
 
-    def _report(self) -> dict[str, Any]:
-        report: dict[str, Any] = {
-            "duration": self.duration,
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.started
+
+    def report(self) -> Report:
+        assert self.job is not None, "a runner that never got a job has nothing to report"
+        duration = self.duration if self.duration is not None else self.elapsed
+        report: Report = {
+            "duration": duration,
             "stdout": self.stdout.text(),
             "stderr": self.stderr.text(),
             # From the runner's own account when it answered before we reaped it.
@@ -565,11 +580,10 @@ class Run:
         }
         if self.timed_out:
             timeout = float(self.job["timeout"])
-            report.update(ok=False, error=f"Script timed out after {timeout:g} seconds")
+            report["ok"], report["error"] = False, f"Script timed out after {timeout:g} seconds"
         elif self.result.truncated:
-            report.update(
-                ok=False, error="The script's result is larger than the result size limit"
-            )
+            report["ok"] = False
+            report["error"] = "The script's result is larger than the result size limit"
         elif self.result.size:
             # Passed on as it came, never parsed here: a malformed answer fails its own run only,
             # in the service, and cannot take the fork server down with it.
@@ -579,7 +593,7 @@ class Run:
             used = self.rusage.ru_utime + self.rusage.ru_stime if self.rusage else 0.0
             # The kernel counts CPU time in ticks: what rusage says may fall a little short.
             over_cpu = cpu_limit is not None and used >= 0.8 * float(cpu_limit)
-            report.update(ok=False, error=_death_cause(self.status, over_cpu))
+            report["ok"], report["error"] = False, _death_cause(self.status, over_cpu)
         return report
 
 
@@ -608,14 +622,16 @@ def remove_tree(path: str | os.PathLike[str]) -> None:
             os.rmdir(folder)
 
 
-def supervise(config: sandbox.SandboxConfig, job: dict[str, Any]) -> dict[str, Any]:
+def supervise(config: sandbox.SandboxConfig, job: Job) -> Report:
     """Run one job to its end in this process (the fresh-interpreter engine)."""
     become_subreaper()
     try:
         shared = sandbox.prepare(config, sandbox.Outcome(), required=True)
     except OSError as exc:
         remove_tree(os.path.join(config.jobs, job["run"]))
-        return {"ok": False, "error": f"The run's sandbox could not be set up: {exc}"}
+        error = f"The run's sandbox could not be set up: {exc}"
+        return {"duration": 0.0, "stdout": "", "stderr": "", "timed_out": False, "ok": False,
+                "error": error}  # fmt: skip
     run = Run(config, shared, int(job["slot"]))
     run.start(job)
 
@@ -638,7 +654,7 @@ def supervise(config: sandbox.SandboxConfig, job: dict[str, Any]) -> dict[str, A
         for fd in select.select(watched, [], [], wait)[0]:
             if fd != run.pidfd and not run.read(fd):
                 run.close(fd)
-    reports: list[dict[str, Any]] = []
+    reports: list[Report] = []
     run.finish(reports.append, other_runners=set())
     run.remove_scratch()
     return reports[0]
@@ -665,7 +681,7 @@ def _death_cause(status: int | None, over_cpu: bool = False) -> str:
 
 def main() -> None:
     config = sandbox.SandboxConfig.from_json(sys.argv[1] if len(sys.argv) > 1 else "")
-    job = read_frame(sys.stdin.buffer)
+    job = read_job(sys.stdin.buffer)
     report = supervise(config, job)
     sys.stdout.buffer.write(encode(report))
     sys.stdout.buffer.flush()

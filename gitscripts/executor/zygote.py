@@ -27,6 +27,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass, field
+from typing import cast
 
 from gitscripts.executor import protocol, sandbox
 from gitscripts.executor.worker import Run, become_subreaper, kill_orphans
@@ -40,14 +41,15 @@ class _Connection:
     buffer: bytearray = field(default_factory=bytearray)
     run: Run | None = None
 
-    def job(self) -> dict | None:
+    def job(self) -> protocol.Job | None:
         """The job, once its whole frame has arrived."""
         if len(self.buffer) < protocol.HEADER_SIZE:
             return None
         length = protocol.decode_length(bytes(self.buffer[: protocol.HEADER_SIZE]))
         if len(self.buffer) < protocol.HEADER_SIZE + length:
             return None
-        return json.loads(self.buffer[protocol.HEADER_SIZE : protocol.HEADER_SIZE + length])
+        job = json.loads(self.buffer[protocol.HEADER_SIZE : protocol.HEADER_SIZE + length])
+        return cast(protocol.Job, job)  # written by the service (`ExecutionService._job`)
 
 
 class ForkServer:
@@ -173,7 +175,7 @@ class ForkServer:
                 with contextlib.suppress(KeyError, ValueError):
                     self.selector.unregister(fd)
 
-        def send(report: dict) -> None:
+        def send(report: protocol.Report) -> None:
             with contextlib.suppress(OSError):
                 connection.sock.setblocking(True)
                 connection.sock.sendall(protocol.encode(report))
