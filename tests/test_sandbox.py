@@ -90,15 +90,23 @@ class Service:
         return reply.json()  # type: ignore[no-any-return]
 
     def fork_server_pid(self) -> int:
+        """The fork server that serves: the first process of a PID namespace of its own, below
+        the process the service started (which only waits for it)."""
+        zygotes: dict[int, tuple[int, list[str]]] = {}  # pid -> (parent, NSpid)
         for entry in Path("/proc").iterdir():
             if entry.name.isdigit():
                 try:
                     cmdline = (entry / "cmdline").read_bytes()
-                    parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-                except (OSError, ValueError):
+                    status = (entry / "status").read_text()
+                except OSError:
                     continue
-                if b"gitscripts.executor.zygote" in cmdline and parent == self.server.process.pid:
-                    return int(entry.name)
+                if b"gitscripts.executor.zygote" in cmdline:
+                    fields = dict(line.split(":", 1) for line in status.splitlines())
+                    zygotes[int(entry.name)] = (int(fields["PPid"]), fields["NSpid"].split())
+        for pid, (parent, nspid) in zygotes.items():
+            started = zygotes.get(parent, (0, []))[0] == self.server.process.pid
+            if started and len(nspid) == 2 and nspid[-1] == "1":
+                return pid
         raise AssertionError("no fork server")
 
 

@@ -1,19 +1,18 @@
 """The service's file API on the run's own loopback (EXECUTION_NETWORK=loopback-service).
 
 A run without network has only a loopback interface in its own network namespace. With
-`loopback-service` the runner (outside the script's PID namespace, without privilege) listens on
-127.0.0.1:<the service's port> in that namespace and relays each connection to the file API's Unix
-socket bound into the run, so a script that speaks plain HTTP reaches the file API at the address
-it would use on the host, and nothing else: the socket answers only the file endpoints, and the
-namespace has no other way out. The relay ends when the script's process does.
+`loopback-service` a process of the run (forked before the job arrives, as unprivileged as the
+script) listens on 127.0.0.1:<the service's port> in that namespace and relays each connection to
+the file API's Unix socket bound into the run, so a script that speaks plain HTTP reaches the file
+API at the address it would use on the host, and nothing else: the socket answers only the file
+endpoints, and the namespace has no other way out. The relay ends with the run.
 
-Standard library only: it runs in the runner, forked from the fork server.
+Standard library only: it runs in the run, forked from the fork server.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import selectors
 import socket
 
@@ -30,20 +29,16 @@ def listen(port: int) -> socket.socket:
     return listener
 
 
-def serve(listener: socket.socket, target: str, pid: int) -> int:
-    """Relay connections from `listener` to the Unix socket at `target` until process `pid`
-    (a child of ours) exits; its wait status."""
+def serve(listener: socket.socket, target: str) -> None:
+    """Relay connections from `listener` to the Unix socket at `target`, until the run ends
+    (and this process with it)."""
     selector = selectors.DefaultSelector()
-    pidfd = os.pidfd_open(pid)
-    selector.register(pidfd, selectors.EVENT_READ, None)
     selector.register(listener, selectors.EVENT_READ, None)
     peers: dict[socket.socket, socket.socket] = {}
     try:
         while True:
             for key, _ in selector.select():
                 source = key.fileobj
-                if source == pidfd:
-                    return os.waitpid(pid, 0)[1]
                 if source is listener:
                     _accept(listener, target, selector, peers)
                 elif source in peers:  # not closed by its peer's end earlier in this round
@@ -52,7 +47,6 @@ def serve(listener: socket.socket, target: str, pid: int) -> int:
     finally:
         for sock in list(peers):
             sock.close()
-        os.close(pidfd)
 
 
 def _accept(

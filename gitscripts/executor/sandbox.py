@@ -44,6 +44,7 @@ import json
 import os
 import platform
 import secrets
+import signal
 import socket
 import struct
 import sys
@@ -388,16 +389,6 @@ def set_parent_death_signal() -> None:
     _prctl(PR_SET_PDEATHSIG, 9, "parent death signal")
 
 
-def relinquish(config: SandboxConfig, uid: int) -> None:
-    """What the runner keeps once the script's process exists: nothing but waiting for it."""
-    if os.geteuid() == 0 and "own_uid" not in config.skip:
-        become(uid, uid)
-    else:
-        drop_capabilities()
-    _prctl(PR_SET_NO_NEW_PRIVS, 1, "no_new_privs")
-    _prctl(PR_SET_DUMPABLE, 0, "not dumpable")
-
-
 # -- the run's file system ------------------------------------------------------------------------
 def _flags_of(path: str) -> int:
     kept = os.statvfs(path).f_flag
@@ -436,10 +427,10 @@ def _mapped(uid: int) -> bool:
     return any(inside <= uid < inside + count for inside, _, count in ranges)
 
 
-def _run_uid(config: SandboxConfig, slot: int) -> int:
+def run_uid(config: SandboxConfig, slot: int) -> int:
     """The uid the run's files and processes have: the slot's, as root; else the service's."""
     uid = config.uid_base + slot
-    if os.geteuid() == 0 and "own_uid" not in config.skip and _mapped(uid):
+    if config.enabled and os.geteuid() == 0 and "own_uid" not in config.skip and _mapped(uid):
         return uid
     return os.geteuid()
 
@@ -608,9 +599,12 @@ class Shared:
     networks: tuple[int, ...] = ()  # per slot: its network namespace
     skeleton: int = -1
     stashed: tuple[tuple[str, str], ...] = ()  # (path, stash) each run binds back (see `_binds`)
+    # The fork server's own PID namespace, where it returns after forking each run into a new one
+    # (see `fork_run`); -1 where the kernel refused namespaces.
+    home: int = -1
 
     def kept_by(self, slot: int) -> set[int]:
-        """The descriptors the slot's runner needs (every other one it closes at once)."""
+        """The descriptors the slot's run needs (every other one it closes at once)."""
         return {fd for fd in (*self.networks[slot : slot + 1], self.skeleton) if fd >= 0}
 
 
@@ -648,7 +642,7 @@ def prepare(config: SandboxConfig, outcome: Outcome, required: bool) -> Shared:
     own uid), where it has the privilege to make namespaces for its runs; root has it already. The
     shared namespaces are made in a throw-away child, which hands them back as descriptors.
     """
-    uids = tuple(_run_uid(config, slot) for slot in range(config.slots))
+    uids = tuple(run_uid(config, slot) for slot in range(config.slots))
     binds = _binds(config)  # as the host shows them: a run sees only the skeleton
     if not config.enabled:
         return Shared(uids=uids)
@@ -659,6 +653,10 @@ def prepare(config: SandboxConfig, outcome: Outcome, required: bool) -> Shared:
             _prctl(PR_SET_DUMPABLE, 0, "not dumpable")
         if "namespaces" not in outcome.applied:
             return Shared(uids=uids)
+    outcome.step("namespaces", skip, _become_first_of_pid_namespace, required=required)
+    if "namespaces" not in outcome.applied:
+        return Shared(uids=uids)
+    home = _out_of_the_way(_namespace_of_self("pid"))
     ours, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:
@@ -700,7 +698,51 @@ def prepare(config: SandboxConfig, outcome: Outcome, required: bool) -> Shared:
         problems = "; ".join(f"{name}: {report['refused'][name]}" for name in missing)
         raise SandboxError(errno.EPERM, f"the runs' shared namespaces failed: {problems}")
     stashed = tuple((path, stash) for path, stash in binds if stash)
-    return Shared(uids=uids, networks=networks, skeleton=skeleton, stashed=stashed)
+    return Shared(uids=uids, networks=networks, skeleton=skeleton, stashed=stashed, home=home)
+
+
+def _become_first_of_pid_namespace() -> None:
+    """Go on as the first process of a new PID namespace; the process we were only waits.
+
+    Each run is forked into a PID namespace of its own (`fork_run`), after which the fork server
+    must return to its own: the kernel lets it do that only where its privilege reaches, which an
+    ordinary user's does in a namespace it made, not in the host's. The process we were stays to
+    pass the service's signals on, and ends as we end (and we end if it does).
+    """
+    _unshare(CLONE_NEWPID)
+    child = os.fork()
+    if child == 0:
+        _prctl(PR_SET_PDEATHSIG, 9, "parent death signal")
+        return
+
+    def pass_on(number: int, frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, number)
+
+    for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(number, pass_on)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+        except InterruptedError:
+            continue
+        os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
+
+
+def fork_run(shared: Shared) -> int:
+    """`os.fork()`, the child the first process of a new PID namespace: it sees only its own run's
+    processes, and when it ends the kernel kills everything it started."""
+    if shared.home < 0:
+        return os.fork()
+    _unshare(CLONE_NEWPID)
+    try:
+        pid = os.fork()
+    except BaseException:
+        _setns(shared.home, CLONE_NEWPID)
+        raise
+    if pid:  # the next child of ours is not born into this run's namespace
+        _setns(shared.home, CLONE_NEWPID)
+    return pid
 
 
 def _setns(fd: int, kind: int) -> None:
@@ -715,7 +757,8 @@ def outer(
     outcome: Outcome,
     required: bool,
 ) -> None:
-    """In R, before forking the script's process: the run's namespaces and its writable mounts."""
+    """First in the run's process, as the one privileged part of its life: the run's namespaces
+    and its writable mounts."""
     skip = config.skip
     if config.cgroups:
         outcome.step("cgroup", skip, lambda: _join_cgroups(config, slot), required=False)
@@ -733,7 +776,8 @@ def outer(
     for fd in shared.kept_by(slot):  # neither the run nor its processes keep a way back
         os.close(fd)
     # A cgroup namespace too (after joining the slot's cgroup): the run sees its cgroup as "/".
-    flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+    # Its PID namespace it was born in (`fork_run`).
+    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
     outcome.step("namespaces", skip, lambda: _unshare(flags), required=required)
     if "namespaces" not in outcome.applied:
         return
@@ -756,7 +800,7 @@ def inner(
     required: bool,
     limits: list[tuple[int, int]],
 ) -> None:
-    """In P, the run's first process, before any script code: its /proc, then no privilege."""
+    """Then, still before any script code: its /proc, and no privilege ever after."""
     import resource
 
     skip = config.skip
@@ -814,13 +858,11 @@ def probe(config: SandboxConfig) -> dict[str, Any]:
         outcome = Outcome()
         try:
             shared = prepare(config, outcome, required=False)
+            if fork_run(shared):
+                os.close(write_fd)
+                _, status = os.wait()
+                os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
             outer(config, shared, 0, scratch_folder(), outcome, required=False)
-            if "namespaces" in outcome.applied:
-                child = os.fork()
-                if child:
-                    os.close(write_fd)
-                    _, status = os.waitpid(child, 0)
-                    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
             limits = [(resource.RLIMIT_NOFILE, 256)]
             inner(config, shared, 0, outcome, required=False, limits=limits)
             if "seccomp" in outcome.applied:

@@ -151,7 +151,10 @@ class ExecutionService:
         root.mkdir(mode=0o700)
         self.root = root
         self.scratch_root = root / "scratch"
-        self.scratch_root.mkdir(exist_ok=True, mode=0o700)
+        # Others may pass through (not list): a sandboxed run, under its slot's own uid, takes
+        # its job from its own folder in here, whose random name only it is told.
+        self.scratch_root.mkdir(exist_ok=True, mode=0o711)
+        self.scratch_root.chmod(0o711)
         self.checkouts = CheckoutCache(repo.git, root / "trees", settings.checkout_cache_bytes)
         # The fork server's socket lives apart, so runners can be denied the way to it.
         control = root / "control"
@@ -388,7 +391,7 @@ class ExecutionService:
         report: Report | None = None
         try:
             scratch = self._make_scratch()
-            self._hand_over(scratch, data, files_token)
+            self._hand_over(scratch, data, files_token, sandbox.run_uid(self.sandbox, slot))
             job = self._job(root, path, timeout, os.path.basename(scratch), slot)
             try:
                 report = await self.engine.run(job)
@@ -413,9 +416,10 @@ class ExecutionService:
         os.mkdir(scratch, 0o700)
         return scratch
 
-    def _hand_over(self, scratch: str, data: Any, files_token: str) -> None:
-        """The job's confidential part goes to the run's runner through the run's folder: the
-        fork server never holds a run's input or token (see `worker._take_job`)."""
+    def _hand_over(self, scratch: str, data: Any, files_token: str, owner: int) -> None:
+        """The job's confidential part goes to the run's runner through the run's folder, which
+        only the run's uid (`owner`) can read: the fork server never holds a run's input or token
+        (see `worker._take_job`)."""
         env = {  # HOME and TMPDIR: the run's scratch directory, set by the runner
             **self._base_env,
             # What `gitscripts.runtime.files` talks to: the service itself, with a token that only
@@ -431,6 +435,9 @@ class ExecutionService:
         fd = os.open(os.path.join(scratch, JOB_FILE), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             os.write(fd, body)
+            if owner != os.geteuid():
+                os.fchown(fd, owner, owner)
+                os.chown(scratch, owner, owner)
         finally:
             os.close(fd)
 

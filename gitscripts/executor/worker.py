@@ -187,52 +187,19 @@ def _script(header: Job, job: bytes, scratch: str) -> None:
     _answer(outcome)
 
 
-def _mirror_exit(status: int) -> None:
-    """End this process the way its child ended, so the supervisor sees the script's fate."""
-    if os.WIFSIGNALED(status):
-        number = os.WTERMSIG(status)
-        with contextlib.suppress(OSError, ValueError):  # SIGKILL and SIGSTOP have no handler
-            signal.signal(number, signal.SIG_DFL)
-        os.kill(os.getpid(), number)
-        os._exit(128 + number)
-    os._exit(os.waitstatus_to_exitcode(status) & 0xFF)
-
-
-def _wait_for_script(
-    config: sandbox.SandboxConfig, uid: int, pid: int, listener: socket.socket | None
-) -> None:
-    """The runner's part once the script's process exists: no privilege, then only waiting
-    (and, with EXECUTION_NETWORK=loopback-service, relaying the file API, see `relay`)."""
-    try:
-        sandbox.relinquish(config, uid)
-    except OSError as exc:
-        os.kill(pid, signal.SIGKILL)
-        _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
-        os._exit(0)
-    for fd in (0, 1, 2, 3):  # the script's output and answer are its own to close
-        os.close(fd)
-    if listener is None:
-        status = os.waitpid(pid, 0)[1]
-    else:
-        try:
-            status = relay.serve(listener, sandbox.FILES_SOCKET_IN_RUN, pid)
-        except Exception:  # a broken relay costs the script its connections, not its run
-            listener.close()
-            status = os.waitpid(pid, 0)[1]
-    _mirror_exit(status)
-
-
 def _run(
     config: sandbox.SandboxConfig,
     shared: sandbox.Shared,
     slot: int,
     pipes: tuple[int, int, int, int],
 ) -> None:
-    """The runner's whole life; it ends in `os._exit`, whatever the script does.
+    """The run's whole life, in one process; it ends in `os._exit`, whatever the script does.
 
-    It is forked ahead of its job, for the slot the job will run in, so that a request waits for
-    neither the fork nor the sandbox: with the sandbox on, all of it is built before the job's
-    header arrives on `job_fd` (see `_prepared`).
+    It is forked ahead of its job (with the sandbox on, as the first process of a PID namespace of
+    its own: see `sandbox.fork_run`), for the slot the job will run in, so that a request waits
+    for neither the fork nor the sandbox: all of it is built before the job's header arrives on
+    fd 4. The job's confidential part it then takes from the run's folder (see `_take_job`),
+    through a descriptor it closes before the script's first line.
     """
     try:
         # Dies with the fork server, however that ends, and so takes the run with it.
@@ -244,13 +211,17 @@ def _run(
         # not another slot's namespaces (its own it enters, then closes).
         _close_all_but(shared.kept_by(slot), start=5)
         jobs = os.open(config.jobs, os.O_RDONLY | os.O_DIRECTORY)
-        if config.enabled:
-            _prepared(config, shared, slot, jobs)
+        scratch = _sandboxed(config, shared, slot, jobs) if config.enabled else ""
         header = _header()
-        job = _take_job(jobs, header["run"])
-        scratch = os.path.join(config.jobs, header["run"])
-        os.close(jobs)
         try:
+            job = _take_job(jobs, header["run"])
+        except OSError as exc:
+            _answer({"ok": False, "error": f"The run's job could not be read: {exc}"})
+            os._exit(0)
+        finally:
+            os.close(jobs)
+        scratch = scratch or os.path.join(config.jobs, header["run"])
+        try:  # the job's own limits: lower than the sandbox's (the CPU time follows its timeout)
             _apply(_limits(header["limits"]))
         except (OSError, ValueError) as exc:
             _answer({"ok": False, "error": f"The run's limits could not be set: {exc}"})
@@ -261,6 +232,45 @@ def _run(
             with contextlib.suppress(Exception):  # the script may have closed or replaced them
                 stream.flush()
         os._exit(0)
+
+
+def _sandboxed(config: sandbox.SandboxConfig, shared: sandbox.Shared, slot: int, jobs: int) -> str:
+    """Build the run's sandbox, ahead of its job; the path of its scratch folder.
+
+    Namespaces, the run's root and mounts while still privileged, then no privilege for good
+    (see `sandbox.outer`, `sandbox.inner`). Where a step fails, the job that comes is answered
+    with why, and the run ends there.
+    """
+    scratch = sandbox.scratch_folder()
+    outcome = sandbox.Outcome()
+    try:
+        sandbox.outer(config, shared, slot, scratch, outcome, required=True)
+        listener = (
+            relay.listen(config.service_port) if config.network == "loopback-service" else None
+        )
+        limits = _limits(config.limits)
+        sandbox.inner(config, shared, slot, outcome, required=True, limits=limits)
+    except (OSError, ValueError) as exc:
+        _header()
+        _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
+        os._exit(0)
+    if listener is not None:
+        _start_relay(listener, jobs)
+    return scratch
+
+
+def _start_relay(listener: socket.socket, jobs: int) -> None:
+    """EXECUTION_NETWORK=loopback-service: a process of the run (as unprivileged as the script)
+    that passes the connections to its loopback on to the file API (see `relay`). It never sees
+    the job, and it ends with the run (the kernel ends every process of a PID namespace whose
+    first process has ended)."""
+    if os.fork() == 0:
+        for fd in (0, 1, 2, 3, 4, jobs):
+            os.close(fd)
+        with contextlib.suppress(Exception):  # a broken relay costs the script its connections
+            relay.serve(listener, sandbox.FILES_SOCKET_IN_RUN)
+        os._exit(0)
+    listener.close()
 
 
 def _header() -> Job:
@@ -283,69 +293,6 @@ def _close_all_but(kept: set[int], start: int) -> None:
         os.closerange(start, fd)
         start = fd + 1
     os.closerange(start, 1 << 16)
-
-
-def _prepared(config: sandbox.SandboxConfig, shared: sandbox.Shared, slot: int, jobs: int) -> None:
-    """The sandboxed run, built ahead of its job; never returns.
-
-    This process (R) builds the namespaces and the root and forks the script's process (P), which
-    enters the root and gives up every privilege, then waits for its job on a pipe. When the
-    header arrives, R (still able to read the service's folder, through `jobs`) takes the job,
-    hands header and job to P, gives up its own privilege and waits for P (relaying the file API
-    with loopback-service). P's scratch directory has a name of its own, chosen here.
-    """
-    scratch = sandbox.scratch_folder()
-    outcome = sandbox.Outcome()
-    try:
-        sandbox.outer(config, shared, slot, scratch, outcome, required=True)
-        listener = (
-            relay.listen(config.service_port) if config.network == "loopback-service" else None
-        )
-    except (OSError, ValueError) as exc:
-        _header()
-        _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
-        os._exit(0)
-    to_script, from_runner = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # P
-        os.close(from_runner)
-        for fd in (jobs, 4, *([listener.fileno()] if listener else [])):
-            os.close(fd)
-        sandbox.set_parent_death_signal()
-        try:
-            limits = _limits(config.limits)
-            sandbox.inner(config, shared, slot, outcome, required=True, limits=limits)
-        except (OSError, ValueError) as exc:
-            _answer({"ok": False, "error": f"The run's sandbox could not be set up: {exc}"})
-            os._exit(0)
-        with os.fdopen(to_script, "rb") as pipe:
-            try:
-                header = read_job(pipe)
-            except ProtocolError:  # no job came: a spare that was not needed
-                os._exit(0)
-            job = pipe.read()
-        try:  # the job's own limits: lower than the sandbox's (the CPU time follows its timeout)
-            _apply(_limits(header["limits"]))
-        except (OSError, ValueError) as exc:
-            _answer({"ok": False, "error": f"The run's limits could not be set: {exc}"})
-            os._exit(0)
-        _start_script(header, job, scratch)
-        os._exit(0)
-    os.close(to_script)
-    header = _header()
-    try:
-        job = _take_job(jobs, header["run"])
-        with contextlib.suppress(OSError):
-            os.rmdir(header["run"], dir_fd=jobs)
-    except OSError as exc:
-        os.kill(pid, signal.SIGKILL)
-        _answer({"ok": False, "error": f"The run's job could not be read: {exc}"})
-        os._exit(0)
-    os.close(jobs)
-    with os.fdopen(from_runner, "wb") as pipe:
-        pipe.write(encode(header) + job)
-    del job
-    _wait_for_script(config, shared.uids[slot], pid, listener)
 
 
 # -- the supervisor ------------------------------------------------------------------------------
@@ -418,7 +365,7 @@ class Run:
         result_r, result_w = os.pipe()
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
-        pid = os.fork()
+        pid = sandbox.fork_run(shared)
         if pid == 0:
             for fd in (job_w, result_r, out_r, err_r):
                 os.close(fd)
@@ -427,6 +374,8 @@ class Run:
             os.close(fd)
         self.pid = pid
         self.slot = slot
+        # In a PID namespace of its own, nothing the run starts can outlive it or become ours.
+        self.contained = shared.home >= 0
         self.jobs = config.jobs
         self.job: Job | None = None
         self._job_fd: int | None = job_w
@@ -547,7 +496,8 @@ class Run:
         if self.status is None:
             with contextlib.suppress(ChildProcessError):
                 _, self.status, self.rusage = os.wait4(self.pid, 0)
-        kill_orphans(other_runners)
+        if not self.contained:
+            kill_orphans(other_runners)
         for fd in self.open_fds:  # every writer is gone now: what is left ends in EOF
             for _ in range(1000):  # unless a writer could not be killed (uninterruptible sleep)
                 if not self.read(fd):
@@ -637,7 +587,8 @@ def supervise(config: sandbox.SandboxConfig, job: Job) -> Report:
 
     def on_terminate(signum: int, frame: Any) -> None:  # the service cancelled the run
         run.kill()
-        kill_orphans(set())
+        if not run.contained:
+            kill_orphans(set())
         remove_tree(os.path.join(config.jobs, job["run"]))
         os._exit(1)
 

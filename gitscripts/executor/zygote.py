@@ -164,7 +164,8 @@ class ForkServer:
             run.kill()
         for spare in self.spares.values():
             spare.discard()
-        kill_orphans(set())
+        if self.shared.home < 0:  # else nothing of a run can have become ours
+            kill_orphans(set())
 
     def _finish(self, pid: int, connection: _Connection) -> None:
         run = connection.run
