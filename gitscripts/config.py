@@ -10,7 +10,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # Where /api/v1/files keeps its files: empty means DATA_DIR/files; a local path (or file://
     # URL), or s3://bucket/prefix (credentials from the standard AWS variables).
     files_url: str = ""
+    # The address users reach the service at (https://scripts.example.com), for the absolute URLs
+    # it hands out (download links); empty: the address each request came to.
+    public_url: str = ""
     # How long a download link (`POST /api/v1/files/{key}/link`) works.
     download_link_seconds: int = Field(default=60, ge=1, le=86_400)
     # An S3-compatible service other than AWS (MinIO, Ceph, moto), e.g. http://127.0.0.1:9000.
@@ -161,6 +164,24 @@ class Settings(BaseSettings):
                 "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         return _development_secret(self.data_dir / "jwt_secret.key")
+
+
+def load_settings() -> Settings:
+    """The settings from the environment (and `.env`).
+
+    An invalid value is a ConfigurationError naming the variable, its value and the rule, one line
+    per variable: a person starting the service should not have to read pydantic's traceback.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            value = str(error.get("input", ""))
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            lines.append(f"{name}={shown}: {error['msg']}")
+        raise ConfigurationError("invalid setting: " + "\ninvalid setting: ".join(lines)) from None
 
 
 def _development_secret(path: Path) -> str:
