@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import secrets
 import tempfile
@@ -10,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,10 +24,10 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     debug: bool = False
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
 
     # Let clients without credentials clone and fetch over git (pushing always needs them).
     git_anonymous_read: bool = False
@@ -107,6 +108,22 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65536, ge=8)
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    @field_validator("preload_modules")
+    @classmethod
+    def _preloaded_modules_exist(cls, value: str) -> str:
+        # Found now, or the fork server would fail to start with a traceback much later.
+        for name in filter(None, (part.strip() for part in value.split(","))):
+            if importlib.util.find_spec(name.split(".")[0]) is None:
+                raise ValueError(f"no module named {name.split('.')[0]!r} is installed")
+        return value
+
     @property
     def repo_path(self) -> Path:
         return self.data_dir / "scripts.git"
@@ -180,7 +197,8 @@ def load_settings() -> Settings:
             name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
             value = str(error.get("input", ""))
             shown = value if len(value) <= 60 else value[:57] + "..."
-            lines.append(f"{name}={shown}: {error['msg']}")
+            reason = error["msg"].removeprefix("Value error, ")  # pydantic's prefix says nothing
+            lines.append(f"{name}={shown}: {reason}")
         raise ConfigurationError("invalid setting: " + "\ninvalid setting: ".join(lines)) from None
 
 

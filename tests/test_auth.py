@@ -902,7 +902,11 @@ def test_an_invalid_setting_stops_the_start_with_one_line_each(tmp_path: Path) -
     completed = subprocess.run(
         [console_script(), "serve"],
         env=clean_env(
-            DATA_DIR=str(tmp_path / "data"), EXECUTION_OUTPUT_LIMIT_BYTES="100", EXECUTOR="forky"
+            DATA_DIR=str(tmp_path / "data"),
+            EXECUTION_OUTPUT_LIMIT_BYTES="100",
+            EXECUTOR="forky",
+            LOG_LEVEL="loud",
+            PRELOAD_MODULES="json,no_such_module_here",
         ),
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
@@ -915,6 +919,9 @@ def test_an_invalid_setting_stops_the_start_with_one_line_each(tmp_path: Path) -
         "gitscripts: invalid setting: EXECUTION_OUTPUT_LIMIT_BYTES=100: "
         "Input should be greater than or equal to 1024",
         "gitscripts: invalid setting: EXECUTOR=forky: Input should be 'fork' or 'subprocess'",
+        "gitscripts: invalid setting: LOG_LEVEL=loud: must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        "gitscripts: invalid setting: PRELOAD_MODULES=json,no_such_module_here: "
+        "no module named 'no_such_module_here' is installed",
     ]
     assert not (tmp_path / "data").exists()
 
