@@ -371,14 +371,25 @@ def test_every_command_the_docs_name_exists() -> None:
 
 
 # -- links ---------------------------------------------------------------------------------------
-def test_every_relative_link_leads_to_a_file() -> None:
+def _anchors(markdown_text: str) -> set[str]:
+    """The anchors a forge gives the headings (GitHub's and GitLab's rule)."""
+    headings = re.findall(r"^#+ (.+)$", markdown_text, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def test_every_relative_link_leads_to_a_file_and_heading() -> None:
     broken = []
     for path, text in _documents().items():
-        for match in re.finditer(r"\]\(([^)\s#]+)(#[^)]*)?\)", text):
-            target = match[1]
+        prose = re.sub(r"^```.*?^```", "", text, flags=re.MULTILINE | re.DOTALL)
+        for match in re.finditer(r"\]\(([^)\s#]*)(?:#([^)\s]*))?\)", prose):
+            target, anchor = match[1], match[2]
             if re.match(r"[a-z]+:", target):
                 continue
-            resolved = (path.parent / target).resolve()
-            if not resolved.exists() and resolved not in WRITTEN_ELSEWHERE:
-                broken.append(f"{_where(path, text, match.start())}: {target}")
+            resolved = (path.parent / target).resolve() if target else path
+            if resolved in WRITTEN_ELSEWHERE:
+                continue
+            if not resolved.exists():
+                broken.append(f"{path.relative_to(ROOT)}: {target}")
+            elif anchor and anchor not in _anchors(resolved.read_text()):
+                broken.append(f"{path.relative_to(ROOT)}: {target}#{anchor}")
     assert broken == []
