@@ -14,7 +14,7 @@ from fastapi_offline import FastAPIOffline
 from gitscripts import __version__
 from gitscripts.auth.routes import admin_router
 from gitscripts.auth.routes import router as auth_router
-from gitscripts.config import ConfigurationError, Settings
+from gitscripts.config import ConfigurationError, Settings, load_settings
 from gitscripts.errors import install_error_handlers
 from gitscripts.examples.routes import router as examples_router
 from gitscripts.executor.files_socket import FilesSocket
@@ -31,7 +31,7 @@ from gitscripts.web.routes import install_web_ui
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     configure_logging(settings.log_level, json_lines=settings.environment == "production")
     settings.secret_key  # noqa: B018 - refuse to start now, not on the first login
     services = Services.build(settings)

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from gitscripts.config import ConfigurationError, Settings
+from gitscripts.config import ConfigurationError, Settings, load_settings
 from gitscripts.errors import AppError
 from gitscripts.logging import configure_logging
 
@@ -145,12 +145,13 @@ def main(argv: list[str] | None = None) -> int:
     reindex.set_defaults(run=_reindex)
     args = parser.parse_args(argv)
     try:
-        settings = Settings()
+        settings = load_settings()
         # Logs go to stderr: stdout is the command's answer (an invite code, for one).
         configure_logging(settings.log_level, json_lines=settings.environment == "production")
         return int(args.run(args, settings))
     except ConfigurationError as exc:
-        print(f"gitscripts: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"gitscripts: {line}", file=sys.stderr)
         return 2
     except _Refused as exc:
         print(f"{exc}; nothing changed.", file=sys.stderr)

@@ -1,13 +1,16 @@
 """The gitscripts client: run scripts and move files with nothing but Python's standard library.
 
 One file, no dependencies, for embedded interpreters (a reservoir simulator's Python) that have no
-third-party packages. Every gitscripts service serves this file at `GET /api/v1/client.py`:
+third-party packages. Every gitscripts service serves this file at `GET /api/v1/client.py`; save
+it next to the program that uses it:
 
+    import os, sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # `python -I` leaves it out
     from client import Client, GitscriptsError
 
     gs = Client("http://gitscripts:8000", token="gst_...")       # or login=..., password=...
-    key = gs.upload("wells.csv", prefix="sim/run-7")             # -> "sim/run-7/<random>.csv"
-    result = gs.run("geology/sum_column.py", {"file_key": key, "column": "rate"})
+    key = gs.upload("samples.csv", prefix="sim/run-1")           # -> "sim/run-1/<random>.csv"
+    result = gs.run("geology/mean_porosity.py", {"file_key": key})
     gs.download(result["result_key"], "summary.csv")
     gs.info(key), gs.exists(key), gs.delete(key)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import secrets
 import tempfile
@@ -10,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,10 +24,10 @@ class Settings(BaseSettings):
 
     environment: Literal["development", "production"] = "development"
     debug: bool = False
-    log_level: str = "INFO"
+    log_level: str = "INFO"  # DEBUG, INFO, WARNING, ERROR or CRITICAL, in any case
 
     host: str = "127.0.0.1"
-    port: int = 8000
+    port: int = Field(default=8000, ge=1, le=65535)
 
     # Let clients without credentials clone and fetch over git (pushing always needs them).
     git_anonymous_read: bool = False
@@ -45,6 +46,9 @@ class Settings(BaseSettings):
     # Where /api/v1/files keeps its files: empty means DATA_DIR/files; a local path (or file://
     # URL), or s3://bucket/prefix (credentials from the standard AWS variables).
     files_url: str = ""
+    # The address users reach the service at (https://scripts.example.com), for the absolute URLs
+    # it hands out (download links); empty: the address each request came to.
+    public_url: str = ""
     # How long a download link (`POST /api/v1/files/{key}/link`) works.
     download_link_seconds: int = Field(default=60, ge=1, le=86_400)
     # An S3-compatible service other than AWS (MinIO, Ceph, moto), e.g. http://127.0.0.1:9000.
@@ -104,6 +108,22 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(default=3, ge=1)
     password_hash_memory_kib: int = Field(default=65536, ge=8)
 
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        return value.upper()
+
+    @field_validator("preload_modules")
+    @classmethod
+    def _preloaded_modules_exist(cls, value: str) -> str:
+        # Found now, or the fork server would fail to start with a traceback much later.
+        for name in filter(None, (part.strip() for part in value.split(","))):
+            if importlib.util.find_spec(name.split(".")[0]) is None:
+                raise ValueError(f"no module named {name.split('.')[0]!r} is installed")
+        return value
+
     @property
     def repo_path(self) -> Path:
         return self.data_dir / "scripts.git"
@@ -161,6 +181,25 @@ class Settings(BaseSettings):
                 "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
             )
         return _development_secret(self.data_dir / "jwt_secret.key")
+
+
+def load_settings() -> Settings:
+    """The settings from the environment (and `.env`).
+
+    An invalid value is a ConfigurationError naming the variable, its value and the rule, one line
+    per variable: a person starting the service should not have to read pydantic's traceback.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = "_".join(str(part) for part in error["loc"]).upper() or "settings"
+            value = str(error.get("input", ""))
+            shown = value if len(value) <= 60 else value[:57] + "..."
+            reason = error["msg"].removeprefix("Value error, ")  # pydantic's prefix says nothing
+            lines.append(f"{name}={shown}: {reason}")
+        raise ConfigurationError("invalid setting: " + "\ninvalid setting: ".join(lines)) from None
 
 
 def _development_secret(path: Path) -> str:

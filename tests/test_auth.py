@@ -898,6 +898,69 @@ def test_production_without_secret_refuses_to_serve(tmp_path: Path) -> None:
     assert not (data / "jwt_secret.key").exists()
 
 
+def test_an_invalid_setting_stops_the_start_with_one_line_each(tmp_path: Path) -> None:
+    completed = subprocess.run(
+        [console_script(), "serve"],
+        env=clean_env(
+            DATA_DIR=str(tmp_path / "data"),
+            EXECUTION_OUTPUT_LIMIT_BYTES="100",
+            EXECUTOR="forky",
+            LOG_LEVEL="loud",
+            PRELOAD_MODULES="json,no_such_module_here",
+        ),
+        cwd=tmp_path,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 2
+    assert sorted(completed.stderr.splitlines()) == [
+        "gitscripts: invalid setting: EXECUTION_OUTPUT_LIMIT_BYTES=100: "
+        "Input should be greater than or equal to 1024",
+        "gitscripts: invalid setting: EXECUTOR=forky: Input should be 'fork' or 'subprocess'",
+        "gitscripts: invalid setting: LOG_LEVEL=loud: must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
+        "gitscripts: invalid setting: PRELOAD_MODULES=json,no_such_module_here: "
+        "no module named 'no_such_module_here' is installed",
+    ]
+    assert not (tmp_path / "data").exists()
+
+
+def _invalid_values(name: str) -> list[str]:
+    """Values the settings class refuses for the field `name`, from its own type and bounds."""
+    import annotated_types
+
+    field = Settings.model_fields[name]
+    values = []
+    for rule in field.metadata:
+        if isinstance(rule, annotated_types.Ge | annotated_types.Gt):
+            values.append(str(rule.ge - 1 if isinstance(rule, annotated_types.Ge) else rule.gt))
+        if isinstance(rule, annotated_types.Le):
+            values.append(str(rule.le + 1))
+    kind = str(field.annotation)
+    if "Literal" in kind:
+        values.append("no-such-choice")
+    elif "int" in kind or "float" in kind:
+        values.append("many")
+    elif "bool" in kind:
+        values.append("perhaps")
+    return values
+
+
+@pytest.mark.parametrize("name", [name for name in Settings.model_fields if _invalid_values(name)])
+def test_every_invalid_setting_is_named_in_one_line(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gitscripts.config import ConfigurationError, load_settings
+
+    for value in _invalid_values(name):
+        monkeypatch.setenv(name.upper(), value)
+        with pytest.raises(ConfigurationError) as refused:
+            load_settings()
+        assert str(refused.value).startswith(f"invalid setting: {name.upper()}={value}: ")
+        assert "\n" not in str(refused.value)
+
+
 def test_production_without_secret_refuses_to_build_the_app(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="JWT_SECRET_KEY"):
         create_app(make_settings(tmp_path / "data", environment="production", jwt_secret_key=None))

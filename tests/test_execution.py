@@ -524,6 +524,8 @@ def test_client_disconnect_cancels_the_execution(tmp_path: Path) -> None:
     assert len(runs) == 2, runs
     assert "outcome=cancelled" in runs[0] and "user=alice" in runs[0]
     assert "outcome=success" in runs[1]
+    # A client going away is not a failure of the service: no error line for it.
+    assert "request_failed" not in log.read_text() and "INTERNAL_ERROR" not in log.read_text()
 
 
 # -- auth --------------------------------------------------------------------------------------

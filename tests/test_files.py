@@ -435,6 +435,20 @@ def test_downloads_are_not_sniffed(live: Live) -> None:
         assert reply.headers["x-content-type-options"] == "nosniff"
 
 
+def test_a_download_link_is_at_the_public_url_when_one_is_set(tmp_path: Path) -> None:
+    """Behind a reverse proxy the service cannot know the address users reach it at: PUBLIC_URL
+    says it, and download links point there."""
+    settings = make_settings(tmp_path / "data", public_url="https://scripts.example.com/")
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        assert alice.put("/api/v1/files/shared/table.csv", content=b"a,b\n").status_code == 200
+        made = alice.post("/api/v1/files/shared/table.csv/link").json()
+    assert made["url"].startswith("https://scripts.example.com/api/v1/files/shared/table.csv?link=")
+    link = made["url"].removeprefix("https://scripts.example.com")
+    with TestClient(create_app(settings)) as browser:  # no credentials
+        assert browser.get(link).content == b"a,b\n"
+
+
 def test_two_writers_of_one_new_key_cannot_both_own_it(live: Live) -> None:
     """Both start before either has stored anything (so both pass the early owner check); the
     first to finish owns the key and the other is refused, leaving the owner's content."""
@@ -488,7 +502,9 @@ def test_a_download_link_reads_one_file_without_a_token(live: Live) -> None:
     reply = alice.post(f"/api/v1/files/{key}/link")
     assert reply.status_code == 200, reply.text
     made = reply.json()
-    assert set(made) == {"url", "expires_at"} and made["url"].startswith(f"/api/v1/files/{key}?")
+    # Absolute: whoever receives the link (a browser, another program) can follow it as it is.
+    assert set(made) == {"url", "expires_at"}
+    assert made["url"].startswith(f"{live.base}/api/v1/files/{key}?")
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", made["expires_at"])
 
     browser = httpx.Client(base_url=live.base, timeout=60)  # no Authorization at all
@@ -845,3 +861,17 @@ def test_the_served_example_runs_the_same_calls(live: Live, tmp_path: Path) -> N
     assert '"total": 3.0' in completed.stdout and "downloaded:" in completed.stdout
     summaries = list(tmp_path.glob("*.csv"))
     assert any(path.read_text() == "column,total\nrate,3.0\n" for path in summaries)
+    # Run as it comes, with no arguments, it finds no script and says how to use it.
+    completed = subprocess.run(
+        [sys.executable, "-I", "-S", str(example), live.base],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env={"GITSCRIPTS_TOKEN": token, "PATH": os.environ.get("PATH", "")},
+    )
+    assert completed.returncode == 1
+    assert "Usage:  python execute_script_example.py [BASE_URL] [SCRIPT_PATH]" in completed.stderr
+    assert completed.stderr.rstrip().endswith(
+        "404 SCRIPT_NOT_FOUND: Script 'examples/hello.py' not found at revision main"
+    )

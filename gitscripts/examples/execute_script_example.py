@@ -59,6 +59,8 @@ def main():
         if INPUT_FILE:
             client.delete(data["file_key"])  # DELETE /api/v1/files/<key>
     except gitscripts.GitscriptsError as error:
+        if error.error_code == "SCRIPT_NOT_FOUND":  # run with no arguments, most likely
+            print(__doc__, file=sys.stderr)
         raise SystemExit(f"{error.status} {error.error_code}: {error.message}") from None
 
 

@@ -63,7 +63,9 @@ async def execute_script(
         disconnect.cancel()
     if execution not in done:  # the client went away: stop its script
         execution.cancel()
-        raise errors.AppError("The client disconnected; the execution was cancelled")
+        # Nobody is left to read an answer, and nothing failed: the run's own log line says
+        # `cancelled`. 499 is the status proxies log for a client that closed the request.
+        return Response(status_code=499)
     # Serialized directly: the service has checked that the script's result can be (see
     # `service._with_answer`), and there is nothing to validate or convert.
     return Response(orjson.dumps(execution.result()), media_type="application/json")

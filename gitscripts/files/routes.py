@@ -122,9 +122,9 @@ async def info(key: str, request: Request, user: FilesUser) -> dict[str, Any]:
 
 @router.post("/{key:filekey}/link")
 async def download_link(key: str, request: Request, user: FilesUser) -> dict[str, str]:
-    """`{"url", "expires_at"}`: a URL that downloads the file without credentials, for
+    """`{"url", "expires_at"}`: an absolute URL that downloads the file without credentials, for
     DOWNLOAD_LINK_SECONDS (a browser follows it and streams the file to disk)."""
-    return await _service(request).download_link(key)
+    return await _service(request).download_link(key, str(request.base_url))
 
 
 @router.get("/{key:filekey}", response_class=StreamingResponse, dependencies=[Depends(reader)])

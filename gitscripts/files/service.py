@@ -238,14 +238,17 @@ class FileService:
         listed.sort(key=lambda item: (item["uploaded_at"], item["key"]), reverse=True)
         return {"files": listed}
 
-    async def download_link(self, key: str) -> dict[str, Any]:
-        """A URL that downloads `key` without credentials for a short while."""
+    async def download_link(self, key: str, request_base_url: str) -> dict[str, Any]:
+        """An absolute URL that downloads `key` without credentials for a short while: at
+        PUBLIC_URL when it is set, else at the address the request came to (the link is for
+        whoever asked, wherever they reach the service from)."""
         key = keys.check_key(key)
         await _in_store(self.store.size, key)  # an unknown key is 404 now, not when followed
         link, expires = self.links.issue(key)
         path = "/".join(quote(part, safe="") for part in key.split("/"))
+        base = (self.settings.public_url or request_base_url).rstrip("/")
         return {
-            "url": f"/api/v1/files/{path}?{urlencode({'link': link})}",
+            "url": f"{base}/api/v1/files/{path}?{urlencode({'link': link})}",
             "expires_at": iso_time(expires),
         }
 
