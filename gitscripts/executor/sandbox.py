@@ -1,35 +1,34 @@
 """The sandbox every run is born in: fresh namespaces, a minimal root, no privilege, a syscall filter.
 
 A script is hostile code. Whatever it does, it may affect only its own run. The construction follows
-bubblewrap and nsjail, and is made anew for every run, inside the warm fork server's child (never
-once for all runs, so nothing a run undoes can outlive it):
+bubblewrap and nsjail; what a run could change is made anew for every run, what it cannot is made
+once per fork server and shared:
 
-    fork server ─ runner "outer" (R) ── script process (P, PID 1 of the run's PID namespace)
+- Once (`prepare`), in the fork server: as an ordinary user, a user namespace of its own (mapping
+  only its own uid) for the privilege to build the rest; a PID namespace it lives in as the first
+  process, so that it can return to it after forking each run into a new one; each slot's network
+  namespace, with only a loopback (a slot runs one run at a time, and no run has any privilege
+  over it); and the runs' skeleton root, in a mount namespace of its own: a tmpfs holding only
+  what a script needs, each read-only (the system's /usr, /etc and the /lib, /bin links, the
+  Python installation, the gitscripts package, the checkout cache), a /dev with only null, zero,
+  full, random and urandom, and the file API's Unix socket when runs have no network. The
+  service's data directory, its other files, the execution root and every other run are not
+  hidden there: they do not exist. All of it is kept as namespace descriptors (`Shared`).
+- Per run, in the run's one process, forked into a new PID namespace (`fork_run`): it sees only
+  its own run's processes, and when it ends the kernel kills everything the script started.
+  `outer`, still privileged: it joins its slot's cgroup (as root), enters its slot's network
+  namespace and the skeleton's mount namespace, unshares a private copy of the mounts with new
+  IPC, UTS and cgroup namespaces, and mounts its own /tmp, /dev/shm and scratch tmpfs. `inner`:
+  it mounts its own /proc, drops privilege for good (as root, the slot's own uid from a pool that
+  owns nothing of the service's), enters a nested user and mount namespace so every mount is
+  locked (cannot be unmounted or made writable, as bubblewrap does), drops every capability and
+  the bounding set, sets no_new_privs, hard resource limits (soft = hard) and a seccomp filter
+  against the calls a sandbox escape needs. Only then does it take its job (see `worker`).
 
-1. R leaves the service's world. As root it first joins the slot's cgroup and keeps its root
-   privilege only to build the run's view; as an ordinary user it creates a user namespace (mapping
-   only its own uid) and gets the privilege there. Either way it unshares mount, PID, IPC, UTS and
-   (unless EXECUTION_NETWORK=host) network namespaces.
-2. R builds a new root on a tmpfs holding only what a script needs, each read-only: the system
-   (/usr, /etc and the /lib, /bin links), the Python installation, the gitscripts package, the
-   checkout cache; read-write: the run's own scratch directory, a private /tmp and /dev/shm; a /dev
-   with only null, zero, full, random and urandom; the file API's Unix socket when the run has no
-   network. The service's data directory, its other files, the execution root and every other run
-   are not hidden there: they do not exist.
-3. R forks P, the first process of a new PID namespace: it sees only its own run's processes, and
-   when it ends the kernel kills everything the script started. P mounts a /proc of that namespace
-   and pivots into the new root; the old one is detached.
-4. P drops privilege for good: as root it becomes the slot's own uid (a pool that owns nothing of
-   the service's); it then enters a nested user and mount namespace, so every mount of step 2 is
-   locked (cannot be unmounted or made writable, as bubblewrap does), drops every capability and the
-   bounding set, sets no_new_privs, and installs a seccomp filter against the calls a sandbox
-   escape needs. Hard resource limits (soft = hard) follow, so no run can raise them.
-
-The fork server and the service are outside the run's PID namespace: a script cannot see, signal,
-trace or write to them. R drops its privilege too once P exists, and only waits.
-
-Where the kernel refuses a step, `probe` finds out at start-up; the service then refuses to start
-(`EXECUTION_SANDBOX=strict`) or says exactly which protections are active (`auto`).
+The fork server and the service are outside every run's PID namespace: a script cannot see,
+signal, trace or write to them. Where the kernel refuses a step, `probe` finds out at start-up; the
+service then refuses to start (`EXECUTION_SANDBOX=strict`) or says exactly which protections are
+active (`auto`).
 
 Standard library only: it runs inside the fork server and the fresh-interpreter worker.
 """

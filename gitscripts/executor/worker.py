@@ -1,12 +1,16 @@
 """Run one script's `main(data)` in a child process, supervised (standard library only).
 
-Two processes per execution:
-- the supervisor (this module's `supervise`) sets up pipes and a scratch directory, forks the runner,
-  reads its output (capped), enforces the timeout, and afterwards kills everything the script left
-  behind: the runner's process group and, as a child subreaper, any orphan that left the group;
-- the runner becomes its own session and process group, applies the resource limits, changes to the
-  scratch directory, puts the checkout on `sys.path`, runs the script and writes the outcome to a pipe
-  of its own, so whatever the script prints can never corrupt the result.
+Two sides per execution:
+- the supervisor (`Run`, used by the fork server, and `supervise` for the fresh-interpreter
+  engine) sets up pipes, forks the runner ahead of its job, hands it the job's header, reads its
+  output (capped), enforces the timeout, and afterwards kills everything the script left behind:
+  with the sandbox, the run's PID namespace ends with its first process; without it, the runner's
+  process group and, as a child subreaper, any orphan that left the group;
+- the runner (`_run`) is the run's one process: it builds its sandbox before the job comes,
+  becomes its own session and process group, takes the job's confidential part from its folder,
+  applies the resource limits, changes to its scratch directory, puts the checkout on `sys.path`,
+  runs the script and writes the outcome to a pipe of its own, so whatever the script prints can
+  never corrupt the result.
 
 It is imported by the warm fork server (`zygote`) and also runs as `python -m
 gitscripts.executor.worker` (job on stdin, report on stdout) for the fresh-interpreter engine, so it
