@@ -1,17 +1,18 @@
 """The warm fork server: one long-lived, single-threaded process that forks a runner per job.
 
-Started by the service with a clean environment, it imports the modules named in PRELOAD_MODULES once
-(numpy, pandas, ...), so a run costs a fork and its sandbox (what a run could change made anew for
-every run, the rest once, see `sandbox`), not an interpreter start-up and the imports. It supervises every run itself from one
-event loop: reads the job's header from the service's connection, hands it to a runner forked
-ahead of time, collects its output, kills it at its deadline (or when the service hangs up: the
-client went away), cleans up what it left behind, and sends the report.
+Started by the service with a clean environment, it imports the modules named in PRELOAD_MODULES
+once (numpy, pandas, ...), so a run costs a fork and its sandbox (what a run could change made anew
+for every run, the rest once, see `sandbox`), not an interpreter start-up and the imports. It
+supervises every run itself from one event loop: reads the job's header from the service's
+connection, hands it to a runner forked ahead of time, collects its output, kills it at its deadline
+(or when the service hangs up: the client went away), cleans up what it left behind, and sends the
+report.
 
 It treats every run as hostile: it never runs user code, never holds a run's input or file token
-(those reach the runner through the run's own folder), never parses what a run answers (the
-service does), and lives outside every run's PID namespace, so no run can see, signal, trace or
-write to it. Runners never share state: each starts from the zygote's pristine memory.
-Standard library only (plus whatever is preloaded).
+(those reach the runner through the run's own folder), never parses what a run answers (the service
+does), and lives outside every run's PID namespace, so no run can see, signal, trace or write to it.
+Runners never share state: each starts from the zygote's pristine memory. Standard library only
+(plus whatever is preloaded).
 """
 
 from __future__ import annotations
