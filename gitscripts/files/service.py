@@ -10,7 +10,6 @@ from urllib.parse import quote, urlencode
 
 import structlog
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
 
 from gitscripts import errors
 from gitscripts.config import Settings
@@ -19,7 +18,7 @@ from gitscripts.files.links import DownloadLinks
 from gitscripts.files.ranges import byte_range
 from gitscripts.files.store import FileStore, StagedFile
 from gitscripts.index import Index
-from gitscripts.index.store import iso_time
+from gitscripts.timestamps import iso_seconds
 
 log = structlog.get_logger("gitscripts.files")
 T = TypeVar("T")
@@ -32,7 +31,16 @@ _FRAMING_ALLOWANCE = 1 << 20
 _DRAIN_LIMIT = 64 << 20
 
 
-@dataclass
+@dataclass(frozen=True)
+class Incoming:
+    """A request body on its way in, and what its headers say about it."""
+
+    body: uploads.RequestBody
+    content_type: str  # the Content-Type header ("" when absent)
+    declared_length: str | None  # the Content-Length header, as sent
+
+
+@dataclass(frozen=True)
 class Download:
     key: str
     size: int  # of the whole file
@@ -99,31 +107,32 @@ class FileService:
 
     # -- writing ------------------------------------------------------------------------------
     async def upload(
-        self, user: dict[str, Any] | None, prefix: str, request: Request
+        self, user: dict[str, Any] | None, prefix: str, incoming: Incoming
     ) -> dict[str, Any]:
         """A multipart upload to `prefix/<random>.<extension>`."""
         prefix = keys.check_prefix(prefix)
-        self._refuse_declared_oversize(request, _FRAMING_ALLOWANCE)
+        self._refuse_declared_oversize(incoming, _FRAMING_ALLOWANCE)
         receiver = _Receiver(self.store, self.settings.max_file_size)
-        body = uploads.RequestBody(request.receive)
+        body = incoming.body
 
         async def receive() -> None:
-            content_type = request.headers.get("content-type", "")
-            async for filename, block in uploads.file_field(content_type, body.chunks()):
+            async for filename, block in uploads.file_field(incoming.content_type, body.chunks()):
                 if receiver.key is None:
                     await receiver.open(keys.new_key(prefix, filename))
                 await receiver.write(block)
 
         return await self._receive(user, receiver, receive(), body)
 
-    async def put(self, user: dict[str, Any] | None, key: str, request: Request) -> dict[str, Any]:
+    async def put(
+        self, user: dict[str, Any] | None, key: str, incoming: Incoming
+    ) -> dict[str, Any]:
         """The request body, as is, at exactly `key` (a new file, or one the caller may replace)."""
         key = keys.check_key(key)
-        self._refuse_declared_oversize(request, 0)
+        self._refuse_declared_oversize(incoming, 0)
         if await _in_store(self.store.exists, key):
             self._check_owner(user, key, "replace")
         receiver = _Receiver(self.store, self.settings.max_file_size)
-        body = uploads.RequestBody(request.receive)
+        body = incoming.body
 
         async def receive() -> None:
             await receiver.open(key)
@@ -145,7 +154,7 @@ class FileService:
         except asyncio.CancelledError:
             receiver.discard()
             raise
-        except ClientDisconnect:
+        except uploads.ClientGone:
             await run_in_threadpool(receiver.discard)
             raise errors.ValidationError(
                 "The upload was interrupted: the client disconnected"
@@ -180,8 +189,8 @@ class FileService:
         log.info("file_stored", key=key, size=receiver.size, user=user["login"] if user else None)
         return {"key": key, "size": receiver.size}
 
-    def _refuse_declared_oversize(self, request: Request, allowance: int) -> None:
-        declared = request.headers.get("content-length", "")
+    def _refuse_declared_oversize(self, incoming: Incoming, allowance: int) -> None:
+        declared = incoming.declared_length or ""
         limit = self.settings.max_file_size
         if declared.isdigit() and int(declared) > limit + allowance:
             raise errors.FileTooLarge(
@@ -246,7 +255,7 @@ class FileService:
         path = "/".join(quote(part, safe="") for part in key.split("/"))
         return {
             "url": f"/api/v1/files/{path}?{urlencode({'link': link})}",
-            "expires_at": iso_time(expires),
+            "expires_at": iso_seconds(expires),
         }
 
     def link_allows(self, link: str, key: str) -> bool:
