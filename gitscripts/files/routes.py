@@ -14,7 +14,14 @@ from starlette.convertors import CONVERTOR_TYPES, PathConvertor, register_url_co
 
 from gitscripts.auth.deps import FileReader, FilesUser
 from gitscripts.files import keys, uploads
-from gitscripts.files.service import Incoming
+from gitscripts.files.service import (
+    Deleted,
+    DownloadLink,
+    FileInfo,
+    FileListing,
+    Incoming,
+    Stored,
+)
 from gitscripts.services import Files
 
 PREFIX = "/api/v1/files"
@@ -64,7 +71,7 @@ async def upload(
     user: FilesUser,
     files: Files,
     prefix: Annotated[str, Query(description="folder-like start of the new key")] = "",
-) -> dict[str, Any]:
+) -> Stored:
     """Store the multipart field `file` at `prefix/<random>.<its extension>`."""
     return await files.upload(user, prefix, _incoming(request))
 
@@ -76,18 +83,18 @@ async def list_files(
     everyone: Annotated[
         bool, Query(alias="all", description="every user's files (admins only)")
     ] = False,
-) -> dict[str, Any]:
+) -> FileListing:
     """The caller's files, newest first: `{"files": [{"key", "size", "content_type",
     "uploaded_at"}]}`."""
     return await files.list_files(user, prefix, everyone)
 
 
-async def info(key: str, user: FilesUser, files: Files) -> dict[str, Any]:
+async def info(key: str, user: FilesUser, files: Files) -> FileInfo:
     """Size and content type of a file, from its metadata only."""
     return await files.info(key)
 
 
-async def download_link(key: str, user: FilesUser, files: Files) -> dict[str, str]:
+async def download_link(key: str, user: FilesUser, files: Files) -> DownloadLink:
     """`{"url", "expires_at"}`: a URL that downloads the file without credentials, for
     DOWNLOAD_LINK_SECONDS (a browser follows it and streams the file to disk)."""
     return await files.download_link(key)
@@ -124,26 +131,36 @@ async def download(
     )
 
 
-async def put(key: str, request: Request, user: FilesUser, files: Files) -> dict[str, Any]:
+async def put(key: str, request: Request, user: FilesUser, files: Files) -> Stored:
     """Store the raw request body at exactly `key` (replacing needs ownership or admin)."""
     return await files.put(user, key, _incoming(request))
 
 
-async def delete(key: str, user: FilesUser, files: Files) -> dict[str, str]:
+async def delete(key: str, user: FilesUser, files: Files) -> Deleted:
     """Delete a file: its uploader or an admin (a file without an owner: anyone)."""
     return await files.delete(user, key)
+
+
+# The answers are plain JSON objects in /docs, as they always were: not the TypedDicts' schemas.
+_OBJECT = dict[str, Any]
 
 
 def files_router() -> APIRouter:
     if "filekey" not in CONVERTOR_TYPES:
         register_url_convertor("filekey", _KeyConvertor())
     router = APIRouter(prefix=PREFIX, tags=["files"])
-    router.add_api_route("/upload", upload, methods=["POST"], openapi_extra=_MULTIPART_FILE)
+    router.add_api_route(
+        "/upload", upload, methods=["POST"], response_model=_OBJECT, openapi_extra=_MULTIPART_FILE
+    )
     # Exactly `/api/v1/files`: `/api/v1/files/` stays the key route (an empty key, 400 as before).
-    router.add_api_route("", list_files, methods=["GET"])
-    router.add_api_route(f"/{KEY}/info", info, methods=["GET"])
-    router.add_api_route(f"/{KEY}/link", download_link, methods=["POST"])
+    router.add_api_route("", list_files, methods=["GET"], response_model=_OBJECT)
+    router.add_api_route(f"/{KEY}/info", info, methods=["GET"], response_model=_OBJECT)
+    router.add_api_route(
+        f"/{KEY}/link", download_link, methods=["POST"], response_model=dict[str, str]
+    )
     router.add_api_route(f"/{KEY}", download, methods=["GET"], response_class=StreamingResponse)
-    router.add_api_route(f"/{KEY}", put, methods=["PUT"], openapi_extra=_RAW_BYTES)
-    router.add_api_route(f"/{KEY}", delete, methods=["DELETE"])
+    router.add_api_route(
+        f"/{KEY}", put, methods=["PUT"], response_model=_OBJECT, openapi_extra=_RAW_BYTES
+    )
+    router.add_api_route(f"/{KEY}", delete, methods=["DELETE"], response_model=dict[str, str])
     return router

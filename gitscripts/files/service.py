@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import quote, urlencode
 
 import structlog
@@ -29,6 +29,43 @@ _FRAMING_ALLOWANCE = 1 << 20
 # After a refusal, this much more of the body is read and dropped, so a client still sending can
 # read the 413 instead of seeing the connection reset under it.
 _DRAIN_LIMIT = 64 << 20
+
+
+class Stored(TypedDict):
+    key: str
+    size: int
+
+
+class Uploader(TypedDict):
+    id: int
+    login: str
+
+
+class FileInfo(TypedDict):
+    key: str
+    size: int
+    content_type: str
+    uploaded_by: Uploader | None
+
+
+class ListedFile(TypedDict):
+    key: str
+    size: int
+    content_type: str
+    uploaded_at: str
+
+
+class FileListing(TypedDict):
+    files: list[ListedFile]
+
+
+class DownloadLink(TypedDict):
+    url: str
+    expires_at: str
+
+
+class Deleted(TypedDict):
+    message: str
 
 
 @dataclass(frozen=True)
@@ -106,9 +143,7 @@ class FileService:
         self.links = DownloadLinks(settings.secret_key, settings.download_link_seconds)
 
     # -- writing ------------------------------------------------------------------------------
-    async def upload(
-        self, user: dict[str, Any] | None, prefix: str, incoming: Incoming
-    ) -> dict[str, Any]:
+    async def upload(self, user: dict[str, Any] | None, prefix: str, incoming: Incoming) -> Stored:
         """A multipart upload to `prefix/<random>.<extension>`."""
         prefix = keys.check_prefix(prefix)
         self._refuse_declared_oversize(incoming, _FRAMING_ALLOWANCE)
@@ -123,9 +158,7 @@ class FileService:
 
         return await self._receive(user, receiver, receive(), body)
 
-    async def put(
-        self, user: dict[str, Any] | None, key: str, incoming: Incoming
-    ) -> dict[str, Any]:
+    async def put(self, user: dict[str, Any] | None, key: str, incoming: Incoming) -> Stored:
         """The request body, as is, at exactly `key` (a new file, or one the caller may replace)."""
         key = keys.check_key(key)
         self._refuse_declared_oversize(incoming, 0)
@@ -147,7 +180,7 @@ class FileService:
         receiver: _Receiver,
         receiving: Coroutine[Any, Any, None],
         body: uploads.RequestBody,
-    ) -> dict[str, Any]:
+    ) -> Stored:
         try:
             await receiving
             await receiver.flush()
@@ -198,7 +231,7 @@ class FileService:
             )
 
     # -- reading ------------------------------------------------------------------------------
-    async def info(self, key: str) -> dict[str, Any]:
+    async def info(self, key: str) -> FileInfo:
         key = keys.check_key(key)
         size = await _in_store(self.store.size, key)
         record = self.index.file(key)
@@ -212,7 +245,7 @@ class FileService:
 
     async def list_files(
         self, user: dict[str, Any] | None, prefix: str, everyone: bool
-    ) -> dict[str, Any]:
+    ) -> FileListing:
         """The caller's files under the folder-like `prefix`, newest first; with `everyone`, an
         admin's view of every file with a record. Who owns a file is known only from its record
         in the index, so a file put into the store from outside is never listed."""
@@ -234,7 +267,7 @@ class FileService:
         # per file.
         folders = sorted({record["key"].rpartition("/")[0] for record in records})
         present = await _in_store(self.store.sizes_in, folders)
-        listed = [
+        listed: list[ListedFile] = [
             {
                 "key": record["key"],
                 "size": present[record["key"]],
@@ -247,7 +280,7 @@ class FileService:
         listed.sort(key=lambda item: (item["uploaded_at"], item["key"]), reverse=True)
         return {"files": listed}
 
-    async def download_link(self, key: str) -> dict[str, Any]:
+    async def download_link(self, key: str) -> DownloadLink:
         """A URL that downloads `key` without credentials for a short while."""
         key = keys.check_key(key)
         await _in_store(self.store.size, key)  # an unknown key is 404 now, not when followed
@@ -286,7 +319,7 @@ class FileService:
             handle.close()
 
     # -- deleting -----------------------------------------------------------------------------
-    async def delete(self, user: dict[str, Any] | None, key: str) -> dict[str, str]:
+    async def delete(self, user: dict[str, Any] | None, key: str) -> Deleted:
         key = keys.check_key(key)
         await _in_store(self.store.size, key)  # an unknown key is 404 before 403
         self._check_owner(user, key, "delete")
