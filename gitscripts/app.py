@@ -15,14 +15,14 @@ from gitscripts import __version__
 from gitscripts.auth.routes import admin_router
 from gitscripts.auth.routes import router as auth_router
 from gitscripts.config import ConfigurationError, Settings, load_settings
-from gitscripts.errors import install_error_handlers
 from gitscripts.examples.routes import router as examples_router
 from gitscripts.executor.files_socket import FilesSocket
 from gitscripts.executor.gate import AdmissionGate
 from gitscripts.executor.routes import router as executor_router
-from gitscripts.files.routes import router as files_router
+from gitscripts.files.routes import files_router
 from gitscripts.githttp.routes import router as git_router
 from gitscripts.history.routes import router as history_router
+from gitscripts.http_errors import install_error_handlers
 from gitscripts.logging import RequestLogMiddleware, configure_logging
 from gitscripts.manager.routes import router as manager_router
 from gitscripts.repo import leftovers
@@ -100,7 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(manager_router)
     app.include_router(history_router)
     app.include_router(executor_router)
-    app.include_router(files_router)
+    app.include_router(files_router())
     app.include_router(git_router)
     app.include_router(examples_router)
     install_web_ui(app)

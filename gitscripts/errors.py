@@ -1,39 +1,30 @@
-"""Every error the service can answer, and the one handler that shapes them.
+"""Every domain error the service can raise: plain exceptions that carry a code, knowing nothing of HTTP.
 
-Each error is `{"error_code", "message", "details"}` at the top level, whatever raised it: a service,
-request validation, routing, or a bug (which never leaks its traceback or a host path).
+Each error has an `error_code` (a stable name clients branch on), a `message` for people, and
+`details` (the values the message is about). Families group them by kind (validation, not
+authenticated, permission, not found, conflict, too large, ...); how a family is answered over HTTP
+(status, headers, the JSON shape) is decided once, in `gitscripts.http_errors`.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
-import structlog
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
-log = structlog.get_logger("gitscripts.errors")
-
 
 class AppError(Exception):
-    status_code = 500
-    error_code = "INTERNAL_ERROR"
-    headers: ClassVar[dict[str, str] | None] = None
+    error_code: ClassVar[str] = "INTERNAL_ERROR"
 
     def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.message = message
-        self.details = {key: value for key, value in details.items() if value is not None}
+        # None means "not known": left out, so an answer never shows a null it did not mean.
+        self.details: dict[str, Any] = {
+            key: value for key, value in details.items() if value is not None
+        }
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"error_code": self.error_code, "message": self.message, "details": self.details}
 
-
-# 400
+# -- bad input
 class ValidationError(AppError):
-    status_code = 400
     error_code = "VALIDATION_ERROR"
 
 
@@ -73,11 +64,11 @@ class InvalidFileKey(ValidationError):
     error_code = "INVALID_FILE_KEY"
 
 
-# 401
+# -- no usable credentials
 class NotAuthenticated(AppError):
-    status_code = 401
     error_code = "NOT_AUTHENTICATED"
-    headers: ClassVar[dict[str, str] | None] = {"WWW-Authenticate": "Bearer"}
+    # The credentials the caller should come back with (the scheme a client is asked for).
+    challenge: ClassVar[str] = "Bearer"
 
 
 class InvalidCredentials(NotAuthenticated):
@@ -88,9 +79,14 @@ class InvalidToken(NotAuthenticated):
     error_code = "INVALID_TOKEN"
 
 
-# 403
+class GitAuthRequired(NotAuthenticated):
+    """git's client sends credentials only when asked for a login and password (or token)."""
+
+    challenge: ClassVar[str] = 'Basic realm="gitscripts"'
+
+
+# -- not allowed
 class PermissionDenied(AppError):
-    status_code = 403
     error_code = "PERMISSION_DENIED"
 
 
@@ -122,9 +118,8 @@ class InvalidInviteCode(PermissionDenied):
     error_code = "INVALID_INVITE_CODE"
 
 
-# 404
+# -- not there
 class NotFound(AppError):
-    status_code = 404
     error_code = "NOT_FOUND"
 
 
@@ -160,9 +155,8 @@ class InviteNotFound(NotFound):
     error_code = "INVITE_NOT_FOUND"
 
 
-# 409
+# -- at odds with the current state
 class Conflict(AppError):
-    status_code = 409
     error_code = "CONFLICT"
 
 
@@ -201,9 +195,8 @@ class PushConflict(Conflict):
     error_code = "PUSH_CONFLICT"
 
 
-# 413
+# -- too large
 class PayloadTooLarge(AppError):
-    status_code = 413
     error_code = "PAYLOAD_TOO_LARGE"
 
 
@@ -211,121 +204,39 @@ class FileTooLarge(PayloadTooLarge):
     error_code = "FILE_TOO_LARGE"
 
 
-# 416
+# -- outside the file
 class RangeNotSatisfiable(AppError):
-    status_code = 416
     error_code = "RANGE_NOT_SATISFIABLE"
 
     def __init__(self, message: str, size: int) -> None:
         super().__init__(message, size=size)
-        # RFC 9110: a 416 names the representation's length, so the client can ask again.
-        self.headers = {"Content-Range": f"bytes */{size}"}
+        self.size = size  # the whole file's length, so the client can ask again
 
 
-# 429
+# -- too many at once
 class TooManyExecutions(AppError):
-    status_code = 429
     error_code = "TOO_MANY_EXECUTIONS"
 
     def __init__(self, message: str, queue_limit: int, retry_after: int) -> None:
+        # Not in the details: they keep the shape they always had.
         super().__init__(message, queue_limit=queue_limit)
-        # Only the header: the details keep the shape they always had.
-        self.headers = {"Retry-After": str(retry_after)}
+        self.retry_after = retry_after
 
 
 class TooManyLoginAttempts(AppError):
     """One client address failed to sign in too often: refused before any password is checked."""
 
-    status_code = 429
     error_code = "TOO_MANY_LOGIN_ATTEMPTS"
 
     def __init__(self, message: str, retry_after: int) -> None:
         super().__init__(message, retry_after=retry_after)
-        self.headers = {"Retry-After": str(retry_after)}
+        self.retry_after = retry_after
 
 
-# 500
+# -- the service failed
 class InternalError(AppError):
     error_code = "INTERNAL_ERROR"
 
 
-class DatabaseError(AppError):
-    error_code = "DATABASE_ERROR"
-
-
 class FileSystemError(AppError):
     error_code = "FILE_SYSTEM_ERROR"
-
-
-_STATUS_CODES = {
-    400: "VALIDATION_ERROR",
-    401: "NOT_AUTHENTICATED",
-    403: "PERMISSION_DENIED",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    429: "TOO_MANY_REQUESTS",
-}
-
-
-def error_response(error: AppError) -> JSONResponse:
-    return JSONResponse(error.to_dict(), status_code=error.status_code, headers=error.headers)
-
-
-def _field_path(location: tuple[Any, ...]) -> str:
-    # ("body", "name") -> "name": where it came from is noise to the person fixing the request.
-    parts = [str(part) for part in location if part not in ("body", "query", "path", "header")]
-    return ".".join(parts) or ".".join(str(part) for part in location)
-
-
-def validation_error_from_request(exc: RequestValidationError) -> ValidationError:
-    errors = [
-        {"field": _field_path(tuple(item.get("loc", ()))), "message": item.get("msg", "")}
-        for item in exc.errors()
-    ]
-    if errors:
-        first = errors[0]
-        message = f"Invalid request: {first['field']}: {first['message']}"
-    else:
-        message = "Invalid request"
-    return ValidationError(message, errors=errors)
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(AppError)
-    async def handle_app_error(request: Request, exc: AppError) -> JSONResponse:
-        if exc.status_code >= 500:
-            log.error("request_failed", error_code=exc.error_code, error=exc.message)
-        return error_response(exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def handle_validation_error(
-        request: Request, exc: RequestValidationError
-    ) -> JSONResponse:
-        return error_response(validation_error_from_request(exc))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def handle_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # FastAPI answers every body it cannot parse with one vague 400; say what was wrong.
-        if isinstance(exc.__cause__, RecursionError):
-            return error_response(JSONTooDeep())
-        code = _STATUS_CODES.get(exc.status_code, "HTTP_ERROR")
-        if exc.status_code == 404:
-            message = f"Not found: {request.method} {request.url.path}"
-        else:
-            message = str(exc.detail)
-        return JSONResponse(
-            {"error_code": code, "message": message, "details": {}},
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
-
-    @app.exception_handler(Exception)
-    async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
-        # The traceback goes to the log, never to the client.
-        log.exception("unhandled_error", error_type=type(exc).__name__)
-        return JSONResponse(
-            {"error_code": "INTERNAL_ERROR", "message": "Internal server error", "details": {}},
-            status_code=500,
-        )

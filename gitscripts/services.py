@@ -1,10 +1,15 @@
-"""The long-lived objects one running service shares, built once by the app factory."""
+"""The long-lived objects one running service shares, built once by the app factory.
+
+Routers get them the one way: as annotated dependencies (`Files`, `Git`, ...), never by reaching
+into the app state themselves.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from gitscripts.auth.service import AuthService
 from gitscripts.config import Settings
@@ -51,10 +56,43 @@ class Services:
             executor=ExecutionService(settings, repo, file_grants),
             files=FileService(settings, index, FileStore.from_settings(settings)),
             file_grants=file_grants,
-            git=GitService(settings, index, repo, auth, manager),
+            git=GitService(settings, index, repo, manager),
             history=HistoryService(index, repo, manager),
         )
 
 
 def services_of(request: Request) -> Services:
-    return request.app.state.services  # type: ignore[no-any-return]
+    services: Services = request.app.state.services
+    return services
+
+
+def _settings(request: Request) -> Settings:
+    return services_of(request).settings
+
+
+def _auth(request: Request) -> AuthService:
+    return services_of(request).auth
+
+
+def _files(request: Request) -> FileService:
+    return services_of(request).files
+
+
+def _git(request: Request) -> GitService:
+    return services_of(request).git
+
+
+def _history(request: Request) -> HistoryService:
+    return services_of(request).history
+
+
+def _manager(request: Request) -> ManagerService:
+    return services_of(request).manager
+
+
+AppSettings = Annotated[Settings, Depends(_settings)]
+Auth = Annotated[AuthService, Depends(_auth)]
+Files = Annotated[FileService, Depends(_files)]
+Git = Annotated[GitService, Depends(_git)]
+History = Annotated[HistoryService, Depends(_history)]
+Manager = Annotated[ManagerService, Depends(_manager)]

@@ -1,4 +1,5 @@
-"""The ARCHITECTURE.md invariants this service already owns, each checked through the API and git."""
+"""The design's invariants (as numbered in the architecture document) that this service owns,
+each checked through the API and git."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The Scripts Manager folders/scripts API of SEED_API.md, end to end through HTTP and the real git CLI.
+"""The Scripts Manager folders/scripts API of the original (seed) contract, end to end through HTTP
+and the real git CLI.
 
 Every test asserts both the reply and what landed in the bare repository: a successful mutation is
 exactly one commit by the caller saying what happened; a rejected request changes nothing at all.

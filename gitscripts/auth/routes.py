@@ -1,8 +1,10 @@
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request, Response, status
 
-from gitscripts.auth.deps import Auth, CurrentUser, bearer_of
+from gitscripts.auth.deps import CurrentUser, bearer_of
 from gitscripts.auth.schemas import (
     AccessToken,
     InviteCreate,
@@ -20,13 +22,14 @@ from gitscripts.auth.schemas import (
     UserOut,
 )
 from gitscripts.auth.throttle import client_address
+from gitscripts.services import Auth
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
 admin_router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-def register(body: Registration, auth: Auth) -> dict:
+def register(body: Registration, auth: Auth) -> dict[str, Any]:
     return auth.register_self(body.login, body.password, body.invite_code)
 
 
@@ -43,7 +46,7 @@ async def login(body: LoginRequest, request: Request, auth: Auth) -> AccessToken
 
 
 @router.get("/me", response_model=UserOut)
-def me(user: CurrentUser) -> dict:
+def me(user: CurrentUser) -> dict[str, Any]:
     return user
 
 
@@ -54,17 +57,17 @@ def logout(request: Request, user: CurrentUser, auth: Auth) -> Message:
 
 
 @router.patch("/onboarding-status", response_model=UserOut)
-def onboarding_status(body: OnboardingStatus, user: CurrentUser, auth: Auth) -> dict:
+def onboarding_status(body: OnboardingStatus, user: CurrentUser, auth: Auth) -> dict[str, Any]:
     return auth.set_onboarding(user, body.needs_onboarding)
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
-def create_token(body: TokenCreate, user: CurrentUser, auth: Auth) -> dict:
+def create_token(body: TokenCreate, user: CurrentUser, auth: Auth) -> dict[str, Any]:
     return auth.create_token(user, body.name, body.expires_in_days)
 
 
 @router.get("/tokens", response_model=list[TokenOut])
-def list_tokens(user: CurrentUser, auth: Auth) -> list[dict]:
+def list_tokens(user: CurrentUser, auth: Auth) -> list[dict[str, Any]]:
     return auth.tokens(user)
 
 
@@ -76,19 +79,19 @@ def delete_token(token_id: int, user: CurrentUser, auth: Auth) -> Response:
 
 # -- administrators: accounts and invite codes ------------------------------------------------
 @admin_router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-def create_user(body: UserCreate, user: CurrentUser, auth: Auth) -> dict:
+def create_user(body: UserCreate, user: CurrentUser, auth: Auth) -> dict[str, Any]:
     """Create an account (whatever REGISTRATION says)."""
     return auth.create_user(user, body.login, body.password, body.is_admin)
 
 
 @admin_router.post("/invites", status_code=status.HTTP_201_CREATED, response_model=InviteCreated)
-def create_invite(body: InviteCreate, user: CurrentUser, auth: Auth) -> dict:
+def create_invite(body: InviteCreate, user: CurrentUser, auth: Auth) -> dict[str, Any]:
     """A single-use invite code for REGISTRATION=invite, shown only in this answer."""
     return auth.create_invite(user, body.expires_in_days)
 
 
 @admin_router.get("/invites", response_model=list[InviteOut])
-def list_invites(user: CurrentUser, auth: Auth) -> list[dict]:
+def list_invites(user: CurrentUser, auth: Auth) -> list[dict[str, Any]]:
     return auth.invites(user)
 
 

@@ -14,7 +14,7 @@ import structlog
 from starlette.concurrency import run_in_threadpool
 
 from gitscripts import errors
-from gitscripts.auth.logins import normalize_new_login
+from gitscripts.auth.logins import login_key, normalize_new_login
 from gitscripts.auth.passwords import Passwords
 from gitscripts.auth.throttle import LoginThrottle
 from gitscripts.auth.tokens import (
@@ -25,7 +25,8 @@ from gitscripts.auth.tokens import (
     new_personal_token,
 )
 from gitscripts.config import Settings
-from gitscripts.index import Index, utc_now
+from gitscripts.index import Index
+from gitscripts.timestamps import iso_moment, utc_now
 
 log = structlog.get_logger("gitscripts.auth")
 
@@ -162,11 +163,27 @@ class AuthService:
             raise errors.InvalidToken("The user of this token no longer exists")
         return user
 
+    async def user_for_login_secret(self, login: str, secret: str, client: str) -> dict[str, Any]:
+        """The user a login names together with its password or one of its personal API tokens
+        (what git's Basic credentials carry); InvalidCredentials when they name nobody."""
+        if is_personal_token(secret):
+            try:
+                user: dict[str, Any] | None = self.user_for_bearer(secret)
+            except errors.NotAuthenticated:
+                user = None
+            if user is None or login_key(user["login"]) != login_key(login):
+                raise errors.InvalidCredentials("Invalid login or API token")
+            return user
+        try:
+            return await self.check_password(login, secret, client)
+        except errors.InvalidCredentials:
+            raise errors.InvalidCredentials("Invalid login or password") from None
+
     # -- invite codes -------------------------------------------------------------------------
     def create_invite(self, admin: dict[str, Any], expires_in_days: int) -> dict[str, Any]:
         self._require_admin(admin)
         code = new_invite_code()
-        expires_at = _iso(datetime.now(UTC) + timedelta(days=expires_in_days))
+        expires_at = iso_moment(datetime.now(UTC) + timedelta(days=expires_in_days))
         invite = self.index.add_invite(hash_secret(code), code[:8], admin["id"], expires_at)
         log.info("invite_created", invite_id=invite["id"], expires_at=expires_at)
         return {**self._invite_view(invite), "code": code}
@@ -219,7 +236,7 @@ class AuthService:
         secret = new_personal_token()
         expires_at = None
         if expires_in_days is not None:
-            expires_at = _iso(datetime.now(UTC) + timedelta(days=expires_in_days))
+            expires_at = iso_moment(datetime.now(UTC) + timedelta(days=expires_in_days))
         token = self.index.add_token(user["id"], name, hash_secret(secret), secret[:8], expires_at)
         log.info("api_token_created", token_id=token["id"], name=name)
         return {**token, "token": secret}
@@ -237,8 +254,3 @@ class AuthService:
                 )
             self.index.delete_token(token_id)
         log.info("api_token_revoked", token_id=token_id)
-
-
-def _iso(moment: datetime) -> str:
-    """As `utc_now` writes times, so that stored times compare as strings."""
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -17,17 +17,23 @@ import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-
-import pygit2
+from typing import Protocol
 
 from gitscripts.executor.worker import remove_tree
+from gitscripts.repo import modes
+from gitscripts.repo.trees import RawRepository, TreeReader
 
-_FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
+
+class _Tree(Protocol):
+    """A tree as the executor hands it over: only its id is used."""
+
+    @property
+    def id(self) -> object: ...
 
 
 class CheckoutCache:
-    def __init__(self, git: pygit2.Repository, root: Path, max_bytes: int) -> None:
-        self.git = git
+    def __init__(self, git: RawRepository, root: Path, max_bytes: int) -> None:
+        self.trees = TreeReader(git)
         self.root = root
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -43,23 +49,23 @@ class CheckoutCache:
     def size(self) -> int:
         return sum(self._sizes.values())
 
-    def is_ready(self, tree: pygit2.Tree) -> bool:
+    def is_ready(self, tree: _Tree) -> bool:
         """Whether `tree` is on disk already (then `lease` is quick enough for the event loop)."""
         return str(tree.id) in self._checkouts
 
-    def lease(self, tree: pygit2.Tree) -> Path:
+    def lease(self, tree: _Tree) -> Path:
         """The directory holding `tree`, kept on disk (never evicted) until it is released."""
         tree_id = str(tree.id)
         with self._lock:
             if tree_id not in self._checkouts:
                 reachable: set[str] = set()
-                self._materialize(tree, reachable)
+                self._materialize(tree_id, reachable)
                 self._checkouts[tree_id] = frozenset(reachable)
             self._checkouts.move_to_end(tree_id)
             self._leases[tree_id] = self._leases.get(tree_id, 0) + 1
         return self.root / tree_id
 
-    def release(self, tree: pygit2.Tree) -> bool:
+    def release(self, tree: _Tree) -> bool:
         """Give a lease back; True when the cache is over its bound and should `evict`."""
         tree_id = str(tree.id)
         with self._lock:
@@ -72,28 +78,26 @@ class CheckoutCache:
         with self._lock:
             self._evict()
 
-    def _materialize(self, tree: pygit2.Tree, reachable: set[str]) -> None:
-        tree_id = str(tree.id)
+    def _materialize(self, tree_id: str, reachable: set[str]) -> None:
         reachable.add(tree_id)
         final = self.root / tree_id
-        subtrees = [entry for entry in tree if entry.filemode == pygit2.GIT_FILEMODE_TREE]
-        for entry in subtrees:
-            self._materialize(self.git[entry.id], reachable)  # type: ignore[arg-type]
+        entries = self.trees.entries(tree_id)
+        for entry in entries:
+            if entry.is_folder:
+                self._materialize(entry.id, reachable)
         if tree_id in self._sizes:
             return
         building = self.root / f".build-{tree_id}-{uuid.uuid4().hex[:8]}"
         building.mkdir()
         size = 0
-        for entry in tree:
-            if entry.filemode == pygit2.GIT_FILEMODE_TREE:
+        for entry in entries:
+            if entry.is_folder:
                 os.symlink(f"../{entry.id}", building / entry.name)
-            elif entry.filemode in _FILE_MODES:
-                data = self.git[entry.id].data  # type: ignore[attr-defined]
+            elif entry.is_file:
+                data = self.trees.blob(entry.id)
                 path = building / entry.name
                 path.write_bytes(data)
-                path.chmod(
-                    0o555 if entry.filemode == pygit2.GIT_FILEMODE_BLOB_EXECUTABLE else 0o444
-                )
+                path.chmod(0o555 if entry.mode == modes.EXECUTABLE else 0o444)
                 size += len(data)
             # Symlinks and submodules are never materialized: a script cannot reach outside.
         building.chmod(0o555)

@@ -16,6 +16,7 @@ import uvicorn
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gitscripts import errors
+from gitscripts.http_errors import error_response
 
 _FILES_PREFIX = "/api/v1/files"
 
@@ -25,7 +26,7 @@ def files_only(app: ASGIApp) -> ASGIApp:
         if scope["type"] == "http" and not (
             scope["path"] == _FILES_PREFIX or scope["path"].startswith(_FILES_PREFIX + "/")
         ):
-            response = errors.error_response(
+            response = error_response(
                 errors.NotFound("Only the file API is served to running scripts")
             )
             await response(scope, receive, send)

@@ -28,8 +28,8 @@ import asyncio
 import structlog
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gitscripts.errors import error_response
 from gitscripts.executor.service import Admission
+from gitscripts.http_errors import error_response
 
 # Seconds a refusal is held before it is answered (see `AdmissionGate.__call__`).
 MIN_REFUSAL_PAUSE = 0.25

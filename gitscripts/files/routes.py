@@ -1,20 +1,31 @@
-"""`/api/v1/files`: the original file endpoints, plus `PUT /{key}` (write at an exact key)."""
+"""`/api/v1/files`: the original file endpoints, plus `PUT /{key}` (write at an exact key).
+
+Keys may hold any character, line breaks too, so the key routes use the `filekey` path convertor;
+`files_router()` registers it before it declares them (the app factory builds the router).
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.convertors import PathConvertor, register_url_convertor
+from starlette.convertors import CONVERTOR_TYPES, PathConvertor, register_url_convertor
 
-from gitscripts import errors
-from gitscripts.auth.deps import bearer_of, user_or_anonymous
-from gitscripts.files import keys
-from gitscripts.files.grants import is_file_token
-from gitscripts.files.service import FileService
-from gitscripts.logging import bind_user
-from gitscripts.services import services_of
+from gitscripts.auth.deps import FileReader, FilesUser
+from gitscripts.files import keys, uploads
+from gitscripts.files.service import (
+    Deleted,
+    DownloadLink,
+    FileInfo,
+    FileListing,
+    Incoming,
+    Stored,
+)
+from gitscripts.services import Files
+
+PREFIX = "/api/v1/files"
+KEY = "{key:filekey}"
 
 
 class _KeyConvertor(PathConvertor):
@@ -24,46 +35,12 @@ class _KeyConvertor(PathConvertor):
     regex = "(?s:.*)"
 
 
-register_url_convertor("filekey", _KeyConvertor())
-
-router = APIRouter(prefix="/api/v1/files", tags=["files"])
-
-
-async def files_user(request: Request) -> dict[str, Any] | None:
-    """Who uses the store: a running script's execution token stands for the user who ran it;
-    otherwise the caller, as for executions (anonymous when ALLOW_ANONYMOUS_EXECUTION allows)."""
-    bearer = bearer_of(request)
-    if bearer is None or not is_file_token(bearer):
-        return await user_or_anonymous(request)
-    services = services_of(request)
-    grant = services.file_grants.grant_for(bearer)
-    if grant is None:
-        raise errors.InvalidToken("This execution's file token has expired")
-    if grant.user_id is None:  # an anonymous run
-        return None
-    user = services.index.user(grant.user_id)
-    if user is None:
-        raise errors.InvalidToken("The user who ran this script no longer exists")
-    bind_user(request.scope, user["login"])
-    return user
-
-
-FilesUser = Annotated[dict[str, Any] | None, Depends(files_user)]
-
-
-async def reader(request: Request) -> None:
-    """Who may read a file: anyone who may use the store, or whoever follows a download link
-    made for exactly this file (`?link=`) before it expired. A caller who sent credentials is
-    judged by them: a stale link in their URL does not sign them out."""
-    link = request.query_params.get("link")
-    if link is None or bearer_of(request) is not None:
-        await files_user(request)
-    elif not services_of(request).files.link_allows(link, request.path_params["key"]):
-        raise errors.InvalidToken("This download link is not valid (or no longer): make a new one")
-
-
-def _service(request: Request) -> FileService:
-    return services_of(request).files
+def _incoming(request: Request) -> Incoming:
+    return Incoming(
+        body=uploads.RequestBody(request.receive),
+        content_type=request.headers.get("content-type", ""),
+        declared_length=request.headers.get("content-length"),
+    )
 
 
 # The bodies are read as streams, not parsed by FastAPI: describe them for /docs by hand.
@@ -89,55 +66,52 @@ _RAW_BYTES = {
 }
 
 
-@router.post("/upload", openapi_extra=_MULTIPART_FILE)
 async def upload(
     request: Request,
     user: FilesUser,
+    files: Files,
     prefix: Annotated[str, Query(description="folder-like start of the new key")] = "",
-) -> dict[str, Any]:
+) -> Stored:
     """Store the multipart field `file` at `prefix/<random>.<its extension>`."""
-    return await _service(request).upload(user, prefix, request)
+    return await files.upload(user, prefix, _incoming(request))
 
 
-# Exactly `/api/v1/files`: `/api/v1/files/` stays the key route (an empty key, 400 as before).
-@router.get("")
 async def list_files(
-    request: Request,
     user: FilesUser,
+    files: Files,
     prefix: Annotated[str, Query(description="only files inside this folder-like prefix")] = "",
     everyone: Annotated[
         bool, Query(alias="all", description="every user's files (admins only)")
     ] = False,
-) -> dict[str, Any]:
+) -> FileListing:
     """The caller's files, newest first: `{"files": [{"key", "size", "content_type",
     "uploaded_at"}]}`."""
-    return await _service(request).list_files(user, prefix, everyone)
+    return await files.list_files(user, prefix, everyone)
 
 
-@router.get("/{key:filekey}/info")
-async def info(key: str, request: Request, user: FilesUser) -> dict[str, Any]:
+async def info(key: str, user: FilesUser, files: Files) -> FileInfo:
     """Size and content type of a file, from its metadata only."""
-    return await _service(request).info(key)
+    return await files.info(key)
 
 
-@router.post("/{key:filekey}/link")
-async def download_link(key: str, request: Request, user: FilesUser) -> dict[str, str]:
+async def download_link(key: str, request: Request, user: FilesUser, files: Files) -> DownloadLink:
     """`{"url", "expires_at"}`: an absolute URL that downloads the file without credentials, for
     DOWNLOAD_LINK_SECONDS (a browser follows it and streams the file to disk)."""
-    return await _service(request).download_link(key, str(request.base_url))
+    return await files.download_link(key, str(request.base_url))
 
 
-@router.get("/{key:filekey}", response_class=StreamingResponse, dependencies=[Depends(reader)])
 async def download(
     key: str,
     request: Request,
-    # Checked by `reader`; declared here so that /docs shows it.
+    reader: FileReader,
+    files: Files,
+    # Checked by `FileReader`; declared here so that /docs shows it.
     link: Annotated[
         str | None, Query(description="from POST /{key}/link, instead of a token")
     ] = None,
 ) -> StreamingResponse:
     """The file's bytes; a single `Range: bytes=a-b` gives 206 and that part."""
-    found = await _service(request).download(key, request.headers.get("range"))
+    found = await files.download(key, request.headers.get("range"))
     headers = {
         "Content-Length": str(found.length),
         "Content-Disposition": keys.content_disposition(found.key),
@@ -157,13 +131,36 @@ async def download(
     )
 
 
-@router.put("/{key:filekey}", openapi_extra=_RAW_BYTES)
-async def put(key: str, request: Request, user: FilesUser) -> dict[str, Any]:
+async def put(key: str, request: Request, user: FilesUser, files: Files) -> Stored:
     """Store the raw request body at exactly `key` (replacing needs ownership or admin)."""
-    return await _service(request).put(user, key, request)
+    return await files.put(user, key, _incoming(request))
 
 
-@router.delete("/{key:filekey}")
-async def delete(key: str, request: Request, user: FilesUser) -> dict[str, str]:
+async def delete(key: str, user: FilesUser, files: Files) -> Deleted:
     """Delete a file: its uploader or an admin (a file without an owner: anyone)."""
-    return await _service(request).delete(user, key)
+    return await files.delete(user, key)
+
+
+# The answers are plain JSON objects in /docs, as they always were: not the TypedDicts' schemas.
+_OBJECT = dict[str, Any]
+
+
+def files_router() -> APIRouter:
+    if "filekey" not in CONVERTOR_TYPES:
+        register_url_convertor("filekey", _KeyConvertor())
+    router = APIRouter(prefix=PREFIX, tags=["files"])
+    router.add_api_route(
+        "/upload", upload, methods=["POST"], response_model=_OBJECT, openapi_extra=_MULTIPART_FILE
+    )
+    # Exactly `/api/v1/files`: `/api/v1/files/` stays the key route (an empty key, 400 as before).
+    router.add_api_route("", list_files, methods=["GET"], response_model=_OBJECT)
+    router.add_api_route(f"/{KEY}/info", info, methods=["GET"], response_model=_OBJECT)
+    router.add_api_route(
+        f"/{KEY}/link", download_link, methods=["POST"], response_model=dict[str, str]
+    )
+    router.add_api_route(f"/{KEY}", download, methods=["GET"], response_class=StreamingResponse)
+    router.add_api_route(
+        f"/{KEY}", put, methods=["PUT"], response_model=_OBJECT, openapi_extra=_RAW_BYTES
+    )
+    router.add_api_route(f"/{KEY}", delete, methods=["DELETE"], response_model=dict[str, str])
+    return router

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 from urllib.parse import quote, urlencode
 
 import structlog
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
 
 from gitscripts import errors
 from gitscripts.config import Settings
@@ -19,7 +18,7 @@ from gitscripts.files.links import DownloadLinks
 from gitscripts.files.ranges import byte_range
 from gitscripts.files.store import FileStore, StagedFile
 from gitscripts.index import Index
-from gitscripts.index.store import iso_time
+from gitscripts.timestamps import iso_seconds
 
 log = structlog.get_logger("gitscripts.files")
 T = TypeVar("T")
@@ -32,7 +31,53 @@ _FRAMING_ALLOWANCE = 1 << 20
 _DRAIN_LIMIT = 64 << 20
 
 
-@dataclass
+class Stored(TypedDict):
+    key: str
+    size: int
+
+
+class Uploader(TypedDict):
+    id: int
+    login: str
+
+
+class FileInfo(TypedDict):
+    key: str
+    size: int
+    content_type: str
+    uploaded_by: Uploader | None
+
+
+class ListedFile(TypedDict):
+    key: str
+    size: int
+    content_type: str
+    uploaded_at: str
+
+
+class FileListing(TypedDict):
+    files: list[ListedFile]
+
+
+class DownloadLink(TypedDict):
+    url: str
+    expires_at: str
+
+
+class Deleted(TypedDict):
+    message: str
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A request body on its way in, and what its headers say about it."""
+
+    body: uploads.RequestBody
+    content_type: str  # the Content-Type header ("" when absent)
+    declared_length: str | None  # the Content-Length header, as sent
+
+
+@dataclass(frozen=True)
 class Download:
     key: str
     size: int  # of the whole file
@@ -98,32 +143,29 @@ class FileService:
         self.links = DownloadLinks(settings.secret_key, settings.download_link_seconds)
 
     # -- writing ------------------------------------------------------------------------------
-    async def upload(
-        self, user: dict[str, Any] | None, prefix: str, request: Request
-    ) -> dict[str, Any]:
+    async def upload(self, user: dict[str, Any] | None, prefix: str, incoming: Incoming) -> Stored:
         """A multipart upload to `prefix/<random>.<extension>`."""
         prefix = keys.check_prefix(prefix)
-        self._refuse_declared_oversize(request, _FRAMING_ALLOWANCE)
+        self._refuse_declared_oversize(incoming, _FRAMING_ALLOWANCE)
         receiver = _Receiver(self.store, self.settings.max_file_size)
-        body = uploads.RequestBody(request.receive)
+        body = incoming.body
 
         async def receive() -> None:
-            content_type = request.headers.get("content-type", "")
-            async for filename, block in uploads.file_field(content_type, body.chunks()):
+            async for filename, block in uploads.file_field(incoming.content_type, body.chunks()):
                 if receiver.key is None:
                     await receiver.open(keys.new_key(prefix, filename))
                 await receiver.write(block)
 
         return await self._receive(user, receiver, receive(), body)
 
-    async def put(self, user: dict[str, Any] | None, key: str, request: Request) -> dict[str, Any]:
+    async def put(self, user: dict[str, Any] | None, key: str, incoming: Incoming) -> Stored:
         """The request body, as is, at exactly `key` (a new file, or one the caller may replace)."""
         key = keys.check_key(key)
-        self._refuse_declared_oversize(request, 0)
+        self._refuse_declared_oversize(incoming, 0)
         if await _in_store(self.store.exists, key):
             self._check_owner(user, key, "replace")
         receiver = _Receiver(self.store, self.settings.max_file_size)
-        body = uploads.RequestBody(request.receive)
+        body = incoming.body
 
         async def receive() -> None:
             await receiver.open(key)
@@ -138,14 +180,14 @@ class FileService:
         receiver: _Receiver,
         receiving: Coroutine[Any, Any, None],
         body: uploads.RequestBody,
-    ) -> dict[str, Any]:
+    ) -> Stored:
         try:
             await receiving
             await receiver.flush()
         except asyncio.CancelledError:
             receiver.discard()
             raise
-        except ClientDisconnect:
+        except uploads.ClientGone:
             await run_in_threadpool(receiver.discard)
             raise errors.ValidationError(
                 "The upload was interrupted: the client disconnected"
@@ -180,8 +222,8 @@ class FileService:
         log.info("file_stored", key=key, size=receiver.size, user=user["login"] if user else None)
         return {"key": key, "size": receiver.size}
 
-    def _refuse_declared_oversize(self, request: Request, allowance: int) -> None:
-        declared = request.headers.get("content-length", "")
+    def _refuse_declared_oversize(self, incoming: Incoming, allowance: int) -> None:
+        declared = incoming.declared_length or ""
         limit = self.settings.max_file_size
         if declared.isdigit() and int(declared) > limit + allowance:
             raise errors.FileTooLarge(
@@ -189,7 +231,7 @@ class FileService:
             )
 
     # -- reading ------------------------------------------------------------------------------
-    async def info(self, key: str) -> dict[str, Any]:
+    async def info(self, key: str) -> FileInfo:
         key = keys.check_key(key)
         size = await _in_store(self.store.size, key)
         record = self.index.file(key)
@@ -203,7 +245,7 @@ class FileService:
 
     async def list_files(
         self, user: dict[str, Any] | None, prefix: str, everyone: bool
-    ) -> dict[str, Any]:
+    ) -> FileListing:
         """The caller's files under the folder-like `prefix`, newest first; with `everyone`, an
         admin's view of every file with a record. Who owns a file is known only from its record
         in the index, so a file put into the store from outside is never listed."""
@@ -225,7 +267,7 @@ class FileService:
         # per file.
         folders = sorted({record["key"].rpartition("/")[0] for record in records})
         present = await _in_store(self.store.sizes_in, folders)
-        listed = [
+        listed: list[ListedFile] = [
             {
                 "key": record["key"],
                 "size": present[record["key"]],
@@ -238,7 +280,7 @@ class FileService:
         listed.sort(key=lambda item: (item["uploaded_at"], item["key"]), reverse=True)
         return {"files": listed}
 
-    async def download_link(self, key: str, request_base_url: str) -> dict[str, Any]:
+    async def download_link(self, key: str, request_base_url: str) -> DownloadLink:
         """An absolute URL that downloads `key` without credentials for a short while: at
         PUBLIC_URL when it is set, else at the address the request came to (the link is for
         whoever asked, wherever they reach the service from)."""
@@ -249,7 +291,7 @@ class FileService:
         base = (self.settings.public_url or request_base_url).rstrip("/")
         return {
             "url": f"{base}/api/v1/files/{path}?{urlencode({'link': link})}",
-            "expires_at": iso_time(expires),
+            "expires_at": iso_seconds(expires),
         }
 
     def link_allows(self, link: str, key: str) -> bool:
@@ -280,7 +322,7 @@ class FileService:
             handle.close()
 
     # -- deleting -----------------------------------------------------------------------------
-    async def delete(self, user: dict[str, Any] | None, key: str) -> dict[str, str]:
+    async def delete(self, user: dict[str, Any] | None, key: str) -> Deleted:
         key = keys.check_key(key)
         await _in_store(self.store.size, key)  # an unknown key is 404 before 403
         self._check_owner(user, key, "delete")

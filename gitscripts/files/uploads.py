@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
 from python_multipart.multipart import MultipartParser, parse_options_header
-from starlette.requests import ClientDisconnect
 from starlette.types import Receive
 
 from gitscripts import errors
@@ -36,6 +35,10 @@ class _State:
     pending: int = 0
 
 
+class ClientGone(Exception):
+    """The client went away before it had sent the whole body."""
+
+
 class RequestBody:
     """A request body read straight from the ASGI channel, knowing whether more of it is to come
     (which Starlette's `Request.stream()` does not tell), so a refused upload can be drained."""
@@ -48,7 +51,7 @@ class RequestBody:
         while not self.complete:
             message = await self._receive()
             if message["type"] == "http.disconnect":
-                raise ClientDisconnect()
+                raise ClientGone()
             self.complete = not message.get("more_body", False)
             yield message.get("body", b"")
 
@@ -130,7 +133,7 @@ async def file_field(
     """Yield `(filename, b"")` once the file field begins, then `(filename, block)` as it arrives.
 
     Raises ValidationError for a body that is not multipart, has no (or two) file fields or ends
-    early; `starlette.requests.ClientDisconnect` when the client goes away.
+    early; `ClientGone` when the client goes away.
     """
     state = _State()
     parser = _parser(_boundary(content_type), state)

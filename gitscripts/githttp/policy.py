@@ -15,24 +15,12 @@ import posixpath
 from dataclasses import dataclass
 from typing import Any
 
-import pygit2
-
 from gitscripts import errors
 from gitscripts.config import Settings
 from gitscripts.index import Index
-from gitscripts.repo import MAIN_REF, Author, Repository, layout, rules
+from gitscripts.repo import MAIN_REF, Repository, layout, modes, rules
+from gitscripts.repo.pushed import ZERO, PushedCommit, PushedObjects
 from gitscripts.repo.repository import BRANCH_PREFIX, TAG_PREFIX
-
-ZERO = "0" * 40
-_SYMLINK = 0o120000
-_SUBMODULE = 0o160000
-_CHANGED = (
-    pygit2.GIT_DELTA_ADDED,
-    pygit2.GIT_DELTA_MODIFIED,
-    pygit2.GIT_DELTA_RENAMED,
-    pygit2.GIT_DELTA_COPIED,
-    pygit2.GIT_DELTA_TYPECHANGE,
-)
 
 
 @dataclass(frozen=True)
@@ -52,17 +40,14 @@ class PushPolicy:
         self, pusher: dict[str, Any], updates: list[RefUpdate], quarantine: str | None
     ) -> tuple[list[str], list[str]]:
         """The problems that refuse the push (empty: accepted), and the new commits it brings."""
-        git = pygit2.Repository(str(self.repo.path))
-        if quarantine:
-            git.odb.add_disk_alternate(quarantine)
+        git = PushedObjects(self.repo.path, quarantine)
         problems: list[str] = []
         new_commits: list[str] = []
-        existing = [ref.resolve().target for ref in git.references.objects]
         for update in updates:
             problems += self._check_ref(git, pusher, update)
             if update.new != ZERO and not problems:
-                commits = self._new_commits(git, update.new, existing)
-                new_commits += [str(commit.id) for commit in commits]
+                commits = git.new_commits(update.new)
+                new_commits += [commit.id for commit in commits]
                 for commit in commits:
                     problems += self._check_commit(git, commit)
                 if update.ref == MAIN_REF:
@@ -71,10 +56,10 @@ class PushPolicy:
 
     # -- refs --------------------------------------------------------------------------------
     def _check_ref(
-        self, git: pygit2.Repository, pusher: dict[str, Any], update: RefUpdate
+        self, git: PushedObjects, pusher: dict[str, Any], update: RefUpdate
     ) -> list[str]:
         ref, old, new = update.ref, update.old, update.new
-        if new != ZERO and _commit_of(git, new) is None:
+        if new != ZERO and git.commit_of(new) is None:
             # A tag of a bare blob or tree would carry files past every content rule.
             return [f"{ref}: can only point at a commit"]
         if ref.startswith(TAG_PREFIX):
@@ -87,11 +72,9 @@ class PushPolicy:
                 return [f"{ref}: {problem}"]
             # An annotated tag's tagger names its creator (who may move it through the API):
             # a push may not name another gitscripts user there.
-            tag = git.get(new) if new != ZERO else None
-            if isinstance(tag, pygit2.Tag) and tag.tagger is not None:
-                claimed = Author.user_id_of(tag.tagger)
-                if claimed is not None and claimed != pusher["id"] and not pusher["is_admin"]:
-                    return [f"{ref}: the tagger names another gitscripts user"]
+            claimed = git.tagger_id(new) if new != ZERO else None
+            if claimed is not None and claimed != pusher["id"] and not pusher["is_admin"]:
+                return [f"{ref}: the tagger names another gitscripts user"]
             return []
         if not ref.startswith(BRANCH_PREFIX):
             return [f"{ref}: only branches (refs/heads/...) and tags (refs/tags/...) can be pushed"]
@@ -99,7 +82,7 @@ class PushPolicy:
             return self._check_branch(pusher, update)
         if new == ZERO:
             return [f"{ref}: main cannot be deleted"]
-        if old != ZERO and old != new and not git.descendant_of(new, old):
+        if old != ZERO and old != new and not git.is_descendant(new, old):
             return [
                 f"{ref}: non-fast-forward update refused (main never loses a commit); "
                 "pull, merge or rebase onto the current main, and push again"
@@ -122,44 +105,22 @@ class PushPolicy:
                 return [f"{ref}: {problem}"]
         return []
 
-    @staticmethod
-    def _new_commits(
-        git: pygit2.Repository, new: str, existing: list[pygit2.Oid]
-    ) -> list[pygit2.Commit]:
-        target = _commit_of(git, new)
-        if target is None:
-            return []
-        walker = git.walk(target.id, pygit2.GIT_SORT_TOPOLOGICAL)
-        for oid in existing:
-            commit = _commit_of(git, oid)
-            if commit is not None:
-                walker.hide(commit.id)
-        return list(walker)
-
     # -- content -----------------------------------------------------------------------------
-    def _check_commit(self, git: pygit2.Repository, commit: pygit2.Commit) -> list[str]:
-        if commit.parents:
-            diff = commit.parents[0].tree.diff_to_tree(commit.tree)
-        else:
-            diff = commit.tree.diff_to_tree(swap=True)
+    def _check_commit(self, git: PushedObjects, commit: PushedCommit) -> list[str]:
+        first_parent = commit.parent_trees[0] if commit.parent_trees else None
         problems = []
-        for delta in diff.deltas:
-            if delta.status not in _CHANGED:
+        for change in git.changes(first_parent, commit.tree):
+            if change.deleted:
                 continue
-            path = _path_of(delta.new_file)
-            try:
-                delta.new_file.raw_path.decode("utf-8")
-            except UnicodeDecodeError:  # names travel as JSON text through the API
+            if not change.utf8:  # names travel as JSON text through the API
                 problem: str | None = "file and folder names must be UTF-8 text"
             else:
-                problem = self._path_problem(git, path, delta.new_file.mode, delta.new_file.id)
+                problem = self._path_problem(git, change.path, change.mode, change.id)
             if problem:
-                problems.append(f"{path}: {problem} (commit {str(commit.id)[:10]})")
+                problems.append(f"{change.path}: {problem} (commit {commit.id[:10]})")
         return problems
 
-    def _path_problem(
-        self, git: pygit2.Repository, path: str, mode: int, oid: pygit2.Oid
-    ) -> str | None:
+    def _path_problem(self, git: PushedObjects, path: str, mode: int, oid: str) -> str | None:
         parts = path.split("/")
         for position, part in enumerate(parts, 1):
             if part.lower() == ".git":
@@ -169,15 +130,12 @@ class PushPolicy:
             problem = rules.name_problem(part)
             if problem:
                 return f"'{part}': {problem}"
-        if mode == _SYMLINK:
+        if mode == modes.SYMLINK:
             return "symlinks are not allowed"
-        if mode == _SUBMODULE:
+        if mode == modes.SUBMODULE:
             return "submodules are not allowed"
-        try:
-            # The header only: a pushed 100 MB file must not be read into the service's memory
-            # just to learn that it is too large.
-            _, size = git.odb.read_header(oid)
-        except KeyError:
+        size = git.size(oid)
+        if size is None:
             return None
         limit = self.settings.max_script_size
         if size > limit:
@@ -185,20 +143,20 @@ class PushPolicy:
         name = posixpath.basename(path)
         if name.endswith(layout.METADATA_SUFFIX):
             try:
-                layout.parse_metadata(git[oid].data)
+                layout.parse_metadata(git.read(oid))
             except layout.MetadataError as exc:
                 return f"invalid metadata file: {exc}"
-        elif name.endswith(rules.SCRIPT_SUFFIX):
+        elif name.endswith(layout.SCRIPT_SUFFIX):
             try:
                 rules.check_script_filename(name)
-                rules.check_script_content(name, git[oid].data, limit)
+                rules.check_script_content(name, git.read(oid), limit)
             except errors.AppError as exc:
                 return exc.message
         return None
 
     # -- ownership ---------------------------------------------------------------------------
     def _check_ownership(
-        self, git: pygit2.Repository, pusher: dict[str, Any], update: RefUpdate
+        self, git: PushedObjects, pusher: dict[str, Any], update: RefUpdate
     ) -> list[str]:
         """Someone else's scripts and folders, changed by any commit the push brings into `main`.
 
@@ -214,27 +172,24 @@ class PushPolicy:
         """
         if pusher["is_admin"] or update.old == ZERO:
             return []
-        owners = _Owners(self.index, pusher)
-        walker = git.walk(git[update.new].peel(pygit2.Commit).id, pygit2.GIT_SORT_TOPOLOGICAL)
-        walker.hide(git[update.old].peel(pygit2.Commit).id)
+        owners = _Owners(self.index, git, pusher)
         problems = []
-        for commit in walker:
-            parents = [parent.tree for parent in commit.parents]
-            short = str(commit.id)[:10]
+        for commit in git.commits_between(update.old, update.new):
             problems += [
-                f"{problem} (commit {short})" for problem in owners.changes(commit.tree, parents)
+                f"{problem} (commit {commit.id[:10]})"
+                for problem in owners.changes(commit.tree, list(commit.parent_trees))
             ]
         if problems:
             return problems
-        old_tree = git[update.old].peel(pygit2.Tree)
-        return owners.changes(git[update.new].peel(pygit2.Tree), [old_tree])
+        return owners.changes(git.tree_of(update.new), [git.tree_of(update.old)])
 
 
 class _Owners:
     """The ownership rule, for one pusher: who owns what is judged by the index (`main`)."""
 
-    def __init__(self, index: Index, pusher: dict[str, Any]) -> None:
+    def __init__(self, index: Index, git: PushedObjects, pusher: dict[str, Any]) -> None:
         self.index = index
+        self.git = git
         self.pusher = pusher
         self.scripts = index.entries("scripts")
         self.folders = index.entries("folders")
@@ -246,19 +201,18 @@ class _Owners:
         owner = self.index.user(entry.owner_id) if entry.owner_id is not None else None
         return owner["login"] if owner else "someone else"
 
-    def changes(self, tree: pygit2.Tree, parents: list[pygit2.Tree]) -> list[str]:
+    def changes(self, tree: str, parents: list[str]) -> list[str]:
         """What `tree` changes of other users' scripts and folders, compared with `parents` (its
         commit's parents; none for a first commit). A path whose version in `tree` one of the
         parents has, or a folder that one of them lacks too, is not a change of this tree's."""
+        git = self.git
         first, others = (parents[0], parents[1:]) if parents else (None, [])
-        diff = first.diff_to_tree(tree) if first is not None else tree.diff_to_tree(swap=True)
         problems = []
         vanished_folders: set[str] = set()
-        for delta in diff.deltas:
-            deleted = delta.status == pygit2.GIT_DELTA_DELETED
-            path = _path_of(delta.old_file if deleted else delta.new_file)
-            mine = _entry(tree, path)
-            if any(_entry(other, path) == mine for other in others):
+        for change in git.changes(first, tree):
+            deleted, path = change.deleted, change.path
+            mine = git.entry(tree, path)
+            if any(git.entry(other, path) == mine for other in others):
                 continue
             # The script a file belongs to: itself, or the one its metadata describes. A path
             # the index does not know is new, and nobody's yet.
@@ -272,12 +226,12 @@ class _Owners:
             if deleted:
                 parent = layout.parent_of(path)
                 while parent is not None and parent not in vanished_folders:
-                    if _is_folder(tree, parent):
+                    if git.is_folder(tree, parent):
                         break
                     vanished_folders.add(parent)
                     parent = layout.parent_of(parent)
         for folder in sorted(vanished_folders):
-            if any(not _is_folder(other, folder) for other in others):
+            if any(not git.is_folder(other, folder) for other in others):
                 continue
             owner = self.foreign(self.folders.get(folder))
             if owner:
@@ -285,32 +239,3 @@ class _Owners:
                     f"{folder}/: folder belongs to {owner}; only its owner or an admin may delete it"
                 )
         return problems
-
-
-def _commit_of(git: pygit2.Repository, oid: str | pygit2.Oid) -> pygit2.Commit | None:
-    """The commit an object is or (through annotated tags) points at; None for anything else."""
-    obj = git.get(oid)
-    while isinstance(obj, pygit2.Tag):
-        obj = git.get(obj.target)
-    return obj if isinstance(obj, pygit2.Commit) else None
-
-
-def _path_of(file: pygit2.DiffFile) -> str:
-    """A diffed file's path as text; bytes that are not UTF-8 show as `\\xNN` escapes."""
-    return file.raw_path.decode("utf-8", "backslashreplace")
-
-
-def _entry(tree: pygit2.Tree, path: str) -> tuple[pygit2.Oid, int] | None:
-    """What `tree` holds at `path` (object id and mode), or None."""
-    try:
-        entry = tree[path]
-    except KeyError:
-        return None
-    return entry.id, entry.filemode
-
-
-def _is_folder(tree: pygit2.Tree, path: str) -> bool:
-    try:
-        return tree[path].type == pygit2.GIT_OBJECT_TREE
-    except KeyError:
-        return False

@@ -1,4 +1,6 @@
-"""Who may fetch and push, and what the hooks of a push are told.
+"""Whether git may be served, what the git processes are given, and what the hooks of a push are told.
+
+Who the caller is was settled before (`gitscripts.auth.deps.git_user`); this is about the push.
 
 The service moves `main` itself: git hands it the pushed updates of `refs/heads/main` and
 `refs/for/main` (its proc-receive hook) after pre-receive has checked them, and `Repository.land`
@@ -8,37 +10,31 @@ that is behind only because of commits touching none of its paths lands too, as 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hmac
 import os
 import re
 import secrets
 import subprocess
 import sys
+from dataclasses import dataclass
 from functools import partial
 from importlib import resources
-from typing import Any
+from pathlib import Path
+from typing import Any, NotRequired, TypedDict
 
-import pygit2
 import structlog
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 
 from gitscripts import errors
-from gitscripts.auth.logins import login_key
-from gitscripts.auth.service import AuthService
-from gitscripts.auth.throttle import client_address
-from gitscripts.auth.tokens import is_personal_token
 from gitscripts.config import ConfigurationError, Settings
-from gitscripts.githttp.policy import ZERO, PushPolicy, RefUpdate
+from gitscripts.githttp.policy import PushPolicy, RefUpdate
 from gitscripts.index import Index
 from gitscripts.manager.service import ManagerService
 from gitscripts.repo import MAIN_REF, Author, Landing, Repository
+from gitscripts.repo.pushed import ZERO, PushedObjects
 
 log = structlog.get_logger("gitscripts.git")
 
-REPOSITORY_NAME = "scripts.git"
 # Pushed here, a commit lands on main even when main moved on since the pusher's last fetch: git's
 # client compares nothing before sending (the ref never exists), the service does the rest.
 LANDING_REF = "refs/for/main"
@@ -58,24 +54,40 @@ _HOOK = "hook"
 _HOOK_NAMES = ("pre-receive", "proc-receive", "post-receive")
 
 
-class GitAuthRequired(errors.NotAuthenticated):
-    # Basic, so that the git client asks for a login and password (or token).
-    headers = {"WWW-Authenticate": 'Basic realm="gitscripts"'}  # noqa: RUF012
+@dataclass(frozen=True)
+class HookCall:
+    """What a hook hands over (see the `hook` script): the ref updates git gives it, the pusher
+    the service named when it started git, and (pre-receive) where the pushed objects wait."""
+
+    updates: tuple[RefUpdate, ...]
+    pusher_id: int | None
+    quarantine: str | None
+
+    @classmethod
+    def from_json(cls, payload: dict[str, Any]) -> HookCall:
+        pusher_id = payload.get("pusher_id")
+        return cls(
+            updates=tuple(RefUpdate(**update) for update in payload.get("updates", [])),
+            pusher_id=int(pusher_id) if pusher_id and str(pusher_id).isdigit() else None,
+            quarantine=payload.get("quarantine"),
+        )
+
+
+class HookVerdict(TypedDict):
+    """The answer a hook prints (`messages`) and, for proc-receive, reports to git (`results`)."""
+
+    accepted: bool
+    results: NotRequired[list[str]]
+    messages: list[str]
 
 
 class GitService:
     def __init__(
-        self,
-        settings: Settings,
-        index: Index,
-        repo: Repository,
-        auth: AuthService,
-        manager: ManagerService,
+        self, settings: Settings, index: Index, repo: Repository, manager: ManagerService
     ) -> None:
         self.settings = settings
         self.index = index
         self.repo = repo
-        self.auth = auth
         self.manager = manager
         self.policy = PushPolicy(settings, index, repo)
         # Known only to this process and the git processes it starts: proves a hook call is ours.
@@ -85,38 +97,15 @@ class GitService:
         if self.pushes_refused_because:
             log.error("git_push_off", reason=self.pushes_refused_because)
 
-    # -- authentication ----------------------------------------------------------------------
-    async def caller(self, request: Request, writing: bool) -> dict[str, Any] | None:
-        """The authenticated user; None for an anonymous read when that is allowed."""
+    # -- serving ------------------------------------------------------------------------------
+    def check_served(self, writing: bool) -> None:
         if writing and self.pushes_refused_because:
             raise errors.PermissionDenied(f"Pushing is disabled: {self.pushes_refused_because}")
-        header = request.headers.get("authorization", "")
-        scheme, _, value = header.partition(" ")
-        if scheme.lower() == "basic":
-            try:
-                login, _, secret = base64.b64decode(value.strip()).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError):
-                raise GitAuthRequired("Malformed Basic credentials") from None
-            return await self._basic(login, secret, client_address(request))
-        if scheme.lower() == "bearer" and value.strip():
-            return self.auth.user_for_bearer(value.strip())
-        if not writing and self.settings.git_anonymous_read:
-            return None
-        raise GitAuthRequired("Authentication required: use your login and a personal API token")
 
-    async def _basic(self, login: str, secret: str, client: str) -> dict[str, Any]:
-        if is_personal_token(secret):
-            try:
-                user = self.auth.user_for_bearer(secret)
-            except errors.NotAuthenticated:
-                user = None
-            if user is None or login_key(user["login"]) != login_key(login):
-                raise GitAuthRequired("Invalid login or API token")
-            return user
-        try:
-            return await self.auth.check_password(login, secret, client)
-        except errors.InvalidCredentials:
-            raise GitAuthRequired("Invalid login or password") from None
+    @property
+    def project_root(self) -> Path:
+        """The folder `git http-backend` serves the repository from."""
+        return self.settings.data_dir.resolve()
 
     def backend_environment(self, user: dict[str, Any] | None) -> dict[str, str]:
         env = {
@@ -142,18 +131,14 @@ class GitService:
         return env
 
     # -- hooks -------------------------------------------------------------------------------
-    def check_hook_secret(self, request: Request) -> None:
-        presented = request.headers.get("authorization", "").removeprefix("Bearer ")
+    def check_hook_secret(self, presented: str) -> None:
         if not hmac.compare_digest(presented.encode(), self.hook_secret.encode()):
             raise errors.PermissionDenied("Not a hook of this service")
 
-    async def pre_receive(self, payload: dict[str, Any]) -> dict[str, Any]:
-        pusher = self._pusher(payload)
-        quarantine = payload.get("quarantine")
-        updates = [
-            self._as_update_of_main(RefUpdate(**update), quarantine)
-            for update in payload.get("updates", [])
-        ]
+    async def pre_receive(self, call: HookCall) -> HookVerdict:
+        pusher = self._pusher(call)
+        quarantine = call.quarantine
+        updates = [self._as_update_of_main(update, quarantine) for update in call.updates]
         if pusher is None:
             return {"accepted": False, "messages": ["gitscripts: push rejected: unknown pusher"]}
         # Owners are looked up in the index: it must know every path on `main`, also those of a
@@ -185,24 +170,19 @@ class GitService:
         the push was built on (its merge base with main) to the pushed commit."""
         if update.ref != LANDING_REF or update.new == ZERO:
             return update
-        git = pygit2.Repository(str(self.repo.path))
-        if quarantine:
-            git.odb.add_disk_alternate(quarantine)
-        try:
-            base = git.merge_base(self.repo.head().id, update.new)
-        except (KeyError, ValueError, pygit2.GitError):
-            base = None
+        head = str(self.repo.head().id)
+        base = PushedObjects(self.repo.path, quarantine).merge_base(head, update.new)
         # No shared history: checked against main as it is, which refuses it as non-fast-forward.
-        old = str(base) if base is not None else str(self.repo.head().id)
+        old = base if base is not None else head
         return RefUpdate(old=old, new=update.new, ref=MAIN_REF)
 
-    async def proc_receive(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def proc_receive(self, call: HookCall) -> HookVerdict:
         """Land the accepted updates of main (see `land`); answer git's proc-receive protocol:
         one `ok` (with where main went) or `ng <reason>` per ref, and lines for the pusher."""
-        pusher = self._pusher(payload)
+        pusher = self._pusher(call)
         results: list[str] = []
         messages: list[str] = []
-        for update in (RefUpdate(**update) for update in payload.get("updates", [])):
+        for update in call.updates:
             reported, told = await run_in_threadpool(self.land, pusher, update)
             results += reported
             messages += told
@@ -215,7 +195,7 @@ class GitService:
             return [f"ng {update.ref} not a push this service lands"], []
         try:
             landing = self.repo.land(
-                pygit2.Oid(hex=update.new),
+                update.new,
                 Author(pusher["id"], pusher["login"]),
                 partial(self._check_landing, pusher, update),
             )
@@ -236,15 +216,15 @@ class GitService:
         self,
         pusher: dict[str, Any],
         update: RefUpdate,
-        head: pygit2.Commit,
-        candidate: pygit2.Commit,
+        head: str,
+        candidate: str,
     ) -> None:
         """The rules again for what would really land, unless it is what pre-receive checked."""
-        if str(candidate.id) == update.new and str(head.id) == update.old:
+        if candidate == update.new and head == update.old:
             return
         self.manager.ensure_synced()
         problems, _ = self.policy.check(
-            pusher, [RefUpdate(old=str(head.id), new=str(candidate.id), ref=MAIN_REF)], None
+            pusher, [RefUpdate(old=head, new=candidate, ref=MAIN_REF)], None
         )
         if problems:
             raise errors.PermissionDenied(
@@ -253,7 +233,7 @@ class GitService:
 
     @staticmethod
     def _report(update: RefUpdate, landing: Landing) -> list[str]:
-        if update.ref == MAIN_REF and str(landing.new) == update.new:
+        if update.ref == MAIN_REF and landing.new == update.new:
             return [f"ok {MAIN_REF}"]
         # Where main really went. git's client then shows `main` and keeps its remote-tracking
         # ref at the pushed commit: the merge commit is not in the clone until `git pull`.
@@ -271,28 +251,27 @@ class GitService:
         commits = f"{landing.merged_over} newer commit{'s' if landing.merged_over != 1 else ''}"
         return [
             f"gitscripts: main had {commits} touching none of your files; your commits landed "
-            f"on top of them as merge commit {str(landing.new)[:12]}.",
+            f"on top of them as merge commit {landing.new[:12]}.",
             "gitscripts: `git pull` brings your clone up to date.",
         ]
 
-    async def post_receive(self, payload: dict[str, Any]) -> dict[str, Any]:
-        pusher = self._pusher(payload)
-        touches_main = any(update.get("ref") == MAIN_REF for update in payload.get("updates", []))
+    async def post_receive(self, call: HookCall) -> HookVerdict:
+        pusher = self._pusher(call)
+        touches_main = any(update.ref == MAIN_REF for update in call.updates)
         if touches_main:
             await run_in_threadpool(self.manager.ensure_synced)
         head = str(self.repo.head().id)
         log.info(
             "push_received",
             user=pusher["login"] if pusher else None,
-            refs=[update.get("ref") for update in payload.get("updates", [])],
+            refs=[update.ref for update in call.updates],
             revision=head,
         )
         messages = [f"gitscripts: main is at {head[:12]}"] if touches_main else []
         return {"accepted": True, "messages": messages}
 
-    def _pusher(self, payload: dict[str, Any]) -> dict[str, Any] | None:
-        pusher_id = payload.get("pusher_id")
-        return self.index.user(int(pusher_id)) if pusher_id and str(pusher_id).isdigit() else None
+    def _pusher(self, call: HookCall) -> dict[str, Any] | None:
+        return self.index.user(call.pusher_id) if call.pusher_id is not None else None
 
 
 def _install_hooks(repo: Repository) -> None:

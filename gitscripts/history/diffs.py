@@ -2,17 +2,18 @@
 
 Plain bytes in, no repository objects: the repository facade says which files changed and hands
 over their contents; this module only decides how the difference reads. Lines are compared by
-git's own diff algorithm (libgit2's, run on the two buffers) and grouped into hunks with three lines
+git's own diff algorithm (`gitscripts.repo.linediff`) and grouped into hunks with three lines
 of context, exactly as `git diff` shows them. A file that is not UTF-8 text (or holds a NUL byte,
 or is too large) is reported as binary, with no hunks, as git does.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
-import pygit2
+from gitscripts.repo import modes
+from gitscripts.repo.linediff import Hunk, line_hunks
 
 CONTEXT_LINES = 3
 # Past this, a line diff would cost more than a request may; git's own limit is far higher, but
@@ -21,29 +22,7 @@ MAX_TEXT_BYTES = 4 * 1024 * 1024
 NO_NEWLINE = "\\ No newline at end of file"
 
 
-@dataclass
-class Line:
-    kind: str  # "context", "added" or "deleted"
-    old_line: int | None
-    new_line: int | None
-    content: str  # without its line ending
-    no_newline: bool = False  # the file's last line, without a final newline
-
-
-@dataclass
-class Hunk:
-    old_start: int
-    old_lines: int
-    new_start: int
-    new_lines: int
-    lines: list[Line] = field(default_factory=list)
-
-    @property
-    def header(self) -> str:
-        return f"@@ -{_range(self.old_start, self.old_lines)} +{_range(self.new_start, self.new_lines)} @@"
-
-
-@dataclass
+@dataclass(frozen=True)
 class FileDiff:
     status: str  # "added", "modified", "renamed" or "deleted"
     old_path: str | None
@@ -65,9 +44,9 @@ class FileDiff:
         b = f"b/{self.new_path or self.old_path}"
         out = [f"diff --git {a} {b}"]
         if self.status == "added":
-            out.append("new file mode 100644")
+            out.append(f"new file mode {modes.FILE:o}")
         elif self.status == "deleted":
-            out.append("deleted file mode 100644")
+            out.append(f"deleted file mode {modes.FILE:o}")
         elif self.status == "renamed":
             out += [f"rename from {self.old_path}", f"rename to {self.new_path}"]
         old_name = a if self.old_path else "/dev/null"
@@ -118,10 +97,6 @@ class FileDiff:
 _MARKS = {"context": " ", "added": "+", "deleted": "-"}
 
 
-def _range(start: int, count: int) -> str:
-    return str(start) if count == 1 else f"{start},{count}"
-
-
 def is_binary(data: bytes) -> bool:
     if len(data) > MAX_TEXT_BYTES or b"\0" in data[:8000]:
         return True
@@ -140,43 +115,13 @@ def diff_file(
     if is_binary(old_data) or is_binary(new_data):
         binary = old_data != new_data
         return FileDiff(status, old_path, new_path, binary=binary, hunks=[])
-    return FileDiff(status, old_path, new_path, binary=False, hunks=_hunks(old_data, new_data))
-
-
-def _hunks(old: bytes, new: bytes) -> list[Hunk]:
-    # git's own line diff (libgit2's xdiff) on the two buffers: the hunks `git diff` shows, in C.
-    # A pure-Python matcher (difflib) goes quadratic on files with many equal lines, blank ones
-    # say: minutes for a 5,000-line file.
-    patch = pygit2.Patch.create_from(old, new, context_lines=CONTEXT_LINES)
-    hunks: list[Hunk] = []
-    for diff_hunk in patch.hunks:
-        hunk = Hunk(
-            old_start=diff_hunk.old_start,
-            old_lines=diff_hunk.old_lines,
-            new_start=diff_hunk.new_start,
-            new_lines=diff_hunk.new_lines,
-        )
-        for line in diff_hunk.lines:
-            if line.origin in _END_OF_FILE_MARKS:
-                # "\ No newline at end of file": said of the line just before it.
-                if hunk.lines:
-                    hunk.lines[-1].no_newline = True
-                continue
-            kind = _KINDS[line.origin]
-            hunk.lines.append(
-                Line(
-                    kind=kind,
-                    old_line=line.old_lineno if kind != "added" else None,
-                    new_line=line.new_lineno if kind != "deleted" else None,
-                    content=line.raw_content.decode("utf-8").removesuffix("\n"),
-                )
-            )
-        hunks.append(hunk)
-    return hunks
-
-
-_KINDS = {" ": "context", "+": "added", "-": "deleted"}
-_END_OF_FILE_MARKS = ("=", ">", "<")
+    return FileDiff(
+        status,
+        old_path,
+        new_path,
+        binary=False,
+        hunks=line_hunks(old_data, new_data, CONTEXT_LINES),
+    )
 
 
 def unified_patch(files: list[FileDiff]) -> str:

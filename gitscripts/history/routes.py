@@ -4,22 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from gitscripts.auth.deps import CurrentUser
-from gitscripts.history.service import HistoryService
 from gitscripts.manager.schemas import ScriptOut
-from gitscripts.services import services_of
+from gitscripts.services import History, Manager
 
 router = APIRouter(prefix="/api/v1/scripts-manager", tags=["history"])
 
 
-def history_service(request: Request) -> HistoryService:
-    return services_of(request).history
-
-
-History = Annotated[HistoryService, Depends(history_service)]
 Limit = Annotated[int, Query(ge=1, le=200, description="how many, 1..200")]
 Before = Annotated[
     str | None,
@@ -71,9 +65,9 @@ def script_diff(
 
 @router.post("/scripts/{script_id}/restore", response_model=RestoreOut)
 def restore_script(
-    script_id: int, body: RestoreIn, user: CurrentUser, request: Request
+    script_id: int, body: RestoreIn, user: CurrentUser, manager: Manager
 ) -> dict[str, Any]:
-    return services_of(request).manager.restore_script(user, script_id, body.revision)
+    return manager.restore_script(user, script_id, body.revision)
 
 
 # -- the repository -------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from typing import Any
 
 FOLDER_MARKER = ".gitkeep"
 METADATA_SUFFIX = ".meta.json"
+SCRIPT_SUFFIX = ".py"
 
 
 @dataclass(frozen=True)
@@ -77,4 +78,6 @@ def parent_of(path: str) -> str | None:
 
 def is_script_path(path: str) -> bool:
     name = posixpath.basename(path)
-    return name.endswith(".py") and not any(part.startswith(".") for part in path.split("/"))
+    return name.endswith(SCRIPT_SUFFIX) and not any(
+        part.startswith(".") for part in path.split("/")
+    )

@@ -23,15 +23,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
+from pygit2.enums import SortMode
 
 from gitscripts import errors
-from gitscripts.repo import layout, rules
+from gitscripts.repo import layout, modes, rules
 
 MAIN_REF = "refs/heads/main"
 COMMITTER_NAME = "gitscripts"
 COMMITTER_EMAIL = "gitscripts@gitscripts.invalid"
 _MAX_COMMIT_ATTEMPTS = 50
-_FILE_MODES = (pygit2.GIT_FILEMODE_BLOB, pygit2.GIT_FILEMODE_BLOB_EXECUTABLE)
 TAG_PREFIX = "refs/tags/"
 BRANCH_PREFIX = "refs/heads/"
 # What `set_target` raises when it did not move the ref: GitError when the ref moved since it was
@@ -99,8 +99,8 @@ class Landing:
     """How a push reached `main`: from `old` to `new`, over `merged_over` commits that `main`
     gained after the push's base (0: a fast-forward, or the commits were already there)."""
 
-    old: pygit2.Oid
-    new: pygit2.Oid
+    old: str
+    new: str
     merged_over: int
 
 
@@ -132,7 +132,9 @@ class Version:
 @dataclass(frozen=True)
 class TagInfo:
     name: str
-    target: pygit2.Oid  # what the ref holds: the tag object, or the commit of a lightweight tag
+    # What the ref holds: the tag object, or the commit of a lightweight tag (a symbolic ref, which
+    # only git itself makes, holds the name of the ref it points at).
+    target: pygit2.Oid | str
     commit: pygit2.Commit
     # The user an API-made (annotated) tag names as its tagger; None for tags pushed by git
     # without a gitscripts tagger, and for lightweight tags.
@@ -227,7 +229,7 @@ class Repository:
 
     # -- reading ------------------------------------------------------------------------------
     def head(self) -> pygit2.Commit:
-        return self.git[self.git.references[MAIN_REF].target]  # type: ignore[return-value]
+        return self.git[self.git.references[MAIN_REF].target]  # type: ignore[return-value]  # main holds commits
 
     def resolve(self, revision: str) -> pygit2.Commit:
         """The commit a revision names, looked up in one fixed order:
@@ -249,14 +251,15 @@ class Repository:
                 revision=revision,
             )
         if rules.COMMIT_ID.fullmatch(revision):
+            found: object
             try:
-                obj = self.git.get(revision)
+                found = self.git.get(revision)
             except (ValueError, KeyError, pygit2.GitError):
-                obj = None  # ambiguous or unknown abbreviation
-            if isinstance(obj, pygit2.Tag):
-                obj = obj.peel(pygit2.Commit)
-            if isinstance(obj, pygit2.Commit):
-                return obj
+                found = None  # ambiguous or unknown abbreviation
+            if isinstance(found, pygit2.Tag):
+                found = found.peel(pygit2.Commit)
+            if isinstance(found, pygit2.Commit):
+                return found
         elif revision in ("main", "HEAD"):
             return self.head()
         else:
@@ -285,9 +288,7 @@ class Repository:
 
     def read_file(self, tree: pygit2.Tree, path: str) -> bytes | None:
         obj = self.object_at(tree, path)
-        if obj is None or obj.type != pygit2.GIT_OBJECT_BLOB:
-            return None
-        return obj.data  # type: ignore[attr-defined]
+        return obj.data if isinstance(obj, pygit2.Blob) else None
 
     def script_metadata(self, tree: pygit2.Tree, script_path: str) -> layout.ScriptMetadata:
         obj = self.object_at(tree, layout.metadata_path(script_path))
@@ -308,7 +309,7 @@ class Repository:
             pass
         blob = self.git.get(blob_id)
         try:
-            metadata = layout.parse_metadata(blob.data) if blob is not None else None
+            metadata = layout.parse_metadata(blob.data) if isinstance(blob, pygit2.Blob) else None
         except layout.MetadataError:
             metadata = None
         if len(self._metadata) > 200_000:
@@ -337,7 +338,7 @@ class Repository:
         scripts = {
             path: (oid, file_ids.get(layout.metadata_path(path)))
             for path, oid in files
-            if path.endswith(".py")
+            if path.endswith(layout.SCRIPT_SUFFIX)
         }
         return Listing(tree_id=tree_id, folders=frozenset(folders), scripts=scripts)
 
@@ -353,16 +354,16 @@ class Repository:
         folders: list[str] = []
         files: list[tuple[str, pygit2.Oid]] = []
         for entry in tree:
-            name = entry.name
+            name = entry.name or ""  # never None in a tree
             if name.startswith("."):
                 continue
-            if entry.filemode == pygit2.GIT_FILEMODE_TREE:
-                sub_folders, sub_files = self._folder_contents(self.git[entry.id])  # type: ignore[arg-type]
+            if entry.filemode == modes.FOLDER:
+                sub_folders, sub_files = self._folder_contents(self.git[entry.id])  # type: ignore[arg-type]  # a folder's id
                 prefix = name + "/"
                 folders.append(name)
                 folders.extend(prefix + path for path in sub_folders)
                 files.extend((prefix + path, oid) for path, oid in sub_files)
-            elif entry.filemode in _FILE_MODES:
+            elif entry.filemode in modes.FILE_MODES:
                 files.append((name, entry.id))
         if len(self._contents) > 100_000:
             self._contents.clear()
@@ -386,7 +387,8 @@ class Repository:
                 # is the compare-and-swap (libgit2 refuses when `main` has moved since).
                 main = self.git.references[MAIN_REF]
                 parent = self.git[main.target]
-                tree_id = self._apply(parent.tree, plan(parent))  # type: ignore[attr-defined]
+                assert isinstance(parent, pygit2.Commit)  # `main` only ever holds commits
+                tree_id = self._apply(parent.tree, plan(parent))
                 commit_id = self.git.create_commit(
                     None, signature, committer(), message + "\n", tree_id, [parent.id]
                 )
@@ -395,7 +397,7 @@ class Repository:
                 except _REF_NOT_MOVED:
                     pass  # lost a race (or git holds the ref's lock): plan again on top
                 else:
-                    return CommitResult(parent=parent, commit=self.git[commit_id])  # type: ignore[arg-type]
+                    return CommitResult(parent=parent, commit=self._commit_at(commit_id))
                 # Compare-and-swap failed: only compare what we planned against.
                 if str(self.head().id) == str(parent.id):
                     time.sleep(0.005 * (attempt + 1))  # `main` is locked, not moved: wait a bit
@@ -405,9 +407,9 @@ class Repository:
 
     def land(
         self,
-        tip: pygit2.Oid,
+        tip: str,
         author: Author,
-        check: Callable[[pygit2.Commit, pygit2.Commit], None],
+        check: Callable[[str, str], None],
     ) -> Landing:
         """Put the pushed commit `tip` on `main`, under the write lock that API commits take.
 
@@ -417,17 +419,17 @@ class Repository:
         sidecar or folder the push changed (PushConflict otherwise: the pusher has to look).
         The pushed commits keep their ids, so the pusher's clone only has to fast-forward.
 
-        `check(main, candidate)` raises to refuse moving `main` to `candidate`. It runs under the
-        lock, so what it approves is exactly what lands: no API commit can move `main` between
-        the check and the ref update.
+        `check(main, candidate)` (their commit ids) raises to refuse moving `main` to
+        `candidate`. It runs under the lock, so what it approves is exactly what lands: no API
+        commit can move `main` between the check and the ref update.
         """
         pushed = self._commit_at(tip)
         with self.write_lock:
             for attempt in range(_MAX_COMMIT_ATTEMPTS):
                 main = self.git.references[MAIN_REF]
-                head: pygit2.Commit = self.git[main.target]  # type: ignore[assignment]
+                head: pygit2.Commit = self.git[main.target]  # type: ignore[assignment]  # main: commits
                 if head.id == pushed.id or self.git.descendant_of(head.id, pushed.id):
-                    return Landing(old=head.id, new=head.id, merged_over=0)
+                    return Landing(old=str(head.id), new=str(head.id), merged_over=0)
                 base_id = self.git.merge_base(head.id, pushed.id)
                 if base_id is None:
                     raise errors.PushConflict("The pushed commits share no history with main")
@@ -456,24 +458,24 @@ class Repository:
                         [head.id, pushed.id],
                     )
                     candidate = self._commit_at(merge_id)
-                check(head, candidate)
+                check(str(head.id), str(candidate.id))
                 try:
                     main.set_target(candidate.id, f"push: {author.login}")
                 except _REF_NOT_MOVED:
                     # Only a process outside the service can hold `main` now: wait, look again.
                     time.sleep(0.005 * (attempt + 1))
                     continue
-                return Landing(old=head.id, new=candidate.id, merged_over=merged_over)
+                return Landing(old=str(head.id), new=str(candidate.id), merged_over=merged_over)
         raise errors.ConcurrentUpdate("main stayed locked while this push was landed; try again")
 
-    def _commit_at(self, oid: pygit2.Oid) -> pygit2.Commit:
+    def _commit_at(self, oid: pygit2.Oid | str) -> pygit2.Commit:
         commit = self.git.get(oid)
         if not isinstance(commit, pygit2.Commit):
             raise errors.PushConflict(f"{oid} is not a commit")
         return commit
 
     def _walk_between(self, base: pygit2.Oid, tip: pygit2.Oid) -> Iterator[pygit2.Commit]:
-        walker = self.git.walk(tip, pygit2.GIT_SORT_NONE)
+        walker = self.git.walk(tip, SortMode.NONE)
         walker.hide(base)
         return iter(walker)
 
@@ -529,7 +531,7 @@ class Repository:
             elif isinstance(edit, Existing):
                 builder.insert(name, edit.oid, edit.filemode)
             else:
-                builder.insert(name, self.git.create_blob(edit), pygit2.GIT_FILEMODE_BLOB)
+                builder.insert(name, self.git.create_blob(edit), modes.FILE)
         for name, sub_edits in nested.items():
             current = builder.get(name)
             subtree = (
@@ -537,19 +539,19 @@ class Repository:
                 if current is not None and current.type == pygit2.GIT_OBJECT_TREE
                 else None
             )
-            new_subtree = self._edit_tree(subtree, sub_edits)  # type: ignore[arg-type]
+            new_subtree = self._edit_tree(subtree, sub_edits)  # type: ignore[arg-type]  # a tree, above
             if new_subtree is None:
                 if current is not None:
                     builder.remove(name)
             else:
-                builder.insert(name, new_subtree, pygit2.GIT_FILEMODE_TREE)
+                builder.insert(name, new_subtree, modes.FOLDER)
         if len(builder) == 0:
             return None
         return builder.write()
 
     # -- history ------------------------------------------------------------------------------
     def blob(self, blob_id: pygit2.Oid) -> bytes:
-        return self.git[blob_id].data  # type: ignore[attr-defined,no-any-return]
+        return self.git[blob_id].data  # type: ignore[attr-defined,no-any-return]  # a blob's id
 
     def entry_id(self, tree: pygit2.Tree, path: str) -> pygit2.Oid | None:
         """The object id at `path`: equal ids mean equal content, without reading any of it."""
@@ -575,7 +577,7 @@ class Repository:
 
         The walk is libgit2's incremental one, so a first page costs a page, not the whole history.
         """
-        walker = self.git.walk(None, pygit2.GIT_SORT_NONE)
+        walker = self.git.walk(None, SortMode.NONE)
         if after_start:
             for parent_id in start.parent_ids:
                 walker.push(parent_id)
@@ -600,7 +602,7 @@ class Repository:
         for commit_id, _, version in self._follow(start, path):
             if version is not None and passed:
                 yield version
-            passed = passed or commit_id == after.id  # type: ignore[union-attr]
+            passed = passed or commit_id == after.id  # type: ignore[union-attr]  # set: not passed
 
     def path_at(self, start: pygit2.Commit, path: str, target: pygit2.Commit) -> str | None:
         """Where the script at `path` in `start` was in `target`; None when it did not exist there
@@ -650,13 +652,13 @@ class Repository:
                         kinds.append(("modified", None))
                         follow.append((parent_id, current))
                         continue
-                    moves = self.detected_moves(self.git[parent_id], self.git[commit_id])  # type: ignore[arg-type]
+                    moves = self.detected_moves(self.git[parent_id], self.git[commit_id])  # type: ignore[arg-type]  # commit ids
                     source = next((old for old, new in moves.items() if new == current), None)
                     kinds.append(("renamed", source) if source else ("added", None))
                     if source:
                         follow.append((parent_id, source))
                 change, old_path = kinds[0] if kinds else ("added", None)
-                commit: pygit2.Commit = self.git[commit_id]  # type: ignore[assignment]
+                commit: pygit2.Commit = self.git[commit_id]  # type: ignore[assignment]  # a commit id
                 version = Version(commit=commit, path=current, old_path=old_path, change=change)
             yield commit_id, current, version
             times = {parent_id: when for when, parent_id in parents}
@@ -669,7 +671,7 @@ class Repository:
         """(commit time, id) of each parent, from memory after the first time."""
         known = self._graph.get(commit_id)
         if known is None:
-            commit: pygit2.Commit = self.git[commit_id]  # type: ignore[assignment]
+            commit: pygit2.Commit = self.git[commit_id]  # type: ignore[assignment]  # a commit id
             known = [(parent.commit_time, parent.id) for parent in commit.parents]
             if len(self._graph) > 1_000_000:
                 self._graph.clear()
@@ -683,7 +685,7 @@ class Repository:
         key = (commit_id, path)
         known = self._idents.get(key)
         if known is None:
-            tree = self.git[commit_id].tree  # type: ignore[attr-defined]
+            tree = self.git[commit_id].tree
             known = (self.entry_id(tree, path), self.entry_id(tree, layout.metadata_path(path)))
             if len(self._idents) > 300_000:
                 self._idents.clear()
@@ -815,7 +817,7 @@ class Repository:
         tagger: Author,
         message: str,
         *,
-        expected: pygit2.Oid | None,
+        expected: pygit2.Oid | str | None,
     ) -> TagInfo:
         """Point `refs/tags/<name>` at a new annotated tag object for `commit`.
 
@@ -847,7 +849,7 @@ class Repository:
         assert found is not None
         return found
 
-    def delete_tag(self, name: str, *, expected: pygit2.Oid) -> None:
+    def delete_tag(self, name: str, *, expected: pygit2.Oid | str) -> None:
         ref_name = TAG_PREFIX + name
         with self.write_lock:
             current = self.git.references.get(ref_name)

@@ -8,9 +8,9 @@ import unicodedata
 
 from gitscripts import errors
 from gitscripts.repo.layout import METADATA_SUFFIX
+from gitscripts.repo.layout import SCRIPT_SUFFIX as SCRIPT_SUFFIX  # the rules' callers use it
 
 MAX_NAME_BYTES = 255
-SCRIPT_SUFFIX = ".py"
 
 
 def name_problem(name: str) -> str | None:
