@@ -78,6 +78,10 @@ def _files(request: Request) -> FileService:
     return services_of(request).files
 
 
+def _executor(request: Request) -> ExecutionService:
+    return services_of(request).executor
+
+
 def _git(request: Request) -> GitService:
     return services_of(request).git
 
@@ -92,6 +96,7 @@ def _manager(request: Request) -> ManagerService:
 
 AppSettings = Annotated[Settings, Depends(_settings)]
 Auth = Annotated[AuthService, Depends(_auth)]
+Executor = Annotated[ExecutionService, Depends(_executor)]
 Files = Annotated[FileService, Depends(_files)]
 Git = Annotated[GitService, Depends(_git)]
 History = Annotated[HistoryService, Depends(_history)]

@@ -17,23 +17,15 @@ import threading
 import uuid
 from collections import OrderedDict
 from pathlib import Path
-from typing import Protocol
 
 from gitscripts.executor.worker import remove_tree
 from gitscripts.repo import modes
-from gitscripts.repo.trees import RawRepository, TreeReader
-
-
-class _Tree(Protocol):
-    """A tree as the executor hands it over: only its id is used."""
-
-    @property
-    def id(self) -> object: ...
+from gitscripts.repo.trees import TreeReader
 
 
 class CheckoutCache:
-    def __init__(self, git: RawRepository, root: Path, max_bytes: int) -> None:
-        self.trees = TreeReader(git)
+    def __init__(self, trees: TreeReader, root: Path, max_bytes: int) -> None:
+        self.trees = trees
         self.root = root
         self.max_bytes = max_bytes
         self._lock = threading.Lock()
@@ -49,13 +41,12 @@ class CheckoutCache:
     def size(self) -> int:
         return sum(self._sizes.values())
 
-    def is_ready(self, tree: _Tree) -> bool:
-        """Whether `tree` is on disk already (then `lease` is quick enough for the event loop)."""
-        return str(tree.id) in self._checkouts
+    def is_ready(self, tree_id: str) -> bool:
+        """Whether the tree is on disk already (then `lease` is quick enough for the event loop)."""
+        return tree_id in self._checkouts
 
-    def lease(self, tree: _Tree) -> Path:
-        """The directory holding `tree`, kept on disk (never evicted) until it is released."""
-        tree_id = str(tree.id)
+    def lease(self, tree_id: str) -> Path:
+        """The directory holding the tree, kept on disk (never evicted) until it is released."""
         with self._lock:
             if tree_id not in self._checkouts:
                 reachable: set[str] = set()
@@ -65,9 +56,8 @@ class CheckoutCache:
             self._leases[tree_id] = self._leases.get(tree_id, 0) + 1
         return self.root / tree_id
 
-    def release(self, tree: _Tree) -> bool:
+    def release(self, tree_id: str) -> bool:
         """Give a lease back; True when the cache is over its bound and should `evict`."""
-        tree_id = str(tree.id)
         with self._lock:
             self._leases[tree_id] -= 1
             if not self._leases[tree_id]:

@@ -5,12 +5,11 @@ import json
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 
 from gitscripts import errors
-from gitscripts.auth.deps import user_or_anonymous
-from gitscripts.executor.service import ExecutionService
-from gitscripts.services import services_of
+from gitscripts.auth.deps import OptionalUser
+from gitscripts.services import Executor
 
 router = APIRouter(prefix="/api/v1/scripts", tags=["execution"])
 
@@ -43,7 +42,8 @@ async def _until_disconnected(request: Request) -> None:
 async def execute_script(
     logical_path: str,
     request: Request,
-    user: Annotated[dict[str, Any] | None, Depends(user_or_anonymous)],
+    user: OptionalUser,
+    service: Executor,
     rev: Annotated[
         str | None, Query(description="commit id (full or short), tag or branch")
     ] = None,
@@ -53,7 +53,6 @@ async def execute_script(
     ] = None,
 ) -> Response:
     """Run `main(data)` of the script at `logical_path`, as it is at `rev` (default: main)."""
-    service: ExecutionService = services_of(request).executor
     data = parse_input(await request.body())
     execution = asyncio.create_task(service.execute(user, logical_path, data, rev, timeout))
     disconnect = asyncio.create_task(_until_disconnected(request))

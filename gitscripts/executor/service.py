@@ -37,6 +37,7 @@ from gitscripts.executor.protocol import Answer, Handover, Job, Limits, Report
 from gitscripts.executor.worker import JOB_FILE, remove_tree
 from gitscripts.files.grants import FileGrants
 from gitscripts.repo import Repository, layout, rules
+from gitscripts.repo.trees import TreeReader
 
 log = structlog.get_logger("gitscripts.executor")
 
@@ -155,7 +156,8 @@ class ExecutionService:
         # its job from its own folder in here, whose random name only it is told.
         self.scratch_root.mkdir(exist_ok=True, mode=0o711)
         self.scratch_root.chmod(0o711)
-        self.checkouts = CheckoutCache(repo.git, root / "trees", settings.checkout_cache_bytes)
+        trees = TreeReader(repo.git)
+        self.checkouts = CheckoutCache(trees, root / "trees", settings.checkout_cache_bytes)
         # The fork server's socket lives apart, so runners can be denied the way to it.
         control = root / "control"
         control.mkdir(exist_ok=True, mode=0o700)
@@ -381,10 +383,11 @@ class ExecutionService:
     ) -> RunResult:  # fmt: skip
         assert self.engine is not None, "the execution service was not started"
         # Writing a checkout out is disk work for a thread; finding one ready is not.
-        if self.checkouts.is_ready(commit.tree):
-            root = self.checkouts.lease(commit.tree)
+        tree_id = str(commit.tree.id)
+        if self.checkouts.is_ready(tree_id):
+            root = self.checkouts.lease(tree_id)
         else:
-            root = await run_in_threadpool(self.checkouts.lease, commit.tree)
+            root = await run_in_threadpool(self.checkouts.lease, tree_id)
         # The script reaches the file store as the user who ran it, for this run only.
         files_token = self.file_grants.issue(user["id"] if user else None, timeout)
         scratch = ""
@@ -402,7 +405,7 @@ class ExecutionService:
                 raise errors.InternalError(str(exc)) from None
         finally:
             self.file_grants.revoke(files_token)
-            if self.checkouts.release(commit.tree):
+            if self.checkouts.release(tree_id):
                 await run_in_threadpool(self.checkouts.evict)
             if scratch and report is None:  # the runner never took its job
                 await run_in_threadpool(remove_tree, scratch)
