@@ -34,6 +34,8 @@ from gitscripts.executor import protocol, sandbox
 from gitscripts.executor.worker import Run, become_subreaper, kill_orphans
 
 _PR_SET_PDEATHSIG = 1
+# How long nothing must happen before a spare runner is built for a slot that ran.
+IDLE_SECONDS = 0.005
 
 
 @dataclass
@@ -70,10 +72,20 @@ class ForkServer:
         # A runner per slot forked ahead of time, its sandbox built, waiting for the slot's next
         # job: a request waits for neither the fork nor the sandbox.
         self.spares = {slot: Run(config, shared, slot) for slot in range(config.slots)}
+        # Slots whose runs ended, to get a spare once we are idle (see `serve_forever`).
+        self.spent: list[int] = []
 
     def serve_forever(self) -> None:
         while True:
-            for key, _ in self.selector.select(self._timeout()):
+            events = self.selector.select(self._timeout())
+            if not events and self.spent:
+                # Idle: build a spare for a slot that ran. Not at once when its run ends: the
+                # service's next job most often comes right then, and would wait for the fork
+                # and share the machine with the new runner's sandbox being built.
+                slot = self.spent.pop(0)
+                if slot not in self.spares:
+                    self.spares[slot] = Run(self.config, self.shared, slot)
+            for key, _ in events:
                 kind, connection = key.data
                 if kind == "accept":
                     self._accept()
@@ -93,11 +105,14 @@ class ForkServer:
 
     def _timeout(self) -> float | None:
         runs = [c.run for c in self.runs.values() if c.run is not None]
+        idle = IDLE_SECONDS if self.spent else None
         if not runs:
-            return None
+            return idle
         remaining = max(0.0, min(run.deadline for run in runs) - time.perf_counter())
         # Without pidfds (an old kernel) a finished runner is only noticed by polling.
-        return min(remaining, 0.002) if any(run.pidfd is None for run in runs) else remaining
+        if any(run.pidfd is None for run in runs):
+            remaining = min(remaining, 0.002)
+        return remaining if idle is None else min(remaining, idle)
 
     def _accept(self) -> None:
         sock, _ = self.listener.accept()
@@ -119,6 +134,8 @@ class ForkServer:
         connection.buffer.clear()
         slot = int(job["slot"])
         run = self.spares.pop(slot, None)
+        if slot in self.spent:  # its spare is made now, on demand, and the run takes it
+            self.spent.remove(slot)
         if run is None or run.reap():  # none ready, or it died (killed from outside)
             if run is not None:
                 run.discard()
@@ -189,8 +206,7 @@ class ForkServer:
             assert run.pidfd is not None
             self.retiring[run.pid] = run
             self.selector.register(run.pidfd, selectors.EVENT_READ, ("retired", run))
-        # The slot is free: its next runner is built now, while the service has no use for it.
-        self.spares[run.slot] = Run(self.config, self.shared, run.slot)
+        self.spent.append(run.slot)
 
     def _clean_up(self, run: Run) -> None:
         del self.retiring[run.pid]
