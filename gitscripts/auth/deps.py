@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
 from gitscripts import errors
 from gitscripts.auth.service import AuthService
+from gitscripts.index import UserRecord
 from gitscripts.logging import bind_user
 from gitscripts.services import services_of
 
@@ -24,17 +25,17 @@ def auth_service(request: Request) -> AuthService:
     return services_of(request).auth
 
 
-async def current_user(request: Request) -> dict[str, Any]:
+async def current_user(request: Request) -> UserRecord:
     # async on purpose: it then runs in the request's own context, so the log binding sticks.
     bearer = bearer_of(request)
     if bearer is None:
         raise errors.NotAuthenticated("Not authenticated")
     user = services_of(request).auth.user_for_bearer(bearer)
-    bind_user(request.scope, user["login"])
+    bind_user(request.scope, user.login)
     return user
 
 
-async def user_or_anonymous(request: Request) -> dict[str, Any] | None:
+async def user_or_anonymous(request: Request) -> UserRecord | None:
     """A signed-in caller; or nobody, when ALLOW_ANONYMOUS_EXECUTION lets the token-less simulator
     client in (a token that is sent is still checked)."""
     if services_of(request).settings.allow_anonymous_execution and not request.headers.get(
@@ -44,5 +45,5 @@ async def user_or_anonymous(request: Request) -> dict[str, Any] | None:
     return await current_user(request)
 
 
-CurrentUser = Annotated[dict[str, Any], Depends(current_user)]
+CurrentUser = Annotated[UserRecord, Depends(current_user)]
 Auth = Annotated[AuthService, Depends(auth_service)]

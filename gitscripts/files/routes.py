@@ -13,6 +13,7 @@ from gitscripts.auth.deps import bearer_of, user_or_anonymous
 from gitscripts.files import keys
 from gitscripts.files.grants import is_file_token
 from gitscripts.files.service import FileService
+from gitscripts.index import UserRecord
 from gitscripts.logging import bind_user
 from gitscripts.services import services_of
 
@@ -29,7 +30,7 @@ register_url_convertor("filekey", _KeyConvertor())
 router = APIRouter(prefix="/api/v1/files", tags=["files"])
 
 
-async def files_user(request: Request) -> dict[str, Any] | None:
+async def files_user(request: Request) -> UserRecord | None:
     """Who uses the store: a running script's execution token stands for the user who ran it;
     otherwise the caller, as for executions (anonymous when ALLOW_ANONYMOUS_EXECUTION allows)."""
     bearer = bearer_of(request)
@@ -41,14 +42,14 @@ async def files_user(request: Request) -> dict[str, Any] | None:
         raise errors.InvalidToken("This execution's file token has expired")
     if grant.user_id is None:  # an anonymous run
         return None
-    user = services.index.user(grant.user_id)
+    user = services.index.users.get(grant.user_id)
     if user is None:
         raise errors.InvalidToken("The user who ran this script no longer exists")
-    bind_user(request.scope, user["login"])
+    bind_user(request.scope, user.login)
     return user
 
 
-FilesUser = Annotated[dict[str, Any] | None, Depends(files_user)]
+FilesUser = Annotated[UserRecord | None, Depends(files_user)]
 
 
 async def reader(request: Request) -> None:

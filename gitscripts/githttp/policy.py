@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Any
 
 import pygit2
 
-from gitscripts import errors
+from gitscripts import access, errors
 from gitscripts.config import Settings
-from gitscripts.index import Index
+from gitscripts.index import Entry, Index
 from gitscripts.repo import MAIN_REF, Author, Repository, layout, rules
 from gitscripts.repo.repository import BRANCH_PREFIX, TAG_PREFIX
 
@@ -49,7 +48,7 @@ class PushPolicy:
         self.repo = repo
 
     def check(
-        self, pusher: dict[str, Any], updates: list[RefUpdate], quarantine: str | None
+        self, pusher: access.User, updates: list[RefUpdate], quarantine: str | None
     ) -> tuple[list[str], list[str]]:
         """The problems that refuse the push (empty: accepted), and the new commits it brings."""
         git = pygit2.Repository(str(self.repo.path))
@@ -71,14 +70,14 @@ class PushPolicy:
 
     # -- refs --------------------------------------------------------------------------------
     def _check_ref(
-        self, git: pygit2.Repository, pusher: dict[str, Any], update: RefUpdate
+        self, git: pygit2.Repository, pusher: access.User, update: RefUpdate
     ) -> list[str]:
         ref, old, new = update.ref, update.old, update.new
         if new != ZERO and _commit_of(git, new) is None:
             # A tag of a bare blob or tree would carry files past every content rule.
             return [f"{ref}: can only point at a commit"]
         if ref.startswith(TAG_PREFIX):
-            if old != ZERO and not pusher["is_admin"]:
+            if old != ZERO and not access.may_rewrite_tag_by_push(pusher):
                 verb = "delete" if new == ZERO else "move"
                 return [f"{ref}: only an admin can {verb} an existing tag"]
             # The same naming rule as tags made through the API.
@@ -90,7 +89,7 @@ class PushPolicy:
             tag = git.get(new) if new != ZERO else None
             if isinstance(tag, pygit2.Tag) and tag.tagger is not None:
                 claimed = Author.user_id_of(tag.tagger)
-                if claimed is not None and claimed != pusher["id"] and not pusher["is_admin"]:
+                if not access.may_name_tagger(pusher, claimed):
                     return [f"{ref}: the tagger names another gitscripts user"]
             return []
         if not ref.startswith(BRANCH_PREFIX):
@@ -106,12 +105,11 @@ class PushPolicy:
             ]
         return []
 
-    def _check_branch(self, pusher: dict[str, Any], update: RefUpdate) -> list[str]:
-        """A branch other than `main` is its pusher's: it lives under their login
-        (`alice/feature`), so nobody else can move what `?rev=alice/feature` runs."""
+    def _check_branch(self, pusher: access.User, update: RefUpdate) -> list[str]:
+        """A branch other than `main` is its pusher's (`access.may_push_branch`)."""
         ref = update.ref
-        mine = f"{BRANCH_PREFIX}{pusher['login']}/"
-        if not ref.startswith(mine) and not pusher["is_admin"]:
+        mine = f"{BRANCH_PREFIX}{pusher.login}/"
+        if not access.may_push_branch(pusher, ref.removeprefix(BRANCH_PREFIX)):
             return [
                 f"{ref}: branches other than main live under their owner's login: "
                 f"push to {mine}<name>"
@@ -198,7 +196,7 @@ class PushPolicy:
 
     # -- ownership ---------------------------------------------------------------------------
     def _check_ownership(
-        self, git: pygit2.Repository, pusher: dict[str, Any], update: RefUpdate
+        self, git: pygit2.Repository, pusher: access.User, update: RefUpdate
     ) -> list[str]:
         """Someone else's scripts and folders, changed by any commit the push brings into `main`.
 
@@ -212,7 +210,7 @@ class PushPolicy:
         Commits already in the repository on other branches are judged here too: the branch was
         its pusher's, `main` is everyone's.
         """
-        if pusher["is_admin"] or update.old == ZERO:
+        if access.may_change_any_entry(pusher) or update.old == ZERO:
             return []
         owners = _Owners(self.index, pusher)
         walker = git.walk(git[update.new].peel(pygit2.Commit).id, pygit2.GIT_SORT_TOPOLOGICAL)
@@ -231,20 +229,30 @@ class PushPolicy:
 
 
 class _Owners:
-    """The ownership rule, for one pusher: who owns what is judged by the index (`main`)."""
+    """The ownership rules (`access`), for one pusher: who owns what is judged by the index
+    (`main`)."""
 
-    def __init__(self, index: Index, pusher: dict[str, Any]) -> None:
+    def __init__(self, index: Index, pusher: access.User) -> None:
         self.index = index
         self.pusher = pusher
-        self.scripts = index.entries("scripts")
-        self.folders = index.entries("folders")
+        self.scripts = index.scripts.by_path()
+        self.folders = index.folders.by_path()
 
-    def foreign(self, entry: Any) -> str | None:
-        """The login of `entry`'s owner when that is not the pusher."""
-        if entry is None or entry.owner_id == self.pusher["id"]:
+    def _owner_login(self, owner_id: int | None) -> str:
+        owner = self.index.users.get(owner_id) if owner_id is not None else None
+        return owner.login if owner else "someone else"
+
+    def foreign_script(self, entry: Entry | None) -> str | None:
+        """The login of the script's owner when the pusher may not change it."""
+        if entry is None or access.may_change_script(self.pusher, entry.owner_id):
             return None
-        owner = self.index.user(entry.owner_id) if entry.owner_id is not None else None
-        return owner["login"] if owner else "someone else"
+        return self._owner_login(entry.owner_id)
+
+    def foreign_folder(self, entry: Entry | None) -> str | None:
+        """The login of the folder's owner when the pusher may not delete it."""
+        if entry is None or access.may_change_folder(self.pusher, entry.owner_id):
+            return None
+        return self._owner_login(entry.owner_id)
 
     def changes(self, tree: pygit2.Tree, parents: list[pygit2.Tree]) -> list[str]:
         """What `tree` changes of other users' scripts and folders, compared with `parents` (its
@@ -263,7 +271,7 @@ class _Owners:
             # The script a file belongs to: itself, or the one its metadata describes. A path
             # the index does not know is new, and nobody's yet.
             script = path.removesuffix(layout.METADATA_SUFFIX)
-            owner = self.foreign(self.scripts.get(script))
+            owner = self.foreign_script(self.scripts.get(script))
             if owner:
                 verb = "delete" if deleted else "change"
                 problems.append(
@@ -279,7 +287,7 @@ class _Owners:
         for folder in sorted(vanished_folders):
             if any(not _is_folder(other, folder) for other in others):
                 continue
-            owner = self.foreign(self.folders.get(folder))
+            owner = self.foreign_folder(self.folders.get(folder))
             if owner:
                 problems.append(
                     f"{folder}/: folder belongs to {owner}; only its owner or an admin may delete it"

@@ -38,7 +38,7 @@ async def smart_http(path: str, request: Request) -> Response:
     if user is not None:
         from gitscripts.logging import bind_user
 
-        bind_user(request.scope, user["login"])
+        bind_user(request.scope, user.login)
     settings = services_of(request).settings
     return await run_http_backend(
         request,

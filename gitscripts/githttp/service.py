@@ -25,15 +25,15 @@ import structlog
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from gitscripts import errors
+from gitscripts import access, errors
 from gitscripts.auth.logins import login_key
 from gitscripts.auth.service import AuthService
 from gitscripts.auth.throttle import client_address
 from gitscripts.auth.tokens import is_personal_token
 from gitscripts.config import ConfigurationError, Settings
 from gitscripts.githttp.policy import ZERO, PushPolicy, RefUpdate
-from gitscripts.index import Index
-from gitscripts.manager.service import ManagerService
+from gitscripts.index import Index, UserRecord
+from gitscripts.index.lookups import Lookups
 from gitscripts.repo import MAIN_REF, Author, Landing, Repository
 
 log = structlog.get_logger("gitscripts.git")
@@ -70,13 +70,13 @@ class GitService:
         index: Index,
         repo: Repository,
         auth: AuthService,
-        manager: ManagerService,
+        lookups: Lookups,
     ) -> None:
         self.settings = settings
         self.index = index
         self.repo = repo
         self.auth = auth
-        self.manager = manager
+        self.lookups = lookups
         self.policy = PushPolicy(settings, index, repo)
         # Known only to this process and the git processes it starts: proves a hook call is ours.
         self.hook_secret = secrets.token_urlsafe(32)
@@ -86,7 +86,7 @@ class GitService:
             log.error("git_push_off", reason=self.pushes_refused_because)
 
     # -- authentication ----------------------------------------------------------------------
-    async def caller(self, request: Request, writing: bool) -> dict[str, Any] | None:
+    async def caller(self, request: Request, writing: bool) -> UserRecord | None:
         """The authenticated user; None for an anonymous read when that is allowed."""
         if writing and self.pushes_refused_because:
             raise errors.PermissionDenied(f"Pushing is disabled: {self.pushes_refused_because}")
@@ -104,13 +104,13 @@ class GitService:
             return None
         raise GitAuthRequired("Authentication required: use your login and a personal API token")
 
-    async def _basic(self, login: str, secret: str, client: str) -> dict[str, Any]:
+    async def _basic(self, login: str, secret: str, client: str) -> UserRecord:
         if is_personal_token(secret):
             try:
                 user = self.auth.user_for_bearer(secret)
             except errors.NotAuthenticated:
                 user = None
-            if user is None or login_key(user["login"]) != login_key(login):
+            if user is None or login_key(user.login) != login_key(login):
                 raise GitAuthRequired("Invalid login or API token")
             return user
         try:
@@ -118,7 +118,7 @@ class GitService:
         except errors.InvalidCredentials:
             raise GitAuthRequired("Invalid login or password") from None
 
-    def backend_environment(self, user: dict[str, Any] | None) -> dict[str, str]:
+    def backend_environment(self, user: access.User | None) -> dict[str, str]:
         env = {
             # The hooks start with `/usr/bin/env python3`: this interpreter's folder first, so
             # they run under the service's own Python, also where none is on the PATH (uvx, pipx).
@@ -137,8 +137,8 @@ class GitService:
         if user is not None:
             # The pusher's identity, for the hooks: set here, after authentication, never
             # taken from anything the client sends.
-            env["REMOTE_USER"] = user["login"]
-            env["GITSCRIPTS_PUSHER_ID"] = str(user["id"])
+            env["REMOTE_USER"] = user.login
+            env["GITSCRIPTS_PUSHER_ID"] = str(user.id)
         return env
 
     # -- hooks -------------------------------------------------------------------------------
@@ -158,13 +158,13 @@ class GitService:
             return {"accepted": False, "messages": ["gitscripts: push rejected: unknown pusher"]}
         # Owners are looked up in the index: it must know every path on `main`, also those of a
         # push whose post-receive has not run yet.
-        await run_in_threadpool(self.manager.ensure_synced)
+        await run_in_threadpool(self.lookups.ensure_synced)
         problems, new_commits = await run_in_threadpool(
             self.policy.check, pusher, updates, quarantine
         )
         log.info(
             "push_checked",
-            user=pusher["login"],
+            user=pusher.login,
             refs=[update.ref for update in updates],
             accepted=not problems,
             problems=len(problems),
@@ -177,7 +177,7 @@ class GitService:
                     *(f"  - {problem}" for problem in problems),
                 ],
             }
-        await run_in_threadpool(self.index.record_push, new_commits, pusher["id"])
+        await run_in_threadpool(self.index.pushes.record, new_commits, pusher.id)
         return {"accepted": True, "messages": []}
 
     def _as_update_of_main(self, update: RefUpdate, quarantine: str | None) -> RefUpdate:
@@ -208,7 +208,7 @@ class GitService:
             messages += told
         return {"accepted": True, "results": results, "messages": messages}
 
-    def land(self, pusher: dict[str, Any] | None, update: RefUpdate) -> tuple[list[str], list[str]]:
+    def land(self, pusher: access.User | None, update: RefUpdate) -> tuple[list[str], list[str]]:
         """Put one pushed update on main; (proc-receive report lines, lines for the pusher)."""
         if pusher is None or update.ref not in (MAIN_REF, LANDING_REF) or update.new == ZERO:
             # pre-receive refused all of these already; never move main for them
@@ -216,7 +216,7 @@ class GitService:
         try:
             landing = self.repo.land(
                 pygit2.Oid(hex=update.new),
-                Author(pusher["id"], pusher["login"]),
+                Author(pusher.id, pusher.login),
                 partial(self._check_landing, pusher, update),
             )
         except errors.AppError as exc:
@@ -227,14 +227,12 @@ class GitService:
                 "  git pull --rebase, then push again",
             ]
             return [f"ng {update.ref} {exc.message}"], told
-        log.info(
-            "push_landed", user=pusher["login"], ref=update.ref, merged_over=landing.merged_over
-        )
+        log.info("push_landed", user=pusher.login, ref=update.ref, merged_over=landing.merged_over)
         return self._report(update, landing), self._tell(update, landing)
 
     def _check_landing(
         self,
-        pusher: dict[str, Any],
+        pusher: access.User,
         update: RefUpdate,
         head: pygit2.Commit,
         candidate: pygit2.Commit,
@@ -242,7 +240,7 @@ class GitService:
         """The rules again for what would really land, unless it is what pre-receive checked."""
         if str(candidate.id) == update.new and str(head.id) == update.old:
             return
-        self.manager.ensure_synced()
+        self.lookups.ensure_synced()
         problems, _ = self.policy.check(
             pusher, [RefUpdate(old=str(head.id), new=str(candidate.id), ref=MAIN_REF)], None
         )
@@ -279,20 +277,22 @@ class GitService:
         pusher = self._pusher(payload)
         touches_main = any(update.get("ref") == MAIN_REF for update in payload.get("updates", []))
         if touches_main:
-            await run_in_threadpool(self.manager.ensure_synced)
+            await run_in_threadpool(self.lookups.ensure_synced)
         head = str(self.repo.head().id)
         log.info(
             "push_received",
-            user=pusher["login"] if pusher else None,
+            user=pusher.login if pusher else None,
             refs=[update.get("ref") for update in payload.get("updates", [])],
             revision=head,
         )
         messages = [f"gitscripts: main is at {head[:12]}"] if touches_main else []
         return {"accepted": True, "messages": messages}
 
-    def _pusher(self, payload: dict[str, Any]) -> dict[str, Any] | None:
+    def _pusher(self, payload: dict[str, Any]) -> UserRecord | None:
         pusher_id = payload.get("pusher_id")
-        return self.index.user(int(pusher_id)) if pusher_id and str(pusher_id).isdigit() else None
+        return (
+            self.index.users.get(int(pusher_id)) if pusher_id and str(pusher_id).isdigit() else None
+        )
 
 
 def _install_hooks(repo: Repository) -> None:

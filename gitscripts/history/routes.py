@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from gitscripts.auth.deps import CurrentUser
 from gitscripts.history.service import HistoryService
 from gitscripts.manager.schemas import ScriptOut
+from gitscripts.manager.views import RestoredScript
 from gitscripts.services import services_of
 
 router = APIRouter(prefix="/api/v1/scripts-manager", tags=["history"])
@@ -72,7 +73,7 @@ def script_diff(
 @router.post("/scripts/{script_id}/restore", response_model=RestoreOut)
 def restore_script(
     script_id: int, body: RestoreIn, user: CurrentUser, request: Request
-) -> dict[str, Any]:
+) -> RestoredScript:
     return services_of(request).manager.restore_script(user, script_id, body.revision)
 
 
