@@ -38,7 +38,8 @@ def may_change_script(user: User, owner_id: int | None) -> bool:
     recorded) is an admin's alone: scripts are what the simulator runs, so nobody may take one
     over just because its owner is unknown.
     """
-    return may_change_any_entry(user) or (owner_id is not None and owner_id == user.id)
+    # `may_change_any_entry`, inline: the tree asks this for each of 10,000 scripts.
+    return user.is_admin or (owner_id is not None and owner_id == user.id)
 
 
 def may_change_folder(user: User, owner_id: int | None) -> bool:

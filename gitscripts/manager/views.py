@@ -2,7 +2,9 @@
 cache.
 
 One shape for each object, used by single reads and by the whole tree alike; `can_edit` and
-`can_delete` come from `gitscripts.access`. The tree passes lookups it has already made, so that
+`can_delete` come from `gitscripts.access`. The shapes are TypedDicts written as dict literals:
+calling a TypedDict builds the dict through keyword arguments, which costs a tree of 10,000
+scripts a third more. The tree passes lookups it has already made, so that
 10,000 scripts do not mean 10,000 index queries, and its serialized body is cached per commit,
 index state and caller. Reads only: every write is the manager's.
 """
@@ -116,17 +118,18 @@ class Views:
         read_only: bool = False,
     ) -> FolderView:
         may_change = not read_only and access.may_change_folder(user, entry.owner_id)
-        return FolderView(
-            id=entry.id,
-            name=entry.path.rsplit("/", 1)[-1],
-            path=entry.path,
-            parent_id=self._folder_id_of(layout.parent_of(entry.path), known),
-            created_by=(known.creator if known else self.index.users.person)(entry.owner_id),
-            created_at=entry.created_at,
-            updated_at=entry.updated_at,
-            can_edit=may_change,
-            can_delete=may_change,
-        )
+        view: FolderView = {
+            "id": entry.id,
+            "name": entry.path.rsplit("/", 1)[-1],
+            "path": entry.path,
+            "parent_id": self._folder_id_of(layout.parent_of(entry.path), known),
+            "created_by": (known.creator if known else self.index.users.person)(entry.owner_id),
+            "created_at": entry.created_at,
+            "updated_at": entry.updated_at,
+            "can_edit": may_change,
+            "can_delete": may_change,
+        }
+        return view
 
     def script_view(
         self,
@@ -139,19 +142,20 @@ class Views:
         if metadata is None:
             metadata = self.repo.script_metadata(self.repo.head().tree, entry.path)
         may_change = not read_only and access.may_change_script(user, entry.owner_id)
-        return ScriptView(
-            id=entry.id,
-            filename=entry.path.rsplit("/", 1)[-1],
-            logical_path=entry.path,
-            display_name=metadata.display_name,
-            description=metadata.description,
-            folder_id=self._folder_id_of(layout.parent_of(entry.path), known),
-            created_by=(known.creator if known else self.index.users.person)(entry.owner_id),
-            created_at=entry.created_at,
-            updated_at=entry.updated_at,
-            can_edit=may_change,
-            can_delete=may_change,
-        )
+        view: ScriptView = {
+            "id": entry.id,
+            "filename": entry.path.rsplit("/", 1)[-1],
+            "logical_path": entry.path,
+            "display_name": metadata.display_name,
+            "description": metadata.description,
+            "folder_id": self._folder_id_of(layout.parent_of(entry.path), known),
+            "created_by": (known.creator if known else self.index.users.person)(entry.owner_id),
+            "created_at": entry.created_at,
+            "updated_at": entry.updated_at,
+            "can_edit": may_change,
+            "can_delete": may_change,
+        }
+        return view
 
     # -- the whole tree -------------------------------------------------------------------------
     def tree_json(self, user: access.User, revision: str | None = None) -> bytes:
@@ -208,9 +212,11 @@ class Views:
             if entry is None:
                 continue
             parent = layout.parent_of(path)
-            item = TreeFolder(
-                folder=self.folder_view(user, entry, known, read_only), scripts=[], subfolders=[]
-            )
+            item: TreeFolder = {
+                "folder": self.folder_view(user, entry, known, read_only),
+                "scripts": [],
+                "subfolders": [],
+            }
             if path in unindexed:
                 item["folder"]["id"] = None
             folder_items[path] = item
