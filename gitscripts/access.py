@@ -14,6 +14,7 @@ This module depends on nothing else in the package, so every layer may ask it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -24,6 +25,10 @@ class User:
     id: int
     login: str
     is_admin: bool
+
+
+# A rule about something with an owner: (caller, owner id or None) -> allowed.
+OwnedRule = Callable[[User, int | None], bool]
 
 
 def may_change_any_entry(user: User) -> bool:

@@ -22,9 +22,6 @@ ADMIN = access.User(id=3, login="root", is_admin=True)
 NOBODY = None  # an owner nobody knows (owner_id None)
 
 
-OwnedRule = Callable[[access.User, int | None], bool]
-
-
 @pytest.mark.parametrize(
     ("rule", "user", "owner_id", "allowed"),
     [
@@ -60,7 +57,7 @@ OwnedRule = Callable[[access.User, int | None], bool]
     ],
 )
 def test_owned_things(
-    rule: OwnedRule, user: access.User, owner_id: int | None, allowed: bool
+    rule: access.OwnedRule, user: access.User, owner_id: int | None, allowed: bool
 ) -> None:
     assert rule(user, owner_id) is allowed
 

@@ -2,11 +2,11 @@
 
 Checked in pre-receive, while the pushed objects still sit in git's quarantine: a rejected push leaves
 no trace. The content rules (names, Python that parses with a `main(data)`, metadata, sizes) are the
-ones the API enforces, from `gitscripts.repo.rules` and `gitscripts.repo.layout`; the ownership rule is
-the API's too: only the owner (or an admin) may change or delete a script or a folder, in every commit
-that enters `main`. Branch and tag names follow `Repository.ref_name_problem`, so that no pushed name
-can stand in for a commit id, `HEAD`, `main` or another ref in `?rev=`; a branch other than `main` is
-its pusher's, under their login.
+ones the API enforces, from `gitscripts.repo.rules` and `gitscripts.repo.layout`; the ownership rules
+are the API's too (`gitscripts.access`): only the owner (or an admin) may change or delete a script or
+a folder, in every commit that enters `main`. Branch and tag names follow
+`Repository.ref_name_problem`, so that no pushed name can stand in for a commit id, `HEAD`, `main` or
+another ref in `?rev=`; a branch other than `main` is its pusher's, under their login.
 """
 
 from __future__ import annotations
@@ -238,21 +238,12 @@ class _Owners:
         self.scripts = index.scripts.by_path()
         self.folders = index.folders.by_path()
 
-    def _owner_login(self, owner_id: int | None) -> str:
-        owner = self.index.users.get(owner_id) if owner_id is not None else None
+    def foreign(self, entry: Entry | None, may_change: access.OwnedRule) -> str | None:
+        """Who owns `entry` (a login, or "someone else") when `may_change` refuses the pusher."""
+        if entry is None or may_change(self.pusher, entry.owner_id):
+            return None
+        owner = self.index.users.get(entry.owner_id) if entry.owner_id is not None else None
         return owner.login if owner else "someone else"
-
-    def foreign_script(self, entry: Entry | None) -> str | None:
-        """The login of the script's owner when the pusher may not change it."""
-        if entry is None or access.may_change_script(self.pusher, entry.owner_id):
-            return None
-        return self._owner_login(entry.owner_id)
-
-    def foreign_folder(self, entry: Entry | None) -> str | None:
-        """The login of the folder's owner when the pusher may not delete it."""
-        if entry is None or access.may_change_folder(self.pusher, entry.owner_id):
-            return None
-        return self._owner_login(entry.owner_id)
 
     def changes(self, tree: pygit2.Tree, parents: list[pygit2.Tree]) -> list[str]:
         """What `tree` changes of other users' scripts and folders, compared with `parents` (its
@@ -271,7 +262,7 @@ class _Owners:
             # The script a file belongs to: itself, or the one its metadata describes. A path
             # the index does not know is new, and nobody's yet.
             script = path.removesuffix(layout.METADATA_SUFFIX)
-            owner = self.foreign_script(self.scripts.get(script))
+            owner = self.foreign(self.scripts.get(script), access.may_change_script)
             if owner:
                 verb = "delete" if deleted else "change"
                 problems.append(
@@ -287,7 +278,7 @@ class _Owners:
         for folder in sorted(vanished_folders):
             if any(not _is_folder(other, folder) for other in others):
                 continue
-            owner = self.foreign_folder(self.folders.get(folder))
+            owner = self.foreign(self.folders.get(folder), access.may_change_folder)
             if owner:
                 problems.append(
                     f"{folder}/: folder belongs to {owner}; only its owner or an admin may delete it"
