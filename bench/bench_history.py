@@ -85,7 +85,7 @@ def populate(data_dir: Path, commits: int, versions: int) -> dict[str, Any]:
     services = Services.build(settings)
     repo = services.repo
     user = services.auth.register(LOGIN, PASSWORD)
-    author = Author(user["id"], user["login"])
+    author = Author(user.id, user.login)
     started = time.perf_counter()
 
     first: Edits = {**with_sidecar(HOT, hot_source(1)), **with_sidecar(BIG, big_source(1))}
@@ -117,11 +117,11 @@ def populate(data_dir: Path, commits: int, versions: int) -> dict[str, Any]:
             wide_commit = str(result.commit.id)
     committed = time.perf_counter()
     print(f"  {commits} commits ({hot_version} versions of {HOT}) in {committed - started:.1f} s")
-    sync_index(services.index, repo, actor_id=user["id"])
+    sync_index(services.index, repo, actor_id=user.id)
     print(f"  index synced in {time.perf_counter() - committed:.1f} s")
     return {
-        "hot": services.index.entry_id("scripts", HOT),
-        "big": services.index.entry_id("scripts", BIG),
+        "hot": services.index.scripts.id_at(HOT),
+        "big": services.index.scripts.id_at(BIG),
         "wide_commit": wide_commit,
         "versions": hot_version,
     }

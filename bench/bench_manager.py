@@ -79,7 +79,7 @@ def populate(data_dir: Path, scripts: int, folders: int) -> dict[str, Any]:
     configure_logging("WARNING", json_lines=False)
     services = Services.build(settings)
     user = services.auth.register(LOGIN, PASSWORD)
-    author = Author(user["id"], user["login"])
+    author = Author(user.id, user.login)
     per_folder = [scripts // folders + (1 if f < scripts % folders else 0) for f in range(folders)]
     number = 0
     started = time.perf_counter()
@@ -101,10 +101,10 @@ def populate(data_dir: Path, scripts: int, folders: int) -> dict[str, Any]:
         services.repo.commit(author, message, lambda _parent, edits=edits: edits)
     committed = time.perf_counter()
     print(f"  {number} scripts committed in {committed - started:.1f} s")
-    sync_index(services.index, services.repo, actor_id=user["id"])
+    sync_index(services.index, services.repo, actor_id=user.id)
     print(f"  index synced (ids and owners) in {time.perf_counter() - committed:.1f} s")
-    indexed_scripts = len(services.index.entries("scripts"))
-    indexed_folders = len(services.index.entries("folders"))
+    indexed_scripts = len(services.index.scripts.all())
+    indexed_folders = len(services.index.folders.all())
     if indexed_scripts != scripts or indexed_folders != folders:
         raise RuntimeError(
             f"setup check failed: index has {indexed_scripts} scripts and {indexed_folders} "
@@ -232,18 +232,20 @@ def measure(client: httpx.Client, args: argparse.Namespace) -> list[Result]:
 
 # -- profiling (optional) -----------------------------------------------------------------------
 def profile(data_dir: Path, rounds: int) -> None:
-    """cProfile ManagerService.tree and save_script in-process, on the benchmark's own data."""
+    """cProfile Views.tree and ManagerService.save_script in-process, on the benchmark's own
+    data."""
     settings = Settings(data_dir=data_dir, jwt_secret_key=SECRET)
     services = Services.build(settings)
     manager = services.manager
-    user = services.index.user_by_login(LOGIN)
+    views = services.views
+    user = services.index.users.by_login(LOGIN)
     assert user is not None
-    folder_id = services.index.entry_id("folders", "bench-uploads")
-    manager.tree(user)  # warm the listing cache, as the server's tree samples were
+    folder_id = services.index.folders.id_at("bench-uploads")
+    views.tree(user)  # warm the listing cache, as the server's tree samples were
 
     def warm_tree(profiler: cProfile.Profile) -> None:
         for _ in range(rounds):
-            profiler.runcall(manager.tree, user)
+            profiler.runcall(views.tree, user)
 
     def upload(profiler: cProfile.Profile) -> None:
         for n in range(rounds):
@@ -261,12 +263,12 @@ def profile(data_dir: Path, rounds: int) -> None:
     def tree_after_commit(profiler: cProfile.Profile) -> None:
         for n in range(rounds):
             manager.create_folder(user, f"profiled-{n:04d}", None)  # moves `main`, unprofiled
-            profiler.runcall(manager.tree, user)
+            profiler.runcall(views.tree, user)
 
     work: list[tuple[str, Callable[[cProfile.Profile], None]]] = [
-        ("ManagerService.tree, warm", warm_tree),
+        ("Views.tree, warm", warm_tree),
         ("ManagerService.save_script", upload),
-        ("ManagerService.tree right after a commit", tree_after_commit),
+        ("Views.tree right after a commit", tree_after_commit),
     ]
     for label, run in work:
         profiler = cProfile.Profile()

@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         structlog.get_logger("gitscripts").warning("ambiguous_refs", refs=ambiguous)
     # A crash between a commit and its index write, or a push while the service was down,
     # leaves the index behind `main`: catch up before serving.
-    services.manager.ensure_synced()
+    services.lookups.ensure_synced()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

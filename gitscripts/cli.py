@@ -8,6 +8,7 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
+from gitscripts import access
 from gitscripts.config import ConfigurationError, Settings, load_settings
 from gitscripts.errors import AppError
 from gitscripts.logging import configure_logging
@@ -62,7 +63,7 @@ def _auth(settings: Settings) -> AuthService:
 def _create_admin(args: argparse.Namespace, settings: Settings) -> int:
     password = _new_password(args.login, "GITSCRIPTS_ADMIN_PASSWORD")
     user = _auth(settings).set_admin(args.login, password)
-    print(f"{user['login']} (id {user['id']}) is an admin.")
+    print(f"{user.login} (id {user.id}) is an admin.")
     return 0
 
 
@@ -71,15 +72,15 @@ def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     if password is None:
         raise _Refused("A password is needed: set GITSCRIPTS_USER_PASSWORD or run at a terminal")
     user = _auth(settings).register(args.login, password, is_admin=args.admin)
-    role = "an admin" if user["is_admin"] else "a user"
-    print(f"{user['login']} (id {user['id']}) is {role}.")
+    role = "an admin" if user.is_admin else "a user"
+    print(f"{user.login} (id {user.id}) is {role}.")
     return 0
 
 
 def _create_invite(args: argparse.Namespace, settings: Settings) -> int:
     auth = _auth(settings)
-    admin = auth.index.user_by_login(args.by)
-    if admin is None or not admin["is_admin"]:
+    admin = auth.index.users.by_login(args.by)
+    if admin is None or not access.may_manage_accounts(admin):
         raise _Refused(f"{args.by} is not an admin")
     invite = auth.create_invite(admin, args.days)
     print(invite["code"])
@@ -97,7 +98,7 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     changed = sync_index(index, repo, full=True)
     print(
         f"Index {'updated' if changed else 'already up to date'}: "
-        f"{len(index.entries('folders'))} folders, {len(index.entries('scripts'))} scripts "
+        f"{len(index.folders.all())} folders, {len(index.scripts.all())} scripts "
         f"at {str(repo.head().id)[:12]}."
     )
     return 0

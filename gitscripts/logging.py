@@ -10,6 +10,7 @@ import logging
 import sys
 import time
 import uuid
+from collections.abc import MutableMapping
 from typing import Any
 
 import structlog
@@ -19,7 +20,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 _SECRET_KEYS = frozenset({"password", "token", "access_token", "authorization", "secret", "jwt"})
 
 
-def _redact_secrets(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _redact_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key in event.keys() & _SECRET_KEYS:
         event[key] = "[redacted]"
     return event

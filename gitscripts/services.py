@@ -20,7 +20,9 @@ from gitscripts.files.store import FileStore
 from gitscripts.githttp.service import GitService
 from gitscripts.history.service import HistoryService
 from gitscripts.index import Index
+from gitscripts.index.lookups import Lookups
 from gitscripts.manager.service import ManagerService
+from gitscripts.manager.views import Views
 from gitscripts.repo import Repository
 
 
@@ -30,6 +32,8 @@ class Services:
     index: Index
     repo: Repository
     auth: AuthService
+    lookups: Lookups
+    views: Views
     manager: ManagerService
     executor: ExecutionService
     files: FileService
@@ -45,19 +49,22 @@ class Services:
         index = Index(settings.index_path)
         repo = Repository(settings.repo_path)
         auth = AuthService(settings, index)
-        manager = ManagerService(settings, index, repo)
+        lookups = Lookups(index, repo)
+        views = Views(index, repo, lookups)
         file_grants = FileGrants()
         return cls(
             settings=settings,
             index=index,
             repo=repo,
             auth=auth,
-            manager=manager,
+            lookups=lookups,
+            views=views,
+            manager=ManagerService(settings, index, repo, lookups, views),
             executor=ExecutionService(settings, repo, file_grants),
             files=FileService(settings, index, FileStore.from_settings(settings)),
             file_grants=file_grants,
-            git=GitService(settings, index, repo, manager),
-            history=HistoryService(index, repo, manager),
+            git=GitService(settings, index, repo, lookups),
+            history=HistoryService(index, repo, lookups),
         )
 
 

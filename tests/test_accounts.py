@@ -27,7 +27,7 @@ ADMIN = "/api/v1/admin"
 
 
 def logins_in(settings: Settings) -> list[str]:
-    return [user["login"] for user in Index(settings.index_path).users()]
+    return [user.login for user in Index(settings.index_path).users.all()]
 
 
 @contextmanager
@@ -138,7 +138,7 @@ def test_accounts_made_before_the_rules_keep_working(tmp_path: Path) -> None:
     index = Index(settings.index_path)
     password_hash = Passwords(1, 256).hash(PASSWORD)
     for old in ("admin ", "a:b", "\u0430dmin"):
-        index.add_user(old, password_hash, is_admin=False)
+        index.users.add(old, password_hash, is_admin=False)
     with TestClient(create_app(settings)) as client:
         for old in ("admin ", "a:b", "\u0430dmin"):
             reply = login(client, old)

@@ -141,12 +141,12 @@ def test_missing_and_invalid_tokens_are_401(client: TestClient) -> None:
 
 def test_unexpected_errors_are_500_without_traces_or_paths(settings, alice: Caller) -> None:
     app = create_app(settings)
-    manager = app.state.services.manager
+    views = app.state.services.views
 
     def explode(user: dict) -> dict:
         raise RuntimeError(f"secret detail at {settings.data_dir}/scripts.git")
 
-    manager.tree = explode
+    views.tree = explode
     with TestClient(app, raise_server_exceptions=False) as client:
         reply = client.get("/api/v1/scripts-manager/tree", headers=alice.headers)
     assert reply.status_code == 500

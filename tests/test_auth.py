@@ -679,7 +679,7 @@ def test_create_admin_promotes_an_existing_user(
 
 
 def settings_users(data_dir: Path) -> list[str]:
-    return [user["login"] for user in Index(data_dir / "index.json").users()]
+    return [user.login for user in Index(data_dir / "index.json").users.all()]
 
 
 def test_create_admin_refuses_a_short_password(

@@ -222,7 +222,7 @@ index = Index(Path(sys.argv[1]))
 n = 0
 while True:
     n += 1
-    index.add_entry("scripts", f"folder/script_{n}.py" + "x" * 200, owner_id=1)
+    index.scripts.add(f"folder/script_{n}.py" + "x" * 200, owner_id=1)
     print(n, flush=True)
 """
 
@@ -240,7 +240,7 @@ def test_index_killed_mid_write_stays_loadable(tmp_path: Path) -> None:
     writer.send_signal(signal.SIGKILL)
     writer.wait()
     index = Index(index_path)
-    entries = index.entries("scripts")
+    entries = index.scripts.by_path()
     assert len(entries) >= 199
     assert json.loads(index_path.read_text())  # still parses as a whole
     assert not list(tmp_path.glob("*.tmp"))  # a dead writer's temp file is cleared away

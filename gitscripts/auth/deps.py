@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import Depends, Request
 
@@ -28,6 +28,7 @@ from gitscripts import errors
 from gitscripts.auth.throttle import client_address
 from gitscripts.files.grants import is_file_token
 from gitscripts.githttp.protocol import RECEIVE_PACK, smart_service
+from gitscripts.index import UserRecord
 from gitscripts.logging import bind_user
 from gitscripts.services import services_of
 
@@ -43,19 +44,22 @@ def bearer_of(request: Request) -> str | None:
     return value if scheme == "bearer" and value else None
 
 
-def _signed_in(request: Request, user: dict[str, Any]) -> dict[str, Any]:
-    bind_user(request.scope, user["login"])
+def _signed_in(request: Request, user: UserRecord) -> UserRecord:
+    bind_user(request.scope, user.login)
     return user
 
 
-async def current_user(request: Request) -> dict[str, Any]:
+async def current_user(request: Request) -> UserRecord:
+    # async on purpose: it then runs in the request's own context, so the log binding sticks.
     bearer = bearer_of(request)
     if bearer is None:
         raise errors.NotAuthenticated("Not authenticated")
     return _signed_in(request, services_of(request).auth.user_for_bearer(bearer))
 
 
-async def user_or_anonymous(request: Request) -> dict[str, Any] | None:
+async def user_or_anonymous(request: Request) -> UserRecord | None:
+    """A signed-in caller; or nobody, when ALLOW_ANONYMOUS_EXECUTION lets the token-less simulator
+    client in (a token that is sent is still checked)."""
     if services_of(request).settings.allow_anonymous_execution and not request.headers.get(
         "authorization"
     ):
@@ -63,7 +67,7 @@ async def user_or_anonymous(request: Request) -> dict[str, Any] | None:
     return await current_user(request)
 
 
-async def files_user(request: Request) -> dict[str, Any] | None:
+async def files_user(request: Request) -> UserRecord | None:
     bearer = bearer_of(request)
     if bearer is None or not is_file_token(bearer):
         return await user_or_anonymous(request)
@@ -73,7 +77,7 @@ async def files_user(request: Request) -> dict[str, Any] | None:
         raise errors.InvalidToken("This execution's file token has expired")
     if grant.user_id is None:  # an anonymous run
         return None
-    user = services.index.user(grant.user_id)
+    user = services.index.users.get(grant.user_id)
     if user is None:
         raise errors.InvalidToken("The user who ran this script no longer exists")
     return _signed_in(request, user)
@@ -89,7 +93,7 @@ async def file_reader(request: Request) -> None:
         raise errors.InvalidToken("This download link is not valid (or no longer): make a new one")
 
 
-async def git_user(request: Request) -> dict[str, Any] | None:
+async def git_user(request: Request) -> UserRecord | None:
     """Which protocol service is asked for is checked first (404, 400), then whether pushing is
     served at all, then the credentials."""
     service = smart_service(
@@ -124,9 +128,9 @@ async def hook_caller(request: Request) -> None:
     services_of(request).git.check_hook_secret(presented)
 
 
-CurrentUser = Annotated[dict[str, Any], Depends(current_user)]
-OptionalUser = Annotated[dict[str, Any] | None, Depends(user_or_anonymous)]
-FilesUser = Annotated[dict[str, Any] | None, Depends(files_user)]
+CurrentUser = Annotated[UserRecord, Depends(current_user)]
+OptionalUser = Annotated[UserRecord | None, Depends(user_or_anonymous)]
+FilesUser = Annotated[UserRecord | None, Depends(files_user)]
 FileReader = Annotated[None, Depends(file_reader)]
-GitUser = Annotated[dict[str, Any] | None, Depends(git_user)]
+GitUser = Annotated[UserRecord | None, Depends(git_user)]
 HookCaller = Annotated[None, Depends(hook_caller)]

@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Request, Response, status
 
 from gitscripts.auth.deps import CurrentUser, bearer_of
@@ -21,7 +19,9 @@ from gitscripts.auth.schemas import (
     UserCreate,
     UserOut,
 )
+from gitscripts.auth.service import InviteView, NewInvite, NewToken
 from gitscripts.auth.throttle import client_address
+from gitscripts.index import TokenRecord, UserRecord
 from gitscripts.services import Auth
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
@@ -29,7 +29,7 @@ admin_router = APIRouter(prefix="/api/v1/admin", tags=["admin"])
 
 
 @router.post("/register", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-def register(body: Registration, auth: Auth) -> dict[str, Any]:
+def register(body: Registration, auth: Auth) -> UserRecord:
     return auth.register_self(body.login, body.password, body.invite_code)
 
 
@@ -46,7 +46,7 @@ async def login(body: LoginRequest, request: Request, auth: Auth) -> AccessToken
 
 
 @router.get("/me", response_model=UserOut)
-def me(user: CurrentUser) -> dict[str, Any]:
+def me(user: CurrentUser) -> UserRecord:
     return user
 
 
@@ -57,17 +57,17 @@ def logout(request: Request, user: CurrentUser, auth: Auth) -> Message:
 
 
 @router.patch("/onboarding-status", response_model=UserOut)
-def onboarding_status(body: OnboardingStatus, user: CurrentUser, auth: Auth) -> dict[str, Any]:
+def onboarding_status(body: OnboardingStatus, user: CurrentUser, auth: Auth) -> UserRecord:
     return auth.set_onboarding(user, body.needs_onboarding)
 
 
 @router.post("/tokens", status_code=status.HTTP_201_CREATED, response_model=TokenCreated)
-def create_token(body: TokenCreate, user: CurrentUser, auth: Auth) -> dict[str, Any]:
+def create_token(body: TokenCreate, user: CurrentUser, auth: Auth) -> NewToken:
     return auth.create_token(user, body.name, body.expires_in_days)
 
 
 @router.get("/tokens", response_model=list[TokenOut])
-def list_tokens(user: CurrentUser, auth: Auth) -> list[dict[str, Any]]:
+def list_tokens(user: CurrentUser, auth: Auth) -> list[TokenRecord]:
     return auth.tokens(user)
 
 
@@ -79,19 +79,19 @@ def delete_token(token_id: int, user: CurrentUser, auth: Auth) -> Response:
 
 # -- administrators: accounts and invite codes ------------------------------------------------
 @admin_router.post("/users", status_code=status.HTTP_201_CREATED, response_model=UserOut)
-def create_user(body: UserCreate, user: CurrentUser, auth: Auth) -> dict[str, Any]:
+def create_user(body: UserCreate, user: CurrentUser, auth: Auth) -> UserRecord:
     """Create an account (whatever REGISTRATION says)."""
     return auth.create_user(user, body.login, body.password, body.is_admin)
 
 
 @admin_router.post("/invites", status_code=status.HTTP_201_CREATED, response_model=InviteCreated)
-def create_invite(body: InviteCreate, user: CurrentUser, auth: Auth) -> dict[str, Any]:
+def create_invite(body: InviteCreate, user: CurrentUser, auth: Auth) -> NewInvite:
     """A single-use invite code for REGISTRATION=invite, shown only in this answer."""
     return auth.create_invite(user, body.expires_in_days)
 
 
 @admin_router.get("/invites", response_model=list[InviteOut])
-def list_invites(user: CurrentUser, auth: Auth) -> list[dict[str, Any]]:
+def list_invites(user: CurrentUser, auth: Auth) -> list[InviteView]:
     return auth.invites(user)
 
 

@@ -123,7 +123,7 @@ class LoginThrottle:
         excess = state.count - self.free_attempts
         if excess < 0:
             return 0.0
-        return min(self.base_delay * (2**excess), self.max_delay)
+        return min(self.base_delay * float(2**excess), self.max_delay)
 
     def _state(self, key: tuple[str, str]) -> _Failures:
         state = self._failures.get(key)

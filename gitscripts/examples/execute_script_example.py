@@ -21,7 +21,7 @@ SCRIPT_PATH = sys.argv[2] if len(sys.argv) > 2 else "examples/hello.py"
 INPUT_FILE = sys.argv[3] if len(sys.argv) > 3 else None
 
 
-def load_client(base_url):
+def load_client(base_url: str) -> types.ModuleType:
     """client.py from next to this file, or else fetched from the service (GET /api/v1/client.py)."""
     here = os.path.join(os.path.dirname(os.path.abspath(__file__)), "client.py")
     if os.path.exists(here):
@@ -35,7 +35,7 @@ def load_client(base_url):
     return module
 
 
-def main():
+def main() -> None:
     gitscripts = load_client(BASE_URL)
     client = gitscripts.Client(
         BASE_URL,

@@ -23,7 +23,7 @@ import structlog
 from starlette.concurrency import run_in_threadpool
 
 import gitscripts
-from gitscripts import errors
+from gitscripts import access, errors
 from gitscripts.config import ConfigurationError, Settings
 from gitscripts.executor import cgroups, sandbox
 from gitscripts.executor.checkout import CheckoutCache
@@ -326,7 +326,7 @@ class ExecutionService:
 
     async def execute(
         self,
-        user: dict[str, Any] | None,
+        user: access.User | None,
         logical_path: str,
         data: Any,
         revision: str | None = None,
@@ -365,7 +365,7 @@ class ExecutionService:
                 duration_ms=round(report.duration * 1000, 2) if report else None,
                 total_ms=round((time.perf_counter() - started) * 1000, 2),
                 peak_memory_kb=report.peak_memory_kb if report else None,
-                user=user["login"] if user else None,
+                user=user.login if user else None,
             )
         return {
             "success": report.ok,
@@ -378,7 +378,7 @@ class ExecutionService:
         }
 
     async def _run_in_slot(
-        self, slot: int, user: dict[str, Any] | None, commit: Any, path: str, data: Any,
+        self, slot: int, user: access.User | None, commit: Any, path: str, data: Any,
         timeout: float,
     ) -> RunResult:  # fmt: skip
         assert self.engine is not None, "the execution service was not started"
@@ -389,7 +389,7 @@ class ExecutionService:
         else:
             root = await run_in_threadpool(self.checkouts.lease, tree_id)
         # The script reaches the file store as the user who ran it, for this run only.
-        files_token = self.file_grants.issue(user["id"] if user else None, timeout)
+        files_token = self.file_grants.issue(user.id if user else None, timeout)
         scratch = ""
         report: Report | None = None
         try:

@@ -11,7 +11,7 @@ from urllib.parse import quote, urlencode
 import structlog
 from starlette.concurrency import run_in_threadpool
 
-from gitscripts import errors
+from gitscripts import access, errors
 from gitscripts.config import Settings
 from gitscripts.files import keys, uploads
 from gitscripts.files.links import DownloadLinks
@@ -143,7 +143,7 @@ class FileService:
         self.links = DownloadLinks(settings.secret_key, settings.download_link_seconds)
 
     # -- writing ------------------------------------------------------------------------------
-    async def upload(self, user: dict[str, Any] | None, prefix: str, incoming: Incoming) -> Stored:
+    async def upload(self, user: access.User | None, prefix: str, incoming: Incoming) -> Stored:
         """A multipart upload to `prefix/<random>.<extension>`."""
         prefix = keys.check_prefix(prefix)
         self._refuse_declared_oversize(incoming, _FRAMING_ALLOWANCE)
@@ -158,7 +158,7 @@ class FileService:
 
         return await self._receive(user, receiver, receive(), body)
 
-    async def put(self, user: dict[str, Any] | None, key: str, incoming: Incoming) -> Stored:
+    async def put(self, user: access.User | None, key: str, incoming: Incoming) -> Stored:
         """The request body, as is, at exactly `key` (a new file, or one the caller may replace)."""
         key = keys.check_key(key)
         self._refuse_declared_oversize(incoming, 0)
@@ -176,7 +176,7 @@ class FileService:
 
     async def _receive(
         self,
-        user: dict[str, Any] | None,
+        user: access.User | None,
         receiver: _Receiver,
         receiving: Coroutine[Any, Any, None],
         body: uploads.RequestBody,
@@ -202,8 +202,8 @@ class FileService:
         staged = receiver.staged
         # The owner is recorded before the file appears, so a file is never visible ownerless; a
         # replaced file keeps the owner it has (an admin replacing it does not take it over).
-        claim, owner_id = self.index.claim_file(
-            key, user["id"] if user else None, lambda owner: _may_change(user, owner)
+        claim, owner_id = self.index.files.claim(
+            key, user.id if user else None, lambda owner: access.may_change_file(user, owner)
         )
         if claim == "refused":  # another writer of the same new key claimed it first
             await run_in_threadpool(receiver.discard)
@@ -214,12 +214,12 @@ class FileService:
             await _in_store(staged.commit)
         except BaseException:
             if claim == "new":
-                self.index.remove_file(key)
+                self.index.files.remove(key)
             await run_in_threadpool(receiver.discard)
             raise
         if claim == "kept":  # a replacement: a delete may have raced it (a new key had no file)
-            self.index.keep_file_record(key, owner_id)
-        log.info("file_stored", key=key, size=receiver.size, user=user["login"] if user else None)
+            self.index.files.keep(key, owner_id)
+        log.info("file_stored", key=key, size=receiver.size, user=user.login if user else None)
         return {"key": key, "size": receiver.size}
 
     def _refuse_declared_oversize(self, incoming: Incoming, allowance: int) -> None:
@@ -234,48 +234,48 @@ class FileService:
     async def info(self, key: str) -> FileInfo:
         key = keys.check_key(key)
         size = await _in_store(self.store.size, key)
-        record = self.index.file(key)
-        owner = self.index.user(record["owner_id"]) if record and record["owner_id"] else None
+        record = self.index.files.at(key)
         return {
             "key": key,
             "size": size,
             "content_type": keys.content_type(key),
-            "uploaded_by": {"id": owner["id"], "login": owner["login"]} if owner else None,
+            "uploaded_by": self.index.users.person(record.owner_id if record else None),
         }
 
     async def list_files(
-        self, user: dict[str, Any] | None, prefix: str, everyone: bool
+        self, user: access.User | None, prefix: str, everyone: bool
     ) -> FileListing:
         """The caller's files under the folder-like `prefix`, newest first; with `everyone`, an
         admin's view of every file with a record. Who owns a file is known only from its record
         in the index, so a file put into the store from outside is never listed."""
         if user is None:
             raise errors.NotAuthenticated("Listing files needs a token: files are listed by owner")
-        if everyone and not user["is_admin"]:
+        if everyone and not access.may_list_everyones_files(user):
             raise errors.PermissionDenied("Only an admin may list everyone's files")
         prefix = keys.check_prefix(prefix)
         records = [
             record
-            for record in self.index.files()
-            if (everyone or record["owner_id"] == user["id"])
-            and keys.is_under(record["key"], prefix)
+            for record in (
+                self.index.files.all() if everyone else self.index.files.owned_by(user.id)
+            )
+            if keys.is_under(record.key, prefix)
         ]
         if not records:
             return {"files": []}
         # The store says which files are there (a record outlives a file deleted behind the
         # service's back) and how large they are now: one listing per folder, not one request
         # per file.
-        folders = sorted({record["key"].rpartition("/")[0] for record in records})
+        folders = sorted({record.key.rpartition("/")[0] for record in records})
         present = await _in_store(self.store.sizes_in, folders)
         listed: list[ListedFile] = [
             {
-                "key": record["key"],
-                "size": present[record["key"]],
-                "content_type": keys.content_type(record["key"]),
-                "uploaded_at": record["created_at"],
+                "key": record.key,
+                "size": present[record.key],
+                "content_type": keys.content_type(record.key),
+                "uploaded_at": record.created_at,
             }
             for record in records
-            if record["key"] in present
+            if record.key in present
         ]
         listed.sort(key=lambda item: (item["uploaded_at"], item["key"]), reverse=True)
         return {"files": listed}
@@ -322,30 +322,21 @@ class FileService:
             handle.close()
 
     # -- deleting -----------------------------------------------------------------------------
-    async def delete(self, user: dict[str, Any] | None, key: str) -> Deleted:
+    async def delete(self, user: access.User | None, key: str) -> Deleted:
         key = keys.check_key(key)
         await _in_store(self.store.size, key)  # an unknown key is 404 before 403
         self._check_owner(user, key, "delete")
         await _in_store(self.store.delete, key)
-        self.index.remove_file(key)
+        self.index.files.remove(key)
         return {"message": f"File '{key}' deleted successfully"}
 
-    def _check_owner(self, user: dict[str, Any] | None, key: str, action: str) -> None:
-        record = self.index.file(key)
-        if _may_change(user, record["owner_id"] if record else None):
+    def _check_owner(self, user: access.User | None, key: str, action: str) -> None:
+        record = self.index.files.at(key)
+        if access.may_change_file(user, record.owner_id if record else None):
             return
         raise errors.NotFileOwner(
             f"Only the owner of file '{key}' or an admin may {action} it", key=key
         )
-
-
-def _may_change(user: dict[str, Any] | None, owner_id: int | None) -> bool:
-    """Who may replace or delete a file: its owner or an admin. A file without an owner (stored
-    anonymously, or put into the store from outside) belongs to nobody: anyone who may use the
-    store may change it."""
-    return owner_id is None or (
-        user is not None and (user["id"] == owner_id or bool(user["is_admin"]))
-    )
 
 
 async def _in_store(call: Callable[..., T], *args: Any) -> T:

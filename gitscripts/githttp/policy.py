@@ -2,22 +2,21 @@
 
 Checked in pre-receive, while the pushed objects still sit in git's quarantine: a rejected push leaves
 no trace. The content rules (names, Python that parses with a `main(data)`, metadata, sizes) are the
-ones the API enforces, from `gitscripts.repo.rules` and `gitscripts.repo.layout`; the ownership rule is
-the API's too: only the owner (or an admin) may change or delete a script or a folder, in every commit
-that enters `main`. Branch and tag names follow `Repository.ref_name_problem`, so that no pushed name
-can stand in for a commit id, `HEAD`, `main` or another ref in `?rev=`; a branch other than `main` is
-its pusher's, under their login.
+ones the API enforces, from `gitscripts.repo.rules` and `gitscripts.repo.layout`; the ownership rules
+are the API's too (`gitscripts.access`): only the owner (or an admin) may change or delete a script or
+a folder, in every commit that enters `main`. Branch and tag names follow
+`Repository.ref_name_problem`, so that no pushed name can stand in for a commit id, `HEAD`, `main` or
+another ref in `?rev=`; a branch other than `main` is its pusher's, under their login.
 """
 
 from __future__ import annotations
 
 import posixpath
 from dataclasses import dataclass
-from typing import Any
 
-from gitscripts import errors
+from gitscripts import access, errors
 from gitscripts.config import Settings
-from gitscripts.index import Index
+from gitscripts.index import Entry, Index
 from gitscripts.repo import MAIN_REF, Repository, layout, modes, rules
 from gitscripts.repo.pushed import ZERO, PushedCommit, PushedObjects
 from gitscripts.repo.repository import BRANCH_PREFIX, TAG_PREFIX
@@ -37,7 +36,7 @@ class PushPolicy:
         self.repo = repo
 
     def check(
-        self, pusher: dict[str, Any], updates: list[RefUpdate], quarantine: str | None
+        self, pusher: access.User, updates: list[RefUpdate], quarantine: str | None
     ) -> tuple[list[str], list[str]]:
         """The problems that refuse the push (empty: accepted), and the new commits it brings."""
         git = PushedObjects(self.repo.path, quarantine)
@@ -55,15 +54,13 @@ class PushPolicy:
         return list(dict.fromkeys(problems)), new_commits
 
     # -- refs --------------------------------------------------------------------------------
-    def _check_ref(
-        self, git: PushedObjects, pusher: dict[str, Any], update: RefUpdate
-    ) -> list[str]:
+    def _check_ref(self, git: PushedObjects, pusher: access.User, update: RefUpdate) -> list[str]:
         ref, old, new = update.ref, update.old, update.new
         if new != ZERO and git.commit_of(new) is None:
             # A tag of a bare blob or tree would carry files past every content rule.
             return [f"{ref}: can only point at a commit"]
         if ref.startswith(TAG_PREFIX):
-            if old != ZERO and not pusher["is_admin"]:
+            if old != ZERO and not access.may_rewrite_tag_by_push(pusher):
                 verb = "delete" if new == ZERO else "move"
                 return [f"{ref}: only an admin can {verb} an existing tag"]
             # The same naming rule as tags made through the API.
@@ -73,7 +70,7 @@ class PushPolicy:
             # An annotated tag's tagger names its creator (who may move it through the API):
             # a push may not name another gitscripts user there.
             claimed = git.tagger_id(new) if new != ZERO else None
-            if claimed is not None and claimed != pusher["id"] and not pusher["is_admin"]:
+            if not access.may_name_tagger(pusher, claimed):
                 return [f"{ref}: the tagger names another gitscripts user"]
             return []
         if not ref.startswith(BRANCH_PREFIX):
@@ -89,12 +86,11 @@ class PushPolicy:
             ]
         return []
 
-    def _check_branch(self, pusher: dict[str, Any], update: RefUpdate) -> list[str]:
-        """A branch other than `main` is its pusher's: it lives under their login
-        (`alice/feature`), so nobody else can move what `?rev=alice/feature` runs."""
+    def _check_branch(self, pusher: access.User, update: RefUpdate) -> list[str]:
+        """A branch other than `main` is its pusher's (`access.may_push_branch`)."""
         ref = update.ref
-        mine = f"{BRANCH_PREFIX}{pusher['login']}/"
-        if not ref.startswith(mine) and not pusher["is_admin"]:
+        mine = f"{BRANCH_PREFIX}{pusher.login}/"
+        if not access.may_push_branch(pusher, ref.removeprefix(BRANCH_PREFIX)):
             return [
                 f"{ref}: branches other than main live under their owner's login: "
                 f"push to {mine}<name>"
@@ -156,7 +152,7 @@ class PushPolicy:
 
     # -- ownership ---------------------------------------------------------------------------
     def _check_ownership(
-        self, git: PushedObjects, pusher: dict[str, Any], update: RefUpdate
+        self, git: PushedObjects, pusher: access.User, update: RefUpdate
     ) -> list[str]:
         """Someone else's scripts and folders, changed by any commit the push brings into `main`.
 
@@ -170,7 +166,7 @@ class PushPolicy:
         Commits already in the repository on other branches are judged here too: the branch was
         its pusher's, `main` is everyone's.
         """
-        if pusher["is_admin"] or update.old == ZERO:
+        if access.may_change_any_entry(pusher) or update.old == ZERO:
             return []
         owners = _Owners(self.index, git, pusher)
         problems = []
@@ -185,21 +181,22 @@ class PushPolicy:
 
 
 class _Owners:
-    """The ownership rule, for one pusher: who owns what is judged by the index (`main`)."""
+    """The ownership rules (`access`), for one pusher: who owns what is judged by the index
+    (`main`)."""
 
-    def __init__(self, index: Index, git: PushedObjects, pusher: dict[str, Any]) -> None:
+    def __init__(self, index: Index, git: PushedObjects, pusher: access.User) -> None:
         self.index = index
         self.git = git
         self.pusher = pusher
-        self.scripts = index.entries("scripts")
-        self.folders = index.entries("folders")
+        self.scripts = index.scripts.by_path()
+        self.folders = index.folders.by_path()
 
-    def foreign(self, entry: Any) -> str | None:
-        """The login of `entry`'s owner when that is not the pusher."""
-        if entry is None or entry.owner_id == self.pusher["id"]:
+    def foreign(self, entry: Entry | None, may_change: access.OwnedRule) -> str | None:
+        """Who owns `entry` (a login, or "someone else") when `may_change` refuses the pusher."""
+        if entry is None or may_change(self.pusher, entry.owner_id):
             return None
-        owner = self.index.user(entry.owner_id) if entry.owner_id is not None else None
-        return owner["login"] if owner else "someone else"
+        owner = self.index.users.get(entry.owner_id) if entry.owner_id is not None else None
+        return owner.login if owner else "someone else"
 
     def changes(self, tree: str, parents: list[str]) -> list[str]:
         """What `tree` changes of other users' scripts and folders, compared with `parents` (its
@@ -217,7 +214,7 @@ class _Owners:
             # The script a file belongs to: itself, or the one its metadata describes. A path
             # the index does not know is new, and nobody's yet.
             script = path.removesuffix(layout.METADATA_SUFFIX)
-            owner = self.foreign(self.scripts.get(script))
+            owner = self.foreign(self.scripts.get(script), access.may_change_script)
             if owner:
                 verb = "delete" if deleted else "change"
                 problems.append(
@@ -233,7 +230,7 @@ class _Owners:
         for folder in sorted(vanished_folders):
             if any(not git.is_folder(other, folder) for other in others):
                 continue
-            owner = self.foreign(self.folders.get(folder))
+            owner = self.foreign(self.folders.get(folder), access.may_change_folder)
             if owner:
                 problems.append(
                     f"{folder}/: folder belongs to {owner}; only its owner or an admin may delete it"

@@ -25,11 +25,11 @@ from typing import Any, NotRequired, TypedDict
 import structlog
 from starlette.concurrency import run_in_threadpool
 
-from gitscripts import errors
+from gitscripts import access, errors
 from gitscripts.config import ConfigurationError, Settings
 from gitscripts.githttp.policy import PushPolicy, RefUpdate
-from gitscripts.index import Index
-from gitscripts.manager.service import ManagerService
+from gitscripts.index import Index, UserRecord
+from gitscripts.index.lookups import Lookups
 from gitscripts.repo import MAIN_REF, Author, Landing, Repository
 from gitscripts.repo.pushed import ZERO, PushedObjects
 
@@ -83,12 +83,12 @@ class HookVerdict(TypedDict):
 
 class GitService:
     def __init__(
-        self, settings: Settings, index: Index, repo: Repository, manager: ManagerService
+        self, settings: Settings, index: Index, repo: Repository, lookups: Lookups
     ) -> None:
         self.settings = settings
         self.index = index
         self.repo = repo
-        self.manager = manager
+        self.lookups = lookups
         self.policy = PushPolicy(settings, index, repo)
         # Known only to this process and the git processes it starts: proves a hook call is ours.
         self.hook_secret = secrets.token_urlsafe(32)
@@ -107,7 +107,7 @@ class GitService:
         """The folder `git http-backend` serves the repository from."""
         return self.settings.data_dir.resolve()
 
-    def backend_environment(self, user: dict[str, Any] | None) -> dict[str, str]:
+    def backend_environment(self, user: access.User | None) -> dict[str, str]:
         env = {
             # The hooks start with `/usr/bin/env python3`: this interpreter's folder first, so
             # they run under the service's own Python, also where none is on the PATH (uvx, pipx).
@@ -126,8 +126,8 @@ class GitService:
         if user is not None:
             # The pusher's identity, for the hooks: set here, after authentication, never
             # taken from anything the client sends.
-            env["REMOTE_USER"] = user["login"]
-            env["GITSCRIPTS_PUSHER_ID"] = str(user["id"])
+            env["REMOTE_USER"] = user.login
+            env["GITSCRIPTS_PUSHER_ID"] = str(user.id)
         return env
 
     # -- hooks -------------------------------------------------------------------------------
@@ -143,13 +143,13 @@ class GitService:
             return {"accepted": False, "messages": ["gitscripts: push rejected: unknown pusher"]}
         # Owners are looked up in the index: it must know every path on `main`, also those of a
         # push whose post-receive has not run yet.
-        await run_in_threadpool(self.manager.ensure_synced)
+        await run_in_threadpool(self.lookups.ensure_synced)
         problems, new_commits = await run_in_threadpool(
             self.policy.check, pusher, updates, quarantine
         )
         log.info(
             "push_checked",
-            user=pusher["login"],
+            user=pusher.login,
             refs=[update.ref for update in updates],
             accepted=not problems,
             problems=len(problems),
@@ -162,7 +162,7 @@ class GitService:
                     *(f"  - {problem}" for problem in problems),
                 ],
             }
-        await run_in_threadpool(self.index.record_push, new_commits, pusher["id"])
+        await run_in_threadpool(self.index.pushes.record, new_commits, pusher.id)
         return {"accepted": True, "messages": []}
 
     def _as_update_of_main(self, update: RefUpdate, quarantine: str | None) -> RefUpdate:
@@ -188,7 +188,7 @@ class GitService:
             messages += told
         return {"accepted": True, "results": results, "messages": messages}
 
-    def land(self, pusher: dict[str, Any] | None, update: RefUpdate) -> tuple[list[str], list[str]]:
+    def land(self, pusher: access.User | None, update: RefUpdate) -> tuple[list[str], list[str]]:
         """Put one pushed update on main; (proc-receive report lines, lines for the pusher)."""
         if pusher is None or update.ref not in (MAIN_REF, LANDING_REF) or update.new == ZERO:
             # pre-receive refused all of these already; never move main for them
@@ -196,7 +196,7 @@ class GitService:
         try:
             landing = self.repo.land(
                 update.new,
-                Author(pusher["id"], pusher["login"]),
+                Author(pusher.id, pusher.login),
                 partial(self._check_landing, pusher, update),
             )
         except errors.AppError as exc:
@@ -207,14 +207,12 @@ class GitService:
                 "  git pull --rebase, then push again",
             ]
             return [f"ng {update.ref} {exc.message}"], told
-        log.info(
-            "push_landed", user=pusher["login"], ref=update.ref, merged_over=landing.merged_over
-        )
+        log.info("push_landed", user=pusher.login, ref=update.ref, merged_over=landing.merged_over)
         return self._report(update, landing), self._tell(update, landing)
 
     def _check_landing(
         self,
-        pusher: dict[str, Any],
+        pusher: access.User,
         update: RefUpdate,
         head: str,
         candidate: str,
@@ -222,7 +220,7 @@ class GitService:
         """The rules again for what would really land, unless it is what pre-receive checked."""
         if candidate == update.new and head == update.old:
             return
-        self.manager.ensure_synced()
+        self.lookups.ensure_synced()
         problems, _ = self.policy.check(
             pusher, [RefUpdate(old=head, new=candidate, ref=MAIN_REF)], None
         )
@@ -259,19 +257,19 @@ class GitService:
         pusher = self._pusher(call)
         touches_main = any(update.ref == MAIN_REF for update in call.updates)
         if touches_main:
-            await run_in_threadpool(self.manager.ensure_synced)
+            await run_in_threadpool(self.lookups.ensure_synced)
         head = str(self.repo.head().id)
         log.info(
             "push_received",
-            user=pusher["login"] if pusher else None,
+            user=pusher.login if pusher else None,
             refs=[update.ref for update in call.updates],
             revision=head,
         )
         messages = [f"gitscripts: main is at {head[:12]}"] if touches_main else []
         return {"accepted": True, "messages": messages}
 
-    def _pusher(self, call: HookCall) -> dict[str, Any] | None:
-        return self.index.user(call.pusher_id) if call.pusher_id is not None else None
+    def _pusher(self, call: HookCall) -> UserRecord | None:
+        return self.index.users.get(call.pusher_id) if call.pusher_id is not None else None
 
 
 def _install_hooks(repo: Repository) -> None:

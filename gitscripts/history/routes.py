@@ -8,7 +8,9 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from gitscripts.auth.deps import CurrentUser
+from gitscripts.history.service import CommitDetail, Log, ScriptDiff, ScriptHistory, TagView
 from gitscripts.manager.schemas import ScriptOut
+from gitscripts.manager.views import RestoredScript
 from gitscripts.services import History, Manager
 
 router = APIRouter(prefix="/api/v1/scripts-manager", tags=["history"])
@@ -43,22 +45,22 @@ class TagMove(BaseModel):
 
 
 # -- one script -----------------------------------------------------------------------------------
-@router.get("/scripts/{script_id}/history")
+@router.get("/scripts/{script_id}/history", response_model=dict[str, Any])
 def script_history(
     script_id: int, user: CurrentUser, history: History, limit: Limit = 50, before: Before = None
-) -> dict[str, Any]:
+) -> ScriptHistory:
     """The script's versions, newest first, following renames and moves."""
     return history.script_history(script_id, limit, before)
 
 
-@router.get("/scripts/{script_id}/diff")
+@router.get("/scripts/{script_id}/diff", response_model=dict[str, Any])
 def script_diff(
     script_id: int,
     user: CurrentUser,
     history: History,
     from_rev: Annotated[str | None, Query(alias="from")] = None,
     to_rev: Annotated[str | None, Query(alias="to")] = None,
-) -> dict[str, Any]:
+) -> ScriptDiff:
     """The script between two revisions; by default its previous version against the current."""
     return history.script_diff(script_id, from_rev, to_rev)
 
@@ -66,40 +68,40 @@ def script_diff(
 @router.post("/scripts/{script_id}/restore", response_model=RestoreOut)
 def restore_script(
     script_id: int, body: RestoreIn, user: CurrentUser, manager: Manager
-) -> dict[str, Any]:
+) -> RestoredScript:
     return manager.restore_script(user, script_id, body.revision)
 
 
 # -- the repository -------------------------------------------------------------------------------
-@router.get("/history")
+@router.get("/history", response_model=dict[str, Any])
 def log(
     user: CurrentUser,
     history: History,
     path: Annotated[str | None, Query(description="only commits that changed this path")] = None,
     limit: Limit = 50,
     before: Before = None,
-) -> dict[str, Any]:
+) -> Log:
     return history.log(path, limit, before)
 
 
-@router.get("/commits/{rev:path}")
-def commit_detail(rev: str, user: CurrentUser, history: History) -> dict[str, Any]:
+@router.get("/commits/{rev:path}", response_model=dict[str, Any])
+def commit_detail(rev: str, user: CurrentUser, history: History) -> CommitDetail:
     return history.commit_detail(rev)
 
 
 # -- tags -----------------------------------------------------------------------------------------
-@router.get("/tags")
-def list_tags(user: CurrentUser, history: History) -> list[dict[str, Any]]:
+@router.get("/tags", response_model=list[dict[str, Any]])
+def list_tags(user: CurrentUser, history: History) -> list[TagView]:
     return history.tags(user)
 
 
-@router.post("/tags", status_code=status.HTTP_201_CREATED)
-def create_tag(body: TagIn, user: CurrentUser, history: History) -> dict[str, Any]:
+@router.post("/tags", status_code=status.HTTP_201_CREATED, response_model=dict[str, Any])
+def create_tag(body: TagIn, user: CurrentUser, history: History) -> TagView:
     return history.create_tag(user, body.name, body.revision, body.message)
 
 
-@router.put("/tags/{name:path}")
-def move_tag(name: str, body: TagMove, user: CurrentUser, history: History) -> dict[str, Any]:
+@router.put("/tags/{name:path}", response_model=dict[str, Any])
+def move_tag(name: str, body: TagMove, user: CurrentUser, history: History) -> TagView:
     return history.move_tag(user, name, body.revision, body.message)
 
 

@@ -9,80 +9,171 @@ change to the tree is one of its commits; tags are refs, not tree changes, and l
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, TypedDict, TypeVar
 
 import pygit2
 
-from gitscripts import errors
+from gitscripts import access, errors
 from gitscripts.history import diffs
-from gitscripts.index import Index
-from gitscripts.index.store import iso_time
+from gitscripts.index import Index, Person, iso_time
+from gitscripts.index.lookups import Lookups
 from gitscripts.index.sync import responsible_user_id
-from gitscripts.manager.service import ManagerService, User
 from gitscripts.repo import Author, Repository, layout
 from gitscripts.repo.repository import TAG_PREFIX, Change, TagInfo, Version
 
 
+class AuthorView(TypedDict):
+    """The author as git recorded them, and the gitscripts user who pushed or made the commit
+    (`id`/`login` null when none is known)."""
+
+    id: int | None
+    login: str | None
+    name: str
+    email: str
+
+
+class CommitView(TypedDict):
+    revision: str
+    short: str
+    author: AuthorView
+    committed_at: str
+    message: str
+
+
+class VersionView(CommitView):
+    change: str
+    path: str
+    old_path: str | None
+
+
+class ChangeView(TypedDict):
+    status: str
+    path: str
+    old_path: str | None
+
+
+class LoggedCommit(CommitView):
+    parents: list[str]
+    changes: list[ChangeView]
+
+
+class Committer(TypedDict):
+    name: str
+    email: str
+
+
+class Stats(TypedDict):
+    files: int
+    additions: int
+    deletions: int
+
+
+class CommitDetail(CommitView):
+    authored_at: str
+    committer: Committer
+    parents: list[str]
+    stats: Stats
+    files: list[dict[str, Any]]  # `diffs.FileDiff.to_dict()` with its `patch`
+
+
+class ScriptHistory(TypedDict):
+    script_id: int
+    versions: list[VersionView]
+    next_before: str | None
+
+
+# "from" is a Python keyword: only the functional form can name that key.
+ScriptDiff = TypedDict(
+    "ScriptDiff",
+    {
+        "script_id": int,
+        "from": str | None,
+        "to": str,
+        "patch": str,
+        "files": list[dict[str, Any]],  # `diffs.FileDiff.to_dict()`
+    },
+)
+
+
+class Log(TypedDict):
+    path: str | None
+    commits: list[LoggedCommit]
+    next_before: str | None
+
+
+class TagView(TypedDict):
+    name: str
+    revision: str
+    short: str
+    message: str | None
+    created_by: Person | None
+    created_at: str | None
+    can_edit: bool
+    can_delete: bool
+
+
+Paged = TypeVar("Paged", VersionView, LoggedCommit)
+
+
 class HistoryService:
-    def __init__(self, index: Index, repo: Repository, manager: ManagerService) -> None:
+    def __init__(self, index: Index, repo: Repository, lookups: Lookups) -> None:
         self.index = index
         self.repo = repo
-        self.manager = manager
+        self.lookups = lookups
 
     # -- presenting -----------------------------------------------------------------------------
-    def _user(self, user_id: int | None) -> dict[str, Any] | None:
-        known = self.index.user(user_id) if user_id is not None else None
-        return {"id": known["id"], "login": known["login"]} if known else None
-
-    def _author(self, commit: pygit2.Commit) -> dict[str, Any]:
+    def _author(self, commit: pygit2.Commit) -> AuthorView:
         """The author as git recorded them, plus the gitscripts user who pushed or made it."""
-        user_id = responsible_user_id(self.index, self.repo, commit)
-        known = self._user(user_id) or {"id": None, "login": None}
-        return {**known, "name": commit.author.name, "email": commit.author.email}
+        known = self.index.users.person(responsible_user_id(self.index, self.repo, commit))
+        return AuthorView(
+            id=known["id"] if known else None,
+            login=known["login"] if known else None,
+            name=commit.author.name,
+            email=commit.author.email,
+        )
 
-    def _commit_summary(self, commit: pygit2.Commit) -> dict[str, Any]:
-        return {
-            "revision": str(commit.id),
-            "short": commit.short_id,
-            "author": self._author(commit),
-            "committed_at": iso_time(commit.commit_time),
-            "message": commit.message.rstrip("\n"),
-        }
+    def _commit_summary(self, commit: pygit2.Commit) -> CommitView:
+        return CommitView(
+            revision=str(commit.id),
+            short=commit.short_id,
+            author=self._author(commit),
+            committed_at=iso_time(commit.commit_time),
+            message=commit.message.rstrip("\n"),
+        )
 
-    def _version(self, version: Version) -> dict[str, Any]:
-        return {
+    def _version(self, version: Version) -> VersionView:
+        return VersionView(
             **self._commit_summary(version.commit),
-            "change": version.change,
-            "path": version.path,
-            "old_path": version.old_path,
-        }
+            change=version.change,
+            path=version.path,
+            old_path=version.old_path,
+        )
 
     @staticmethod
-    def _page(items: list[Any], limit: int) -> tuple[list[Any], str | None]:
+    def _page(items: Sequence[Paged], limit: int) -> tuple[list[Paged], str | None]:
         """A page of `limit` from `limit + 1` fetched, and the cursor for the next one."""
-        page = items[:limit]
+        page = list(items[:limit])
         return page, (page[-1]["revision"] if len(items) > limit else None)
 
     # -- one script -----------------------------------------------------------------------------
-    def script_history(self, script_id: int, limit: int, before: str | None) -> dict[str, Any]:
-        path = self.manager.script_path(script_id)
+    def script_history(self, script_id: int, limit: int, before: str | None) -> ScriptHistory:
+        path = self.lookups.script_path(script_id)
         after = self.repo.resolve(before) if before is not None else None
         found = self.repo.versions(self.repo.head(), path, after=after)
         items = [self._version(version) for version in itertools.islice(found, limit + 1)]
         versions, next_before = self._page(items, limit)
-        return {"script_id": script_id, "versions": versions, "next_before": next_before}
+        return ScriptHistory(script_id=script_id, versions=versions, next_before=next_before)
 
-    def script_diff(
-        self, script_id: int, from_rev: str | None, to_rev: str | None
-    ) -> dict[str, Any]:
+    def script_diff(self, script_id: int, from_rev: str | None, to_rev: str | None) -> ScriptDiff:
         """The script (and its metadata sidecar) between two revisions; by default its previous
         version against `to` (default: the current one)."""
         to_commit = self.repo.resolve(to_rev) if to_rev is not None else self.repo.head()
-        new_path = self.manager.script_path_at(script_id, to_commit, to_rev or "main")
+        new_path = self.lookups.script_path_at(script_id, to_commit, to_rev or "main")
         from_commit: pygit2.Commit | None
         if from_rev is not None:
             from_commit = self.repo.resolve(from_rev)
-            old_path: str | None = self.manager.script_path_at(script_id, from_commit, from_rev)
+            old_path: str | None = self.lookups.script_path_at(script_id, from_commit, from_rev)
         else:
             # The newest two versions as of `to`: the second is the one before the last change.
             # (The script's own walk from `to`, so renames before `to` are followed.)
@@ -102,16 +193,18 @@ class HistoryService:
                 self.repo, from_commit, old_path, to_commit, new_path
             )
         ]
-        return {
-            "script_id": script_id,
-            "from": str(from_commit.id) if from_commit else None,
-            "to": str(to_commit.id),
-            "patch": diffs.unified_patch(files),
-            "files": [file.to_dict() for file in files],
-        }
+        return ScriptDiff(
+            {
+                "script_id": script_id,
+                "from": str(from_commit.id) if from_commit else None,
+                "to": str(to_commit.id),
+                "patch": diffs.unified_patch(files),
+                "files": [file.to_dict() for file in files],
+            }
+        )
 
     # -- the repository -----------------------------------------------------------------------
-    def log(self, path: str | None, limit: int, before: str | None) -> dict[str, Any]:
+    def log(self, path: str | None, limit: int, before: str | None) -> Log:
         if path is not None:
             path = _clean_path(path)
         if before is not None:
@@ -120,22 +213,22 @@ class HistoryService:
             start, after_start = self.repo.head(), False
         walk = self.repo.log(start, path, after_start=after_start)
         items = [
-            {
+            LoggedCommit(
                 **self._commit_summary(commit),
-                "parents": [str(parent) for parent in commit.parent_ids],
-                "changes": [
+                parents=[str(parent) for parent in commit.parent_ids],
+                changes=[
                     _change(change)
                     for change in self.repo.changes(
                         commit.parents[0] if commit.parents else None, commit
                     )
                 ],
-            }
+            )
             for commit in itertools.islice(walk, limit + 1)
         ]
         commits, next_before = self._page(items, limit)
-        return {"path": path, "commits": commits, "next_before": next_before}
+        return Log(path=path, commits=commits, next_before=next_before)
 
-    def commit_detail(self, revision: str) -> dict[str, Any]:
+    def commit_detail(self, revision: str) -> CommitDetail:
         """One commit against its first parent (a merge: what it brought to the first parent's
         line; a root commit: everything it added)."""
         commit = self.repo.resolve(revision)
@@ -150,36 +243,34 @@ class HistoryService:
             )
             for change in self.repo.changes(parent, commit)
         ]
-        return {
+        return CommitDetail(
             **self._commit_summary(commit),
-            "authored_at": iso_time(commit.author.time),
-            "committer": {"name": commit.committer.name, "email": commit.committer.email},
-            "parents": [str(parent_id) for parent_id in commit.parent_ids],
-            "stats": {
-                "files": len(files),
-                "additions": sum(file.additions for file in files),
-                "deletions": sum(file.deletions for file in files),
-            },
-            "files": [{**file.to_dict(), "patch": file.patch()} for file in files],
-        }
+            authored_at=iso_time(commit.author.time),
+            committer=Committer(name=commit.committer.name, email=commit.committer.email),
+            parents=[str(parent_id) for parent_id in commit.parent_ids],
+            stats=Stats(
+                files=len(files),
+                additions=sum(file.additions for file in files),
+                deletions=sum(file.deletions for file in files),
+            ),
+            files=[{**file.to_dict(), "patch": file.patch()} for file in files],
+        )
 
     # -- tags -----------------------------------------------------------------------------------
-    def _tag_view(self, user: User, tag: TagInfo) -> dict[str, Any]:
-        may_change = bool(user["is_admin"]) or (
-            tag.tagger_id is not None and tag.tagger_id == user["id"]
+    def _tag_view(self, user: access.User, tag: TagInfo) -> TagView:
+        may_change = access.may_change_tag(user, tag.tagger_id)
+        return TagView(
+            name=tag.name,
+            revision=str(tag.commit.id),
+            short=tag.commit.short_id,
+            message=tag.message.rstrip("\n") if tag.message else None,
+            created_by=self.index.users.person(tag.tagger_id),
+            created_at=iso_time(tag.tagged_at) if tag.tagged_at is not None else None,
+            can_edit=may_change,
+            can_delete=may_change,
         )
-        return {
-            "name": tag.name,
-            "revision": str(tag.commit.id),
-            "short": tag.commit.short_id,
-            "message": tag.message.rstrip("\n") if tag.message else None,
-            "created_by": self._user(tag.tagger_id),
-            "created_at": iso_time(tag.tagged_at) if tag.tagged_at is not None else None,
-            "can_edit": may_change,
-            "can_delete": may_change,
-        }
 
-    def tags(self, user: User) -> list[dict[str, Any]]:
+    def tags(self, user: access.User) -> list[TagView]:
         return [self._tag_view(user, tag) for tag in self.repo.tags()]
 
     def _existing_tag(self, name: str) -> TagInfo:
@@ -188,15 +279,15 @@ class HistoryService:
             raise errors.TagNotFound(f"Tag '{name}' not found", tag=name)
         return tag
 
-    def _require_tag_owner(self, user: User, tag: TagInfo) -> None:
-        if not (user["is_admin"] or (tag.tagger_id is not None and tag.tagger_id == user["id"])):
+    def _require_tag_owner(self, user: access.User, tag: TagInfo) -> None:
+        if not access.may_change_tag(user, tag.tagger_id):
             raise errors.NotTagOwner(
                 "Only the tag's creator or an admin can change it", tag=tag.name
             )
 
     def create_tag(
-        self, user: User, name: str, revision: str, message: str | None
-    ) -> dict[str, Any]:
+        self, user: access.User, name: str, revision: str, message: str | None
+    ) -> TagView:
         problem = self.repo.ref_name_problem(TAG_PREFIX + name)
         if problem:
             raise errors.InvalidTagName(f"Invalid tag name: {problem}", tag=name)
@@ -204,24 +295,20 @@ class HistoryService:
         tag = self.repo.set_tag(
             name,
             commit,
-            Author(user["id"], user["login"]),
+            Author(user.id, user.login),
             message or f"Tag {name}",
             expected=None,
         )
         return self._tag_view(user, tag)
 
-    def move_tag(self, user: User, name: str, revision: str, message: str | None) -> dict[str, Any]:
+    def move_tag(self, user: access.User, name: str, revision: str, message: str | None) -> TagView:
         tag = self._existing_tag(name)
         self._require_tag_owner(user, tag)
         commit = self.repo.resolve(revision)
         # The tag stays its creator's (the tagger names the owner); an admin moving a pushed tag
         # nobody is known to own becomes its owner.
-        creator = self.index.user(tag.tagger_id) if tag.tagger_id is not None else None
-        tagger = (
-            Author(creator["id"], creator["login"])
-            if creator
-            else Author(user["id"], user["login"])
-        )
+        creator = self.index.users.get(tag.tagger_id) if tag.tagger_id is not None else None
+        tagger = Author(creator.id, creator.login) if creator else Author(user.id, user.login)
         moved = self.repo.set_tag(
             name,
             commit,
@@ -231,7 +318,7 @@ class HistoryService:
         )
         return self._tag_view(user, moved)
 
-    def delete_tag(self, user: User, name: str) -> None:
+    def delete_tag(self, user: access.User, name: str) -> None:
         tag = self._existing_tag(name)
         self._require_tag_owner(user, tag)
         self.repo.delete_tag(name, expected=tag.target)
@@ -270,8 +357,8 @@ def _script_and_sidecar(
     return pairs
 
 
-def _change(change: Change) -> dict[str, Any]:
-    return {"status": change.status, "path": change.path, "old_path": change.old_path}
+def _change(change: Change) -> ChangeView:
+    return ChangeView(status=change.status, path=change.path, old_path=change.old_path)
 
 
 def _clean_path(path: str) -> str:

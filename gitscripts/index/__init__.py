@@ -1,3 +1,19 @@
-from gitscripts.index.store import Entry, EntryKind, Index, utc_now
+from gitscripts.index.accounts import InviteRecord, Person, TokenRecord, UserRecord
+from gitscripts.index.entries import Entries, Entry, EntryKind
+from gitscripts.index.files import FileRecord
+from gitscripts.index.store import Index
+from gitscripts.index.table import iso_time, utc_now
 
-__all__ = ["Entry", "EntryKind", "Index", "utc_now"]
+__all__ = [
+    "Entries",
+    "Entry",
+    "EntryKind",
+    "FileRecord",
+    "Index",
+    "InviteRecord",
+    "Person",
+    "TokenRecord",
+    "UserRecord",
+    "iso_time",
+    "utc_now",
+]

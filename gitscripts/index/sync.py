@@ -10,7 +10,9 @@ new ones get a fresh id and an owner (the given actor, or the user whose API com
 from __future__ import annotations
 
 import pygit2
+from pygit2.enums import SortMode
 
+from gitscripts.index.entries import Entries
 from gitscripts.index.store import Index
 from gitscripts.repo import Repository
 
@@ -29,7 +31,7 @@ def sync_index(
     """
     with repo.write_lock, index.transaction():
         head = target if target is not None else repo.head()
-        known = index.synced_head
+        known = index.meta.synced_head
         if known == str(head.id) and not full:
             return False
         listing = repo.listing(head)
@@ -40,13 +42,13 @@ def sync_index(
         # a full rebuild does not trust that and looks through all of history.
         since = None if full else previous
         changed = _sync_kind(
-            index, repo, "scripts", set(listing.scripts), script_moves, actor_id, head, since
+            index, repo, index.scripts, set(listing.scripts), script_moves, actor_id, head, since
         )
         moved_folders = _index_folder_moves(script_moves)
         changed |= _sync_kind(
-            index, repo, "folders", set(listing.folders), moved_folders, actor_id, head, since
+            index, repo, index.folders, set(listing.folders), moved_folders, actor_id, head, since
         )
-        index.set_synced_head(str(head.id))
+        index.meta.set_synced_head(str(head.id))
         return changed
 
 
@@ -95,28 +97,26 @@ def _index_folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
 def _sync_kind(
     index: Index,
     repo: Repository,
-    kind: str,
+    table: Entries,
     present: set[str],
     detected_moves: dict[str, str],
     actor_id: int | None,
     head: pygit2.Commit,
     since: pygit2.Commit | None,
 ) -> bool:
-    entries = index.entries(kind)  # type: ignore[arg-type]
+    entries = table.by_path()
     vanished = {path for path in entries if path not in present}
     appeared = {path for path in present if path not in entries}
     if not vanished and not appeared:
         return False
     moves = {old: new for old, new in detected_moves.items() if old in vanished and new in appeared}
-    index.move_entries(kind, moves)  # type: ignore[arg-type]
+    table.move(moves)
     appeared -= set(moves.values())
     vanished -= moves.keys()
-    index.remove_entries(kind, [entries[path].id for path in vanished])  # type: ignore[arg-type]
+    table.remove([entries[path].id for path in vanished])
     if appeared:
         owners = _introducers(index, repo, head, appeared, since) if actor_id is None else {}
-        index.add_entries(  # type: ignore[arg-type]
-            kind, {path: owners.get(path, actor_id) for path in sorted(appeared)}
-        )
+        table.add_many({path: owners.get(path, actor_id) for path in sorted(appeared)})
     return True
 
 
@@ -126,10 +126,10 @@ def responsible_user_id(index: Index, repo: Repository, commit: pygit2.Commit) -
     A pushed commit can claim anything, even to be one of our own API commits (committer and
     author are client text), so what was recorded at push time wins.
     """
-    user_id = index.pusher_of(str(commit.id))
+    user_id = index.pushes.pusher_of(str(commit.id))
     if user_id is None:
         user_id = repo.api_author_id(commit)
-    return user_id if user_id is not None and index.user(user_id) is not None else None
+    return user_id if user_id is not None and index.users.get(user_id) is not None else None
 
 
 def _introducers(
@@ -147,7 +147,7 @@ def _introducers(
     pusher typed, so for those the pusher recorded at push time is the owner.
     """
     owners: dict[str, int | None] = {}
-    walker = repo.git.walk(head.id, pygit2.GIT_SORT_TOPOLOGICAL | pygit2.GIT_SORT_REVERSE)
+    walker = repo.git.walk(head.id, SortMode.TOPOLOGICAL | SortMode.REVERSE)
     if since is not None:
         walker.hide(since.id)
     for commit in walker:

@@ -35,7 +35,7 @@ def highlight_python(source: str) -> str:
     text = source.replace("\r\n", "\n").replace("\r", "\n")
     if len(text) > HIGHLIGHT_LIMIT:
         return html_text.escape(text, quote=False)
-    html = highlight(text, _LEXER, _FORMATTER)
+    html: str = highlight(text, _LEXER, _FORMATTER)
     # The formatter ends its last line with a break even when the source's last line has none.
     if not text.endswith("\n"):
         html = html.removesuffix("\n")

@@ -1,12 +1,13 @@
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from gitscripts import errors
 from gitscripts.auth.deps import CurrentUser
+from gitscripts.index.lookups import Lookups
 from gitscripts.manager.highlight import highlight_python
 from gitscripts.manager.schemas import (
     FolderCreate,
@@ -20,6 +21,7 @@ from gitscripts.manager.schemas import (
     TreeOut,
 )
 from gitscripts.manager.service import ManagerService, ScriptChange, Unset
+from gitscripts.manager.views import FolderView, ScriptView, Views
 from gitscripts.services import services_of
 
 router = APIRouter(prefix="/api/v1/scripts-manager", tags=["scripts-manager"])
@@ -29,7 +31,17 @@ def manager_service(request: Request) -> ManagerService:
     return services_of(request).manager
 
 
+def views_of(request: Request) -> Views:
+    return services_of(request).views
+
+
+def lookups_of(request: Request) -> Lookups:
+    return services_of(request).lookups
+
+
 Manager = Annotated[ManagerService, Depends(manager_service)]
+View = Annotated[Views, Depends(views_of)]
+Lookup = Annotated[Lookups, Depends(lookups_of)]
 
 
 def _form_int(value: str | None, field: str) -> int | None:
@@ -59,19 +71,19 @@ def _script_bytes(text: str) -> bytes:
 
 # -- folders ----------------------------------------------------------------------------------
 @router.post("/folders", status_code=status.HTTP_201_CREATED, response_model=FolderOut)
-def create_folder(body: FolderCreate, user: CurrentUser, manager: Manager) -> dict[str, Any]:
+def create_folder(body: FolderCreate, user: CurrentUser, manager: Manager) -> FolderView:
     return manager.create_folder(user, body.name, body.parent_id)
 
 
 @router.get("/folders/{folder_id}", response_model=FolderOut)
-def get_folder(folder_id: int, user: CurrentUser, manager: Manager) -> dict[str, Any]:
-    return manager.get_folder(user, folder_id)
+def get_folder(folder_id: int, user: CurrentUser, views: View) -> FolderView:
+    return views.folder(user, folder_id)
 
 
 @router.put("/folders/{folder_id}", response_model=FolderOut)
 def update_folder(
     folder_id: int, body: FolderUpdate, user: CurrentUser, manager: Manager
-) -> dict[str, Any]:
+) -> FolderView:
     parent_id = body.parent_id if "parent_id" in body.model_fields_set else Unset
     return manager.update_folder(user, folder_id, body.name, parent_id)
 
@@ -93,7 +105,7 @@ async def upload_script(
     description: Annotated[str | None, Form()] = None,
     folder_id: Annotated[str | None, Form()] = None,
     replace: Annotated[str, Form()] = "false",
-) -> dict[str, Any]:
+) -> ScriptView:
     if file is None or not file.filename:
         raise errors.ValidationError("A file with a filename is required", field="file")
     limit = services_of(request).settings.max_script_size
@@ -111,7 +123,7 @@ async def upload_script(
 
 
 @router.post("/scripts-from-text", status_code=status.HTTP_201_CREATED, response_model=ScriptOut)
-def script_from_text(body: ScriptFromText, user: CurrentUser, manager: Manager) -> dict[str, Any]:
+def script_from_text(body: ScriptFromText, user: CurrentUser, manager: Manager) -> ScriptView:
     return manager.save_script(
         user,
         filename=body.filename,
@@ -132,8 +144,8 @@ def validate_script(body: ScriptValidate, user: CurrentUser, manager: Manager) -
 
 
 @router.get("/scripts/{script_id}", response_model=ScriptOut)
-def get_script(script_id: int, user: CurrentUser, manager: Manager) -> dict[str, Any]:
-    return manager.get_script(user, script_id)
+def get_script(script_id: int, user: CurrentUser, views: View) -> ScriptView:
+    return views.script(user, script_id)
 
 
 Revision = Annotated[
@@ -147,14 +159,14 @@ Revision = Annotated[
 def script_content(
     script_id: int,
     user: CurrentUser,
-    manager: Manager,
+    lookups: Lookup,
     rev: Revision = None,
     highlight: Annotated[
         bool, Query(description="also `html`: the source highlighted (CSS at /ui/highlight.css)")
     ] = False,
 ) -> ScriptContent:
     """The script's source; with `rev`, as it was at that revision (and which commit that is)."""
-    content, revision, path = manager.script_content(script_id, rev)
+    content, revision, path = lookups.script_content(script_id, rev)
     text = content.decode("utf-8", "replace")
     return ScriptContent(
         content=text,
@@ -167,17 +179,16 @@ def script_content(
 @router.put("/scripts/{script_id}", response_model=ScriptOut)
 def update_script(
     script_id: int, body: ScriptUpdate, user: CurrentUser, manager: Manager
-) -> dict[str, Any]:
+) -> ScriptView:
     # Null clears a description or moves to the root; for the other fields it means "unchanged".
-    nullable = ("description", "folder_id")
+    given = body.model_fields_set
     change = ScriptChange(
-        **{
-            field: getattr(body, field)
-            for field in ("display_name", "description", "filename", "folder_id", "base_revision")
-            if field in body.model_fields_set
-            and (getattr(body, field) is not None or field in nullable)
-        },
-        **({"content": _script_bytes(body.content)} if body.content is not None else {}),
+        display_name=Unset if body.display_name is None else body.display_name,
+        description=body.description if "description" in given else Unset,
+        filename=Unset if body.filename is None else body.filename,
+        content=Unset if body.content is None else _script_bytes(body.content),
+        folder_id=body.folder_id if "folder_id" in given else Unset,
+        base_revision=Unset if body.base_revision is None else body.base_revision,
     )
     return manager.update_script(user, script_id, change)
 
@@ -189,9 +200,9 @@ def delete_script(script_id: int, user: CurrentUser, manager: Manager) -> Respon
 
 
 @router.get("/tree", response_model=TreeOut)
-def tree(user: CurrentUser, manager: Manager, rev: Revision = None) -> Response:
+def tree(user: CurrentUser, views: View, rev: Revision = None) -> Response:
     """Every folder and script; with `rev`, the tree as it was then, read-only (`can_edit` and
     `can_delete` false; what no longer exists has `id` null)."""
     # Serialized directly: validating 10,000 scripts through the response model would cost more
     # than building them.
-    return Response(manager.tree_json(user, rev), media_type="application/json")
+    return Response(views.tree_json(user, rev), media_type="application/json")

@@ -1,107 +1,101 @@
-"""Folders and scripts: the original Scripts Manager's operations, each one commit on `main`.
+"""Folders and scripts: the original Scripts Manager's writes, each one commit on `main`.
 
-Every write follows one shape (`_commit`): validate the input, plan the edits against the tree it will
-be applied to (so checks always see the state being changed), commit with compare-and-swap, then record
-ids and owners in the index, all under the repository's write lock so the index learns of commits in
-order. Reads check first that the index describes the current `main` (a push may have moved it).
+Every write follows one shape (`_commit`): validate the input, plan the edits against the tree they
+will be applied to (so checks always see the state being changed), commit with compare-and-swap, then
+record ids and owners in the index, all under the repository's write lock so the index learns of
+commits in order. A plan hands what it found (the entry a save replaces) and the commit message it
+worded to the recording step as values (`repo.Plan`). Who may change what is `gitscripts.access`'s;
+ids and paths are looked up through `gitscripts.index.lookups`; answers are shaped by
+`gitscripts.manager.views`.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+import enum
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from typing import Any
+from dataclasses import dataclass
+from typing import TypeVar
 
-import orjson
 import pygit2
 import structlog
 
-from gitscripts import errors
+from gitscripts import access, errors
 from gitscripts.config import Settings
 from gitscripts.index import Entry, Index
-from gitscripts.index.sync import folder_moves, sync_index
-from gitscripts.repo import Author, CommitResult, Edits, Existing, Repository, layout, rules
+from gitscripts.index.lookups import Lookups
+from gitscripts.index.sync import sync_index
+from gitscripts.manager.views import FolderView, RestoredScript, ScriptView, Views
+from gitscripts.repo import Author, Edits, Existing, Plan, Repository, layout, rules
 
 log = structlog.get_logger("gitscripts.manager")
 
-User = dict[str, Any]
-Unset: Any = object()  # "field not given", as opposed to an explicit null
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class _Unset(enum.Enum):
+    UNSET = "unset"
+
+
+# "Field not given", as opposed to an explicit null.
+Unset = _Unset.UNSET
 
 
 @dataclass(frozen=True)
 class ScriptChange:
-    """What PUT /scripts/{id} asks for; fields left as `Unset` stay as they are."""
+    """What PUT /scripts/{id} asks for; fields left as `Unset` stay as they are (a null
+    `display_name` or `filename` too; a null `description` clears it, a null `folder_id` is the
+    root)."""
 
-    display_name: Any = Unset
-    description: Any = Unset
-    filename: Any = Unset
-    content: Any = Unset
-    folder_id: Any = Unset
-    base_revision: Any = Unset
+    display_name: str | _Unset | None = Unset
+    description: str | _Unset | None = Unset
+    filename: str | _Unset = Unset
+    content: bytes | _Unset = Unset
+    folder_id: int | _Unset | None = Unset
+    base_revision: str | _Unset | None = Unset
 
 
 class ManagerService:
-    def __init__(self, settings: Settings, index: Index, repo: Repository) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        index: Index,
+        repo: Repository,
+        lookups: Lookups,
+        views: Views,
+    ) -> None:
         self.settings = settings
         self.index = index
         self.repo = repo
-        self._tree_cache: OrderedDict[tuple[str, int, int, bool], bytes] = OrderedDict()
-        self._tree_lock = threading.Lock()
-
-    # -- keeping the index on `main` ----------------------------------------------------------
-    def ensure_synced(self) -> None:
-        if self.index.synced_head != str(self.repo.head().id):
-            sync_index(self.index, self.repo)
+        self.lookups = lookups
+        self.views = views
 
     def _commit(
         self,
-        user: User,
-        message: str,
-        plan: Callable[[pygit2.Tree], Edits],
-        record: Callable[[CommitResult], None],
-    ) -> CommitResult:
-        def planned(parent: pygit2.Commit) -> Edits:
+        user: access.User,
+        plan: Callable[[pygit2.Tree], Plan[T]],
+        record: Callable[[T], R],
+    ) -> tuple[R, pygit2.Commit]:
+        """Commit what `plan` makes of the tree on `main`, then let `record` update the index
+        from what the committed plan found; what `record` returns, and the new commit."""
+
+        def planned(parent: pygit2.Commit) -> Plan[T]:
             # Whatever landed on `main` meanwhile (a push) is indexed before this change is
             # checked against it, so ownership checks see every path.
             sync_index(self.index, self.repo, target=parent)
             return plan(parent.tree)
 
         with self.repo.write_lock, self.index.transaction():
-            result = self.repo.commit(Author(user["id"], user["login"]), message, planned)
-            record(result)
-            self.index.set_synced_head(str(result.commit.id))
-        log.info("commit", message=message, revision=str(result.commit.id))
-        return result
+            result, done = self.repo.commit_plan(Author(user.id, user.login), planned)
+            recorded = record(done.found)
+            self.index.meta.set_synced_head(str(result.commit.id))
+        log.info("commit", message=done.message, revision=str(result.commit.id))
+        return recorded, result.commit
 
     # -- helpers ------------------------------------------------------------------------------
-    def _folder_entry(self, folder_id: int) -> Entry:
-        entry = self.index.entry("folders", folder_id)
-        if entry is None:
-            raise errors.FolderNotFound(
-                f"Folder with id {folder_id} not found", folder_id=str(folder_id)
-            )
-        return entry
-
-    def _script_entry(self, script_id: int) -> Entry:
-        entry = self.index.entry("scripts", script_id)
-        if entry is None:
-            raise errors.ScriptNotFound(
-                f"Script with id {script_id} not found", script_id=str(script_id)
-            )
-        return entry
-
-    def _folder_path(self, folder_id: int | None) -> str | None:
-        return None if folder_id is None else self._folder_entry(folder_id).path
-
     @staticmethod
-    def _may_change(user: User, entry: Entry) -> bool:
-        return bool(user["is_admin"]) or entry.owner_id == user["id"]
-
-    def _require_script_owner(self, user: User, entry: Entry) -> None:
-        if not self._may_change(user, entry):
+    def _require_script_owner(user: access.User, entry: Entry) -> None:
+        if not access.may_change_script(user, entry.owner_id):
             raise errors.NotScriptOwner(
                 "Only the script's owner or an admin can change it", script_id=str(entry.id)
             )
@@ -117,104 +111,56 @@ class ManagerService:
             key = "parent_id" if error is errors.ParentFolderNotFound else "folder_id"
             raise error(f"Folder with id {folder_id} not found", **{key: str(folder_id)})
 
-    def _creator(self, owner_id: int | None) -> dict[str, Any] | None:
-        user = self.index.user(owner_id) if owner_id is not None else None
-        return {"id": user["id"], "login": user["login"]} if user else None
-
-    # -- presenting ---------------------------------------------------------------------------
-    # One shape for each object, used by single reads and by the whole tree alike; the tree passes
-    # lookups it has already made so that 10,000 scripts do not mean 10,000 index queries.
-    def _folder_id_of(self, path: str | None, folder_ids: dict[str, int] | None) -> int | None:
-        if path is None:
-            return None
-        if folder_ids is not None:
-            return folder_ids.get(path)
-        return self.index.entry_id("folders", path)
-
-    def folder_view(
-        self,
-        user: User,
-        entry: Entry,
-        folder_ids: dict[str, int] | None = None,
-        creator: Callable[[int | None], dict[str, Any] | None] | None = None,
-        read_only: bool = False,
-    ) -> dict[str, Any]:
-        may_change = not read_only and self._may_change(user, entry)
-        return {
-            "id": entry.id,
-            "name": entry.path.rsplit("/", 1)[-1],
-            "path": entry.path,
-            "parent_id": self._folder_id_of(layout.parent_of(entry.path), folder_ids),
-            "created_by": (creator or self._creator)(entry.owner_id),
-            "created_at": entry.created_at,
-            "updated_at": entry.updated_at,
-            "can_edit": may_change,
-            "can_delete": may_change,
-        }
-
-    def script_view(
-        self,
-        user: User,
-        entry: Entry,
-        metadata: layout.ScriptMetadata | None = None,
-        folder_ids: dict[str, int] | None = None,
-        creator: Callable[[int | None], dict[str, Any] | None] | None = None,
-        read_only: bool = False,
-    ) -> dict[str, Any]:
-        if metadata is None:
-            metadata = self.repo.script_metadata(self.repo.head().tree, entry.path)
-        may_change = not read_only and self._may_change(user, entry)
-        return {
-            "id": entry.id,
-            "filename": entry.path.rsplit("/", 1)[-1],
-            "logical_path": entry.path,
-            "display_name": metadata.display_name,
-            "description": metadata.description,
-            "folder_id": self._folder_id_of(layout.parent_of(entry.path), folder_ids),
-            "created_by": (creator or self._creator)(entry.owner_id),
-            "created_at": entry.created_at,
-            "updated_at": entry.updated_at,
-            "can_edit": may_change,
-            "can_delete": may_change,
-        }
-
-    # -- folders ------------------------------------------------------------------------------
-    def get_folder(self, user: User, folder_id: int) -> dict[str, Any]:
-        self.ensure_synced()
-        return self.folder_view(user, self._folder_entry(folder_id))
-
-    def create_folder(self, user: User, name: str, parent_id: int | None) -> dict[str, Any]:
-        rules.check_folder_name(name)
-        self.ensure_synced()
-        parent_entry = self.index.entry("folders", parent_id) if parent_id is not None else None
-        if parent_id is not None and parent_entry is None:
+    def _parent_entry(self, parent_id: int) -> Entry:
+        parent = self.index.folders.get(parent_id)
+        if parent is None:
             raise errors.ParentFolderNotFound(
                 f"Parent folder with id {parent_id} not found", parent_id=str(parent_id)
             )
-        path = layout.join(parent_entry.path if parent_entry else None, name)
+        return parent
 
-        def plan(tree: pygit2.Tree) -> Edits:
-            parent_path = parent_entry.path if parent_entry else None
+    def _keep_folder_alive(self, tree: pygit2.Tree, folder: str | None, leaving: str) -> Edits:
+        """When `leaving` is the last thing in `folder`, mark the folder so Git keeps it."""
+        if folder is None:
+            return {}
+        current = self.repo.object_at(tree, folder)
+        if not isinstance(current, pygit2.Tree):
+            return {}
+        leaving_name = leaving.rsplit("/", 1)[-1]
+        others = [
+            entry.name
+            for entry in current
+            if entry.name not in (leaving_name, leaving_name + layout.METADATA_SUFFIX)
+        ]
+        return {} if others else {layout.marker_path(folder): b""}
+
+    # -- folders ------------------------------------------------------------------------------
+    def create_folder(self, user: access.User, name: str, parent_id: int | None) -> FolderView:
+        rules.check_folder_name(name)
+        self.lookups.ensure_synced()
+        parent_path = self._parent_entry(parent_id).path if parent_id is not None else None
+        path = layout.join(parent_path, name)
+
+        def plan(tree: pygit2.Tree) -> Plan[None]:
             self._require_folder_parent(tree, parent_path, parent_id, errors.ParentFolderNotFound)
             if self.repo.object_at(tree, path) is not None:
                 raise errors.FolderAlreadyExists(f"Folder '{path}' already exists", path=path)
-            return {layout.marker_path(path): b""}
+            return Plan({layout.marker_path(path): b""}, f"Create folder {path}", None)
 
-        created: list[Entry] = []
-
-        def record(_: CommitResult) -> None:
-            created.append(self.index.add_entry("folders", path, user["id"]))
-
-        self._commit(user, f"Create folder {path}", plan, record)
-        return self.folder_view(user, created[0])
+        created, _ = self._commit(user, plan, lambda _: self.index.folders.add(path, user.id))
+        return self.views.folder_view(user, created)
 
     def update_folder(
-        self, user: User, folder_id: int, name: str | None, parent_id: Any = Unset
-    ) -> dict[str, Any]:
+        self,
+        user: access.User,
+        folder_id: int,
+        name: str | None,
+        parent_id: int | _Unset | None = Unset,
+    ) -> FolderView:
         """Rename a folder and/or move it under another parent (`parent_id` None = the root)."""
-        self.ensure_synced()
-        entry = self._folder_entry(folder_id)
-        if not self._may_change(user, entry):
+        self.lookups.ensure_synced()
+        entry = self.lookups.folder(folder_id)
+        if not access.may_change_folder(user, entry.owner_id):
             raise errors.NotFolderOwner(
                 "Only the folder's owner or an admin can change it", folder_id=str(folder_id)
             )
@@ -226,23 +172,19 @@ class ManagerService:
         elif parent_id is None:
             parent_path = None
         else:
-            parent_entry = self.index.entry("folders", parent_id)
-            if parent_entry is None:
-                raise errors.ParentFolderNotFound(
-                    f"Parent folder with id {parent_id} not found", parent_id=str(parent_id)
-                )
-            parent_path = parent_entry.path
+            parent_path = self._parent_entry(parent_id).path
         new_path = layout.join(parent_path, new_name)
         if new_path == old_path:
-            return self.folder_view(user, entry)
+            return self.views.folder_view(user, entry)
         if new_path.startswith(old_path + "/"):
             raise errors.ValidationError(
                 "A folder cannot be moved into itself", folder_id=str(folder_id), path=new_path
             )
+        verb = "Rename" if layout.parent_of(old_path) == parent_path else "Move"
 
-        def plan(tree: pygit2.Tree) -> Edits:
+        def plan(tree: pygit2.Tree) -> Plan[None]:
             current = self.repo.object_at(tree, old_path)
-            if current is None or current.type != pygit2.GIT_OBJECT_TREE:
+            if not isinstance(current, pygit2.Tree):
                 raise errors.FolderNotFound(
                     f"Folder with id {folder_id} not found", folder_id=str(folder_id)
                 )
@@ -259,145 +201,52 @@ class ManagerService:
                 new_path: Existing(current.id, pygit2.GIT_FILEMODE_TREE),
             }
             edits.update(self._keep_folder_alive(tree, layout.parent_of(old_path), old_path))
-            return edits
+            return Plan(edits, f"{verb} folder {old_path} -> {new_path}", None)
 
-        def record(_: CommitResult) -> None:
-            for kind in ("folders", "scripts"):
-                moves = {
-                    path: new_path + path[len(old_path) :]
-                    for path in self.index.entries(kind)  # type: ignore[arg-type]
-                    if path == old_path or path.startswith(old_path + "/")
-                }
-                self.index.move_entries(kind, moves)  # type: ignore[arg-type]
-            self.index.touch_entry("folders", folder_id)
+        def record(_: None) -> None:
+            self.index.folders.move_under(old_path, new_path)
+            self.index.scripts.move_under(old_path, new_path)
+            self.index.folders.touch(folder_id)
 
-        verb = "Rename" if layout.parent_of(old_path) == parent_path else "Move"
-        self._commit(user, f"{verb} folder {old_path} -> {new_path}", plan, record)
-        return self.folder_view(user, self._folder_entry(folder_id))
+        self._commit(user, plan, record)
+        return self.views.folder_view(user, self.lookups.folder(folder_id))
 
-    def delete_folder(self, user: User, folder_id: int) -> None:
-        self.ensure_synced()
-        entry = self._folder_entry(folder_id)
-        path = entry.path
+    def delete_folder(self, user: access.User, folder_id: int) -> None:
+        self.lookups.ensure_synced()
+        path = self.lookups.folder(folder_id).path
 
-        def inside(kind: str) -> list[Entry]:
-            return [
-                item
-                for item_path, item in self.index.entries(kind).items()  # type: ignore[arg-type]
-                if item_path == path or item_path.startswith(path + "/")
-            ]
-
-        def plan(tree: pygit2.Tree) -> Edits:
+        def plan(tree: pygit2.Tree) -> Plan[None]:
             if not self.repo.is_folder(tree, path):
                 raise errors.FolderNotFound(
                     f"Folder with id {folder_id} not found", folder_id=str(folder_id)
                 )
-            if not user["is_admin"]:
-                foreign = [
-                    item
-                    for item in inside("folders") + inside("scripts")
-                    if item.owner_id != user["id"]
-                ]
-                if foreign:
-                    raise errors.NotAllOwner(
-                        "Only an admin or the owner of everything inside can delete this folder",
-                        folder_id=str(folder_id),
-                        not_owned=sorted(item.path for item in foreign)[:20],
-                    )
+            # Deleting a folder changes everything inside it.
+            foreign = [
+                item.path
+                for item in self.index.folders.under(path)
+                if not access.may_change_folder(user, item.owner_id)
+            ] + [
+                item.path
+                for item in self.index.scripts.under(path)
+                if not access.may_change_script(user, item.owner_id)
+            ]
+            if foreign:
+                raise errors.NotAllOwner(
+                    "Only an admin or the owner of everything inside can delete this folder",
+                    folder_id=str(folder_id),
+                    not_owned=sorted(foreign)[:20],
+                )
             edits: Edits = {path: None}
             edits.update(self._keep_folder_alive(tree, layout.parent_of(path), path))
-            return edits
+            return Plan(edits, f"Delete folder {path}", None)
 
-        def record(_: CommitResult) -> None:
-            for kind in ("folders", "scripts"):
-                self.index.remove_entries(kind, [item.id for item in inside(kind)])  # type: ignore[arg-type]
+        def record(_: None) -> None:
+            for table in (self.index.folders, self.index.scripts):
+                table.remove([item.id for item in table.under(path)])
 
-        self._commit(user, f"Delete folder {path}", plan, record)
-
-    def _keep_folder_alive(self, tree: pygit2.Tree, folder: str | None, leaving: str) -> Edits:
-        """When `leaving` is the last thing in `folder`, mark the folder so Git keeps it."""
-        if folder is None:
-            return {}
-        current = self.repo.object_at(tree, folder)
-        if current is None or current.type != pygit2.GIT_OBJECT_TREE:
-            return {}
-        leaving_name = leaving.rsplit("/", 1)[-1]
-        others = [
-            e.name
-            for e in current
-            if e.name not in (leaving_name, leaving_name + layout.METADATA_SUFFIX)
-        ]  # type: ignore[attr-defined]
-        return {} if others else {layout.marker_path(folder): b""}
+        self._commit(user, plan, record)
 
     # -- scripts ------------------------------------------------------------------------------
-    def get_script(self, user: User, script_id: int) -> dict[str, Any]:
-        self.ensure_synced()
-        return self.script_view(user, self._script_entry(script_id))
-
-    def script_path(self, script_id: int) -> str:
-        """Where the script is on `main` now (404 when there is no such script)."""
-        self.ensure_synced()
-        return self._script_entry(script_id).path
-
-    def script_path_at(self, script_id: int, commit: pygit2.Commit, revision: str) -> str:
-        """Where the script was in `commit`: followed back from where it is now through renames
-        and moves (the history of the id, not of whatever is at its path now); 404 when it did not
-        exist then."""
-        path = self.repo.path_at(self.repo.head(), self.script_path(script_id), commit)
-        if path is None or not self.repo.is_file(commit.tree, path):
-            raise errors.ScriptNotFound(
-                f"Script with id {script_id} did not exist at revision {revision}",
-                script_id=str(script_id),
-                revision=revision,
-            )
-        return path
-
-    def script_content(self, script_id: int, revision: str | None = None) -> tuple[bytes, str, str]:
-        """The script's bytes on `main`, or as they were at `revision`, the id of the commit they
-        were read from, and the script's path in that commit."""
-        commit = self.repo.head() if revision is None else self.repo.resolve(revision)
-        path = self.script_path_at(script_id, commit, revision or "main")
-        return self.repo.read_file(commit.tree, path) or b"", str(commit.id), path
-
-    def restore_script(self, user: User, script_id: int, revision: str) -> dict[str, Any]:
-        """One new commit making the script's content and metadata what they were at `revision`;
-        it keeps its id and current path. History is never rewritten; restoring what is already
-        there makes no commit."""
-        self.ensure_synced()
-        entry = self._script_entry(script_id)
-        self._require_script_owner(user, entry)
-        head = self.repo.head()
-        commit = self.repo.resolve(revision)
-        old_path = self.script_path_at(script_id, commit, revision)
-        path = entry.path
-        content = self.repo.read_file(commit.tree, old_path) or b""
-        # The sidecar as it was, byte for byte; none then means none now (the filename shows).
-        sidecar = self.repo.read_file(commit.tree, layout.metadata_path(old_path))
-        rules.check_script_content(path.rsplit("/", 1)[-1], content, self.settings.max_script_size)
-
-        def plan(tree: pygit2.Tree) -> Edits:
-            if not self.repo.is_file(tree, path):
-                raise errors.ScriptNotFound(
-                    f"Script with id {script_id} not found", script_id=str(script_id)
-                )
-            return {path: content, layout.metadata_path(path): sidecar}
-
-        def record(_: CommitResult) -> None:
-            self.index.touch_entry("scripts", script_id)
-
-        now = head
-        if (
-            self.repo.read_file(head.tree, path) != content
-            or self.repo.read_file(head.tree, layout.metadata_path(path)) != sidecar
-        ):
-            message = f"Restore script {path} to {commit.short_id}"
-            now = self._commit(user, message, plan, record).commit
-        return {
-            **self.script_view(user, self._script_entry(script_id)),
-            "revision": str(now.id),
-            "restored_from": str(commit.id),
-        }
-
     def validate_script(
         self, filename: str, content: bytes, display_name: str | None = None
     ) -> None:
@@ -410,7 +259,7 @@ class ManagerService:
 
     def save_script(
         self,
-        user: User,
+        user: access.User,
         *,
         filename: str,
         content: bytes,
@@ -418,57 +267,52 @@ class ManagerService:
         description: str | None,
         folder_id: int | None,
         replace: bool,
-    ) -> dict[str, Any]:
+    ) -> ScriptView:
         """Upload a script (multipart or text); with `replace`, overwrite one keeping its id."""
         self.validate_script(filename, content, display_name)
-        self.ensure_synced()
-        folder_path = self._folder_path(folder_id)
+        self.lookups.ensure_synced()
+        folder_path = self.lookups.folder_path(folder_id)
         path = layout.join(folder_path, filename)
         metadata = layout.ScriptMetadata(display_name=display_name, description=description)
-        replaced: list[Entry | None] = []
 
-        def plan(tree: pygit2.Tree) -> Edits:
-            replaced.clear()
+        def plan(tree: pygit2.Tree) -> Plan[Entry | None]:
+            """The edits, and the entry of the script they replace (None: a new script)."""
             self._require_folder_parent(tree, folder_path, folder_id, errors.FolderNotFound)
             existing = self.repo.object_at(tree, path)
-            if existing is not None and existing.type != pygit2.GIT_OBJECT_BLOB:
+            edits: Edits = {path: content, layout.metadata_path(path): metadata.to_bytes()}
+            if existing is None:
+                return Plan(edits, f"Create script {path}", None)
+            if not isinstance(existing, pygit2.Blob):
                 raise errors.ScriptAlreadyExists(
                     f"A folder named '{path}' is in the way", logical_path=path
                 )
-            if existing is not None:
-                entry = self.index.entry_by_path("scripts", path)
-                if not replace:
-                    raise errors.ScriptExistsReplaceRequired(
-                        f"Script '{path}' already exists; upload again with replace=true "
-                        "to replace it",
-                        logical_path=path,
-                        script_id=str(entry.id) if entry else None,
-                    )
-                if entry is not None:
-                    self._require_script_owner(user, entry)
-                replaced.append(entry)
-            return {path: content, layout.metadata_path(path): metadata.to_bytes()}
+            entry = self.index.scripts.at(path)
+            if not replace:
+                raise errors.ScriptExistsReplaceRequired(
+                    f"Script '{path}' already exists; upload again with replace=true to replace it",
+                    logical_path=path,
+                    script_id=str(entry.id) if entry else None,
+                )
+            if entry is not None:
+                self._require_script_owner(user, entry)
+            return Plan(edits, f"Replace script {path}", entry)
 
-        saved: list[Entry] = []
+        def record(replaced: Entry | None) -> Entry:
+            if replaced is None:
+                return self.index.scripts.add(path, user.id)
+            self.index.scripts.touch(replaced.id)
+            return self.lookups.script(replaced.id)
 
-        def record(_: CommitResult) -> None:
-            entry = replaced[0] if replaced else None
-            if entry is None:
-                saved.append(self.index.add_entry("scripts", path, user["id"]))
-            else:
-                self.index.touch_entry("scripts", entry.id)
-                saved.append(self._script_entry(entry.id))
+        saved, _ = self._commit(user, plan, record)
+        return self.views.script_view(user, saved, metadata)
 
-        verb = "Replace" if replace and self.repo.is_file(self.repo.head().tree, path) else "Create"
-        self._commit(user, f"{verb} script {path}", plan, record)
-        return self.script_view(user, saved[0], metadata)
-
-    def update_script(self, user: User, script_id: int, change: ScriptChange) -> dict[str, Any]:
-        self.ensure_synced()
-        entry = self._script_entry(script_id)
+    def update_script(self, user: access.User, script_id: int, change: ScriptChange) -> ScriptView:
+        self.lookups.ensure_synced()
+        entry = self.lookups.script(script_id)
         self._require_script_owner(user, entry)
         old_path = entry.path
-        new_name = old_path.rsplit("/", 1)[-1] if change.filename is Unset else change.filename
+        old_name = old_path.rsplit("/", 1)[-1]
+        new_name = old_name if isinstance(change.filename, _Unset) else change.filename
         if not new_name.endswith(rules.SCRIPT_SUFFIX):
             # The original checks a new name's suffix as part of the request (its schema), so a
             # rename to `a.txt` is VALIDATION_ERROR there, not INVALID_FILENAME as for an upload.
@@ -476,33 +320,34 @@ class ManagerService:
                 "Invalid filename: a script's filename must end with .py", filename=new_name
             )
         rules.check_script_filename(new_name)
-        if change.display_name not in (Unset, None):
-            rules.check_display_name(change.display_name)
-        if change.folder_id is Unset:
+        new_display_name = None if isinstance(change.display_name, _Unset) else change.display_name
+        if new_display_name is not None:
+            rules.check_display_name(new_display_name)
+        if isinstance(change.folder_id, _Unset):
+            folder_id = None
             folder_path = layout.parent_of(old_path)
         else:
-            folder_path = self._folder_path(change.folder_id)
+            folder_id = change.folder_id
+            folder_path = self.lookups.folder_path(folder_id)
         new_path = layout.join(folder_path, new_name)
-        content: bytes | None = None
-        if change.content is not Unset:
-            content = change.content
+        content = None if isinstance(change.content, _Unset) else change.content
+        if content is not None:
             rules.check_script_content(new_name, content, self.settings.max_script_size)
-        elif new_name != old_path.rsplit("/", 1)[-1]:
+        elif new_name != old_name:
             # Renaming can turn a helper into a runnable script: it must then have main().
             current = self.repo.read_file(self.repo.head().tree, old_path) or b""
             rules.check_script_content(new_name, current, self.settings.max_script_size)
-        actions: list[str] = []
+        base_revision = None if isinstance(change.base_revision, _Unset) else change.base_revision
         # The source a new content was edited from (its blob), when the caller says which.
         base = None
-        if change.content is not Unset and change.base_revision not in (Unset, None):
-            base_commit = self.repo.resolve(change.base_revision)
-            base_path = self.script_path_at(script_id, base_commit, change.base_revision)
-            base = self.repo.object_at(base_commit.tree, base_path).id  # type: ignore[union-attr]
+        if content is not None and base_revision is not None:
+            base_commit = self.repo.resolve(base_revision)
+            base_path = self.lookups.script_path_at(script_id, base_commit, base_revision)
+            base = self.repo.entry_id(base_commit.tree, base_path)
 
-        def plan(tree: pygit2.Tree) -> Edits:
-            actions.clear()
+        def plan(tree: pygit2.Tree) -> Plan[None]:
             current = self.repo.object_at(tree, old_path)
-            if current is None or current.type != pygit2.GIT_OBJECT_BLOB:
+            if not isinstance(current, pygit2.Blob):
                 raise errors.ScriptNotFound(
                     f"Script with id {script_id} not found", script_id=str(script_id)
                 )
@@ -510,25 +355,24 @@ class ManagerService:
             # between is seen, never overwritten.
             if base is not None and current.id != base:
                 raise errors.ScriptChanged(
-                    f"Script '{old_path}' has changed since revision {change.base_revision}; "
+                    f"Script '{old_path}' has changed since revision {base_revision}; "
                     "nothing was saved",
                     script_id=str(script_id),
-                    base_revision=change.base_revision,
+                    base_revision=base_revision,
                 )
             old_metadata = self.repo.script_metadata(tree, old_path)
             metadata = layout.ScriptMetadata(
                 display_name=old_metadata.display_name
-                if change.display_name in (Unset, None)
-                else change.display_name,
+                if new_display_name is None
+                else new_display_name,
                 description=old_metadata.description
-                if change.description is Unset
+                if isinstance(change.description, _Unset)
                 else change.description,
             )
+            actions: list[str] = []
             edits: Edits = {}
             if new_path != old_path:
-                self._require_folder_parent(
-                    tree, folder_path, change.folder_id, errors.FolderNotFound
-                )
+                self._require_folder_parent(tree, folder_path, folder_id, errors.FolderNotFound)
                 if self.repo.object_at(tree, new_path) is not None:
                     raise errors.ScriptAlreadyExists(
                         f"Script '{new_path}' already exists", logical_path=new_path
@@ -539,12 +383,7 @@ class ManagerService:
                 edits[layout.metadata_path(old_path)] = None
                 edits.update(self._keep_folder_alive(tree, layout.parent_of(old_path), old_path))
                 edits[new_path] = (
-                    content
-                    if content is not None
-                    else Existing(
-                        current.id,
-                        current.filemode,  # type: ignore[attr-defined]
-                    )
+                    content if content is not None else Existing(current.id, current.filemode)
                 )
                 edits[layout.metadata_path(new_path)] = metadata.to_bytes()
             else:
@@ -559,151 +398,68 @@ class ManagerService:
                 actions.append(f"Update script {new_path}")
             if metadata != old_metadata:
                 actions.append(f"Update metadata of {new_path}")
-            return edits
+            return Plan(edits, "; ".join(actions) or f"Update script {new_path}", None)
 
-        def record(_: CommitResult) -> None:
+        def record(_: None) -> None:
             if new_path != old_path:
-                self.index.move_entries("scripts", {old_path: new_path})
-            self.index.touch_entry("scripts", script_id)
+                self.index.scripts.move({old_path: new_path})
+            self.index.scripts.touch(script_id)
 
-        # The message is known only once planned; plan once against `main` to word it. A change
-        # that changes nothing is no commit at all.
-        if not plan(self.repo.head().tree):
-            return self.script_view(user, entry)
-        message = "; ".join(actions) or f"Update script {new_path}"
-        self._commit(user, message, plan, record)
-        return self.script_view(user, self._script_entry(script_id))
+        # A change that changes nothing is no commit at all.
+        if not plan(self.repo.head().tree).edits:
+            return self.views.script_view(user, entry)
+        self._commit(user, plan, record)
+        return self.views.script_view(user, self.lookups.script(script_id))
 
-    def delete_script(self, user: User, script_id: int) -> None:
-        self.ensure_synced()
-        entry = self._script_entry(script_id)
+    def delete_script(self, user: access.User, script_id: int) -> None:
+        self.lookups.ensure_synced()
+        entry = self.lookups.script(script_id)
         self._require_script_owner(user, entry)
         path = entry.path
 
-        def plan(tree: pygit2.Tree) -> Edits:
+        def plan(tree: pygit2.Tree) -> Plan[None]:
             if not self.repo.is_file(tree, path):
                 raise errors.ScriptNotFound(
                     f"Script with id {script_id} not found", script_id=str(script_id)
                 )
             edits: Edits = {path: None, layout.metadata_path(path): None}
             edits.update(self._keep_folder_alive(tree, layout.parent_of(path), path))
-            return edits
+            return Plan(edits, f"Delete script {path}", None)
 
-        def record(_: CommitResult) -> None:
-            self.index.remove_entries("scripts", [script_id])
+        self._commit(user, plan, lambda _: self.index.scripts.remove([script_id]))
 
-        self._commit(user, f"Delete script {path}", plan, record)
-
-    # -- the whole tree -----------------------------------------------------------------------
-    def tree_json(self, user: User, revision: str | None = None) -> bytes:
-        """GET /tree's body, serialized: the same commit, index state and caller give the same
-        bytes, so repeated reads of a 10,000-script tree cost a lookup, not a rebuild."""
-        self.ensure_synced()
-        key = (
-            str(self.repo.head().id),
-            None if revision is None else str(self.repo.resolve(revision).id),
-            self.index.storage.generation,
-            user["id"],
-            user["is_admin"],
-        )
-        with self._tree_lock:
-            cached = self._tree_cache.get(key)
-            if cached is not None:
-                self._tree_cache.move_to_end(key)
-                return cached
-        body = orjson.dumps(self.tree(user, revision))
-        with self._tree_lock:
-            self._tree_cache[key] = body
-            while len(self._tree_cache) > 32:
-                self._tree_cache.popitem(last=False)
-        return body
-
-    def tree(self, user: User, revision: str | None = None) -> dict[str, Any]:
-        """Every folder and script on `main`; or, read-only, as they were at `revision`."""
-        self.ensure_synced()
+    def restore_script(self, user: access.User, script_id: int, revision: str) -> RestoredScript:
+        """One new commit making the script's content and metadata what they were at `revision`;
+        it keeps its id and current path. History is never rewritten; restoring what is already
+        there makes no commit."""
+        self.lookups.ensure_synced()
+        entry = self.lookups.script(script_id)
+        self._require_script_owner(user, entry)
         head = self.repo.head()
-        commit = head if revision is None else self.repo.resolve(revision)
-        listing = self.repo.listing(commit)
-        folders = self.index.entries("folders")
-        scripts = self.index.entries("scripts")
-        read_only = revision is not None
-        unindexed: set[str] = set()
-        if commit.id != head.id:
-            folders, scripts, unindexed = self._entries_at(commit, head, folders, scripts)
-        folder_items: dict[str, dict[str, Any]] = {}
-        root_folders: list[dict[str, Any]] = []
-        root_scripts: list[dict[str, Any]] = []
-        creators: dict[int | None, dict[str, Any] | None] = {}
+        commit = self.repo.resolve(revision)
+        old_path = self.lookups.script_path_at(script_id, commit, revision)
+        path = entry.path
+        content = self.repo.read_file(commit.tree, old_path) or b""
+        # The sidecar as it was, byte for byte; none then means none now (the filename shows).
+        sidecar = self.repo.read_file(commit.tree, layout.metadata_path(old_path))
+        rules.check_script_content(path.rsplit("/", 1)[-1], content, self.settings.max_script_size)
 
-        def creator(owner_id: int | None) -> dict[str, Any] | None:
-            if owner_id not in creators:
-                creators[owner_id] = self._creator(owner_id)
-            return creators[owner_id]
+        def plan(tree: pygit2.Tree) -> Plan[None]:
+            if not self.repo.is_file(tree, path):
+                raise errors.ScriptNotFound(
+                    f"Script with id {script_id} not found", script_id=str(script_id)
+                )
+            edits: Edits = {path: content, layout.metadata_path(path): sidecar}
+            return Plan(edits, f"Restore script {path} to {commit.short_id}", None)
 
-        folder_ids = {path: entry.id for path, entry in folders.items() if path not in unindexed}
-        for path in sorted(listing.folders):
-            entry = folders.get(path)
-            if entry is None:
-                continue
-            parent = layout.parent_of(path)
-            item = {
-                "folder": self.folder_view(user, entry, folder_ids, creator, read_only),
-                "scripts": [],
-                "subfolders": [],
-            }
-            if path in unindexed:
-                item["folder"]["id"] = None
-            folder_items[path] = item
-            siblings = (
-                folder_items[parent]["subfolders"] if parent in folder_items else root_folders
-            )
-            siblings.append(item)
-        for path in sorted(listing.scripts):
-            entry = scripts.get(path)
-            if entry is None:
-                continue
-            metadata = self.repo.metadata_from_blob(path, listing.scripts[path][1])
-            script = self.script_view(user, entry, metadata, folder_ids, creator, read_only)
-            if path in unindexed:
-                script["id"] = None
-            parent = layout.parent_of(path)
-            if parent is None:
-                root_scripts.append(script)
-            elif parent in folder_items:
-                folder_items[parent]["scripts"].append(script)
-        return {"root_scripts": root_scripts, "root_folders": root_folders}
-
-    def _entries_at(
-        self,
-        commit: pygit2.Commit,
-        head: pygit2.Commit,
-        folders: dict[str, Entry],
-        scripts: dict[str, Entry],
-    ) -> tuple[dict[str, Entry], dict[str, Entry], set[str]]:
-        """The index's entries re-pointed at the paths they had in an older `commit`.
-
-        A path there shows the id of what it became on `main`: the same path, or where git's
-        rename detection (the one the index itself follows) says it moved. What has no such
-        counterpart (deleted since) gets a stand-in dated by the commit, shown with `id` null,
-        returned as the third value.
-        """
-        listing = self.repo.listing(commit)
-        script_moves = self.repo.detected_moves(commit, head)
-        when = datetime.fromtimestamp(commit.commit_time, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        unindexed: set[str] = set()
-
-        def at(current: dict[str, Entry], paths: Any, moves: dict[str, str]) -> dict[str, Entry]:
-            found: dict[str, Entry] = {}
-            for path in paths:
-                entry = current.get(moves.get(path, path))
-                if entry is None:
-                    unindexed.add(path)
-                    entry = Entry(id=0, path=path, owner_id=None, created_at=when, updated_at=when)
-                found[path] = replace(entry, path=path)
-            return found
-
-        return (
-            at(folders, listing.folders, folder_moves(script_moves)),
-            at(scripts, listing.scripts, script_moves),
-            unindexed,
+        now = head
+        if (
+            self.repo.read_file(head.tree, path) != content
+            or self.repo.read_file(head.tree, layout.metadata_path(path)) != sidecar
+        ):
+            _, now = self._commit(user, plan, lambda _: self.index.scripts.touch(script_id))
+        return RestoredScript(
+            **self.views.script_view(user, self.lookups.script(script_id)),
+            revision=str(now.id),
+            restored_from=str(commit.id),
         )

@@ -6,6 +6,7 @@ from gitscripts.repo.repository import (
     Existing,
     Landing,
     Listing,
+    Plan,
     Repository,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "Existing",
     "Landing",
     "Listing",
+    "Plan",
     "Repository",
 ]

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Generic, TypeVar
 
 import pygit2
 from pygit2.enums import SortMode
@@ -92,6 +93,19 @@ class Listing:
 class CommitResult:
     parent: pygit2.Commit
     commit: pygit2.Commit
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Plan(Generic[T]):
+    """What one change does to a tree: its edits, the message that says so, and what the planner
+    found on the way (the entry it replaces, say), handed back with the commit it became."""
+
+    edits: Edits
+    message: str
+    found: T
 
 
 @dataclass(frozen=True)
@@ -380,6 +394,14 @@ class Repository:
         not apply to it.
         If `main` moved between planning and the ref update, the change is planned again on top.
         """
+        result, _ = self.commit_plan(author, lambda parent: Plan(plan(parent), message, None))
+        return result
+
+    def commit_plan(
+        self, author: Author, plan: Callable[[pygit2.Commit], Plan[T]]
+    ) -> tuple[CommitResult, Plan[T]]:
+        """`commit`, for a change whose message (and whatever else its planner finds) depends on
+        the tree it is planned on: the plan that was committed comes back with the commit."""
         signature = author.signature()
         for attempt in range(_MAX_COMMIT_ATTEMPTS):
             with self.write_lock:
@@ -388,16 +410,17 @@ class Repository:
                 main = self.git.references[MAIN_REF]
                 parent = self.git[main.target]
                 assert isinstance(parent, pygit2.Commit)  # `main` only ever holds commits
-                tree_id = self._apply(parent.tree, plan(parent))
+                planned = plan(parent)
+                tree_id = self._apply(parent.tree, planned.edits)
                 commit_id = self.git.create_commit(
-                    None, signature, committer(), message + "\n", tree_id, [parent.id]
+                    None, signature, committer(), planned.message + "\n", tree_id, [parent.id]
                 )
                 try:
-                    main.set_target(commit_id, message)
+                    main.set_target(commit_id, planned.message)
                 except _REF_NOT_MOVED:
                     pass  # lost a race (or git holds the ref's lock): plan again on top
                 else:
-                    return CommitResult(parent=parent, commit=self._commit_at(commit_id))
+                    return CommitResult(parent=parent, commit=self._commit_at(commit_id)), planned
                 # Compare-and-swap failed: only compare what we planned against.
                 if str(self.head().id) == str(parent.id):
                     time.sleep(0.005 * (attempt + 1))  # `main` is locked, not moved: wait a bit

@@ -121,10 +121,10 @@ def open(  # mirrors the built-in on purpose
         except GitscriptsError as error:
             raise _translated(error) from None
     else:
-        raw = _WriteOnClose(key)
+        raw = _WriteOnClose(key)  # type: ignore[assignment]  # a binary file object all the same
     if "b" in mode:
         return raw
-    return io.TextIOWrapper(raw, encoding=encoding or "utf-8", newline=newline)  # type: ignore[arg-type]
+    return io.TextIOWrapper(raw, encoding=encoding or "utf-8", newline=newline)
 
 
 class _WriteOnClose(io.BufferedIOBase):
