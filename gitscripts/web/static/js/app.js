@@ -57,7 +57,9 @@ function showSession() {
   const signedIn = Boolean(app.user);
   document.querySelector(".mainnav").hidden = !signedIn;
   document.querySelector(".session").hidden = !signedIn;
-  document.querySelector(".who").textContent = signedIn ? app.user.login + (app.user.is_admin ? " (admin)" : "") : "";
+  document.querySelector(".who").textContent = signedIn
+    ? app.user.login + (app.user.is_admin ? " (admin)" : "")
+    : "";
 }
 
 function highlightNav(section) {
@@ -97,7 +99,13 @@ async function render() {
       await app.refreshUser();
     } catch (error) {
       if (thisRender === renderCount && error.status !== 401) {
-        clear(view, errorPanel(describeError(error), h("button", { type: "button", onclick: render }, "Try again")));
+        clear(
+          view,
+          errorPanel(
+            describeError(error),
+            h("button", { type: "button", onclick: render }, "Try again"),
+          ),
+        );
       }
       return; // a 401 has already sent the user to the login screen
     }

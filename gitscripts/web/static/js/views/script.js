@@ -24,7 +24,8 @@ export async function renderScript(view, { params, query, app }) {
   const script = await api(`scripts-manager/scripts/${params.id}`);
   view.dataset.title = script.display_name;
   // The whole tree is needed only to offer where to move the script: fetched when asked.
-  const moveToAFolder = async () => actions.moveScript(script, actions.allFolders(await api("scripts-manager/tree")));
+  const moveToAFolder = async () =>
+    actions.moveScript(script, actions.allFolders(await api("scripts-manager/tree")));
 
   const afterChange = async (action, { deleted = false } = {}) => {
     if (!(await guard(action))) return;
@@ -32,7 +33,12 @@ export async function renderScript(view, { params, query, app }) {
     else rerender(); // show the new state
   };
 
-  const tabPanel = h("div", { class: "tab-panel", id: "tab-panel", role: "region", "aria-label": tab.label });
+  const tabPanel = h("div", {
+    class: "tab-panel",
+    id: "tab-panel",
+    role: "region",
+    "aria-label": tab.label,
+  });
   clear(
     view,
     h(
@@ -42,14 +48,51 @@ export async function renderScript(view, { params, query, app }) {
       h(
         "div",
         { class: "screen-head" },
-        h("div", {}, h("h1", {}, script.display_name), script.description ? h("p", { class: "description" }, script.description) : null),
+        h(
+          "div",
+          {},
+          h("h1", {}, script.display_name),
+          script.description ? h("p", { class: "description" }, script.description) : null,
+        ),
         h(
           "div",
           { class: "toolbar" },
-          script.can_edit && h("button", { type: "button", class: "secondary", onclick: () => afterChange(() => actions.editScriptDetails(script)) }, "Edit details"),
-          script.can_edit && h("button", { type: "button", class: "secondary", onclick: () => afterChange(() => actions.renameScript(script)) }, "Rename"),
-          script.can_edit && h("button", { type: "button", class: "secondary", onclick: () => afterChange(moveToAFolder) }, "Move"),
-          script.can_delete && h("button", { type: "button", class: "danger", onclick: () => afterChange(() => actions.deleteScript(script), { deleted: true }) }, "Delete"),
+          script.can_edit &&
+            h(
+              "button",
+              {
+                type: "button",
+                class: "secondary",
+                onclick: () => afterChange(() => actions.editScriptDetails(script)),
+              },
+              "Edit details",
+            ),
+          script.can_edit &&
+            h(
+              "button",
+              {
+                type: "button",
+                class: "secondary",
+                onclick: () => afterChange(() => actions.renameScript(script)),
+              },
+              "Rename",
+            ),
+          script.can_edit &&
+            h(
+              "button",
+              { type: "button", class: "secondary", onclick: () => afterChange(moveToAFolder) },
+              "Move",
+            ),
+          script.can_delete &&
+            h(
+              "button",
+              {
+                type: "button",
+                class: "danger",
+                onclick: () => afterChange(() => actions.deleteScript(script), { deleted: true }),
+              },
+              "Delete",
+            ),
         ),
       ),
       metadata(script),
@@ -57,7 +100,14 @@ export async function renderScript(view, { params, query, app }) {
         "nav",
         { class: "tabs", "aria-label": "Script sections" },
         TABS.map((candidate) =>
-          h("a", { href: `#/scripts/${script.id}/${candidate.id}`, "aria-current": candidate === tab ? "page" : null }, candidate.label),
+          h(
+            "a",
+            {
+              href: `#/scripts/${script.id}/${candidate.id}`,
+              "aria-current": candidate === tab ? "page" : null,
+            },
+            candidate.label,
+          ),
         ),
       ),
       tabPanel,
@@ -73,7 +123,12 @@ function breadcrumb(script) {
     "nav",
     { class: "breadcrumb", "aria-label": "Breadcrumb" },
     h("a", { href: "#/" }, "Scripts"),
-    parts.slice(0, -1).map((part) => [h("span", { class: "sep", "aria-hidden": "true" }, "/"), h("span", {}, part)]),
+    parts
+      .slice(0, -1)
+      .map((part) => [
+        h("span", { class: "sep", "aria-hidden": "true" }, "/"),
+        h("span", {}, part),
+      ]),
     h("span", { class: "sep", "aria-hidden": "true" }, "/"),
     h("span", { "aria-current": "page" }, parts[parts.length - 1]),
   );
@@ -123,9 +178,18 @@ print(answer["result"] if answer["success"] else answer["error"])
     "section",
     { class: "panel call-snippets", "aria-labelledby": "call-heading" },
     h("h2", { id: "call-heading" }, "Call it from a simulator"),
-    h("p", { class: "hint" }, "Both use only Python's standard library. Add ?rev=<tag or commit> (or rev=... with the client) to run a fixed version."),
+    h(
+      "p",
+      { class: "hint" },
+      "Both use only Python's standard library. Add ?rev=<tag or commit> (or rev=... with the client) to run a fixed version.",
+    ),
     h("h3", {}, "With the gitscripts client"),
     snippet(withClient, { label: "Copy", testid: "client-snippet" }),
-    h("details", {}, h("summary", {}, "Without the client (urllib only)"), snippet(plain, { testid: "urllib-snippet" })),
+    h(
+      "details",
+      {},
+      h("summary", {}, "Without the client (urllib only)"),
+      snippet(plain, { testid: "urllib-snippet" }),
+    ),
   );
 }

@@ -31,7 +31,9 @@ export async function renderSourceTab(panel, { script, query, app }) {
   const rev = query.get("rev");
   // Asked "at main" even for the current version: the answer then names the revision an edit
   // starts from, which the save sends back so that it never overwrites a newer one unseen.
-  const content = await api(`scripts-manager/scripts/${script.id}/content?highlight=true&rev=${encodeURIComponent(rev || "main")}`);
+  const content = await api(
+    `scripts-manager/scripts/${script.id}/content?highlight=true&rev=${encodeURIComponent(rev || "main")}`,
+  );
   let draft = rev || !script.can_edit ? null : readDraft(script, user);
   if (draft && draft.content === content.content) {
     // Already saved (from another tab, say): nothing is left unsaved.
@@ -39,7 +41,18 @@ export async function renderSourceTab(panel, { script, query, app }) {
     draft = null;
   }
   const editButton =
-    script.can_edit && !rev ? h("button", { type: "button", class: "primary", onclick: () => edit(content.content, { source: content.content, revision: content.revision }) }, "Edit source") : null;
+    script.can_edit && !rev
+      ? h(
+          "button",
+          {
+            type: "button",
+            class: "primary",
+            onclick: () =>
+              edit(content.content, { source: content.content, revision: content.revision }),
+          },
+          "Edit source",
+        )
+      : null;
 
   const show = () =>
     clear(
@@ -49,7 +62,11 @@ export async function renderSourceTab(panel, { script, query, app }) {
             "div",
             { class: "notice-inline info", role: "note" },
             "You are looking at this script as it was at ",
-            h("a", { href: `#/commits/${content.revision}` }, h("code", {}, content.revision.slice(0, 10))),
+            h(
+              "a",
+              { href: `#/commits/${content.revision}` },
+              h("code", {}, content.revision.slice(0, 10)),
+            ),
             ". ",
             h("a", { href: `#/scripts/${script.id}/source` }, "Show the current version"),
           )
@@ -61,8 +78,23 @@ export async function renderSourceTab(panel, { script, query, app }) {
             "You have unsaved changes to this script from ",
             timeElement(draft.saved_at),
             ". ",
-            draft.base !== content.content ? h("strong", {}, "A newer version has been saved since you started editing: check the History before saving over it. ") : null,
-            h("button", { type: "button", class: "link-button", onclick: () => edit(draft.content, { source: draft.base, revision: draft.base_revision }) }, "Resume editing"),
+            draft.base !== content.content
+              ? h(
+                  "strong",
+                  {},
+                  "A newer version has been saved since you started editing: check the History before saving over it. ",
+                )
+              : null,
+            h(
+              "button",
+              {
+                type: "button",
+                class: "link-button",
+                onclick: () =>
+                  edit(draft.content, { source: draft.base, revision: draft.base_revision }),
+              },
+              "Resume editing",
+            ),
             " or ",
             h(
               "button",
@@ -79,12 +111,33 @@ export async function renderSourceTab(panel, { script, query, app }) {
             ".",
           )
         : null,
-      h("div", { class: "source-toolbar" }, editButton, copyButton(() => content.content, "Copy source"), rev ? h("a", { class: "button secondary", href: `#/scripts/${script.id}/run?rev=${encodeURIComponent(content.revision)}` }, "Run this version") : null),
+      h(
+        "div",
+        { class: "source-toolbar" },
+        editButton,
+        copyButton(() => content.content, "Copy source"),
+        rev
+          ? h(
+              "a",
+              {
+                class: "button secondary",
+                href: `#/scripts/${script.id}/run?rev=${encodeURIComponent(content.revision)}`,
+              },
+              "Run this version",
+            )
+          : null,
+      ),
       sourceView(content.html),
     );
 
   // `start`: the version the edit begins from (a resumed draft: the one it began from).
-  const edit = (text, start) => clear(panel, editor(script, draftKey(script, user), start, text, () => navigate(`/scripts/${script.id}/source`, {}, { replace: true })));
+  const edit = (text, start) =>
+    clear(
+      panel,
+      editor(script, draftKey(script, user), start, text, () =>
+        navigate(`/scripts/${script.id}/source`, {}, { replace: true }),
+      ),
+    );
   show();
 }
 
@@ -92,7 +145,14 @@ export async function renderSourceTab(panel, { script, query, app }) {
 /** `start` is the version the edit began from: its `source` and its `revision`. */
 function editor(script, draftAt, start, text, done) {
   const original = start.source;
-  const textarea = h("textarea", { class: "code editor-text", spellcheck: "false", autocapitalize: "off", "aria-label": `Source of ${script.filename}`, "aria-describedby": "editor-status editor-keys", value: text });
+  const textarea = h("textarea", {
+    class: "code editor-text",
+    spellcheck: "false",
+    autocapitalize: "off",
+    "aria-label": `Source of ${script.filename}`,
+    "aria-describedby": "editor-status editor-keys",
+    value: text,
+  });
   const gutter = h("pre", { class: "gutter", "aria-hidden": "true" });
   const status = h("p", { class: "editor-status", id: "editor-status", role: "status" });
   const problem = h("p", { class: "editor-error", role: "alert", hidden: true });
@@ -104,7 +164,11 @@ function editor(script, draftAt, start, text, done) {
 
   const drawGutter = () => {
     const count = textarea.value.split("\n").length;
-    gutter.replaceChildren(...Array.from({ length: count }, (_, index) => h("span", { class: index + 1 === errorLine ? "error-line" : null }, `${index + 1}\n`)));
+    gutter.replaceChildren(
+      ...Array.from({ length: count }, (_, index) =>
+        h("span", { class: index + 1 === errorLine ? "error-line" : null }, `${index + 1}\n`),
+      ),
+    );
     gutter.scrollTop = textarea.scrollTop;
   };
   const showProblem = (error) => {
@@ -124,7 +188,10 @@ function editor(script, draftAt, start, text, done) {
   const validate = debounce(async () => {
     const ticket = ++checked;
     try {
-      await api("scripts-manager/validate", { method: "POST", json: { filename: script.filename, content: textarea.value } });
+      await api("scripts-manager/validate", {
+        method: "POST",
+        json: { filename: script.filename, content: textarea.value },
+      });
       if (ticket !== checked) return;
       clearProblem();
       status.textContent = "The script is valid.";
@@ -135,7 +202,16 @@ function editor(script, draftAt, start, text, done) {
   }, 400);
   const remember = debounce(() => {
     if (textarea.value === original) localStorage.removeItem(draftAt);
-    else localStorage.setItem(draftAt, JSON.stringify({ content: textarea.value, base: original, base_revision: start.revision, saved_at: new Date().toISOString() }));
+    else
+      localStorage.setItem(
+        draftAt,
+        JSON.stringify({
+          content: textarea.value,
+          base: original,
+          base_revision: start.revision,
+          saved_at: new Date().toISOString(),
+        }),
+      );
   }, 300);
   // Saved or discarded: no pending draft write may bring the edit back.
   const forget = () => {
@@ -171,11 +247,20 @@ function editor(script, draftAt, start, text, done) {
   // user look at what changed or save over it knowingly.
   const showChangedSince = (error) => {
     showProblem(error);
-    problem.textContent = "Someone saved a newer version of this script since you started editing. Your text is still here. ";
+    problem.textContent =
+      "Someone saved a newer version of this script since you started editing. Your text is still here. ";
     problem.append(
-      h("a", { href: `#/scripts/${script.id}/history`, target: "_blank", rel: "noopener" }, "See what changed"),
+      h(
+        "a",
+        { href: `#/scripts/${script.id}/history`, target: "_blank", rel: "noopener" },
+        "See what changed",
+      ),
       " (opens in a new tab), or ",
-      h("button", { type: "button", class: "link-button", onclick: () => store({ overwrite: true }) }, "save over it"),
+      h(
+        "button",
+        { type: "button", class: "link-button", onclick: () => store({ overwrite: true }) },
+        "save over it",
+      ),
       ".",
     );
   };
@@ -190,7 +275,9 @@ function editor(script, draftAt, start, text, done) {
     save.disabled = true;
     save.setAttribute("aria-busy", "true");
     try {
-      const change = overwrite ? { content: textarea.value } : { content: textarea.value, base_revision: start.revision };
+      const change = overwrite
+        ? { content: textarea.value }
+        : { content: textarea.value, base_revision: start.revision };
       await api(`scripts-manager/scripts/${script.id}`, { method: "PUT", json: change });
       forget();
       notify("Saved a new version.", "success");
@@ -207,7 +294,12 @@ function editor(script, draftAt, start, text, done) {
   save.addEventListener("click", () => store());
   cancel.addEventListener("click", async () => {
     if (textarea.value !== original) {
-      const discard = await confirmDialog({ title: "Discard your changes?", message: "The edited source has not been saved.", confirmLabel: "Discard", danger: true });
+      const discard = await confirmDialog({
+        title: "Discard your changes?",
+        message: "The edited source has not been saved.",
+        confirmLabel: "Discard",
+        danger: true,
+      });
       if (!discard) return;
     }
     forget();
@@ -223,7 +315,11 @@ function editor(script, draftAt, start, text, done) {
     h("div", { class: "editor" }, gutter, textarea),
     problem,
     status,
-    h("p", { class: "hint", id: "editor-keys" }, "Tab indents, Shift+Tab dedents, Ctrl+S saves. Press Escape, then Tab, to leave the editor. Unsaved changes are kept in this browser."),
+    h(
+      "p",
+      { class: "hint", id: "editor-keys" },
+      "Tab indents, Shift+Tab dedents, Ctrl+S saves. Press Escape, then Tab, to leave the editor. Unsaved changes are kept in this browser.",
+    ),
     h("div", { class: "actions" }, cancel, save),
   );
 }

@@ -24,7 +24,12 @@ export async function renderTree(view, { app }) {
   view.dataset.title = "Scripts";
   let tree = await api("scripts-manager/tree");
   const expanded = expandedFolders();
-  const filter = h("input", { type: "search", id: "tree-filter", placeholder: "Filter by name or path", "aria-label": "Filter scripts by name or path" });
+  const filter = h("input", {
+    type: "search",
+    id: "tree-filter",
+    placeholder: "Filter by name or path",
+    "aria-label": "Filter scripts by name or path",
+  });
   const listing = h("div", { class: "tree-listing" });
   const folders = () => actions.allFolders(tree);
 
@@ -45,7 +50,8 @@ export async function renderTree(view, { app }) {
   const ancestorsOf = (folderId) => {
     const byId = new Map(folders().map((folder) => [folder.id, folder]));
     const chain = [];
-    for (let folder = byId.get(folderId); folder; folder = byId.get(folder.parent_id)) chain.push(folder.id);
+    for (let folder = byId.get(folderId); folder; folder = byId.get(folder.parent_id))
+      chain.push(folder.id);
     return chain;
   };
   const revealScript = (script) => (script.folder_id ? ancestorsOf(script.folder_id) : []);
@@ -65,14 +71,30 @@ export async function renderTree(view, { app }) {
           h("span", { class: "display-name" }, script.display_name),
           h("span", { class: "filename" }, showPath ? script.logical_path : script.filename),
         ),
-        h("span", { class: "node-meta" }, script.created_by.login, " · ", timeElement(script.updated_at)),
+        h(
+          "span",
+          { class: "node-meta" },
+          script.created_by.login,
+          " · ",
+          timeElement(script.updated_at),
+        ),
         menuButton(`Actions for script ${script.logical_path}`, () => [
           { label: "Open", run: () => navigate(`/scripts/${script.id}`) },
           { label: "Run…", run: () => navigate(`/scripts/${script.id}/run`) },
           { label: "History", run: () => navigate(`/scripts/${script.id}/history`) },
-          script.can_edit && { label: "Rename…", run: () => act(() => actions.renameScript(script)) },
-          script.can_edit && { label: "Move…", run: () => act(() => actions.moveScript(script, folders()), revealScript) },
-          script.can_delete && { label: "Delete…", danger: true, run: () => act(() => actions.deleteScript(script)) },
+          script.can_edit && {
+            label: "Rename…",
+            run: () => act(() => actions.renameScript(script)),
+          },
+          script.can_edit && {
+            label: "Move…",
+            run: () => act(() => actions.moveScript(script, folders()), revealScript),
+          },
+          script.can_delete && {
+            label: "Delete…",
+            danger: true,
+            run: () => act(() => actions.deleteScript(script)),
+          },
         ]),
       ),
     );
@@ -82,12 +104,25 @@ export async function renderTree(view, { app }) {
     const open = expanded.has(folder.id);
     const count = item.scripts.length + item.subfolders.length;
     const children = h("ul", { class: "children", role: "group", hidden: !open });
-    const toggle = h("button", { type: "button", class: "disclosure", "aria-expanded": String(open), "aria-label": `${open ? "Collapse" : "Expand"} folder ${folder.name}` }, "▸");
+    const toggle = h(
+      "button",
+      {
+        type: "button",
+        class: "disclosure",
+        "aria-expanded": String(open),
+        "aria-label": `${open ? "Collapse" : "Expand"} folder ${folder.name}`,
+      },
+      "▸",
+    );
     // Children are built on first expansion: a tree of thousands of scripts opens instantly.
     const fill = () => {
       if (children.childElementCount) return;
       if (!count) children.append(h("li", { class: "empty-folder" }, "Empty folder"));
-      else children.append(...item.subfolders.map(folderNode), ...item.scripts.map((script) => scriptRow(script)));
+      else
+        children.append(
+          ...item.subfolders.map(folderNode),
+          ...item.scripts.map((script) => scriptRow(script)),
+        );
     };
     if (open) fill();
     const setOpen = (value) => {
@@ -103,7 +138,15 @@ export async function renderTree(view, { app }) {
       toggle.setAttribute("aria-label", `${value ? "Collapse" : "Expand"} folder ${folder.name}`);
     };
     toggle.addEventListener("click", () => setOpen(!expanded.has(folder.id)));
-    const name = h("button", { type: "button", class: "node-name folder-name", onclick: () => setOpen(!expanded.has(folder.id)) }, folder.name);
+    const name = h(
+      "button",
+      {
+        type: "button",
+        class: "node-name folder-name",
+        onclick: () => setOpen(!expanded.has(folder.id)),
+      },
+      folder.name,
+    );
     name.addEventListener("keydown", (event) => {
       if (event.key === "ArrowRight") setOpen(true);
       if (event.key === "ArrowLeft") setOpen(false);
@@ -117,14 +160,42 @@ export async function renderTree(view, { app }) {
         toggle,
         h("span", { class: "node-icon folder-icon", "aria-hidden": "true" }),
         name,
-        h("span", { class: "node-meta" }, `${item.scripts.length} script${item.scripts.length === 1 ? "" : "s"}`, item.subfolders.length ? `, ${item.subfolders.length} folder${item.subfolders.length === 1 ? "" : "s"}` : "", " · ", folder.created_by.login),
+        h(
+          "span",
+          { class: "node-meta" },
+          `${item.scripts.length} script${item.scripts.length === 1 ? "" : "s"}`,
+          item.subfolders.length
+            ? `, ${item.subfolders.length} folder${item.subfolders.length === 1 ? "" : "s"}`
+            : "",
+          " · ",
+          folder.created_by.login,
+        ),
         menuButton(`Actions for folder ${folder.path}`, () => [
-          { label: "New script here…", run: () => act(() => actions.createScriptFromText(folders(), folder.id), revealScript) },
-          { label: "Upload script here…", run: () => act(() => actions.uploadScript(folders(), folder.id), revealScript) },
-          { label: "New folder inside…", run: () => act(() => actions.createFolder(folders(), folder.id), revealFolder) },
-          folder.can_edit && { label: "Rename…", run: () => act(() => actions.renameFolder(folder)) },
-          folder.can_edit && { label: "Move…", run: () => act(() => actions.moveFolder(folder, folders()), revealFolder) },
-          folder.can_delete && { label: "Delete…", danger: true, run: () => act(() => actions.deleteFolder(item)) },
+          {
+            label: "New script here…",
+            run: () => act(() => actions.createScriptFromText(folders(), folder.id), revealScript),
+          },
+          {
+            label: "Upload script here…",
+            run: () => act(() => actions.uploadScript(folders(), folder.id), revealScript),
+          },
+          {
+            label: "New folder inside…",
+            run: () => act(() => actions.createFolder(folders(), folder.id), revealFolder),
+          },
+          folder.can_edit && {
+            label: "Rename…",
+            run: () => act(() => actions.renameFolder(folder)),
+          },
+          folder.can_edit && {
+            label: "Move…",
+            run: () => act(() => actions.moveFolder(folder, folders()), revealFolder),
+          },
+          folder.can_delete && {
+            label: "Delete…",
+            danger: true,
+            run: () => act(() => actions.deleteFolder(item)),
+          },
         ]),
       ),
       children,
@@ -134,19 +205,50 @@ export async function renderTree(view, { app }) {
   const draw = () => {
     const needle = filter.value.trim().toLowerCase();
     if (needle) {
-      const found = actions.allScripts(tree).filter((script) => `${script.display_name}\n${script.logical_path}`.toLowerCase().includes(needle));
+      const found = actions
+        .allScripts(tree)
+        .filter((script) =>
+          `${script.display_name}\n${script.logical_path}`.toLowerCase().includes(needle),
+        );
       clear(
         listing,
-        h("p", { class: "hint", role: "status" }, `${found.length} script${found.length === 1 ? "" : "s"} match “${filter.value.trim()}”.`),
-        h("ul", { class: "tree flat" }, found.map((script) => scriptRow(script, true))),
+        h(
+          "p",
+          { class: "hint", role: "status" },
+          `${found.length} script${found.length === 1 ? "" : "s"} match “${filter.value.trim()}”.`,
+        ),
+        h(
+          "ul",
+          { class: "tree flat" },
+          found.map((script) => scriptRow(script, true)),
+        ),
       );
       return;
     }
     if (!tree.root_folders.length && !tree.root_scripts.length) {
-      clear(listing, h("div", { class: "panel empty" }, h("p", {}, "No scripts yet. Create one from text or upload a .py file; or push them with git (see Account).")));
+      clear(
+        listing,
+        h(
+          "div",
+          { class: "panel empty" },
+          h(
+            "p",
+            {},
+            "No scripts yet. Create one from text or upload a .py file; or push them with git (see Account).",
+          ),
+        ),
+      );
       return;
     }
-    clear(listing, h("ul", { class: "tree", "aria-label": "Folders and scripts" }, tree.root_folders.map(folderNode), tree.root_scripts.map((script) => scriptRow(script))));
+    clear(
+      listing,
+      h(
+        "ul",
+        { class: "tree", "aria-label": "Folders and scripts" },
+        tree.root_folders.map(folderNode),
+        tree.root_scripts.map((script) => scriptRow(script)),
+      ),
+    );
   };
   filter.addEventListener("input", draw);
 
@@ -163,9 +265,33 @@ export async function renderTree(view, { app }) {
         h(
           "div",
           { class: "toolbar" },
-          h("button", { type: "button", class: "secondary", onclick: () => act(() => actions.createFolder(folders()), revealFolder) }, "New folder"),
-          h("button", { type: "button", class: "secondary", onclick: () => act(() => actions.uploadScript(folders()), revealScript) }, "Upload script"),
-          h("button", { type: "button", class: "primary", onclick: () => act(() => actions.createScriptFromText(folders()), revealScript) }, "New script"),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "secondary",
+              onclick: () => act(() => actions.createFolder(folders()), revealFolder),
+            },
+            "New folder",
+          ),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "secondary",
+              onclick: () => act(() => actions.uploadScript(folders()), revealScript),
+            },
+            "Upload script",
+          ),
+          h(
+            "button",
+            {
+              type: "button",
+              class: "primary",
+              onclick: () => act(() => actions.createScriptFromText(folders()), revealScript),
+            },
+            "New script",
+          ),
         ),
       ),
       welcome,
@@ -184,9 +310,21 @@ function onboarding(app) {
     h(
       "ul",
       {},
-      h("li", {}, "A script is a Python file with a function main(data) that takes and returns a JSON object."),
-      h("li", {}, "Organise scripts in folders; every change is a commit, so nothing is ever lost."),
-      h("li", {}, "Open a script to run it, see its history, or copy the snippet that calls it from a simulator."),
+      h(
+        "li",
+        {},
+        "A script is a Python file with a function main(data) that takes and returns a JSON object.",
+      ),
+      h(
+        "li",
+        {},
+        "Organise scripts in folders; every change is a commit, so nothing is ever lost.",
+      ),
+      h(
+        "li",
+        {},
+        "Open a script to run it, see its history, or copy the snippet that calls it from a simulator.",
+      ),
     ),
     h(
       "button",
@@ -195,7 +333,10 @@ function onboarding(app) {
         class: "secondary",
         onclick: () =>
           guard(async () => {
-            app.user = await api("auth/onboarding-status", { method: "PATCH", json: { needs_onboarding: false } });
+            app.user = await api("auth/onboarding-status", {
+              method: "PATCH",
+              json: { needs_onboarding: false },
+            });
             panel.remove();
           }),
       },
