@@ -23,6 +23,7 @@ from gitscripts.executor.routes import router as executor_router
 from gitscripts.files.routes import router as files_router
 from gitscripts.githttp.routes import router as git_router
 from gitscripts.history.routes import router as history_router
+from gitscripts.inputs.routes import router as inputs_router
 from gitscripts.logging import RequestLogMiddleware, configure_logging
 from gitscripts.manager.routes import router as manager_router
 from gitscripts.repo import leftovers
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(manager_router)
     app.include_router(history_router)
+    app.include_router(inputs_router)
     app.include_router(executor_router)
     app.include_router(files_router)
     app.include_router(git_router)

@@ -516,7 +516,8 @@ class ManagerService:
                     base_revision=change.base_revision,
                 )
             old_metadata = self.repo.script_metadata(tree, old_path)
-            metadata = layout.ScriptMetadata(
+            metadata = replace(
+                old_metadata,
                 display_name=old_metadata.display_name
                 if change.display_name in (Unset, None)
                 else change.display_name,

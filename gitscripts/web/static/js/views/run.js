@@ -2,6 +2,7 @@
 
 import { api, describeError, encodePath, send } from "../api.js";
 import { authorName, copyButton, debounce, formatDate, h, timeElement } from "../dom.js";
+import { inputsSource, inputsTable, loadInputs, missingKeys } from "../inputs.js";
 import { updateQuery } from "../router.js";
 
 const inputKey = (script, user) => `gitscripts.input.${user.id}.${script.id}`;
@@ -38,12 +39,20 @@ function formatDuration(seconds) {
   return seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(2)} s`;
 }
 
-export async function renderRunTab(panel, { script, query, app }) {
+const exampleText = (inputs) => JSON.stringify(inputs.example, null, 2);
+
+export async function renderRunTab(panel, { script, inputs: inputsAtMain, query, app }) {
   const user = app.user; // as it is now: a save after signing out must not use another user's key
-  const [history, tags] = await Promise.all([
+  const wanted = query.get("rev") || "main";
+  // What the script expects as it was at a revision; main's when that revision cannot be read.
+  const inputsAt = (rev) =>
+    rev === "main" ? Promise.resolve(inputsAtMain) : loadInputs(script.id, rev).catch(() => null);
+  const [history, tags, inputsThen] = await Promise.all([
     api(`scripts-manager/scripts/${script.id}/history?limit=100`),
     api("scripts-manager/tags"),
+    inputsAt(wanted),
   ]);
+  let inputs = inputsThen || inputsAtMain;
   // Where the script lived at each revision: a renamed or moved script is run by the path it had
   // then. Its versions say so; for a tag or any other revision, the service follows it back.
   const pathAt = new Map(history.versions.map((version) => [version.revision, version.path]));
@@ -54,7 +63,6 @@ export async function renderRunTab(panel, { script, query, app }) {
       await api(`scripts-manager/scripts/${script.id}/content?rev=${encodeURIComponent(rev)}`)
     ).path;
   };
-  const wanted = query.get("rev") || "main";
 
   const revision = h(
     "select",
@@ -97,7 +105,9 @@ export async function renderRunTab(panel, { script, query, app }) {
   revision.addEventListener("change", () => {
     otherRevision.hidden = revision.value !== OTHER;
     if (!otherRevision.hidden) otherRevision.focus();
+    else followRevision(revision.value);
   });
+  otherRevision.addEventListener("change", () => followRevision(otherRevision.value.trim()));
 
   const input = h("textarea", {
     id: "run-input",
@@ -105,15 +115,45 @@ export async function renderRunTab(panel, { script, query, app }) {
     rows: 10,
     spellcheck: "false",
     "aria-describedby": "run-input-problem",
-    value: localStorage.getItem(inputKey(script, user)) ?? '{\n  "value": 42\n}',
+    value: localStorage.getItem(inputKey(script, user)) ?? exampleText(inputs),
   });
   const inputProblem = h("p", { class: "field-error", id: "run-input-problem", hidden: true });
+  // Not a refusal: the script may well cope without a key it reads with data[...].
+  const inputWarning = h("p", {
+    class: "hint warn",
+    "data-testid": "run-input-missing",
+    hidden: true,
+  });
   const check = () => {
     const parsed = parseInput(input.value);
     inputProblem.textContent = parsed.error || "";
     inputProblem.hidden = !parsed.error;
     input.toggleAttribute("aria-invalid", Boolean(parsed.error));
+    const missing = parsed.error ? [] : missingKeys(inputs.schema, parsed.value);
+    inputWarning.textContent = missing.length
+      ? `The script reads ${missing.map((key) => `"${key}"`).join(", ")}, missing here.`
+      : "";
+    inputWarning.hidden = !missing.length;
     return parsed;
+  };
+  const useExample = h("button", { type: "button", class: "secondary small" }, "Use example");
+  useExample.addEventListener("click", () => {
+    input.value = exampleText(inputs);
+    localStorage.removeItem(inputKey(script, user));
+    check();
+  });
+  const expected = h("div", { "data-testid": "run-inputs" });
+  const showInputs = () =>
+    expected.replaceChildren(h("p", { class: "hint" }, inputsSource(inputs)), inputsTable(inputs));
+  showInputs();
+  // Another revision may expect other keys: its example replaces the input unless it was edited.
+  const followRevision = async (rev) => {
+    if (!rev) return;
+    const untouched = input.value === exampleText(inputs);
+    inputs = (await inputsAt(rev)) || inputsAtMain;
+    showInputs();
+    if (untouched) input.value = exampleText(inputs);
+    check();
   };
   input.addEventListener(
     "input",
@@ -208,10 +248,17 @@ export async function renderRunTab(panel, { script, query, app }) {
             "div",
             { class: "label-row" },
             h("label", { for: "run-input" }, "Input (JSON object passed to main)"),
-            format,
+            h("span", { class: "label-actions" }, useExample, format),
           ),
           input,
           inputProblem,
+          inputWarning,
+        ),
+        h(
+          "details",
+          { class: "expected-input", open: true },
+          h("summary", {}, "What the script expects"),
+          expected,
         ),
         h(
           "div",

@@ -3,6 +3,7 @@
 import * as actions from "../actions.js";
 import { api, encodePath, guard } from "../api.js";
 import { clear, h, snippet, timeElement } from "../dom.js";
+import { inputsSource, inputsTable, loadInputs, pythonLiteral } from "../inputs.js";
 import { navigate, rerender } from "../router.js";
 import { renderHistoryTab } from "./history.js";
 import { renderRunTab } from "./run.js";
@@ -21,7 +22,10 @@ export async function renderScript(view, { params, query, app }) {
     return;
   }
   if (!/^\d+$/.test(params.id)) throw new Error(`"${params.id}" is not a script id.`);
-  const script = await api(`scripts-manager/scripts/${params.id}`);
+  const [script, inputs] = await Promise.all([
+    api(`scripts-manager/scripts/${params.id}`),
+    loadInputs(params.id),
+  ]);
   view.dataset.title = script.display_name;
   // The whole tree is needed only to offer where to move the script: fetched when asked.
   const moveToAFolder = async () =>
@@ -111,10 +115,10 @@ export async function renderScript(view, { params, query, app }) {
         ),
       ),
       tabPanel,
-      callSnippets(script),
+      callSnippets(script, inputs),
     ),
   );
-  return tab.render(tabPanel, { script, query, app });
+  return tab.render(tabPanel, { script, inputs, query, app });
 }
 
 function breadcrumb(script) {
@@ -147,9 +151,9 @@ function metadata(script) {
   );
 }
 
-function callSnippets(script) {
+function callSnippets(script, inputs) {
   const origin = location.origin;
-  const example = '{"value": 42}';
+  const example = pythonLiteral(inputs.example, 4);
   const withClient = `# client.py is one file with no dependencies: ${origin}/api/v1/client.py
 from client import Client, GitscriptsError
 
@@ -182,6 +186,22 @@ print(answer["result"] if answer["success"] else answer["error"])
       "p",
       { class: "hint" },
       "Both use only Python's standard library. Add ?rev=<tag or commit> (or rev=... with the client) to run a fixed version.",
+    ),
+    h("h3", { id: "input-heading" }, "Input"),
+    h("p", { class: "hint" }, inputsSource(inputs)),
+    inputsTable(inputs),
+    h(
+      "details",
+      {},
+      h("summary", {}, "JSON Schema of the input"),
+      h(
+        "p",
+        { class: "hint" },
+        "Also served at ",
+        h("code", {}, `GET /api/v1/scripts-manager/scripts/${script.id}/schema?rev=<revision>`),
+        ".",
+      ),
+      snippet(JSON.stringify(inputs.schema, null, 2), { testid: "input-schema" }),
     ),
     h("h3", {}, "With the gitscripts client"),
     snippet(withClient, { label: "Copy", testid: "client-snippet" }),
