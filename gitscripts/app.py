@@ -27,6 +27,7 @@ from gitscripts.inputs.routes import router as inputs_router
 from gitscripts.logging import RequestLogMiddleware, configure_logging
 from gitscripts.manager.routes import router as manager_router
 from gitscripts.repo import leftovers
+from gitscripts.search.routes import router as search_router
 from gitscripts.services import Services
 from gitscripts.web.routes import install_web_ui
 
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(manager_router)
     app.include_router(history_router)
     app.include_router(inputs_router)
+    app.include_router(search_router)
     app.include_router(executor_router)
     app.include_router(files_router)
     app.include_router(git_router)

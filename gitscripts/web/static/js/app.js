@@ -2,6 +2,7 @@
 
 import { api, describeError, onSessionExpired, session } from "./api.js";
 import { clear, clearErrorNotices, errorPanel, h, loading, notify } from "./dom.js";
+import { installGoTo } from "./goto.js";
 import { closeMenu } from "./menu.js";
 import { currentLocation, match, navigate } from "./router.js";
 import { renderAccount } from "./views/account.js";
@@ -9,6 +10,7 @@ import { renderActivity, renderCommit } from "./views/activity.js";
 import { renderLogin, renderRegister } from "./views/auth.js";
 import { renderFiles } from "./views/files.js";
 import { renderScript } from "./views/script.js";
+import { renderSearch } from "./views/search.js";
 import { renderTree } from "./views/tree.js";
 
 const routes = [
@@ -19,6 +21,7 @@ const routes = [
   { pattern: "/scripts/:id/:tab", render: renderScript, nav: "scripts" },
   { pattern: "/activity", render: renderActivity, nav: "activity" },
   { pattern: "/commits/:rev", render: renderCommit, nav: "activity" },
+  { pattern: "/search", render: renderSearch, nav: "search" },
   { pattern: "/files", render: renderFiles, nav: "files" },
   { pattern: "/account", render: renderAccount, nav: "account" },
 ];
@@ -144,6 +147,7 @@ onSessionExpired(() => {
 });
 
 document.querySelector("[data-action=logout]").addEventListener("click", () => app.signOut());
+installGoTo(() => Boolean(app.user));
 
 window.addEventListener("hashchange", () => {
   clearErrorNotices();

@@ -13,7 +13,7 @@ const FIELD_OF_ERROR = {
   INVALID_TAG_NAME: "name",
 };
 
-function modal(title, content, { wide = false } = {}) {
+export function modal(title, content, { wide = false } = {}) {
   const returnFocus = document.activeElement;
   const titleId = `dialog-title-${Math.random().toString(36).slice(2)}`;
   const dialog = h(

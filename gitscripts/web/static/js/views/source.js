@@ -17,12 +17,20 @@ function readDraft(script, user) {
   }
 }
 
-/** Highlighted lines from the service's Pygments markup (one source line per markup line). */
-function sourceView(html) {
+/** Highlighted lines from the service's Pygments markup (one source line per markup line);
+ * `target`, a line number, is marked and scrolled to (a search result links to it). */
+function sourceView(html, target) {
   const lines = html.replace(/\n$/, "").split("\n");
   const code = h("code", {});
   // The markup is the service's own escaped HTML (see gitscripts/web/highlight.py).
   code.innerHTML = lines.map((line) => `<span class="line">${line || "\n"}</span>`).join("");
+  const line = target ? code.children[target - 1] : null;
+  if (line) {
+    line.classList.add("target-line");
+    line.setAttribute("aria-current", "location");
+    // Once the screen is on the page.
+    requestAnimationFrame(() => line.scrollIntoView({ block: "center" }));
+  }
   return h("pre", { class: "source hl", tabindex: "0", "aria-label": "Source code" }, code);
 }
 
@@ -127,7 +135,7 @@ export async function renderSourceTab(panel, { script, query, app }) {
             )
           : null,
       ),
-      sourceView(content.html),
+      sourceView(content.html, Number(query.get("line")) || null),
     );
 
   // `start`: the version the edit begins from (a resumed draft: the one it began from).

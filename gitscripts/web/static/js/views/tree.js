@@ -4,7 +4,8 @@ import * as actions from "../actions.js";
 import { api, guard } from "../api.js";
 import { clear, h, timeElement } from "../dom.js";
 import { menuButton } from "../menu.js";
-import { navigate } from "../router.js";
+import { matchScripts } from "../fuzzy.js";
+import { navigate, updateQuery } from "../router.js";
 
 const EXPANDED_KEY = "gitscripts.expanded";
 
@@ -20,15 +21,16 @@ function saveExpanded(expanded) {
   localStorage.setItem(EXPANDED_KEY, JSON.stringify([...expanded]));
 }
 
-export async function renderTree(view, { app }) {
+export async function renderTree(view, { query, app }) {
   view.dataset.title = "Scripts";
   let tree = await api("scripts-manager/tree");
   const expanded = expandedFolders();
   const filter = h("input", {
     type: "search",
     id: "tree-filter",
-    placeholder: "Filter by name or path",
-    "aria-label": "Filter scripts by name or path",
+    placeholder: "Filter by name, path or description",
+    "aria-label": "Filter scripts by name, path or description",
+    value: query.get("filter") || "",
   });
   const listing = h("div", { class: "tree-listing" });
   const folders = () => actions.allFolders(tree);
@@ -203,13 +205,9 @@ export async function renderTree(view, { app }) {
   };
 
   const draw = () => {
-    const needle = filter.value.trim().toLowerCase();
+    const needle = filter.value.trim();
     if (needle) {
-      const found = actions
-        .allScripts(tree)
-        .filter((script) =>
-          `${script.display_name}\n${script.logical_path}`.toLowerCase().includes(needle),
-        );
+      const found = matchScripts(actions.allScripts(tree), needle);
       clear(
         listing,
         h(
@@ -250,7 +248,11 @@ export async function renderTree(view, { app }) {
       ),
     );
   };
-  filter.addEventListener("input", draw);
+  // The filter lives in the address too: a reload, Back or a shared link shows the same list.
+  filter.addEventListener("input", () => {
+    updateQuery({ filter: filter.value.trim() });
+    draw();
+  });
 
   const welcome = app.user.needs_onboarding ? onboarding(app) : null;
   clear(
