@@ -79,8 +79,13 @@ function fileTitle(file) {
   return file.new_path || file.old_path;
 }
 
+// Side by side needs room: in a narrower window (a phone) a diff is shown unified.
+const NARROW = "(max-width: 720px)";
+
 /** One block per changed file; `mode` is "unified" or "split". */
 export function diffView(files, mode) {
+  const tooNarrow = mode === "split" && window.matchMedia(NARROW).matches;
+  if (tooNarrow) mode = "unified";
   if (!files.length)
     return h(
       "p",
@@ -90,6 +95,9 @@ export function diffView(files, mode) {
   return h(
     "div",
     { class: "diff-files", "data-testid": "diff" },
+    tooNarrow
+      ? h("p", { class: "hint" }, "Side by side needs a wider window: the diff is shown unified.")
+      : null,
     files.map((file) =>
       h(
         "section",
@@ -135,5 +143,9 @@ export function diffModeSwitch(mode, onChange) {
       onChange(button.dataset.mode);
     });
   }
-  return h("div", { class: "segmented", role: "group", "aria-label": "Diff layout" }, buttons);
+  return h(
+    "div",
+    { class: "segmented diff-layout", role: "group", "aria-label": "Diff layout" },
+    buttons,
+  );
 }

@@ -136,7 +136,7 @@ export async function renderHistoryTab(panel, { script, query }) {
       { "data-revision": version.revision },
       h(
         "td",
-        { class: "pick" },
+        { class: "pick", "data-label": "From" },
         h("input", {
           type: "radio",
           name: "diff-from",
@@ -147,7 +147,7 @@ export async function renderHistoryTab(panel, { script, query }) {
       ),
       h(
         "td",
-        { class: "pick" },
+        { class: "pick", "data-label": "To" },
         h("input", {
           type: "radio",
           name: "diff-to",

@@ -4,7 +4,7 @@ import * as actions from "../actions.js";
 import { api, encodePath, guard } from "../api.js";
 import { clear, h, snippet, timeElement } from "../dom.js";
 import { inputsSource, inputsTable, loadInputs, pythonLiteral } from "../inputs.js";
-import { navigate, rerender } from "../router.js";
+import { href, navigate, rerender } from "../router.js";
 import { renderHistoryTab } from "./history.js";
 import { renderRunTab } from "./run.js";
 import { renderSourceTab } from "./source.js";
@@ -127,14 +127,15 @@ function breadcrumb(script) {
     "nav",
     { class: "breadcrumb", "aria-label": "Breadcrumb" },
     h("a", { href: "#/" }, "Scripts"),
+    // Every folder is a link: the tree, opened at that folder.
     parts
       .slice(0, -1)
-      .map((part) => [
+      .map((part, index) => [
         h("span", { class: "sep", "aria-hidden": "true" }, "/"),
-        h("span", {}, part),
+        h("a", { href: href("/", { folder: parts.slice(0, index + 1).join("/") }) }, part),
       ]),
     h("span", { class: "sep", "aria-hidden": "true" }, "/"),
-    h("span", { "aria-current": "page" }, parts[parts.length - 1]),
+    h("a", { href: `#/scripts/${script.id}`, "aria-current": "page" }, parts[parts.length - 1]),
   );
 }
 

@@ -2,8 +2,16 @@
 
 import * as actions from "../actions.js";
 import { api, guard } from "../api.js";
+import { installTreeKeys, makeCurrent } from "../ariatree.js";
 import { clear, h, timeElement } from "../dom.js";
 import { menuButton } from "../menu.js";
+
+/** A row's action menu: reached from its tree item (Shift+F10), so not a tab stop of its own. */
+function rowMenu(label, items) {
+  const button = menuButton(label, items);
+  button.tabIndex = -1;
+  return button;
+}
 import { matchScripts } from "../fuzzy.js";
 import { navigate, updateQuery } from "../router.js";
 
@@ -46,6 +54,7 @@ export async function renderTree(view, { query, app }) {
       tree = await api("scripts-manager/tree");
       draw();
       const kind = "logical_path" in outcome ? "script" : "folder";
+      // Its actions button: the next step is often one of them; the item becomes the tab stop.
       const row = listing.querySelector(`[data-${kind}-id="${outcome.id}"] > .row .row-menu`);
       (row || filter).focus();
     });
@@ -62,14 +71,20 @@ export async function renderTree(view, { query, app }) {
   const scriptRow = (script, showPath = false) =>
     h(
       "li",
-      { class: "node script-node", "data-script-id": script.id },
+      {
+        class: "node script-node",
+        "data-script-id": script.id,
+        role: "treeitem",
+        tabindex: "-1",
+        "aria-label": `${script.display_name} (${showPath ? script.logical_path : script.filename})`,
+      },
       h(
         "div",
         { class: "row" },
         h("span", { class: "node-icon script-icon", "aria-hidden": "true" }, "py"),
         h(
           "a",
-          { href: `#/scripts/${script.id}`, class: "node-name" },
+          { href: `#/scripts/${script.id}`, class: "node-name", tabindex: "-1" },
           h("span", { class: "display-name" }, script.display_name),
           h("span", { class: "filename" }, showPath ? script.logical_path : script.filename),
         ),
@@ -80,7 +95,7 @@ export async function renderTree(view, { query, app }) {
           " · ",
           timeElement(script.updated_at),
         ),
-        menuButton(`Actions for script ${script.logical_path}`, () => [
+        rowMenu(`Actions for script ${script.logical_path}`, () => [
           { label: "Open", run: () => navigate(`/scripts/${script.id}`) },
           { label: "Run…", run: () => navigate(`/scripts/${script.id}/run`) },
           { label: "History", run: () => navigate(`/scripts/${script.id}/history`) },
@@ -111,6 +126,7 @@ export async function renderTree(view, { query, app }) {
       {
         type: "button",
         class: "disclosure",
+        tabindex: "-1",
         "aria-expanded": String(open),
         "aria-label": `${open ? "Collapse" : "Expand"} folder ${folder.name}`,
       },
@@ -119,7 +135,14 @@ export async function renderTree(view, { query, app }) {
     // Children are built on first expansion: a tree of thousands of scripts opens instantly.
     const fill = () => {
       if (children.childElementCount) return;
-      if (!count) children.append(h("li", { class: "empty-folder" }, "Empty folder"));
+      if (!count)
+        children.append(
+          h(
+            "li",
+            { class: "empty-folder", role: "treeitem", tabindex: "-1", "aria-disabled": "true" },
+            "Empty folder",
+          ),
+        );
       else
         children.append(
           ...item.subfolders.map(folderNode),
@@ -136,6 +159,7 @@ export async function renderTree(view, { query, app }) {
       }
       saveExpanded(expanded);
       children.hidden = !value;
+      node.setAttribute("aria-expanded", String(value));
       toggle.setAttribute("aria-expanded", String(value));
       toggle.setAttribute("aria-label", `${value ? "Collapse" : "Expand"} folder ${folder.name}`);
     };
@@ -145,17 +169,22 @@ export async function renderTree(view, { query, app }) {
       {
         type: "button",
         class: "node-name folder-name",
+        tabindex: "-1",
         onclick: () => setOpen(!expanded.has(folder.id)),
       },
       folder.name,
     );
-    name.addEventListener("keydown", (event) => {
-      if (event.key === "ArrowRight") setOpen(true);
-      if (event.key === "ArrowLeft") setOpen(false);
-    });
-    return h(
+    const node = h(
       "li",
-      { class: "node folder-node", "data-folder-id": folder.id },
+      {
+        class: "node folder-node",
+        "data-folder-id": folder.id,
+        "data-folder-path": folder.path,
+        role: "treeitem",
+        tabindex: "-1",
+        "aria-expanded": String(open),
+        "aria-label": folder.name,
+      },
       h(
         "div",
         { class: "row" },
@@ -172,7 +201,7 @@ export async function renderTree(view, { query, app }) {
           " · ",
           folder.created_by.login,
         ),
-        menuButton(`Actions for folder ${folder.path}`, () => [
+        rowMenu(`Actions for folder ${folder.path}`, () => [
           {
             label: "New script here…",
             run: () => act(() => actions.createScriptFromText(folders(), folder.id), revealScript),
@@ -202,6 +231,7 @@ export async function renderTree(view, { query, app }) {
       ),
       children,
     );
+    return node;
   };
 
   const draw = () => {
@@ -217,10 +247,11 @@ export async function renderTree(view, { query, app }) {
         ),
         h(
           "ul",
-          { class: "tree flat" },
+          { class: "tree flat", role: "tree", "aria-label": "Matching scripts" },
           found.map((script) => scriptRow(script, true)),
         ),
       );
+      installTreeKeys(listing.querySelector('[role="tree"]'));
       return;
     }
     if (!tree.root_folders.length && !tree.root_scripts.length) {
@@ -242,11 +273,12 @@ export async function renderTree(view, { query, app }) {
       listing,
       h(
         "ul",
-        { class: "tree", "aria-label": "Folders and scripts" },
+        { class: "tree", role: "tree", "aria-label": "Folders and scripts" },
         tree.root_folders.map(folderNode),
         tree.root_scripts.map((script) => scriptRow(script)),
       ),
     );
+    installTreeKeys(listing.querySelector('[role="tree"]'));
   };
   // The filter lives in the address too: a reload, Back or a shared link shows the same list.
   filter.addEventListener("input", () => {
@@ -301,7 +333,23 @@ export async function renderTree(view, { query, app }) {
       listing,
     ),
   );
+  // A breadcrumb's folder (`?folder=geo/wells`): shown open, with the folders around it, and
+  // made the tree's tab stop once the screen is on the page.
+  const shown = query.get("folder");
+  const target = shown ? folders().find((folder) => folder.path === shown) : null;
+  if (target) {
+    for (const id of [target.id, ...revealFolder(target)]) expanded.add(id);
+    saveExpanded(expanded);
+  }
   draw();
+  const item = target && listing.querySelector(`[data-folder-id="${target.id}"]`);
+  if (item) {
+    makeCurrent(item.closest('[role="tree"]'), item, false);
+    requestAnimationFrame(() => {
+      item.focus();
+      item.scrollIntoView({ block: "center" });
+    });
+  }
 }
 
 function onboarding(app) {
