@@ -98,9 +98,17 @@ def test_the_save_bar_stays_on_screen_and_the_theme_follows_the_system(
         expect(page.get_by_role("button", name="Save new version")).to_be_in_viewport()
         page.mouse.wheel(0, -20000)
         expect(page.get_by_role("button", name="Save new version")).to_be_in_viewport()
-        backgrounds[scheme] = page.locator(".cm-editor").evaluate(
-            "e => getComputedStyle(e).backgroundColor"
+        backgrounds[scheme] = [
+            page.locator(selector).evaluate("e => getComputedStyle(e).backgroundColor")
+            for selector in (".cm-editor", "html")
+        ]
+        page.get_by_role("button", name="Cancel").click()
+        backgrounds[scheme].append(
+            page.locator("pre.source").evaluate("e => getComputedStyle(e).backgroundColor")
         )
         context.close()
-    assert backgrounds["dark"] == "rgb(40, 44, 52)"  # One Dark's background
-    assert backgrounds["light"] != backgrounds["dark"]
+    assert backgrounds["dark"][0] == "rgb(40, 44, 52)"  # One Dark's background
+    # The whole page and the highlighted source follow the system too.
+    for light, dark in zip(backgrounds["light"], backgrounds["dark"], strict=True):
+        assert light != dark
+    assert backgrounds["dark"][1] == "rgb(18, 23, 29)"
