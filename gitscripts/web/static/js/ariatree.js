@@ -35,7 +35,8 @@ export function installTreeKeys(tree) {
     if (item.getAttribute("role") !== "treeitem") {
       // On a control of an item (its actions button after its menu closed, say), the arrows
       // still walk the tree; any other key is the control's own.
-      if (!MOVES.has(event.key)) return;
+      if (!MOVES.has(event.key) || !item.matches(".row > :is(.disclosure, .node-name, .row-menu)"))
+        return; // an open menu, say, has arrow keys of its own
       item = item.closest('[role="treeitem"]');
     }
     const visible = visibleItems(tree);
