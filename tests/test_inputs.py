@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import Caller, commit_behind_the_service
+from tests.test_git_http import Server, _git_home, server  # noqa: F401 - the real git server
 
 API = "/api/v1/scripts-manager"
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -247,3 +248,29 @@ def test_bad_requests_for_a_schema_get_the_unified_error(alice: Caller, client: 
         alice.get(f"{API}/scripts/{script['id']}/schema?rev={'f' * 40}"), 404, "REVISION_NOT_FOUND"
     )
     error(client.get(f"{API}/scripts/{script['id']}/schema"), 401, "NOT_AUTHENTICATED")
+
+
+def test_a_pushed_input_schema_is_checked_like_the_rest_of_the_metadata(
+    server: Server,  # noqa: F811 - the imported fixture
+) -> None:
+    """Through the real git client: a valid `input_schema` lands and is served; one that is not
+    an object schema refuses the push, and main is not changed."""
+    clone = server.clone("alice")
+    clone.write("pushed_schema.py", b"def main(data):\n    return {'a': data['a']}\n")
+    sidecar = {"display_name": "Pushed", "input_schema": {"type": "object", "required": ["w"]}}
+    clone.write("pushed_schema.py.meta.json", json.dumps(sidecar).encode())
+    clone.commit("a script with its input stated")
+    pushed = clone.push()
+    assert pushed.returncode == 0, pushed.stderr
+    script = server.script("alice", "pushed_schema.py")
+    assert script is not None
+    answer = server.api("alice", "GET", f"{API}/scripts/{script['id']}/schema").json()
+    assert answer["source"] == "metadata"
+    assert answer["schema"]["required"] == ["w"]
+
+    clone.write("pushed_schema.py.meta.json", b'{"display_name": "P", "input_schema": [1]}')
+    clone.commit("not a schema")
+    refused = clone.push()
+    assert refused.returncode != 0
+    assert "input_schema must be a JSON Schema object" in refused.stderr
+    assert server.api("alice", "GET", f"{API}/scripts/{script['id']}/schema").json() == answer
