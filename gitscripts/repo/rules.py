@@ -152,7 +152,7 @@ def check_script_content(filename: str, content: bytes, max_size: int) -> None:
     if not any(_is_main(node, typed_dicts) for node in module.body):
         raise errors.ScriptMissingMain(
             "Script must define a top-level function main(data) taking one argument "
-            "(annotated dict, a TypedDict of the script, or unannotated)",
+            "(annotated dict or unannotated)",
             filename=filename,
         )
 
