@@ -23,9 +23,11 @@ from gitscripts.files.routes import files_router
 from gitscripts.githttp.routes import router as git_router
 from gitscripts.history.routes import router as history_router
 from gitscripts.http_errors import install_error_handlers
+from gitscripts.inputs.routes import router as inputs_router
 from gitscripts.logging import RequestLogMiddleware, configure_logging
 from gitscripts.manager.routes import router as manager_router
 from gitscripts.repo import leftovers
+from gitscripts.search.routes import router as search_router
 from gitscripts.services import Services
 from gitscripts.web.routes import install_web_ui
 
@@ -99,6 +101,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(admin_router)
     app.include_router(manager_router)
     app.include_router(history_router)
+    app.include_router(inputs_router)
+    app.include_router(search_router)
     app.include_router(executor_router)
     app.include_router(files_router())
     app.include_router(git_router)

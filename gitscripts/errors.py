@@ -60,6 +60,10 @@ class InvalidTagName(ValidationError):
     error_code = "INVALID_TAG_NAME"
 
 
+class InvalidSearchPattern(ValidationError):
+    error_code = "INVALID_SEARCH_PATTERN"
+
+
 class InvalidFileKey(ValidationError):
     error_code = "INVALID_FILE_KEY"
 

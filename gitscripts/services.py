@@ -97,6 +97,18 @@ def _history(request: Request) -> HistoryService:
     return services_of(request).history
 
 
+def _lookups(request: Request) -> Lookups:
+    return services_of(request).lookups
+
+
+def _repo(request: Request) -> Repository:
+    return services_of(request).repo
+
+
+def _index(request: Request) -> Index:
+    return services_of(request).index
+
+
 def _manager(request: Request) -> ManagerService:
     return services_of(request).manager
 
@@ -108,3 +120,6 @@ Files = Annotated[FileService, Depends(_files)]
 Git = Annotated[GitService, Depends(_git)]
 History = Annotated[HistoryService, Depends(_history)]
 Manager = Annotated[ManagerService, Depends(_manager)]
+Lookup = Annotated[Lookups, Depends(_lookups)]
+Repo = Annotated[Repository, Depends(_repo)]
+Store = Annotated[Index, Depends(_index)]

@@ -31,3 +31,12 @@ def test_the_highlighting_theme_is_served(client: TestClient) -> None:
     css = client.get("/ui/highlight.css")
     assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
     assert ".hl .k " in css.text
+
+
+def test_the_highlighting_theme_has_a_dark_variant_for_a_dark_system(client: TestClient) -> None:
+    css = client.get("/ui/highlight.css").text
+    light, _, dark = css.partition("@media (prefers-color-scheme: dark) {")
+    assert dark, css
+    keyword = [line for line in dark.splitlines() if line.startswith(".hl .k ")]
+    assert keyword and keyword[0] not in light
+    assert all(line.startswith((".hl ", "}")) for line in dark.splitlines() if line.strip())

@@ -18,6 +18,7 @@ from pygments.lexers import PythonLexer
 # so Pygments' short class names (`k`, `nf`, `s2`) cannot clash with the UI's own.
 CSS_CLASS = "hl"
 _STYLE = "default"  # Pygments' light theme
+_DARK_STYLE = "github-dark"  # for a system in dark mode
 
 # The lexer keeps leading and trailing blank lines (its defaults strip them, shifting every line).
 _LEXER = PythonLexer(stripnl=False, ensurenl=False)
@@ -43,15 +44,19 @@ def highlight_python(source: str) -> str:
 
 
 @cache
-def stylesheet() -> str:
-    """The CSS for the classes `highlight_python` uses, light theme, scoped under `.hl`.
+def stylesheet(dark: bool = False) -> str:
+    """The CSS for the classes `highlight_python` uses, light theme (or the dark one), scoped
+    under `.hl`.
 
     Only the token and background rules: Pygments' full stylesheet also styles every `pre` and
     line-number table on the page, which is the UI's business.
     """
     scope = f".{CSS_CLASS}"
+    formatter = (
+        HtmlFormatter(nowrap=True, style=_DARK_STYLE, cssclass=CSS_CLASS) if dark else _FORMATTER
+    )
     rules = [
-        *_FORMATTER.get_background_style_defs(scope),
-        *_FORMATTER.get_token_style_defs(scope),
+        *formatter.get_background_style_defs(scope),
+        *formatter.get_token_style_defs(scope),
     ]
     return "\n".join(rules) + "\n"

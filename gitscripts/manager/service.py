@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import pygit2
@@ -361,7 +361,8 @@ class ManagerService:
                     base_revision=base_revision,
                 )
             old_metadata = self.repo.script_metadata(tree, old_path)
-            metadata = layout.ScriptMetadata(
+            metadata = replace(
+                old_metadata,
                 display_name=old_metadata.display_name
                 if new_display_name is None
                 else new_display_name,

@@ -5,13 +5,15 @@
 - A script is a `.py` file, stored byte-for-byte.
 - A script's metadata lives beside it in `<filename>.meta.json`, a small JSON object a person can edit
   with a text editor: `{"display_name": "...", "description": "..."}`. It moves with the script.
+  It may also state the JSON Schema of the script's input (`"input_schema": {...}`), which then
+  replaces the one read from the code (see `gitscripts.inputs`).
 """
 
 from __future__ import annotations
 
 import json
 import posixpath
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 FOLDER_MARKER = ".gitkeep"
@@ -23,11 +25,15 @@ SCRIPT_SUFFIX = ".py"
 class ScriptMetadata:
     display_name: str
     description: str | None = None
+    # Written by a person; kept as it is when the API changes the name or description.
+    input_schema: dict[str, Any] | None = field(default=None, hash=False)
 
     def to_bytes(self) -> bytes:
         document: dict[str, Any] = {"display_name": self.display_name}
         if self.description is not None:
             document["description"] = self.description
+        if self.input_schema is not None:
+            document["input_schema"] = self.input_schema
         return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
@@ -48,10 +54,17 @@ def parse_metadata(raw: bytes) -> ScriptMetadata:
         raise MetadataError("display_name must be a non-empty string")
     if description is not None and not isinstance(description, str):
         raise MetadataError("description must be a string or null")
-    unknown = set(document) - {"display_name", "description"}
+    input_schema = document.get("input_schema")
+    if input_schema is not None and not (
+        isinstance(input_schema, dict) and input_schema.get("type", "object") == "object"
+    ):
+        raise MetadataError('input_schema must be a JSON Schema object with "type": "object"')
+    unknown = set(document) - {"display_name", "description", "input_schema"}
     if unknown:
         raise MetadataError(f"unknown keys: {', '.join(sorted(unknown))}")
-    return ScriptMetadata(display_name=display_name, description=description)
+    return ScriptMetadata(
+        display_name=display_name, description=description, input_schema=input_schema
+    )
 
 
 def default_metadata(script_path: str) -> ScriptMetadata:

@@ -142,7 +142,14 @@ def check_script_content(filename: str, content: bytes, max_size: int) -> None:
         ) from None
     if is_helper_module(filename):
         return
-    if not any(_is_main(node) for node in module.body):
+    # A TypedDict is a dict when the script runs: `def main(data: Inputs)` describes its input.
+    typed_dicts = {
+        node.name
+        for node in module.body
+        if isinstance(node, ast.ClassDef)
+        and any(_last_name(base) == "TypedDict" for base in node.bases)
+    }
+    if not any(_is_main(node, typed_dicts) for node in module.body):
         raise errors.ScriptMissingMain(
             "Script must define a top-level function main(data) taking one argument "
             "(annotated dict or unannotated)",
@@ -150,7 +157,7 @@ def check_script_content(filename: str, content: bytes, max_size: int) -> None:
         )
 
 
-def _is_main(node: ast.stmt) -> bool:
+def _is_main(node: ast.stmt, typed_dicts: set[str]) -> bool:
     if not isinstance(node, ast.FunctionDef) or node.name != "main":
         return False
     arguments = node.args
@@ -159,7 +166,20 @@ def _is_main(node: ast.stmt) -> bool:
     required = len(positional) - len(arguments.defaults)
     if required != 1 or any(default is None for default in arguments.kw_defaults):
         return False
-    return _is_dict_annotation(positional[0].annotation)
+    annotation = positional[0].annotation
+    if isinstance(annotation, ast.Constant) and isinstance(annotation.value, str):
+        if annotation.value in typed_dicts:
+            return True
+    elif annotation is not None and _last_name(annotation) in typed_dicts:
+        return True
+    return _is_dict_annotation(annotation)
+
+
+def _last_name(node: ast.expr) -> str | None:
+    """`Name` or `module.Name`: the name."""
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return node.id if isinstance(node, ast.Name) else None
 
 
 def _is_dict_annotation(annotation: ast.expr | None) -> bool:

@@ -39,9 +39,9 @@ def index() -> FileResponse:
 
 @router.get("/ui/highlight.css")
 def highlight_css() -> Response:
-    return Response(
-        stylesheet(), media_type="text/css", headers={"Cache-Control": "public, max-age=3600"}
-    )
+    # The UI follows the system's light or dark mode; so do the source's colours.
+    css = f"{stylesheet()}@media (prefers-color-scheme: dark) {{\n{stylesheet(dark=True)}}}\n"
+    return Response(css, media_type="text/css", headers={"Cache-Control": "public, max-age=3600"})
 
 
 class _RevalidatedStaticFiles(StaticFiles):

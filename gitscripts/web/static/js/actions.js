@@ -37,7 +37,10 @@ export function allScripts(tree) {
 }
 
 function folderOptions(folders) {
-  return [{ value: "", label: "(top level)" }, ...folders.map((folder) => ({ value: folder.id, label: folder.path }))];
+  return [
+    { value: "", label: "(top level)" },
+    ...folders.map((folder) => ({ value: folder.id, label: folder.path })),
+  ];
 }
 
 function folderIdOf(value) {
@@ -59,7 +62,10 @@ async function confirmReplace(error, retry) {
     confirmLabel: "Replace",
     danger: true,
   });
-  if (!replace) return new InputError(`Not replaced: ${path} already exists. Choose another name or folder, or upload again and confirm the replacement.`);
+  if (!replace)
+    return new InputError(
+      `Not replaced: ${path} already exists. Choose another name or folder, or upload again and confirm the replacement.`,
+    );
   await retry({ replace: true });
   return true;
 }
@@ -72,17 +78,34 @@ function suggestedDisplayName(filename) {
 export function uploadScript(folders, folderId = null) {
   return formDialog({
     title: "Upload a script",
-    intro: "A Python file that defines main(data). If a script with the same file name is in the folder, you will be asked before it is replaced.",
+    intro:
+      "A Python file that defines main(data). If a script with the same file name is in the folder, you will be asked before it is replaced.",
     fields: [
-      { name: "file", label: "Python file", type: "file", accept: ".py,text/x-python", required: true },
+      {
+        name: "file",
+        label: "Python file",
+        type: "file",
+        accept: ".py,text/x-python",
+        required: true,
+      },
       { name: "display_name", label: "Display name", required: true, maxlength: 255 },
       { name: "description", label: "Description", type: "textarea", rows: 3 },
-      { name: "folder_id", label: "Folder", type: "select", options: folderOptions(folders), value: folderId ?? "" },
+      {
+        name: "folder_id",
+        label: "Folder",
+        type: "select",
+        options: folderOptions(folders),
+        value: folderId ?? "",
+      },
     ],
     submitLabel: "Upload",
     onInput: (event, controls) => {
       // Offer a display name from the file name until the user types one.
-      if (event.target === controls.file && controls.file.files[0] && !controls.display_name.value) {
+      if (
+        event.target === controls.file &&
+        controls.file.files[0] &&
+        !controls.display_name.value
+      ) {
         controls.display_name.value = suggestedDisplayName(controls.file.files[0].name);
       }
     },
@@ -105,11 +128,31 @@ export function createScriptFromText(folders, folderId = null) {
   return formDialog({
     title: "New script",
     fields: [
-      { name: "filename", label: "File name", required: true, placeholder: "analysis.py", hint: "Ends with .py; letters, digits, dots, dashes and underscores." },
+      {
+        name: "filename",
+        label: "File name",
+        required: true,
+        placeholder: "analysis.py",
+        hint: "Ends with .py; letters, digits, dots, dashes and underscores.",
+      },
       { name: "display_name", label: "Display name", required: true, maxlength: 255 },
       { name: "description", label: "Description", type: "textarea", rows: 2 },
-      { name: "folder_id", label: "Folder", type: "select", options: folderOptions(folders), value: folderId ?? "" },
-      { name: "content", label: "Source", type: "textarea", code: true, rows: 12, value: NEW_SCRIPT_TEMPLATE, required: true },
+      {
+        name: "folder_id",
+        label: "Folder",
+        type: "select",
+        options: folderOptions(folders),
+        value: folderId ?? "",
+      },
+      {
+        name: "content",
+        label: "Source",
+        type: "textarea",
+        code: true,
+        rows: 12,
+        value: NEW_SCRIPT_TEMPLATE,
+        required: true,
+      },
     ],
     wide: true,
     submitLabel: "Create",
@@ -147,7 +190,15 @@ function updateScript(script, changes) {
 export function renameScript(script) {
   return formDialog({
     title: `Rename ${script.filename}`,
-    fields: [{ name: "filename", label: "New file name", value: script.filename, required: true, hint: "Its id stays the same; callers must use the new path." }],
+    fields: [
+      {
+        name: "filename",
+        label: "New file name",
+        value: script.filename,
+        required: true,
+        hint: "Its id stays the same; callers must use the new path.",
+      },
+    ],
     submitLabel: "Rename",
     onSubmit: async ({ filename }) => {
       if (filename === script.filename) throw new InputError("That is the current name.");
@@ -161,10 +212,19 @@ export function renameScript(script) {
 export function moveScript(script, folders) {
   return formDialog({
     title: `Move ${script.filename}`,
-    fields: [{ name: "folder_id", label: "To folder", type: "select", options: folderOptions(folders), value: script.folder_id ?? "" }],
+    fields: [
+      {
+        name: "folder_id",
+        label: "To folder",
+        type: "select",
+        options: folderOptions(folders),
+        value: script.folder_id ?? "",
+      },
+    ],
     submitLabel: "Move",
     onSubmit: async ({ folder_id }) => {
-      if (folderIdOf(folder_id) === script.folder_id) throw new InputError("The script is already in that folder.");
+      if (folderIdOf(folder_id) === script.folder_id)
+        throw new InputError("The script is already in that folder.");
       const moved = await updateScript(script, { folder_id: folderIdOf(folder_id) });
       notify(`Moved to ${moved.logical_path}.`, "success");
       return moved;
@@ -176,11 +236,26 @@ export function editScriptDetails(script) {
   return formDialog({
     title: "Edit details",
     fields: [
-      { name: "display_name", label: "Display name", value: script.display_name, required: true, maxlength: 255 },
-      { name: "description", label: "Description", type: "textarea", rows: 4, value: script.description || "" },
+      {
+        name: "display_name",
+        label: "Display name",
+        value: script.display_name,
+        required: true,
+        maxlength: 255,
+      },
+      {
+        name: "description",
+        label: "Description",
+        type: "textarea",
+        rows: 4,
+        value: script.description || "",
+      },
     ],
     onSubmit: async ({ display_name, description }) => {
-      const updated = await updateScript(script, { display_name, description: description.trim() || null });
+      const updated = await updateScript(script, {
+        display_name,
+        description: description.trim() || null,
+      });
       notify("Details saved.", "success");
       return updated;
     },
@@ -206,11 +281,20 @@ export function createFolder(folders, parentId = null) {
     title: "New folder",
     fields: [
       { name: "name", label: "Name", required: true, maxlength: 255 },
-      { name: "parent_id", label: "Inside", type: "select", options: folderOptions(folders), value: parentId ?? "" },
+      {
+        name: "parent_id",
+        label: "Inside",
+        type: "select",
+        options: folderOptions(folders),
+        value: parentId ?? "",
+      },
     ],
     submitLabel: "Create folder",
     onSubmit: async ({ name, parent_id }) => {
-      const folder = await api("scripts-manager/folders", { method: "POST", json: { name, parent_id: folderIdOf(parent_id) } });
+      const folder = await api("scripts-manager/folders", {
+        method: "POST",
+        json: { name, parent_id: folderIdOf(parent_id) },
+      });
       notify(`Created folder ${folder.path}.`, "success");
       return folder;
     },
@@ -220,11 +304,23 @@ export function createFolder(folders, parentId = null) {
 export function renameFolder(folder) {
   return formDialog({
     title: `Rename folder ${folder.name}`,
-    fields: [{ name: "name", label: "New name", value: folder.name, required: true, maxlength: 255, hint: "The paths of every script inside change with it." }],
+    fields: [
+      {
+        name: "name",
+        label: "New name",
+        value: folder.name,
+        required: true,
+        maxlength: 255,
+        hint: "The paths of every script inside change with it.",
+      },
+    ],
     submitLabel: "Rename",
     onSubmit: async ({ name }) => {
       if (name === folder.name) throw new InputError("That is the current name.");
-      const renamed = await api(`scripts-manager/folders/${folder.id}`, { method: "PUT", json: { name } });
+      const renamed = await api(`scripts-manager/folders/${folder.id}`, {
+        method: "PUT",
+        json: { name },
+      });
       notify(`Renamed to ${renamed.path}.`, "success");
       return renamed;
     },
@@ -233,14 +329,28 @@ export function renameFolder(folder) {
 
 export function moveFolder(folder, folders) {
   // Not into itself or anything inside it.
-  const inside = (candidate) => candidate.id === folder.id || candidate.path.startsWith(`${folder.path}/`);
+  const inside = (candidate) =>
+    candidate.id === folder.id || candidate.path.startsWith(`${folder.path}/`);
   return formDialog({
     title: `Move folder ${folder.name}`,
-    fields: [{ name: "parent_id", label: "Into", type: "select", options: folderOptions(folders.filter((candidate) => !inside(candidate))), value: folder.parent_id ?? "", hint: "The paths of every script inside change with it." }],
+    fields: [
+      {
+        name: "parent_id",
+        label: "Into",
+        type: "select",
+        options: folderOptions(folders.filter((candidate) => !inside(candidate))),
+        value: folder.parent_id ?? "",
+        hint: "The paths of every script inside change with it.",
+      },
+    ],
     submitLabel: "Move",
     onSubmit: async ({ parent_id }) => {
-      if (folderIdOf(parent_id) === folder.parent_id) throw new InputError("The folder is already there.");
-      const moved = await api(`scripts-manager/folders/${folder.id}`, { method: "PUT", json: { parent_id: folderIdOf(parent_id) } });
+      if (folderIdOf(parent_id) === folder.parent_id)
+        throw new InputError("The folder is already there.");
+      const moved = await api(`scripts-manager/folders/${folder.id}`, {
+        method: "PUT",
+        json: { parent_id: folderIdOf(parent_id) },
+      });
       notify(`Moved to ${moved.path}.`, "success");
       return moved;
     },
@@ -250,7 +360,12 @@ export function moveFolder(folder, folders) {
 export async function deleteFolder(item) {
   const scripts = allScripts({ root_scripts: [], root_folders: [item] }).length;
   const folders = allFolders({ root_folders: [item] }).length - 1;
-  const contents = [scripts && `${scripts} script${scripts === 1 ? "" : "s"}`, folders && `${folders} folder${folders === 1 ? "" : "s"}`].filter(Boolean).join(" and ");
+  const contents = [
+    scripts && `${scripts} script${scripts === 1 ? "" : "s"}`,
+    folders && `${folders} folder${folders === 1 ? "" : "s"}`,
+  ]
+    .filter(Boolean)
+    .join(" and ");
   const sure = await confirmDialog({
     title: `Delete folder ${item.folder.name}?`,
     message: `${item.folder.path}${contents ? ` and everything in it (${contents})` : ""} will be deleted. The history keeps every version.`,

@@ -52,7 +52,12 @@ async function errorFrom(response) {
     body = null;
   }
   if (body && typeof body.error_code === "string") {
-    return new ApiError(response.status, body.error_code, body.message || body.error_code, body.details);
+    return new ApiError(
+      response.status,
+      body.error_code,
+      body.message || body.error_code,
+      body.details,
+    );
   }
   return new ApiError(
     response.status,
@@ -62,7 +67,11 @@ async function errorFrom(response) {
 }
 
 function unreachable() {
-  return new ApiError(0, "NETWORK_ERROR", "The service could not be reached. Check your connection and try again.");
+  return new ApiError(
+    0,
+    "NETWORK_ERROR",
+    "The service could not be reached. Check your connection and try again.",
+  );
 }
 
 function expireIfUnauthorized(error, sentToken) {
@@ -112,7 +121,8 @@ export function uploadWithProgress(path, formData, onProgress) {
   const request = new XMLHttpRequest();
   const done = new Promise((resolve, reject) => {
     request.open("POST", `${API}/${path}`);
-    for (const [name, value] of Object.entries(authHeaders())) request.setRequestHeader(name, value);
+    for (const [name, value] of Object.entries(authHeaders()))
+      request.setRequestHeader(name, value);
     request.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable) onProgress(event.loaded, event.total);
     });
@@ -130,11 +140,19 @@ export function uploadWithProgress(path, formData, onProgress) {
       try {
         resolve(await response.json());
       } catch {
-        reject(new ApiError(response.status, "BAD_RESPONSE", "The service answered the upload with something that is not JSON."));
+        reject(
+          new ApiError(
+            response.status,
+            "BAD_RESPONSE",
+            "The service answered the upload with something that is not JSON.",
+          ),
+        );
       }
     });
     request.addEventListener("error", () => reject(unreachable()));
-    request.addEventListener("abort", () => reject(new DOMException("The upload was cancelled.", "AbortError")));
+    request.addEventListener("abort", () =>
+      reject(new DOMException("The upload was cancelled.", "AbortError")),
+    );
     request.send(formData);
   });
   return { done, cancel: () => request.abort() };
@@ -143,15 +161,20 @@ export function uploadWithProgress(path, formData, onProgress) {
 /** A sentence for the user from whatever was thrown. */
 export function describeError(error) {
   if (error instanceof ApiError) {
-    const fieldErrors = error.details && Array.isArray(error.details.errors) ? error.details.errors : [];
+    const fieldErrors =
+      error.details && Array.isArray(error.details.errors) ? error.details.errors : [];
     if (error.code === "VALIDATION_ERROR" && fieldErrors.length) {
-      return fieldErrors.map((item) => (item.field ? `${humanField(item.field)}: ${item.message}` : item.message)).join(". ");
+      return fieldErrors
+        .map((item) => (item.field ? `${humanField(item.field)}: ${item.message}` : item.message))
+        .join(". ");
     }
     return error.message;
   }
   if (error instanceof InputError) return error.message;
   if (error && error.name === "AbortError") return "Cancelled.";
-  return "Something went wrong in the page: " + (error && error.message ? error.message : String(error));
+  return (
+    "Something went wrong in the page: " + (error && error.message ? error.message : String(error))
+  );
 }
 
 function humanField(field) {

@@ -2,6 +2,7 @@
 
 import { api, describeError, onSessionExpired, session } from "./api.js";
 import { clear, clearErrorNotices, errorPanel, h, loading, notify } from "./dom.js";
+import { installGoTo } from "./goto.js";
 import { closeMenu } from "./menu.js";
 import { currentLocation, match, navigate } from "./router.js";
 import { renderAccount } from "./views/account.js";
@@ -9,6 +10,7 @@ import { renderActivity, renderCommit } from "./views/activity.js";
 import { renderLogin, renderRegister } from "./views/auth.js";
 import { renderFiles } from "./views/files.js";
 import { renderScript } from "./views/script.js";
+import { renderSearch } from "./views/search.js";
 import { renderTree } from "./views/tree.js";
 
 const routes = [
@@ -19,6 +21,7 @@ const routes = [
   { pattern: "/scripts/:id/:tab", render: renderScript, nav: "scripts" },
   { pattern: "/activity", render: renderActivity, nav: "activity" },
   { pattern: "/commits/:rev", render: renderCommit, nav: "activity" },
+  { pattern: "/search", render: renderSearch, nav: "search" },
   { pattern: "/files", render: renderFiles, nav: "files" },
   { pattern: "/account", render: renderAccount, nav: "account" },
 ];
@@ -57,7 +60,9 @@ function showSession() {
   const signedIn = Boolean(app.user);
   document.querySelector(".mainnav").hidden = !signedIn;
   document.querySelector(".session").hidden = !signedIn;
-  document.querySelector(".who").textContent = signedIn ? app.user.login + (app.user.is_admin ? " (admin)" : "") : "";
+  document.querySelector(".who").textContent = signedIn
+    ? app.user.login + (app.user.is_admin ? " (admin)" : "")
+    : "";
 }
 
 function highlightNav(section) {
@@ -97,7 +102,13 @@ async function render() {
       await app.refreshUser();
     } catch (error) {
       if (thisRender === renderCount && error.status !== 401) {
-        clear(view, errorPanel(describeError(error), h("button", { type: "button", onclick: render }, "Try again")));
+        clear(
+          view,
+          errorPanel(
+            describeError(error),
+            h("button", { type: "button", onclick: render }, "Try again"),
+          ),
+        );
       }
       return; // a 401 has already sent the user to the login screen
     }
@@ -136,6 +147,7 @@ onSessionExpired(() => {
 });
 
 document.querySelector("[data-action=logout]").addEventListener("click", () => app.signOut());
+installGoTo(() => Boolean(app.user));
 
 window.addEventListener("hashchange", () => {
   clearErrorNotices();

@@ -13,7 +13,7 @@ const FIELD_OF_ERROR = {
   INVALID_TAG_NAME: "name",
 };
 
-function modal(title, content, { wide = false } = {}) {
+export function modal(title, content, { wide = false } = {}) {
   const returnFocus = document.activeElement;
   const titleId = `dialog-title-${Math.random().toString(36).slice(2)}`;
   const dialog = h(
@@ -41,12 +41,27 @@ function fieldControl(field, id) {
   };
   switch (field.type) {
     case "textarea":
-      return h("textarea", { ...common, rows: field.rows || 10, class: field.code ? "code" : null, spellcheck: field.code ? "false" : null, value: field.value ?? "" });
+      return h("textarea", {
+        ...common,
+        rows: field.rows || 10,
+        class: field.code ? "code" : null,
+        spellcheck: field.code ? "false" : null,
+        value: field.value ?? "",
+      });
     case "select":
       return h(
         "select",
         common,
-        field.options.map((option) => h("option", { value: String(option.value), selected: String(option.value) === String(field.value ?? "") }, option.label)),
+        field.options.map((option) =>
+          h(
+            "option",
+            {
+              value: String(option.value),
+              selected: String(option.value) === String(field.value ?? ""),
+            },
+            option.label,
+          ),
+        ),
       );
     case "file":
       return h("input", { ...common, type: "file", accept: field.accept || null });
@@ -72,7 +87,17 @@ function fieldControl(field, id) {
  * or return another error to show in its place.
  * Resolves to what `onSubmit` returned, or null when the user cancelled.
  */
-export function formDialog({ title, intro, fields, submitLabel = "Save", danger = false, wide = false, onSubmit, onError, onInput }) {
+export function formDialog({
+  title,
+  intro,
+  fields,
+  submitLabel = "Save",
+  danger = false,
+  wide = false,
+  onSubmit,
+  onError,
+  onInput,
+}) {
   return new Promise((resolve) => {
     let settled = false;
     const idBase = `field-${Math.random().toString(36).slice(2)}`;
@@ -83,7 +108,12 @@ export function formDialog({ title, intro, fields, submitLabel = "Save", danger 
       const control = fieldControl(field, id);
       if (field.hint) control.dataset.hintId = `${id}-hint`;
       controls[field.name] = control;
-      fieldErrors[field.name] = h("p", { class: "field-error", id: `${id}-error`, role: "alert", hidden: true });
+      fieldErrors[field.name] = h("p", {
+        class: "field-error",
+        id: `${id}-error`,
+        role: "alert",
+        hidden: true,
+      });
       const label = h("label", { for: id }, field.label);
       const hint = field.hint ? h("p", { class: "hint", id: `${id}-hint` }, field.hint) : null;
       return field.type === "checkbox"
@@ -91,7 +121,11 @@ export function formDialog({ title, intro, fields, submitLabel = "Save", danger 
         : h("div", { class: "field" }, label, control, hint, fieldErrors[field.name]);
     });
     const formError = h("p", { class: "form-error", role: "alert", hidden: true });
-    const submit = h("button", { type: "submit", class: danger ? "danger" : "primary" }, submitLabel);
+    const submit = h(
+      "button",
+      { type: "submit", class: danger ? "danger" : "primary" },
+      submitLabel,
+    );
     const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
     const form = h(
       "form",
@@ -124,9 +158,15 @@ export function formDialog({ title, intro, fields, submitLabel = "Save", danger 
 
     const showError = (error) => {
       const message = describeError(error);
-      const listed = error.details && Array.isArray(error.details.errors) ? error.details.errors.filter((item) => controls[item.field]) : [];
+      const listed =
+        error.details && Array.isArray(error.details.errors)
+          ? error.details.errors.filter((item) => controls[item.field])
+          : [];
       // A VALIDATION_ERROR about one value names it in its details (a rename to `a.txt`).
-      const named = error.code === "VALIDATION_ERROR" && error.details ? Object.keys(error.details).find((key) => controls[key]) : undefined;
+      const named =
+        error.code === "VALIDATION_ERROR" && error.details
+          ? Object.keys(error.details).find((key) => controls[key])
+          : undefined;
       const field = FIELD_OF_ERROR[error.code] || named;
       if (listed.length) {
         for (const item of listed) markField(item.field, item.message);
@@ -160,7 +200,9 @@ export function formDialog({ title, intro, fields, submitLabel = "Save", danger 
       try {
         finish(await onSubmit({ ...values(), ...extra }, form));
       } catch (error) {
-        const handled = onError ? await onError(error, (more) => attempt({ ...extra, ...more })) : false;
+        const handled = onError
+          ? await onError(error, (more) => attempt({ ...extra, ...more }))
+          : false;
         if (handled === true) return;
         showError(handled instanceof Error ? handled : error);
       } finally {
@@ -172,7 +214,13 @@ export function formDialog({ title, intro, fields, submitLabel = "Save", danger 
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       for (const field of fields) {
-        if (field.required && field.type !== "checkbox" && !(field.type === "file" ? controls[field.name].files.length : controls[field.name].value.trim())) {
+        if (
+          field.required &&
+          field.type !== "checkbox" &&
+          !(field.type === "file"
+            ? controls[field.name].files.length
+            : controls[field.name].value.trim())
+        ) {
           resetErrors();
           markField(field.name, `${field.label} is required.`);
           return;
@@ -206,7 +254,11 @@ function setDescribedBy(control, ...ids) {
 export function confirmDialog({ title, message, confirmLabel = "Confirm", danger = false }) {
   return new Promise((resolve) => {
     let answer = false;
-    const confirm = h("button", { type: "button", class: danger ? "danger" : "primary" }, confirmLabel);
+    const confirm = h(
+      "button",
+      { type: "button", class: danger ? "danger" : "primary" },
+      confirmLabel,
+    );
     const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
     const dialog = modal(title, [
       h("p", { class: "intro" }, message),
@@ -226,7 +278,11 @@ export function confirmDialog({ title, message, confirmLabel = "Confirm", danger
 export function infoDialog({ title, body, wide = false }) {
   return new Promise((resolve) => {
     const close = h("button", { type: "button", class: "primary" }, "Close");
-    const dialog = modal(title, [h("div", { class: "dialog-body" }, body), h("div", { class: "actions" }, close)], { wide });
+    const dialog = modal(
+      title,
+      [h("div", { class: "dialog-body" }, body), h("div", { class: "actions" }, close)],
+      { wide },
+    );
     close.addEventListener("click", () => dialog.close());
     dialog.addEventListener("close", () => resolve());
     close.focus();

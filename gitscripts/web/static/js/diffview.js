@@ -15,7 +15,16 @@ function unified(file) {
           { class: line.kind },
           h("td", { class: "num" }, line.old_line ?? ""),
           h("td", { class: "num" }, line.new_line ?? ""),
-          h("td", { class: "code" }, h("span", { class: "sign", "aria-label": line.kind === "context" ? null : line.kind }, SIGN[line.kind] ?? " "), line.content),
+          h(
+            "td",
+            { class: "code" },
+            h(
+              "span",
+              { class: "sign", "aria-label": line.kind === "context" ? null : line.kind },
+              SIGN[line.kind] ?? " ",
+            ),
+            line.content,
+          ),
         ),
       );
     }
@@ -28,7 +37,14 @@ function split(file) {
   const rows = [];
   const cell = (line, side) =>
     line
-      ? [h("td", { class: `num ${line.kind}` }, (side === "old" ? line.old_line : line.new_line) ?? ""), h("td", { class: `code ${line.kind}` }, line.content)]
+      ? [
+          h(
+            "td",
+            { class: `num ${line.kind}` },
+            (side === "old" ? line.old_line : line.new_line) ?? "",
+          ),
+          h("td", { class: `code ${line.kind}` }, line.content),
+        ]
       : [h("td", { class: "num empty" }), h("td", { class: "code empty" })];
   for (const hunk of file.hunks) {
     rows.push(h("tr", { class: "hunk" }, h("td", { colspan: 4 }, hunk.header)));
@@ -58,22 +74,50 @@ function split(file) {
 }
 
 function fileTitle(file) {
-  if (file.old_path && file.new_path && file.old_path !== file.new_path) return `${file.old_path} → ${file.new_path}`;
+  if (file.old_path && file.new_path && file.old_path !== file.new_path)
+    return `${file.old_path} → ${file.new_path}`;
   return file.new_path || file.old_path;
 }
 
+// Side by side needs room: in a narrower window (a phone) a diff is shown unified.
+const NARROW = "(max-width: 720px)";
+
 /** One block per changed file; `mode` is "unified" or "split". */
 export function diffView(files, mode) {
-  if (!files.length) return h("p", { class: "panel empty", "data-testid": "diff-empty" }, "No differences: both revisions have the same content.");
+  const tooNarrow = mode === "split" && window.matchMedia(NARROW).matches;
+  if (tooNarrow) mode = "unified";
+  if (!files.length)
+    return h(
+      "p",
+      { class: "panel empty", "data-testid": "diff-empty" },
+      "No differences: both revisions have the same content.",
+    );
   return h(
     "div",
     { class: "diff-files", "data-testid": "diff" },
+    tooNarrow
+      ? h("p", { class: "hint" }, "Side by side needs a wider window: the diff is shown unified.")
+      : null,
     files.map((file) =>
       h(
         "section",
         { class: "diff-file" },
-        h("h3", {}, fileTitle(file), " ", h("span", { class: "stat added" }, `+${file.additions}`), " ", h("span", { class: "stat deleted" }, `−${file.deletions}`), " ", h("span", { class: "badge" }, file.status)),
-        file.binary ? h("p", { class: "hint" }, "Binary content changed.") : mode === "split" ? split(file) : unified(file),
+        h(
+          "h3",
+          {},
+          fileTitle(file),
+          " ",
+          h("span", { class: "stat added" }, `+${file.additions}`),
+          " ",
+          h("span", { class: "stat deleted" }, `−${file.deletions}`),
+          " ",
+          h("span", { class: "badge" }, file.status),
+        ),
+        file.binary
+          ? h("p", { class: "hint" }, "Binary content changed.")
+          : mode === "split"
+            ? split(file)
+            : unified(file),
       ),
     ),
   );
@@ -82,7 +126,16 @@ export function diffView(files, mode) {
 /** The Unified / Side by side switch; `onChange(mode)` when the user picks a layout. */
 export function diffModeSwitch(mode, onChange) {
   const buttons = ["unified", "split"].map((value) =>
-    h("button", { type: "button", class: "secondary small", "aria-pressed": String(mode === value), dataset: { mode: value } }, value === "split" ? "Side by side" : "Unified"),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "secondary small",
+        "aria-pressed": String(mode === value),
+        dataset: { mode: value },
+      },
+      value === "split" ? "Side by side" : "Unified",
+    ),
   );
   for (const button of buttons) {
     button.addEventListener("click", () => {
@@ -90,5 +143,9 @@ export function diffModeSwitch(mode, onChange) {
       onChange(button.dataset.mode);
     });
   }
-  return h("div", { class: "segmented", role: "group", "aria-label": "Diff layout" }, buttons);
+  return h(
+    "div",
+    { class: "segmented diff-layout", role: "group", "aria-label": "Diff layout" },
+    buttons,
+  );
 }

@@ -74,7 +74,16 @@ export function notify(message, kind = "info", { timeout = kind === "error" ? 0 
     "div",
     { class: `notice ${kind}`, role: kind === "error" ? "alert" : null },
     h("span", { class: "notice-text" }, message),
-    h("button", { type: "button", class: "icon-button", "aria-label": "Dismiss", onclick: () => notice.remove() }, "×"),
+    h(
+      "button",
+      {
+        type: "button",
+        class: "icon-button",
+        "aria-label": "Dismiss",
+        onclick: () => notice.remove(),
+      },
+      "×",
+    ),
   );
   noticeArea.append(notice);
   if (timeout) setTimeout(() => notice.remove(), timeout);
@@ -83,7 +92,10 @@ export function notify(message, kind = "info", { timeout = kind === "error" ? 0 
 
 /** Errors belong to the screen they happened on; confirmations may outlive it. */
 export function clearErrorNotices() {
-  for (const notice of (noticeArea ||= document.querySelector(".notices")).querySelectorAll(".notice.error")) notice.remove();
+  for (const notice of (noticeArea ||= document.querySelector(".notices")).querySelectorAll(
+    ".notice.error",
+  ))
+    notice.remove();
 }
 
 /** A "Copy" button that puts `text()` on the clipboard and says so. */

@@ -40,7 +40,11 @@ function openMenu(anchor, items) {
       item.label,
     ),
   );
-  const menu = h("div", { class: "menu", role: "menu", "aria-label": anchor.getAttribute("aria-label") }, buttons);
+  const menu = h(
+    "div",
+    { class: "menu", role: "menu", "aria-label": anchor.getAttribute("aria-label") },
+    buttons,
+  );
   menu.addEventListener("keydown", (event) => {
     const index = buttons.indexOf(document.activeElement);
     if (event.key === "ArrowDown" || event.key === "ArrowUp") {
@@ -69,7 +73,18 @@ function openMenu(anchor, items) {
 
 /** The "⋯" button of a row; `items()` is called when it is opened, so permissions are current. */
 export function menuButton(label, items) {
-  const button = h("button", { type: "button", class: "icon-button row-menu", "aria-haspopup": "menu", "aria-expanded": "false", "aria-label": label, title: label }, "⋯");
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: "icon-button row-menu",
+      "aria-haspopup": "menu",
+      "aria-expanded": "false",
+      "aria-label": label,
+      title: label,
+    },
+    "⋯",
+  );
   button.addEventListener("click", () => openMenu(button, items()));
   return button;
 }

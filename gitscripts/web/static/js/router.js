@@ -8,7 +8,11 @@ export function currentLocation() {
 }
 
 export function href(path, query = {}) {
-  const search = new URLSearchParams(Object.entries(query).filter(([, value]) => value !== null && value !== undefined && value !== ""));
+  const search = new URLSearchParams(
+    Object.entries(query).filter(
+      ([, value]) => value !== null && value !== undefined && value !== "",
+    ),
+  );
   const text = search.toString();
   return `#${path}${text ? `?${text}` : ""}`;
 }
@@ -43,7 +47,9 @@ export function match(pattern, path) {
   const found = new RegExp(`^${source}/?$`).exec(path);
   if (!found) return null;
   try {
-    return Object.fromEntries(names.map((name, index) => [name, decodeURIComponent(found[index + 1])]));
+    return Object.fromEntries(
+      names.map((name, index) => [name, decodeURIComponent(found[index + 1])]),
+    );
   } catch {
     return null; // a malformed escape (`%E0%A4%A`) names no page
   }

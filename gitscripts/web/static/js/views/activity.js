@@ -6,17 +6,36 @@ import { authorName, clear, h, timeElement } from "../dom.js";
 import { rerender, updateQuery } from "../router.js";
 
 function commitRow(commit) {
-  const shown = commit.changes.filter((change) => !change.path.endsWith(".meta.json") && !change.path.endsWith(".gitkeep"));
+  const shown = commit.changes.filter(
+    (change) => !change.path.endsWith(".meta.json") && !change.path.endsWith(".gitkeep"),
+  );
   return h(
     "li",
     { class: "commit", "data-revision": commit.revision },
-    h("div", { class: "commit-head" }, h("a", { href: `#/commits/${commit.revision}`, class: "commit-message" }, commit.message), h("code", { class: "hint" }, commit.short)),
+    h(
+      "div",
+      { class: "commit-head" },
+      h("a", { href: `#/commits/${commit.revision}`, class: "commit-message" }, commit.message),
+      h("code", { class: "hint" }, commit.short),
+    ),
     h("p", { class: "hint" }, authorName(commit.author), " · ", timeElement(commit.committed_at)),
     shown.length
       ? h(
           "ul",
           { class: "changes" },
-          shown.slice(0, 8).map((change) => h("li", {}, h("span", { class: `badge ${change.status}` }, change.status), " ", change.old_path && change.old_path !== change.path ? `${change.old_path} → ${change.path}` : change.path)),
+          shown
+            .slice(0, 8)
+            .map((change) =>
+              h(
+                "li",
+                {},
+                h("span", { class: `badge ${change.status}` }, change.status),
+                " ",
+                change.old_path && change.old_path !== change.path
+                  ? `${change.old_path} → ${change.path}`
+                  : change.path,
+              ),
+            ),
           shown.length > 8 ? h("li", { class: "hint" }, `and ${shown.length - 8} more`) : null,
         )
       : null,
@@ -30,16 +49,27 @@ export async function renderActivity(view, { query }) {
   const first = await api(`scripts-manager/history?limit=50${pathQuery}`);
   const list = h("ol", { class: "commits" }, first.commits.map(commitRow));
   let nextBefore = first.next_before;
-  const more = h("button", { type: "button", class: "secondary", hidden: !nextBefore }, "Show older commits");
+  const more = h(
+    "button",
+    { type: "button", class: "secondary", hidden: !nextBefore },
+    "Show older commits",
+  );
   more.addEventListener("click", () =>
     guard(async () => {
-      const page = await api(`scripts-manager/history?limit=50&before=${encodeURIComponent(nextBefore)}${pathQuery}`);
+      const page = await api(
+        `scripts-manager/history?limit=50&before=${encodeURIComponent(nextBefore)}${pathQuery}`,
+      );
       list.append(...page.commits.map(commitRow));
       nextBefore = page.next_before;
       more.hidden = !nextBefore;
     }),
   );
-  const filter = h("input", { type: "search", id: "activity-path", value: path, placeholder: "geology/ or geology/analysis.py" });
+  const filter = h("input", {
+    type: "search",
+    id: "activity-path",
+    value: path,
+    placeholder: "geology/ or geology/analysis.py",
+  });
   const form = h(
     "form",
     { class: "inline-form", role: "search" },
@@ -58,7 +88,11 @@ export async function renderActivity(view, { query }) {
       "section",
       { class: "screen" },
       h("div", { class: "screen-head" }, h("h1", {}, "Activity"), form),
-      h("p", { class: "hint" }, "Every change to the scripts, made here, through the API or pushed with git. Each one is a commit."),
+      h(
+        "p",
+        { class: "hint" },
+        "Every change to the scripts, made here, through the API or pushed with git. Each one is a commit.",
+      ),
       first.commits.length ? list : h("p", { class: "panel empty" }, "No commits match."),
       more,
     ),
@@ -69,7 +103,9 @@ export async function renderCommit(view, { params, query }) {
   const commit = await api(`scripts-manager/commits/${encodeURIComponent(params.rev)}`);
   view.dataset.title = commit.short;
   const mode = query.get("mode") === "split" ? "split" : "unified";
-  const files = commit.files.filter((file) => !(file.new_path || file.old_path).endsWith(".gitkeep"));
+  const files = commit.files.filter(
+    (file) => !(file.new_path || file.old_path).endsWith(".gitkeep"),
+  );
   const diffArea = h("div", {}, diffView(files, mode));
   const toggle = diffModeSwitch(mode, (chosen) => {
     updateQuery({ mode: chosen === "split" ? "split" : null });
@@ -80,9 +116,17 @@ export async function renderCommit(view, { params, query }) {
     h(
       "section",
       { class: "screen" },
-      h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" }, h("a", { href: "#/activity" }, "Activity"), h("span", { class: "sep", "aria-hidden": "true" }, "/"), h("span", { "aria-current": "page" }, commit.short)),
+      h(
+        "nav",
+        { class: "breadcrumb", "aria-label": "Breadcrumb" },
+        h("a", { href: "#/activity" }, "Activity"),
+        h("span", { class: "sep", "aria-hidden": "true" }, "/"),
+        h("span", { "aria-current": "page" }, commit.short),
+      ),
       h("h1", {}, commit.message.split("\n")[0]),
-      commit.message.includes("\n") ? h("pre", { class: "commit-body" }, commit.message.split("\n").slice(1).join("\n").trim()) : null,
+      commit.message.includes("\n")
+        ? h("pre", { class: "commit-body" }, commit.message.split("\n").slice(1).join("\n").trim())
+        : null,
       h(
         "dl",
         { class: "metadata" },
@@ -93,9 +137,22 @@ export async function renderCommit(view, { params, query }) {
         h("dt", {}, "When"),
         h("dd", {}, timeElement(commit.committed_at)),
         h("dt", {}, "Parents"),
-        h("dd", {}, commit.parents.length ? commit.parents.map((parent) => [h("a", { href: `#/commits/${parent}` }, h("code", {}, parent.slice(0, 10))), " "]) : "none (the first commit)"),
+        h(
+          "dd",
+          {},
+          commit.parents.length
+            ? commit.parents.map((parent) => [
+                h("a", { href: `#/commits/${parent}` }, h("code", {}, parent.slice(0, 10))),
+                " ",
+              ])
+            : "none (the first commit)",
+        ),
         h("dt", {}, "Changes"),
-        h("dd", {}, `${commit.stats.files} file${commit.stats.files === 1 ? "" : "s"}, +${commit.stats.additions} −${commit.stats.deletions}`),
+        h(
+          "dd",
+          {},
+          `${commit.stats.files} file${commit.stats.files === 1 ? "" : "s"}, +${commit.stats.additions} −${commit.stats.deletions}`,
+        ),
       ),
       h("div", { class: "label-row" }, h("h2", {}, "Diff"), toggle),
       diffArea,

@@ -48,7 +48,9 @@ function authForm({ title, intro, fields, submitLabel, onSubmit, footer }) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     error.hidden = true;
-    const values = Object.fromEntries(Object.entries(inputs).map(([name, input]) => [name, input.value]));
+    const values = Object.fromEntries(
+      Object.entries(inputs).map(([name, input]) => [name, input.value]),
+    );
     const missing = fields.find((field) => !values[field.name]);
     if (missing) {
       error.textContent = `${missing.label} is required.`;
@@ -82,7 +84,11 @@ export async function renderLogin(view, { query, app }) {
   }
   view.dataset.title = "Sign in";
   const expired = query.get("expired")
-    ? h("p", { class: "notice-inline warning", role: "alert" }, "Your session has expired. Sign in again to return to the page you were on.")
+    ? h(
+        "p",
+        { class: "notice-inline warning", role: "alert" },
+        "Your session has expired. Sign in again to return to the page you were on.",
+      )
     : null;
   const { form, inputs } = authForm({
     title: "Sign in",
@@ -93,7 +99,18 @@ export async function renderLogin(view, { query, app }) {
     ],
     submitLabel: "Sign in",
     onSubmit: ({ login, password }) => signInAndGo(app, login, password, query),
-    footer: h("p", { class: "switch" }, "New here? ", h("a", { href: `#/register${query.get("next") ? `?next=${encodeURIComponent(query.get("next"))}` : ""}` }, "Create an account")),
+    footer: h(
+      "p",
+      { class: "switch" },
+      "New here? ",
+      h(
+        "a",
+        {
+          href: `#/register${query.get("next") ? `?next=${encodeURIComponent(query.get("next"))}` : ""}`,
+        },
+        "Create an account",
+      ),
+    ),
   });
   clear(view, h("div", { class: "auth-screen" }, form));
   inputs.login.setAttribute("autofocus", "");
@@ -114,8 +131,17 @@ function registrationClosed() {
     "section",
     { class: "auth-form panel", "aria-labelledby": "registration-closed" },
     h("h1", { id: "registration-closed" }, "Registration is closed"),
-    h("p", { class: "notice-inline info" }, "New accounts on this service are created by an administrator. Ask one to create an account for you, then sign in."),
-    h("p", { class: "switch" }, "Already have an account? ", h("a", { href: "#/login" }, "Sign in")),
+    h(
+      "p",
+      { class: "notice-inline info" },
+      "New accounts on this service are created by an administrator. Ask one to create an account for you, then sign in.",
+    ),
+    h(
+      "p",
+      { class: "switch" },
+      "Already have an account? ",
+      h("a", { href: "#/login" }, "Sign in"),
+    ),
   );
 }
 
@@ -127,24 +153,63 @@ export async function renderRegister(view, { query, app }) {
     clear(view, h("div", { class: "auth-screen" }, registrationClosed()));
     return;
   }
-  const inviteField = { name: "invite_code", label: "Invite code", autocomplete: "off", hint: "From an administrator; it works once." };
+  const inviteField = {
+    name: "invite_code",
+    label: "Invite code",
+    autocomplete: "off",
+    hint: "From an administrator; it works once.",
+  };
   const { form, inputs } = authForm({
     title: "Create an account",
-    intro: policy === "invite" ? h("p", { class: "notice-inline info" }, "Accounts here need an invite code from an administrator.") : null,
+    intro:
+      policy === "invite"
+        ? h(
+            "p",
+            { class: "notice-inline info" },
+            "Accounts here need an invite code from an administrator.",
+          )
+        : null,
     fields: [
       ...(policy === "invite" ? [inviteField] : []),
-      { name: "login", label: "Login", autocomplete: "username", minlength: 3, maxlength: 50, hint: "3 to 50 characters: letters, digits and punctuation, no spaces or ':'." },
-      { name: "password", label: "Password", type: "password", autocomplete: "new-password", minlength: 8, hint: "At least 8 characters." },
-      { name: "confirm", label: "Repeat the password", type: "password", autocomplete: "new-password" },
+      {
+        name: "login",
+        label: "Login",
+        autocomplete: "username",
+        minlength: 3,
+        maxlength: 50,
+        hint: "3 to 50 characters: letters, digits and punctuation, no spaces or ':'.",
+      },
+      {
+        name: "password",
+        label: "Password",
+        type: "password",
+        autocomplete: "new-password",
+        minlength: 8,
+        hint: "At least 8 characters.",
+      },
+      {
+        name: "confirm",
+        label: "Repeat the password",
+        type: "password",
+        autocomplete: "new-password",
+      },
     ],
     submitLabel: "Create account",
     onSubmit: async ({ invite_code: inviteCode, login, password, confirm }) => {
       if (password !== confirm) throw new InputError("The two passwords differ.");
-      const json = inviteCode === undefined ? { login, password } : { login, password, invite_code: inviteCode.trim() };
+      const json =
+        inviteCode === undefined
+          ? { login, password }
+          : { login, password, invite_code: inviteCode.trim() };
       await api("auth/register", { method: "POST", json });
       await signInAndGo(app, login, password, query);
     },
-    footer: h("p", { class: "switch" }, "Already have an account? ", h("a", { href: "#/login" }, "Sign in")),
+    footer: h(
+      "p",
+      { class: "switch" },
+      "Already have an account? ",
+      h("a", { href: "#/login" }, "Sign in"),
+    ),
   });
   clear(view, h("div", { class: "auth-screen" }, form));
   (inputs.invite_code || inputs.login).setAttribute("autofocus", "");

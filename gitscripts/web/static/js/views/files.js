@@ -36,18 +36,44 @@ export async function renderFiles(view) {
         h(
           "table",
           { class: "files-table" },
-          h("thead", {}, h("tr", {}, h("th", {}, "Key"), h("th", { class: "number" }, "Size"), h("th", {}, "Type"), h("th", {}, "Uploaded"), h("th", {}, h("span", { class: "offscreen" }, "Actions")))),
-          h("tbody", {}, files.map((file) => fileRow(file, refresh))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", {}, "Key"),
+              h("th", { class: "number" }, "Size"),
+              h("th", {}, "Type"),
+              h("th", {}, "Uploaded"),
+              h("th", {}, h("span", { class: "offscreen" }, "Actions")),
+            ),
+          ),
+          h(
+            "tbody",
+            {},
+            files.map((file) => fileRow(file, refresh)),
+          ),
         ),
       ),
     );
   };
 
   const fileInput = h("input", { type: "file", id: "upload-file" });
-  const prefix = h("input", { type: "text", id: "upload-prefix", placeholder: "e.g. sim/run-7", autocomplete: "off" });
+  const prefix = h("input", {
+    type: "text",
+    id: "upload-prefix",
+    placeholder: "e.g. sim/run-7",
+    autocomplete: "off",
+  });
   const submit = h("button", { type: "submit", class: "primary" }, "Upload");
   const cancel = h("button", { type: "button", class: "secondary", hidden: true }, "Cancel");
-  const progress = h("progress", { max: "100", value: "0", hidden: true, "aria-label": "Upload progress" });
+  const progress = h("progress", {
+    max: "100",
+    value: "0",
+    hidden: true,
+    "aria-label": "Upload progress",
+  });
   const progressText = h("span", { class: "hint", role: "status" });
   const outcome = h("div", { class: "upload-outcome" });
   let upload = null;
@@ -56,7 +82,17 @@ export async function renderFiles(view) {
     "form",
     { class: "panel upload-form", novalidate: true },
     h("h2", {}, "Upload a file"),
-    h("div", { class: "field-row" }, h("div", { class: "field" }, h("label", { for: "upload-file" }, "File"), fileInput), h("div", { class: "field" }, h("label", { for: "upload-prefix" }, "Key prefix (optional)"), prefix)),
+    h(
+      "div",
+      { class: "field-row" },
+      h("div", { class: "field" }, h("label", { for: "upload-file" }, "File"), fileInput),
+      h(
+        "div",
+        { class: "field" },
+        h("label", { for: "upload-prefix" }, "Key prefix (optional)"),
+        prefix,
+      ),
+    ),
     h("div", { class: "actions start" }, submit, cancel, progress, progressText),
     outcome,
   );
@@ -82,11 +118,22 @@ export async function renderFiles(view) {
     });
     try {
       const stored = await upload.done;
-      clear(outcome, h("p", { class: "success-text", role: "status" }, "Stored as ", h("code", { "data-testid": "uploaded-key" }, stored.key), ` (${formatBytes(stored.size)}) `, copyButton(stored.key, "Copy key")));
+      clear(
+        outcome,
+        h(
+          "p",
+          { class: "success-text", role: "status" },
+          "Stored as ",
+          h("code", { "data-testid": "uploaded-key" }, stored.key),
+          ` (${formatBytes(stored.size)}) `,
+          copyButton(stored.key, "Copy key"),
+        ),
+      );
       form.reset();
       await refresh();
     } catch (error) {
-      if (error.status !== 401) clear(outcome, h("p", { class: "form-error", role: "alert" }, describeError(error)));
+      if (error.status !== 401)
+        clear(outcome, h("p", { class: "form-error", role: "alert" }, describeError(error)));
     } finally {
       upload = null;
       submit.disabled = false;
@@ -103,7 +150,11 @@ export async function renderFiles(view) {
       "section",
       { class: "screen" },
       h("div", { class: "screen-head" }, h("h1", {}, "Files")),
-      h("p", { class: "hint" }, "Files that scripts read or write by key. Pass a key in a script's input; scripts use gitscripts.runtime.files to open it."),
+      h(
+        "p",
+        { class: "hint" },
+        "Files that scripts read or write by key. Pass a key in a script's input; scripts use gitscripts.runtime.files to open it.",
+      ),
       form,
       h("h2", {}, "Your files"),
       listing,
@@ -151,14 +202,23 @@ function fileRow(file, refresh) {
         },
         "Info",
       ),
-      h("button", { type: "button", class: "small secondary", onclick: guarded(() => download(file)) }, "Download"),
+      h(
+        "button",
+        { type: "button", class: "small secondary", onclick: guarded(() => download(file)) },
+        "Download",
+      ),
       h(
         "button",
         {
           type: "button",
           class: "small danger",
           onclick: guarded(async () => {
-            const sure = await confirmDialog({ title: "Delete this file?", message: `${file.key} will be deleted from the file store. Scripts that use this key will no longer find it.`, confirmLabel: "Delete file", danger: true });
+            const sure = await confirmDialog({
+              title: "Delete this file?",
+              message: `${file.key} will be deleted from the file store. Scripts that use this key will no longer find it.`,
+              confirmLabel: "Delete file",
+              danger: true,
+            });
             if (!sure) return;
             const answer = await api(fileUrl(file.key), { method: "DELETE" });
             notify(answer.message, "success");

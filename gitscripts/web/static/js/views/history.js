@@ -12,7 +12,10 @@ function changeText(version) {
 }
 
 export async function renderHistoryTab(panel, { script, query }) {
-  const [first, tags] = await Promise.all([api(`scripts-manager/scripts/${script.id}/history?limit=50`), api("scripts-manager/tags")]);
+  const [first, tags] = await Promise.all([
+    api(`scripts-manager/scripts/${script.id}/history?limit=50`),
+    api("scripts-manager/tags"),
+  ]);
   const versions = [...first.versions];
   let nextBefore = first.next_before;
   let mode = query.get("mode") === "split" ? "split" : "unified";
@@ -34,7 +37,10 @@ export async function renderHistoryTab(panel, { script, query }) {
         confirmLabel: "Restore",
       });
       if (!sure) return false;
-      await api(`scripts-manager/scripts/${script.id}/restore`, { method: "POST", json: { revision: version.revision } });
+      await api(`scripts-manager/scripts/${script.id}/restore`, {
+        method: "POST",
+        json: { revision: version.revision },
+      });
       notify(`Restored version ${version.short}.`, "success");
       navigate(`/scripts/${script.id}/source`);
       return false;
@@ -43,9 +49,15 @@ export async function renderHistoryTab(panel, { script, query }) {
   // Tags belong to the repository, not to this script: a tag may point at a commit that is no
   // version of it, and moving one keeps that commit on offer (a message-only edit stays put).
   const revisionOptions = (current) => {
-    const options = versions.map((version) => ({ value: version.revision, label: `${version.short} · ${formatDate(version.committed_at)} · ${version.message}` }));
+    const options = versions.map((version) => ({
+      value: version.revision,
+      label: `${version.short} · ${formatDate(version.committed_at)} · ${version.message}`,
+    }));
     if (current && !versions.some((version) => version.revision === current.revision)) {
-      options.unshift({ value: current.revision, label: `${current.short} · where ${current.name} points now` });
+      options.unshift({
+        value: current.revision,
+        label: `${current.short} · where ${current.name} points now`,
+      });
     }
     return options;
   };
@@ -53,20 +65,48 @@ export async function renderHistoryTab(panel, { script, query }) {
     guarded(() =>
       formDialog({
         title: existing ? `Edit tag ${existing.name}` : "New tag",
-        intro: "A tag is a fixed name for a revision (a real git tag): run or clone the scripts as they were, by name.",
+        intro:
+          "A tag is a fixed name for a revision (a real git tag): run or clone the scripts as they were, by name.",
         fields: [
-          existing ? null : { name: "name", label: "Tag name", required: true, maxlength: 255, placeholder: "v1.0", hint: "Letters, digits, dots, dashes, underscores and slashes." },
-          { name: "revision", label: "Revision", type: "select", value: revision, options: revisionOptions(existing) },
-          { name: "message", label: "Message", type: "textarea", rows: 2, value: existing ? existing.message : "" },
+          existing
+            ? null
+            : {
+                name: "name",
+                label: "Tag name",
+                required: true,
+                maxlength: 255,
+                placeholder: "v1.0",
+                hint: "Letters, digits, dots, dashes, underscores and slashes.",
+              },
+          {
+            name: "revision",
+            label: "Revision",
+            type: "select",
+            value: revision,
+            options: revisionOptions(existing),
+          },
+          {
+            name: "message",
+            label: "Message",
+            type: "textarea",
+            rows: 2,
+            value: existing ? existing.message : "",
+          },
         ].filter(Boolean),
         submitLabel: existing ? "Save tag" : "Create tag",
         onSubmit: async (values) => {
           const body = { revision: values.revision, message: values.message.trim() || null };
           if (existing) {
-            await api(`scripts-manager/tags/${encodeURIComponent(existing.name)}`, { method: "PUT", json: body });
+            await api(`scripts-manager/tags/${encodeURIComponent(existing.name)}`, {
+              method: "PUT",
+              json: body,
+            });
             notify(`Saved tag ${existing.name}.`, "success");
           } else {
-            await api("scripts-manager/tags", { method: "POST", json: { name: values.name.trim(), ...body } });
+            await api("scripts-manager/tags", {
+              method: "POST",
+              json: { name: values.name.trim(), ...body },
+            });
             notify(`Created tag ${values.name.trim()}.`, "success");
           }
           return true;
@@ -76,7 +116,13 @@ export async function renderHistoryTab(panel, { script, query }) {
 
   const deleteTag = (tag) =>
     guarded(async () => {
-      const sure = await confirmDialog({ title: `Delete tag ${tag.name}?`, message: "Clients running the scripts at this tag will get an error. The commits themselves stay.", confirmLabel: "Delete tag", danger: true });
+      const sure = await confirmDialog({
+        title: `Delete tag ${tag.name}?`,
+        message:
+          "Clients running the scripts at this tag will get an error. The commits themselves stay.",
+        confirmLabel: "Delete tag",
+        danger: true,
+      });
       if (!sure) return false;
       await api(`scripts-manager/tags/${encodeURIComponent(tag.name)}`, { method: "DELETE" });
       notify(`Deleted tag ${tag.name}.`, "success");
@@ -88,33 +134,95 @@ export async function renderHistoryTab(panel, { script, query }) {
     h(
       "tr",
       { "data-revision": version.revision },
-      h("td", { class: "pick" }, h("input", { type: "radio", name: "diff-from", value: version.revision, checked: version.revision === from, "aria-label": `Compare from ${version.short}` })),
-      h("td", { class: "pick" }, h("input", { type: "radio", name: "diff-to", value: version.revision, checked: version.revision === to, "aria-label": `Compare to ${version.short}` })),
+      h(
+        "td",
+        { class: "pick", "data-label": "From" },
+        h("input", {
+          type: "radio",
+          name: "diff-from",
+          value: version.revision,
+          checked: version.revision === from,
+          "aria-label": `Compare from ${version.short}`,
+        }),
+      ),
+      h(
+        "td",
+        { class: "pick", "data-label": "To" },
+        h("input", {
+          type: "radio",
+          name: "diff-to",
+          value: version.revision,
+          checked: version.revision === to,
+          "aria-label": `Compare to ${version.short}`,
+        }),
+      ),
       h(
         "td",
         {},
         h("a", { href: `#/commits/${version.revision}` }, h("code", {}, version.short)),
         tagsAt(version.revision).map((tag) => [" ", h("span", { class: "badge tag" }, tag.name)]),
-        index === 0 && version.change !== "deleted" ? [" ", h("span", { class: "badge current" }, "current")] : null,
+        index === 0 && version.change !== "deleted"
+          ? [" ", h("span", { class: "badge current" }, "current")]
+          : null,
       ),
-      h("td", { class: "message" }, version.message, h("span", { class: "hint block" }, changeText(version), version.path !== script.logical_path ? ` · as ${version.path}` : "")),
+      h(
+        "td",
+        { class: "message" },
+        version.message,
+        h(
+          "span",
+          { class: "hint block" },
+          changeText(version),
+          version.path !== script.logical_path ? ` · as ${version.path}` : "",
+        ),
+      ),
       h("td", {}, authorName(version.author)),
       h("td", {}, timeElement(version.committed_at)),
       h(
         "td",
         { class: "row-actions" },
-        h("a", { href: `#/scripts/${script.id}/source?rev=${version.revision}`, class: "button small secondary" }, "View"),
-        h("a", { href: `#/scripts/${script.id}/run?rev=${version.revision}`, class: "button small secondary" }, "Run"),
-        h("button", { type: "button", class: "small secondary", onclick: () => tagDialog(version.revision) }, "Tag…"),
-        script.can_edit && index > 0 && version.change !== "deleted" ? h("button", { type: "button", class: "small secondary", onclick: () => restore(version) }, "Restore…") : null,
+        h(
+          "a",
+          {
+            href: `#/scripts/${script.id}/source?rev=${version.revision}`,
+            class: "button small secondary",
+          },
+          "View",
+        ),
+        h(
+          "a",
+          {
+            href: `#/scripts/${script.id}/run?rev=${version.revision}`,
+            class: "button small secondary",
+          },
+          "Run",
+        ),
+        h(
+          "button",
+          { type: "button", class: "small secondary", onclick: () => tagDialog(version.revision) },
+          "Tag…",
+        ),
+        script.can_edit && index > 0 && version.change !== "deleted"
+          ? h(
+              "button",
+              { type: "button", class: "small secondary", onclick: () => restore(version) },
+              "Restore…",
+            )
+          : null,
       ),
     );
   const drawRows = () => rowsBody.replaceChildren(...versions.map(versionRow));
 
-  const more = h("button", { type: "button", class: "secondary", hidden: !nextBefore }, "Show older versions");
+  const more = h(
+    "button",
+    { type: "button", class: "secondary", hidden: !nextBefore },
+    "Show older versions",
+  );
   more.addEventListener("click", () =>
     guard(async () => {
-      const page = await api(`scripts-manager/scripts/${script.id}/history?limit=50&before=${encodeURIComponent(nextBefore)}`);
+      const page = await api(
+        `scripts-manager/scripts/${script.id}/history?limit=50&before=${encodeURIComponent(nextBefore)}`,
+      );
       versions.push(...page.versions);
       nextBefore = page.next_before;
       more.hidden = !nextBefore;
@@ -133,15 +241,26 @@ export async function renderHistoryTab(panel, { script, query }) {
     const ticket = ++diffRequest; // only the latest choice may fill the area
     clear(diffArea, h("p", { class: "loading", role: "status" }, "Loading the diff…"));
     try {
-      const diff = await api(`scripts-manager/scripts/${script.id}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`);
+      const diff = await api(
+        `scripts-manager/scripts/${script.id}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+      );
       if (ticket !== diffRequest) return;
       clear(
         diffArea,
-        h("p", { class: "hint" }, "Changes from ", h("code", {}, diff.from.slice(0, 10)), " to ", h("code", {}, diff.to.slice(0, 10)), "."),
+        h(
+          "p",
+          { class: "hint" },
+          "Changes from ",
+          h("code", {}, diff.from.slice(0, 10)),
+          " to ",
+          h("code", {}, diff.to.slice(0, 10)),
+          ".",
+        ),
         diffView(diff.files, mode),
       );
     } catch (error) {
-      if (ticket === diffRequest && error.status !== 401) clear(diffArea, h("p", { class: "form-error", role: "alert" }, describeError(error)));
+      if (ticket === diffRequest && error.status !== 401)
+        clear(diffArea, h("p", { class: "form-error", role: "alert" }, describeError(error)));
     }
   };
   const modeSwitch = diffModeSwitch(mode, (chosen) => {
@@ -168,14 +287,37 @@ export async function renderHistoryTab(panel, { script, query }) {
         h(
           "table",
           { class: "versions" },
-          h("thead", {}, h("tr", {}, h("th", {}, "From"), h("th", {}, "To"), h("th", {}, "Version"), h("th", {}, "Change"), h("th", {}, "Author"), h("th", {}, "When"), h("th", {}, h("span", { class: "offscreen" }, "Actions")))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", {}, "From"),
+              h("th", {}, "To"),
+              h("th", {}, "Version"),
+              h("th", {}, "Change"),
+              h("th", {}, "Author"),
+              h("th", {}, "When"),
+              h("th", {}, h("span", { class: "offscreen" }, "Actions")),
+            ),
+          ),
           rowsBody,
         ),
       ),
       more,
     ),
-    h("section", { "aria-labelledby": "diff-heading" }, h("div", { class: "label-row" }, h("h2", { id: "diff-heading" }, "Diff"), modeSwitch), diffArea),
-    tagsSection(tags, { create: () => tagDialog(versions[0] ? versions[0].revision : "main"), move: (tag) => tagDialog(tag.revision, tag), remove: deleteTag }),
+    h(
+      "section",
+      { "aria-labelledby": "diff-heading" },
+      h("div", { class: "label-row" }, h("h2", { id: "diff-heading" }, "Diff"), modeSwitch),
+      diffArea,
+    ),
+    tagsSection(tags, {
+      create: () => tagDialog(versions[0] ? versions[0].revision : "main"),
+      move: (tag) => tagDialog(tag.revision, tag),
+      remove: deleteTag,
+    }),
   );
   showDiff();
 }
@@ -184,7 +326,12 @@ function tagsSection(tags, { create, move, remove }) {
   return h(
     "section",
     { "aria-labelledby": "tags-heading" },
-    h("div", { class: "label-row" }, h("h2", { id: "tags-heading" }, "Tags"), h("button", { type: "button", class: "secondary small", onclick: create }, "New tag…")),
+    h(
+      "div",
+      { class: "label-row" },
+      h("h2", { id: "tags-heading" }, "Tags"),
+      h("button", { type: "button", class: "secondary small", onclick: create }, "New tag…"),
+    ),
     tags.length
       ? h(
           "div",
@@ -192,7 +339,20 @@ function tagsSection(tags, { create, move, remove }) {
           h(
             "table",
             { class: "tags-table" },
-            h("thead", {}, h("tr", {}, h("th", {}, "Tag"), h("th", {}, "Revision"), h("th", {}, "Message"), h("th", {}, "By"), h("th", {}, "When"), h("th", {}, h("span", { class: "offscreen" }, "Actions")))),
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                h("th", {}, "Tag"),
+                h("th", {}, "Revision"),
+                h("th", {}, "Message"),
+                h("th", {}, "By"),
+                h("th", {}, "When"),
+                h("th", {}, h("span", { class: "offscreen" }, "Actions")),
+              ),
+            ),
             h(
               "tbody",
               {},
@@ -201,21 +361,41 @@ function tagsSection(tags, { create, move, remove }) {
                   "tr",
                   { "data-tag": tag.name },
                   h("td", {}, h("span", { class: "badge tag" }, tag.name)),
-                  h("td", {}, h("a", { href: `#/commits/${tag.revision}` }, h("code", {}, tag.short))),
+                  h(
+                    "td",
+                    {},
+                    h("a", { href: `#/commits/${tag.revision}` }, h("code", {}, tag.short)),
+                  ),
                   h("td", {}, tag.message || ""),
                   h("td", {}, tag.created_by ? tag.created_by.login : ""),
                   h("td", {}, tag.created_at ? timeElement(tag.created_at) : ""),
                   h(
                     "td",
                     { class: "row-actions" },
-                    tag.can_edit ? h("button", { type: "button", class: "small secondary", onclick: () => move(tag) }, "Edit…") : null,
-                    tag.can_delete ? h("button", { type: "button", class: "small danger", onclick: () => remove(tag) }, "Delete…") : null,
+                    tag.can_edit
+                      ? h(
+                          "button",
+                          { type: "button", class: "small secondary", onclick: () => move(tag) },
+                          "Edit…",
+                        )
+                      : null,
+                    tag.can_delete
+                      ? h(
+                          "button",
+                          { type: "button", class: "small danger", onclick: () => remove(tag) },
+                          "Delete…",
+                        )
+                      : null,
                   ),
                 ),
               ),
             ),
           ),
         )
-      : h("p", { class: "hint" }, "No tags yet. Tag a version to run or clone it by a name that does not move."),
+      : h(
+          "p",
+          { class: "hint" },
+          "No tags yet. Tag a version to run or clone it by a name that does not move.",
+        ),
   );
 }

@@ -3,7 +3,8 @@
 import * as actions from "../actions.js";
 import { api, encodePath, guard } from "../api.js";
 import { clear, h, snippet, timeElement } from "../dom.js";
-import { navigate, rerender } from "../router.js";
+import { inputsSource, inputsTable, loadInputs, pythonLiteral } from "../inputs.js";
+import { href, navigate, rerender } from "../router.js";
 import { renderHistoryTab } from "./history.js";
 import { renderRunTab } from "./run.js";
 import { renderSourceTab } from "./source.js";
@@ -21,10 +22,14 @@ export async function renderScript(view, { params, query, app }) {
     return;
   }
   if (!/^\d+$/.test(params.id)) throw new Error(`"${params.id}" is not a script id.`);
-  const script = await api(`scripts-manager/scripts/${params.id}`);
+  const [script, inputs] = await Promise.all([
+    api(`scripts-manager/scripts/${params.id}`),
+    loadInputs(params.id),
+  ]);
   view.dataset.title = script.display_name;
   // The whole tree is needed only to offer where to move the script: fetched when asked.
-  const moveToAFolder = async () => actions.moveScript(script, actions.allFolders(await api("scripts-manager/tree")));
+  const moveToAFolder = async () =>
+    actions.moveScript(script, actions.allFolders(await api("scripts-manager/tree")));
 
   const afterChange = async (action, { deleted = false } = {}) => {
     if (!(await guard(action))) return;
@@ -32,7 +37,12 @@ export async function renderScript(view, { params, query, app }) {
     else rerender(); // show the new state
   };
 
-  const tabPanel = h("div", { class: "tab-panel", id: "tab-panel", role: "region", "aria-label": tab.label });
+  const tabPanel = h("div", {
+    class: "tab-panel",
+    id: "tab-panel",
+    role: "region",
+    "aria-label": tab.label,
+  });
   clear(
     view,
     h(
@@ -42,14 +52,51 @@ export async function renderScript(view, { params, query, app }) {
       h(
         "div",
         { class: "screen-head" },
-        h("div", {}, h("h1", {}, script.display_name), script.description ? h("p", { class: "description" }, script.description) : null),
+        h(
+          "div",
+          {},
+          h("h1", {}, script.display_name),
+          script.description ? h("p", { class: "description" }, script.description) : null,
+        ),
         h(
           "div",
           { class: "toolbar" },
-          script.can_edit && h("button", { type: "button", class: "secondary", onclick: () => afterChange(() => actions.editScriptDetails(script)) }, "Edit details"),
-          script.can_edit && h("button", { type: "button", class: "secondary", onclick: () => afterChange(() => actions.renameScript(script)) }, "Rename"),
-          script.can_edit && h("button", { type: "button", class: "secondary", onclick: () => afterChange(moveToAFolder) }, "Move"),
-          script.can_delete && h("button", { type: "button", class: "danger", onclick: () => afterChange(() => actions.deleteScript(script), { deleted: true }) }, "Delete"),
+          script.can_edit &&
+            h(
+              "button",
+              {
+                type: "button",
+                class: "secondary",
+                onclick: () => afterChange(() => actions.editScriptDetails(script)),
+              },
+              "Edit details",
+            ),
+          script.can_edit &&
+            h(
+              "button",
+              {
+                type: "button",
+                class: "secondary",
+                onclick: () => afterChange(() => actions.renameScript(script)),
+              },
+              "Rename",
+            ),
+          script.can_edit &&
+            h(
+              "button",
+              { type: "button", class: "secondary", onclick: () => afterChange(moveToAFolder) },
+              "Move",
+            ),
+          script.can_delete &&
+            h(
+              "button",
+              {
+                type: "button",
+                class: "danger",
+                onclick: () => afterChange(() => actions.deleteScript(script), { deleted: true }),
+              },
+              "Delete",
+            ),
         ),
       ),
       metadata(script),
@@ -57,14 +104,21 @@ export async function renderScript(view, { params, query, app }) {
         "nav",
         { class: "tabs", "aria-label": "Script sections" },
         TABS.map((candidate) =>
-          h("a", { href: `#/scripts/${script.id}/${candidate.id}`, "aria-current": candidate === tab ? "page" : null }, candidate.label),
+          h(
+            "a",
+            {
+              href: `#/scripts/${script.id}/${candidate.id}`,
+              "aria-current": candidate === tab ? "page" : null,
+            },
+            candidate.label,
+          ),
         ),
       ),
       tabPanel,
-      callSnippets(script),
+      callSnippets(script, inputs),
     ),
   );
-  return tab.render(tabPanel, { script, query, app });
+  return tab.render(tabPanel, { script, inputs, query, app });
 }
 
 function breadcrumb(script) {
@@ -73,9 +127,15 @@ function breadcrumb(script) {
     "nav",
     { class: "breadcrumb", "aria-label": "Breadcrumb" },
     h("a", { href: "#/" }, "Scripts"),
-    parts.slice(0, -1).map((part) => [h("span", { class: "sep", "aria-hidden": "true" }, "/"), h("span", {}, part)]),
+    // Every folder is a link: the tree, opened at that folder.
+    parts
+      .slice(0, -1)
+      .map((part, index) => [
+        h("span", { class: "sep", "aria-hidden": "true" }, "/"),
+        h("a", { href: href("/", { folder: parts.slice(0, index + 1).join("/") }) }, part),
+      ]),
     h("span", { class: "sep", "aria-hidden": "true" }, "/"),
-    h("span", { "aria-current": "page" }, parts[parts.length - 1]),
+    h("a", { href: `#/scripts/${script.id}`, "aria-current": "page" }, parts[parts.length - 1]),
   );
 }
 
@@ -92,10 +152,12 @@ function metadata(script) {
   );
 }
 
-function callSnippets(script) {
+function callSnippets(script, inputs) {
   const origin = location.origin;
-  const example = '{"value": 42}';
+  const example = pythonLiteral(inputs.example, 4);
   const withClient = `# client.py is one file with no dependencies: ${origin}/api/v1/client.py
+import os, sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # client.py lives here (python -I)
 from client import Client, GitscriptsError
 
 gs = Client("${origin}", token="gst_...")  # a personal API token (Account page)
@@ -123,9 +185,34 @@ print(answer["result"] if answer["success"] else answer["error"])
     "section",
     { class: "panel call-snippets", "aria-labelledby": "call-heading" },
     h("h2", { id: "call-heading" }, "Call it from a simulator"),
-    h("p", { class: "hint" }, "Both use only Python's standard library. Add ?rev=<tag or commit> (or rev=... with the client) to run a fixed version."),
+    h(
+      "p",
+      { class: "hint" },
+      "Both use only Python's standard library. Add ?rev=<tag or commit> (or rev=... with the client) to run a fixed version.",
+    ),
+    h("h3", { id: "input-heading" }, "Input"),
+    h("p", { class: "hint" }, inputsSource(inputs)),
+    inputsTable(inputs),
+    h(
+      "details",
+      {},
+      h("summary", {}, "JSON Schema of the input"),
+      h(
+        "p",
+        { class: "hint" },
+        "Also served at ",
+        h("code", {}, `GET /api/v1/scripts-manager/scripts/${script.id}/schema?rev=<revision>`),
+        ".",
+      ),
+      snippet(JSON.stringify(inputs.schema, null, 2), { testid: "input-schema" }),
+    ),
     h("h3", {}, "With the gitscripts client"),
     snippet(withClient, { label: "Copy", testid: "client-snippet" }),
-    h("details", {}, h("summary", {}, "Without the client (urllib only)"), snippet(plain, { testid: "urllib-snippet" })),
+    h(
+      "details",
+      {},
+      h("summary", {}, "Without the client (urllib only)"),
+      snippet(plain, { testid: "urllib-snippet" }),
+    ),
   );
 }

@@ -4,6 +4,18 @@ import { ApiError, InputError, api, describeError } from "../api.js";
 import { confirmDialog } from "../dialogs.js";
 import { clear, copyButton, debounce, h, notify, timeElement } from "../dom.js";
 import { navigate } from "../router.js";
+import {
+  Compartment,
+  EditorState,
+  EditorView,
+  basicSetup,
+  indentWithTab,
+  keymap,
+  lintGutter,
+  oneDark,
+  python,
+  setDiagnostics,
+} from "../../vendor/codemirror.js";
 
 // Unsaved edits stay in this browser, per user and script, until saved or discarded: a reload or
 // an ended session loses nothing. `base` is the source the edit started from.
@@ -17,12 +29,20 @@ function readDraft(script, user) {
   }
 }
 
-/** Highlighted lines from the service's Pygments markup (one source line per markup line). */
-function sourceView(html) {
+/** Highlighted lines from the service's Pygments markup (one source line per markup line);
+ * `target`, a line number, is marked and scrolled to (a search result links to it). */
+function sourceView(html, target) {
   const lines = html.replace(/\n$/, "").split("\n");
   const code = h("code", {});
-  // The markup is the service's own escaped HTML (see gitscripts/web/highlight.py).
+  // The markup is the service's own escaped HTML (see gitscripts/manager/highlight.py).
   code.innerHTML = lines.map((line) => `<span class="line">${line || "\n"}</span>`).join("");
+  const line = target ? code.children[target - 1] : null;
+  if (line) {
+    line.classList.add("target-line");
+    line.setAttribute("aria-current", "location");
+    // Once the screen is on the page.
+    requestAnimationFrame(() => line.scrollIntoView({ block: "center" }));
+  }
   return h("pre", { class: "source hl", tabindex: "0", "aria-label": "Source code" }, code);
 }
 
@@ -31,7 +51,9 @@ export async function renderSourceTab(panel, { script, query, app }) {
   const rev = query.get("rev");
   // Asked "at main" even for the current version: the answer then names the revision an edit
   // starts from, which the save sends back so that it never overwrites a newer one unseen.
-  const content = await api(`scripts-manager/scripts/${script.id}/content?highlight=true&rev=${encodeURIComponent(rev || "main")}`);
+  const content = await api(
+    `scripts-manager/scripts/${script.id}/content?highlight=true&rev=${encodeURIComponent(rev || "main")}`,
+  );
   let draft = rev || !script.can_edit ? null : readDraft(script, user);
   if (draft && draft.content === content.content) {
     // Already saved (from another tab, say): nothing is left unsaved.
@@ -39,7 +61,18 @@ export async function renderSourceTab(panel, { script, query, app }) {
     draft = null;
   }
   const editButton =
-    script.can_edit && !rev ? h("button", { type: "button", class: "primary", onclick: () => edit(content.content, { source: content.content, revision: content.revision }) }, "Edit source") : null;
+    script.can_edit && !rev
+      ? h(
+          "button",
+          {
+            type: "button",
+            class: "primary",
+            onclick: () =>
+              edit(content.content, { source: content.content, revision: content.revision }),
+          },
+          "Edit source",
+        )
+      : null;
 
   const show = () =>
     clear(
@@ -49,7 +82,11 @@ export async function renderSourceTab(panel, { script, query, app }) {
             "div",
             { class: "notice-inline info", role: "note" },
             "You are looking at this script as it was at ",
-            h("a", { href: `#/commits/${content.revision}` }, h("code", {}, content.revision.slice(0, 10))),
+            h(
+              "a",
+              { href: `#/commits/${content.revision}` },
+              h("code", {}, content.revision.slice(0, 10)),
+            ),
             ". ",
             h("a", { href: `#/scripts/${script.id}/source` }, "Show the current version"),
           )
@@ -61,8 +98,23 @@ export async function renderSourceTab(panel, { script, query, app }) {
             "You have unsaved changes to this script from ",
             timeElement(draft.saved_at),
             ". ",
-            draft.base !== content.content ? h("strong", {}, "A newer version has been saved since you started editing: check the History before saving over it. ") : null,
-            h("button", { type: "button", class: "link-button", onclick: () => edit(draft.content, { source: draft.base, revision: draft.base_revision }) }, "Resume editing"),
+            draft.base !== content.content
+              ? h(
+                  "strong",
+                  {},
+                  "A newer version has been saved since you started editing: check the History before saving over it. ",
+                )
+              : null,
+            h(
+              "button",
+              {
+                type: "button",
+                class: "link-button",
+                onclick: () =>
+                  edit(draft.content, { source: draft.base, revision: draft.base_revision }),
+              },
+              "Resume editing",
+            ),
             " or ",
             h(
               "button",
@@ -79,52 +131,120 @@ export async function renderSourceTab(panel, { script, query, app }) {
             ".",
           )
         : null,
-      h("div", { class: "source-toolbar" }, editButton, copyButton(() => content.content, "Copy source"), rev ? h("a", { class: "button secondary", href: `#/scripts/${script.id}/run?rev=${encodeURIComponent(content.revision)}` }, "Run this version") : null),
-      sourceView(content.html),
+      h(
+        "div",
+        { class: "source-toolbar" },
+        editButton,
+        copyButton(() => content.content, "Copy source"),
+        rev
+          ? h(
+              "a",
+              {
+                class: "button secondary",
+                href: `#/scripts/${script.id}/run?rev=${encodeURIComponent(content.revision)}`,
+              },
+              "Run this version",
+            )
+          : null,
+      ),
+      sourceView(content.html, Number(query.get("line")) || null),
     );
 
   // `start`: the version the edit begins from (a resumed draft: the one it began from).
-  const edit = (text, start) => clear(panel, editor(script, draftKey(script, user), start, text, () => navigate(`/scripts/${script.id}/source`, {}, { replace: true })));
+  const edit = (text, start) =>
+    clear(
+      panel,
+      editor(script, draftKey(script, user), start, text, () =>
+        navigate(`/scripts/${script.id}/source`, {}, { replace: true }),
+      ),
+    );
   show();
 }
 
-/** The editor: line numbers, indentation keys, live validation, save as a new version. */
-/** `start` is the version the edit began from: its `source` and its `revision`. */
+/** The editor (CodeMirror, served from here): Python highlighting, line numbers, bracket
+ * matching, search and replace (Ctrl+F), the service's validation as inline diagnostics, a
+ * theme that follows the system's light or dark, and a save bar that stays on screen.
+ * `start` is the version the edit began from: its `source` and its `revision`. */
 function editor(script, draftAt, start, text, done) {
   const original = start.source;
-  const textarea = h("textarea", { class: "code editor-text", spellcheck: "false", autocapitalize: "off", "aria-label": `Source of ${script.filename}`, "aria-describedby": "editor-status editor-keys", value: text });
-  const gutter = h("pre", { class: "gutter", "aria-hidden": "true" });
   const status = h("p", { class: "editor-status", id: "editor-status", role: "status" });
   const problem = h("p", { class: "editor-error", role: "alert", hidden: true });
   const save = h("button", { type: "button", class: "primary" }, "Save new version");
   const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
-  let errorLine = null;
-  let releaseTab = false;
   let checked = 0;
 
-  const drawGutter = () => {
-    const count = textarea.value.split("\n").length;
-    gutter.replaceChildren(...Array.from({ length: count }, (_, index) => h("span", { class: index + 1 === errorLine ? "error-line" : null }, `${index + 1}\n`)));
-    gutter.scrollTop = textarea.scrollTop;
-  };
+  const dark = window.matchMedia("(prefers-color-scheme: dark)");
+  const theme = new Compartment();
+  // In a shadow root, CodeMirror's styles are constructed style sheets: the page's policy
+  // (style-src 'self', no inline <style>) allows those, so it needs no exception.
+  const host = h("div", { class: "editor" });
+  const root = host.attachShadow({ mode: "open" });
+  const view = new EditorView({
+    doc: text,
+    root,
+    parent: root,
+    extensions: [
+      basicSetup,
+      python(),
+      lintGutter(),
+      keymap.of([
+        indentWithTab,
+        { key: "Mod-s", preventDefault: true, run: () => (save.click(), true) },
+      ]),
+      EditorState.tabSize.of(4),
+      theme.of(dark.matches ? oneDark : []),
+      EditorView.theme({
+        "&": { height: "min(65vh, 40rem)", fontSize: "0.86rem" },
+        "&.cm-focused": { outline: "none" },
+        ".cm-scroller": {
+          fontFamily: 'ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Menlo, monospace',
+          lineHeight: "1.5",
+        },
+      }),
+      EditorView.contentAttributes.of({
+        "aria-label": `Source of ${script.filename}`,
+        "aria-describedby": "editor-status editor-keys",
+        spellcheck: "false",
+        autocapitalize: "off",
+      }),
+      EditorView.updateListener.of((update) => {
+        if (!update.docChanged) return;
+        remember();
+        validate();
+      }),
+    ],
+  });
+  const content = () => view.state.doc.toString();
+  const followSystem = () =>
+    view.dispatch({ effects: theme.reconfigure(dark.matches ? oneDark : []) });
+  dark.addEventListener("change", followSystem);
+
+  // The service's answer as a diagnostic on its line (a syntax error names one), and in words.
   const showProblem = (error) => {
-    errorLine = error instanceof ApiError && error.details.line ? Number(error.details.line) : null;
+    const line = error instanceof ApiError && error.details.line ? Number(error.details.line) : 0;
+    const diagnostics = [];
+    if (line >= 1 && line <= view.state.doc.lines) {
+      const { from, to } = view.state.doc.line(line);
+      diagnostics.push({ from, to, severity: "error", message: describeError(error) });
+    }
+    view.dispatch(setDiagnostics(view.state, diagnostics));
     problem.textContent = describeError(error);
     problem.hidden = false;
     status.textContent = "";
-    drawGutter();
     problem.scrollIntoView({ block: "nearest" });
   };
   const clearProblem = () => {
-    errorLine = null;
+    view.dispatch(setDiagnostics(view.state, []));
     problem.hidden = true;
-    drawGutter();
   };
   // Asks the service, which applies exactly the rules a save would; answers arriving late are dropped.
   const validate = debounce(async () => {
     const ticket = ++checked;
     try {
-      await api("scripts-manager/validate", { method: "POST", json: { filename: script.filename, content: textarea.value } });
+      await api("scripts-manager/validate", {
+        method: "POST",
+        json: { filename: script.filename, content: content() },
+      });
       if (ticket !== checked) return;
       clearProblem();
       status.textContent = "The script is valid.";
@@ -134,8 +254,17 @@ function editor(script, draftAt, start, text, done) {
     }
   }, 400);
   const remember = debounce(() => {
-    if (textarea.value === original) localStorage.removeItem(draftAt);
-    else localStorage.setItem(draftAt, JSON.stringify({ content: textarea.value, base: original, base_revision: start.revision, saved_at: new Date().toISOString() }));
+    if (content() === original) localStorage.removeItem(draftAt);
+    else
+      localStorage.setItem(
+        draftAt,
+        JSON.stringify({
+          content: content(),
+          base: original,
+          base_revision: start.revision,
+          saved_at: new Date().toISOString(),
+        }),
+      );
   }, 300);
   // Saved or discarded: no pending draft write may bring the edit back.
   const forget = () => {
@@ -143,39 +272,30 @@ function editor(script, draftAt, start, text, done) {
     validate.cancel();
     localStorage.removeItem(draftAt);
   };
-
-  textarea.addEventListener("input", () => {
-    drawGutter();
-    remember();
-    validate();
-  });
-  textarea.addEventListener("scroll", () => (gutter.scrollTop = textarea.scrollTop));
-  textarea.addEventListener("keydown", (event) => {
-    if ((event.ctrlKey || event.metaKey) && event.key === "s") {
-      event.preventDefault();
-      save.click();
-    } else if (event.key === "Escape") {
-      releaseTab = true; // the next Tab leaves the editor, as keyboard users expect
-    } else if (event.key === "Tab" && !releaseTab && !event.ctrlKey && !event.altKey) {
-      event.preventDefault();
-      indent(textarea, event.shiftKey);
-    } else if (event.key === "Enter" && !event.shiftKey && !event.ctrlKey) {
-      event.preventDefault();
-      newlineKeepingIndent(textarea);
-    } else {
-      releaseTab = false;
-    }
-  });
+  const finish = () => {
+    dark.removeEventListener("change", followSystem);
+    view.destroy();
+    done();
+  };
 
   // Someone saved a newer version since this edit began: say so, keep the text, and let the
   // user look at what changed or save over it knowingly.
   const showChangedSince = (error) => {
     showProblem(error);
-    problem.textContent = "Someone saved a newer version of this script since you started editing. Your text is still here. ";
+    problem.textContent =
+      "Someone saved a newer version of this script since you started editing. Your text is still here. ";
     problem.append(
-      h("a", { href: `#/scripts/${script.id}/history`, target: "_blank", rel: "noopener" }, "See what changed"),
+      h(
+        "a",
+        { href: `#/scripts/${script.id}/history`, target: "_blank", rel: "noopener" },
+        "See what changed",
+      ),
       " (opens in a new tab), or ",
-      h("button", { type: "button", class: "link-button", onclick: () => store({ overwrite: true }) }, "save over it"),
+      h(
+        "button",
+        { type: "button", class: "link-button", onclick: () => store({ overwrite: true }) },
+        "save over it",
+      ),
       ".",
     );
   };
@@ -183,18 +303,20 @@ function editor(script, draftAt, start, text, done) {
     // A validation still on its way must not clear what the save is about to say.
     validate.cancel();
     checked += 1;
-    if (textarea.value === original) {
+    if (content() === original) {
       showProblem(new InputError("Nothing to save: the source is unchanged."));
       return;
     }
     save.disabled = true;
     save.setAttribute("aria-busy", "true");
     try {
-      const change = overwrite ? { content: textarea.value } : { content: textarea.value, base_revision: start.revision };
+      const change = overwrite
+        ? { content: content() }
+        : { content: content(), base_revision: start.revision };
       await api(`scripts-manager/scripts/${script.id}`, { method: "PUT", json: change });
       forget();
       notify("Saved a new version.", "success");
-      done();
+      finish();
     } catch (error) {
       if (error.status === 401) return;
       if (error.code === "SCRIPT_CHANGED") showChangedSince(error);
@@ -206,58 +328,36 @@ function editor(script, draftAt, start, text, done) {
   };
   save.addEventListener("click", () => store());
   cancel.addEventListener("click", async () => {
-    if (textarea.value !== original) {
-      const discard = await confirmDialog({ title: "Discard your changes?", message: "The edited source has not been saved.", confirmLabel: "Discard", danger: true });
+    if (content() !== original) {
+      const discard = await confirmDialog({
+        title: "Discard your changes?",
+        message: "The edited source has not been saved.",
+        confirmLabel: "Discard",
+        danger: true,
+      });
       if (!discard) return;
     }
     forget();
-    done();
+    finish();
   });
 
-  drawGutter();
-  queueMicrotask(() => textarea.focus());
+  queueMicrotask(() => view.focus());
   if (text !== original) validate();
   return h(
     "div",
     { class: "editor-screen" },
-    h("div", { class: "editor" }, gutter, textarea),
+    host,
     problem,
     status,
-    h("p", { class: "hint", id: "editor-keys" }, "Tab indents, Shift+Tab dedents, Ctrl+S saves. Press Escape, then Tab, to leave the editor. Unsaved changes are kept in this browser."),
-    h("div", { class: "actions" }, cancel, save),
+    h(
+      "div",
+      { class: "save-bar" },
+      h(
+        "p",
+        { class: "hint", id: "editor-keys" },
+        "Tab indents, Ctrl+F finds and replaces, Ctrl+S saves. Escape, then Tab, leaves the editor. Unsaved changes are kept in this browser.",
+      ),
+      h("div", { class: "actions" }, cancel, save),
+    ),
   );
-}
-
-const INDENT = "    ";
-
-// Typed through insertText, so the browser's undo (Ctrl+Z) sees these edits like any other.
-function insert(textarea, text) {
-  if (document.execCommand("insertText", false, text)) return; // it also fires "input"
-  textarea.setRangeText(text, textarea.selectionStart, textarea.selectionEnd, "end");
-  textarea.dispatchEvent(new Event("input"));
-}
-
-function indent(textarea, outdent) {
-  const { selectionStart: start, selectionEnd: end, value } = textarea;
-  const lineStart = value.lastIndexOf("\n", start - 1) + 1;
-  if (!outdent && start === end) {
-    insert(textarea, INDENT);
-    return;
-  }
-  const block = value.slice(lineStart, end);
-  const changed = block
-    .split("\n")
-    .map((line) => (outdent ? line.replace(/^( {1,4}|\t)/, "") : INDENT + line))
-    .join("\n");
-  textarea.setSelectionRange(lineStart, end);
-  insert(textarea, changed);
-  textarea.setSelectionRange(lineStart, lineStart + changed.length);
-}
-
-function newlineKeepingIndent(textarea) {
-  const { selectionStart: start, value } = textarea;
-  const line = value.slice(value.lastIndexOf("\n", start - 1) + 1, start);
-  let leading = /^[ \t]*/.exec(line)[0];
-  if (/:\s*(#.*)?$/.test(line)) leading += INDENT;
-  insert(textarea, `\n${leading}`);
 }
