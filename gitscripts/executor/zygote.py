@@ -78,13 +78,8 @@ class ForkServer:
     def serve_forever(self) -> None:
         while True:
             events = self.selector.select(self._timeout())
-            if not events and self.spent:
-                # Idle: build a spare for a slot that ran. Not at once when its run ends: the
-                # service's next job most often comes right then, and would wait for the fork
-                # and share the machine with the new runner's sandbox being built.
-                slot = self.spent.pop(0)
-                if slot not in self.spares:
-                    self.spares[slot] = Run(self.config, self.shared, slot)
+            if not events:
+                self._replace_a_spent_spare()
             for key, _ in events:
                 kind, connection = key.data
                 if kind == "accept":
@@ -149,6 +144,19 @@ class ForkServer:
             self.selector.register(fd, selectors.EVENT_READ, ("pipe", connection))
         if run.pidfd is not None:
             self.selector.register(run.pidfd, selectors.EVENT_READ, ("exit", connection))
+        self._replace_a_spent_spare()
+
+    def _replace_a_spent_spare(self) -> None:
+        """Build a spare for a slot whose run ended, when it least delays a job: just after
+        handing one to its runner (the service's next one rarely follows at once), or when
+        nothing has happened for a while. Not when a run ends: the service's next job most
+        often comes right then, and would wait for the fork and share the machine with the new
+        runner's sandbox being built."""
+        while self.spent:
+            slot = self.spent.pop(0)
+            if slot not in self.spares:
+                self.spares[slot] = Run(self.config, self.shared, slot)
+                return
 
     def _on_hangup(self, connection: _Connection) -> None:
         with contextlib.suppress(BlockingIOError, ConnectionError):
