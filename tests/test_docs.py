@@ -32,8 +32,6 @@ from tests.conftest import PASSWORD, Caller, live_server, make_settings, registe
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 DOCS = sorted((ROOT / "docs").glob("*.md"))
-# Written by the work on the package's structure; linked from here ahead of it.
-WRITTEN_ELSEWHERE = {ROOT / "docs" / "architecture.md"}
 # Names in capitals the docs may use that are neither settings nor in the package's source.
 OUTSIDE_NAMES = {
     # The standard variables of AWS's libraries, and uvicorn's own for trusting a proxy.
@@ -386,8 +384,6 @@ def test_every_relative_link_leads_to_a_file_and_heading() -> None:
             if re.match(r"[a-z]+:", target):
                 continue
             resolved = (path.parent / target).resolve() if target else path
-            if resolved in WRITTEN_ELSEWHERE:
-                continue
             if not resolved.exists():
                 broken.append(f"{path.relative_to(ROOT)}: {target}")
             elif anchor and anchor not in _anchors(resolved.read_text()):
