@@ -97,6 +97,10 @@ def _history(request: Request) -> HistoryService:
     return services_of(request).history
 
 
+def _views(request: Request) -> Views:
+    return services_of(request).views
+
+
 def _lookups(request: Request) -> Lookups:
     return services_of(request).lookups
 
@@ -121,5 +125,6 @@ Git = Annotated[GitService, Depends(_git)]
 History = Annotated[HistoryService, Depends(_history)]
 Manager = Annotated[ManagerService, Depends(_manager)]
 Lookup = Annotated[Lookups, Depends(_lookups)]
+View = Annotated[Views, Depends(_views)]
 Repo = Annotated[Repository, Depends(_repo)]
 Store = Annotated[Index, Depends(_index)]

@@ -816,11 +816,12 @@ def inner(
         outcome.step("own_uid", skip, lambda: become(uid, uid), required=required)
     else:
         outcome.applied["own_uid"] = "the service's uid, alone in its namespaces"
-    # A nested user namespace owns a new copy of the mounts: to it they are locked, so nothing
-    # can unmount them to uncover what is beneath, nor make a read-only one writable.
+    # A nested user namespace, as bubblewrap's: it does not own the run's mounts, so no
+    # capability in it can unmount them to uncover what is beneath, nor make a read-only one
+    # writable; a mount namespace made from it would hold them locked.
     if "private_root" in outcome.applied:
         outcome.step(
-            "locked_mounts", skip, lambda: _enter_user_namespace(CLONE_NEWNS), required=required
+            "locked_mounts", skip, lambda: _enter_user_namespace(0), required=required
         )
     outcome.step("capabilities_dropped", skip, drop_capabilities, required=required)
     outcome.step(

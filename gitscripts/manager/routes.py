@@ -2,12 +2,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, Query, Request, Response, UploadFile, status
+from fastapi import APIRouter, File, Form, Query, Response, UploadFile, status
 from starlette.concurrency import run_in_threadpool
 
 from gitscripts import errors
 from gitscripts.auth.deps import CurrentUser
-from gitscripts.index.lookups import Lookups
 from gitscripts.manager.highlight import highlight_python
 from gitscripts.manager.schemas import (
     FolderCreate,
@@ -20,28 +19,11 @@ from gitscripts.manager.schemas import (
     ScriptValidate,
     TreeOut,
 )
-from gitscripts.manager.service import ManagerService, ScriptChange, Unset
-from gitscripts.manager.views import FolderView, ScriptView, Views
-from gitscripts.services import services_of
+from gitscripts.manager.service import ScriptChange, Unset
+from gitscripts.manager.views import FolderView, ScriptView
+from gitscripts.services import AppSettings, Lookup, Manager, View
 
 router = APIRouter(prefix="/api/v1/scripts-manager", tags=["scripts-manager"])
-
-
-def manager_service(request: Request) -> ManagerService:
-    return services_of(request).manager
-
-
-def views_of(request: Request) -> Views:
-    return services_of(request).views
-
-
-def lookups_of(request: Request) -> Lookups:
-    return services_of(request).lookups
-
-
-Manager = Annotated[ManagerService, Depends(manager_service)]
-View = Annotated[Views, Depends(views_of)]
-Lookup = Annotated[Lookups, Depends(lookups_of)]
 
 
 def _form_int(value: str | None, field: str) -> int | None:
@@ -97,9 +79,9 @@ def delete_folder(folder_id: int, user: CurrentUser, manager: Manager) -> Respon
 # -- scripts ----------------------------------------------------------------------------------
 @router.post("/scripts", status_code=status.HTTP_201_CREATED, response_model=ScriptOut)
 async def upload_script(
-    request: Request,
     user: CurrentUser,
     manager: Manager,
+    settings: AppSettings,
     display_name: Annotated[str, Form(min_length=1, max_length=255)],
     file: Annotated[UploadFile | None, File()] = None,
     description: Annotated[str | None, Form()] = None,
@@ -108,7 +90,7 @@ async def upload_script(
 ) -> ScriptView:
     if file is None or not file.filename:
         raise errors.ValidationError("A file with a filename is required", field="file")
-    limit = services_of(request).settings.max_script_size
+    limit = settings.max_script_size
     content = await file.read(limit + 1)
     return await run_in_threadpool(
         manager.save_script,
