@@ -1376,6 +1376,28 @@ def test_crash_leftovers_are_removed_and_what_a_live_push_uses_is_kept(tmp_path:
         assert not written.exists() and not leftover.exists()
 
 
+def test_a_ref_lock_a_killed_writer_left_is_removed_once_provably_stale(tmp_path: Path) -> None:
+    from gitscripts.repo import leftovers
+
+    def write(name: str) -> httpx.Response:
+        body = {"filename": name, "display_name": name, "content": HELLO.decode()}
+        return server.api("alice", "POST", f"{API}/scripts-from-text", json=body)
+
+    with _started(tmp_path, ["alice"]) as server:
+        # A writer killed between taking main's lock and renaming it in (kill -9, the OOM killer)
+        # leaves the lock behind, and while it stays no write to main can land.
+        lock = server.bare / "refs" / "heads" / "main.lock"
+        lock.write_text(server.main() + "\n")
+        blocked = write("blocked.py")
+        assert blocked.status_code == 409 and blocked.json()["error_code"] == "CONCURRENT_UPDATE"
+        assert leftovers.sweep(server.bare) == []  # young: a writer may still hold it
+        _age(lock, 3600)
+        assert leftovers.sweep(server.bare) == [lock]  # what the service runs every ten minutes
+        reply = write("after_sweep.py")
+        assert reply.status_code == 201, reply.text
+        assert server.bare_git("fsck", "--no-dangling").strip() == ""
+
+
 def test_without_its_hooks_the_service_does_not_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

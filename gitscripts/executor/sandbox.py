@@ -820,9 +820,7 @@ def inner(
     # capability in it can unmount them to uncover what is beneath, nor make a read-only one
     # writable; a mount namespace made from it would hold them locked.
     if "private_root" in outcome.applied:
-        outcome.step(
-            "locked_mounts", skip, lambda: _enter_user_namespace(0), required=required
-        )
+        outcome.step("locked_mounts", skip, lambda: _enter_user_namespace(0), required=required)
     outcome.step("capabilities_dropped", skip, drop_capabilities, required=required)
     outcome.step(
         "no_new_privs",

@@ -14,13 +14,18 @@ A `kill -9` (or the OOM killer) gives git and libgit2 no chance to clean up, and
   environment (git hands the quarantine to every helper of a live push, unpack-objects,
   index-pack, rev-list and the hooks, as `GIT_OBJECT_DIRECTORY` / `GIT_QUARANTINE_PATH`; a push
   stalled for an hour with its receiver still waiting is kept).
+- `refs/**/*.lock`, `packed-refs.lock`, `HEAD.lock`: a ref update (libgit2's or git's) killed between
+  taking the lock and renaming it into place. Writers hold these for milliseconds (`git gc` holds
+  `packed-refs.lock` for the seconds pack-refs takes), but while one stays, every write to its ref
+  fails. One untouched for `REF_LOCK_AGE` (ten minutes) has no writer left.
 - `.<repository>.new-*` beside the repository: a first start killed while building it (see
   `Repository._open`); it is never a repository anyone uses, and goes after `QUARANTINE_AGE` too,
   in case two services start on one new data directory at once.
 
 Even a wrong guess could not damage the repository: objects become part of it only by a final
 rename (libgit2) or by the migration out of the quarantine that precedes the ref update (git), and
-both fail, leaving refs untouched, when their temporary is gone. Anything else is never touched.
+a ref changes only by renaming its lock into place: each fails, leaving refs untouched, when its
+temporary is gone. Anything else is never touched.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ log = structlog.get_logger("gitscripts.repo")
 
 TEMP_OBJECT_AGE = 15 * 60
 QUARANTINE_AGE = 60 * 60
+REF_LOCK_AGE = 10 * 60
 SWEEP_INTERVAL = 10 * 60
 _OBJECT_DIR_VARIABLES = (b"GIT_OBJECT_DIRECTORY=", b"GIT_QUARANTINE_PATH=")
 
@@ -49,6 +55,10 @@ def sweep(repo_path: Path, now: float | None = None) -> list[Path]:
     for temp in objects.glob("tmp_object_git2_*"):
         if temp.is_file() and _newest_change(temp) < now - TEMP_OBJECT_AGE:
             removed += _remove(temp)
+    ref_locks = [*repo_path.glob("refs/**/*.lock"), repo_path / "packed-refs.lock"]
+    for lock in [*ref_locks, repo_path / "HEAD.lock"]:
+        if lock.is_file() and lock.lstat().st_mtime < now - REF_LOCK_AGE:
+            removed += _remove(lock)
     stale = [
         path
         for path in [
