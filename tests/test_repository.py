@@ -16,7 +16,7 @@ import pygit2
 import pytest
 
 from gitscripts import errors
-from gitscripts.repo import Author, Repository, modes
+from gitscripts.repo import Author, Commit, Repository, modes
 from gitscripts.repo.linediff import line_hunks
 from gitscripts.repo.pushed import PushedObjects
 from gitscripts.repo.repository import MAIN_REF, committer
@@ -71,7 +71,7 @@ def test_main_moved_during_planning_is_planned_again_on_top(
     pushed = side_commit(outsider, base, {"pushed.py": b"P"})
     planned_on: list[str] = []
 
-    def plan(parent: pygit2.Commit) -> dict[str, bytes | None]:
+    def plan(parent: Commit) -> dict[str, bytes | None]:
         planned_on.append(str(parent.id))
         if str(parent.id) == base:  # a push lands between the plan and the swap
             outsider.references[MAIN_REF].set_target(pushed)
@@ -88,7 +88,7 @@ def test_main_moved_during_planning_is_planned_again_on_top(
 def test_a_plan_that_refuses_changes_nothing(repo: Repository) -> None:
     before = repo.head().id
 
-    def plan(parent: pygit2.Commit) -> dict[str, bytes | None]:
+    def plan(parent: Commit) -> dict[str, bytes | None]:
         raise errors.ScriptNotFound("gone")
 
     with pytest.raises(errors.ScriptNotFound):
@@ -301,7 +301,7 @@ def test_pushed_objects_report_names_that_are_not_utf8(
     tree = pygit2.Oid(hex=made.stdout.decode().strip())
     commit = str(outsider.create_commit(None, committer(), committer(), "bad", tree, [head.id]))
     pushed = PushedObjects(repo.path, None)
-    (change,) = pushed.changes(str(head.tree_id), pushed.tree_of(commit))
+    (change,) = pushed.changes(str(head.tree.id), pushed.tree_of(commit))
     assert not change.utf8 and change.path == "bad\\xff.py"
 
 
@@ -320,7 +320,7 @@ def test_a_tree_reader_names_each_entry_by_kind(
 ) -> None:
     write(repo, {"geo/a.py": b"A", "b.py": b"B"})
     head = repo.head()
-    builder = outsider.TreeBuilder(outsider[head.tree_id])
+    builder = outsider.TreeBuilder(outsider[head.tree.id])
     builder.insert("run.sh", outsider.create_blob(b"#!/bin/sh\n"), modes.EXECUTABLE)
     builder.insert("link", outsider.create_blob(b"/etc/passwd"), modes.SYMLINK)
     tree_id = str(builder.write())

@@ -33,6 +33,11 @@ class TreeEntry:
         """A file with bytes (plain or executable): never a symlink or a submodule."""
         return self.mode in modes.FILE_MODES
 
+    @property
+    def is_blob(self) -> bool:
+        """A file, or a symlink: what git stores as bytes (a folder and a submodule are not)."""
+        return self.mode in modes.BLOB_MODES
+
 
 class TreeReader:
     def __init__(self, git: RawRepository) -> None:
