@@ -135,7 +135,7 @@ class HistoryService:
     def _commit_summary(self, commit: Commit) -> CommitView:
         return CommitView(
             revision=commit.id,
-            short=commit.short_id,
+            short=self.repo.short_id(commit),
             author=self._author(commit),
             committed_at=iso_seconds(commit.commit_time),
             message=commit.message.rstrip("\n"),
@@ -255,7 +255,7 @@ class HistoryService:
         return TagView(
             name=tag.name,
             revision=tag.commit.id,
-            short=tag.commit.short_id,
+            short=self.repo.short_id(tag.commit),
             message=tag.message.rstrip("\n") if tag.message else None,
             created_by=self.index.users.person(tag.tagger_id),
             created_at=iso_seconds(tag.tagged_at) if tag.tagged_at is not None else None,

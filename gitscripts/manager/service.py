@@ -460,7 +460,7 @@ class ManagerService:
                     f"Script with id {script_id} not found", script_id=str(script_id)
                 )
             edits: Edits = {path: content, layout.metadata_path(path): sidecar}
-            return Plan(edits, f"Restore script {path} to {commit.short_id}", None)
+            return Plan(edits, f"Restore script {path} to {self.repo.short_id(commit)}", None)
 
         now = head
         if (

@@ -1,8 +1,10 @@
 """Commits and trees as the rest of the package sees them: plain values, ids as hex text.
 
-A `Commit` is read once from git and carries everything callers show or follow (its tree, parents,
-author, committer, message); a `Tree` names a commit's tree by id, and the repository facade reads
-paths in it (`Repository.entry`, `read_file`, ...). Nothing here holds a pygit2 object.
+A `Commit` is read once from git and carries what callers show or follow: its tree, parents,
+author, committer and message. Its abbreviated id is not in it: that depends on every other
+object's id, so the repository says it where one is shown (`Repository.short_id`). A `Tree` names a
+commit's tree by id; the repository facade reads paths in it (`Repository.entry`, `read_file`, ...).
+Nothing here holds a pygit2 object.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ class Signature:
 @dataclass(frozen=True)
 class Commit:
     id: str
-    short_id: str  # the shortest abbreviation of `id` unique in the repository (7 or more)
     tree: Tree
     parent_ids: tuple[str, ...]  # in the commit's parent order
     author: Signature

@@ -186,6 +186,11 @@ class Repository:
         self._metadata: dict[str, layout.ScriptMetadata | None] = {}
         self._contents: dict[pygit2.Oid, tuple[list[str], list[tuple[str, str]]]] = {}
         self._cache_lock = threading.Lock()
+        # The trees callers name most (main's, a revision's), parsed: libgit2 caches no tree over
+        # 4 KiB, so a root of a few hundred folders would be read again for every path looked up.
+        self._trees: OrderedDict[str, pygit2.Tree] = OrderedDict()
+        # Commits never change: each is made a value once (see `_value`).
+        self._commits: dict[pygit2.Oid, Commit] = {}
         # Facts about commits, which never change: see `_follow`.
         self._graph: dict[pygit2.Oid, list[tuple[int, pygit2.Oid]]] = {}
         self._idents: dict[tuple[pygit2.Oid, str], tuple[pygit2.Oid | None, pygit2.Oid | None]] = {}
@@ -268,20 +273,31 @@ class Repository:
 
     def _value(self, commit: pygit2.Commit) -> Commit:
         """`commit` as the value the rest of the package sees."""
+        known = self._commits.get(commit.id)
+        if known is not None:
+            return known
         author, committer = commit.author, commit.committer
-        return Commit(
+        value = Commit(
             id=str(commit.id),
-            short_id=commit.short_id,
             tree=Tree(str(commit.tree_id)),
             parent_ids=tuple(str(parent_id) for parent_id in commit.parent_ids),
             author=Signature(author.name, author.email, author.time),
             committer=Signature(committer.name, committer.email, committer.time),
             message=commit.message,
         )
+        if len(self._commits) > 100_000:
+            self._commits.clear()
+        self._commits[commit.id] = value
+        return value
+
+    def short_id(self, commit: Commit) -> str:
+        """The shortest abbreviation of the commit's id that no other object in the repository
+        shares (7 characters or more). Asked only where shown: it looks at the objects' names."""
+        return self.git[pygit2.Oid(hex=commit.id)].short_id
 
     def find_commit(self, commit_id: str) -> Commit | None:
         """The commit with this full id, or None when there is none (or it is another object)."""
-        found = self.git.get(commit_id)
+        found = self.git.get(pygit2.Oid(hex=commit_id))
         return self._value(found) if isinstance(found, pygit2.Commit) else None
 
     def resolve(self, revision: str) -> Commit:
@@ -326,7 +342,18 @@ class Repository:
         raise errors.RevisionNotFound(f"Revision '{revision}' not found", revision=revision)
 
     def _tree(self, tree: Tree) -> pygit2.Tree:
-        return self.git[tree.id]  # type: ignore[return-value]  # a Tree names a tree
+        with self._cache_lock:
+            known = self._trees.get(tree.id)
+            if known is not None:
+                self._trees.move_to_end(tree.id)
+                return known
+        # By Oid: a hex string is looked up as a prefix, which lists loose objects' folders.
+        found: pygit2.Tree = self.git[pygit2.Oid(hex=tree.id)]  # type: ignore[assignment]  # a Tree names a tree
+        with self._cache_lock:
+            self._trees[tree.id] = found
+            while len(self._trees) > 16:
+                self._trees.popitem(last=False)
+        return found
 
     def entry(self, tree: Tree, path: str) -> TreeEntry | None:
         """What `tree` holds at `path` (a file, a folder, a link...), or None."""
@@ -373,7 +400,7 @@ class Repository:
             return self._metadata[blob_id]
         except KeyError:
             pass
-        blob = self.git.get(blob_id)
+        blob = self.git.get(pygit2.Oid(hex=blob_id))
         try:
             metadata = layout.parse_metadata(blob.data) if isinstance(blob, pygit2.Blob) else None
         except layout.MetadataError:
@@ -627,7 +654,7 @@ class Repository:
 
     # -- history ------------------------------------------------------------------------------
     def blob(self, blob_id: str) -> bytes:
-        return self.git[blob_id].data  # type: ignore[attr-defined,no-any-return]  # a blob's id
+        return self.git[pygit2.Oid(hex=blob_id)].data  # type: ignore[attr-defined,no-any-return]  # a blob's id
 
     @staticmethod
     def api_author_id(commit: Commit) -> int | None:
@@ -779,7 +806,8 @@ class Repository:
         tree) to `commit`, by path, with moves paired as renames (`detected_moves`)."""
         new = self._tree(commit.tree)
         if commit.parent_ids:
-            parent: pygit2.Commit = self.git[commit.parent_ids[0]]  # type: ignore[assignment]  # a commit id
+            first_parent = pygit2.Oid(hex=commit.parent_ids[0])
+            parent: pygit2.Commit = self.git[first_parent]  # type: ignore[assignment]  # a commit id
             diff = parent.tree.diff_to_tree(new)
         else:
             diff = new.diff_to_tree(swap=True)

@@ -1,7 +1,8 @@
 """Reading trees by id, entry by entry: what a checkout writes out, as plain values.
 
 A checkout (`gitscripts.executor.checkout`) walks one tree and the trees under it and writes their
-files; it needs each entry's name, object id and kind, and a file's bytes, nothing else.
+files; it needs each entry's name, object id and kind, and a file's bytes, nothing else. A
+`TreeEntry` is also what the facade answers for one path (`Repository.entry`).
 """
 
 from __future__ import annotations
