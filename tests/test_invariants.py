@@ -328,24 +328,24 @@ def test_a_push_landing_while_an_api_change_is_planned_is_kept(tmp_path: Path) -
     directly: `main` moves (as a push would) after the API read it and before it swaps it."""
     import pygit2
 
-    from gitscripts.repo import Author, Repository
+    from gitscripts.repo import Author, Commit, Repository
     from gitscripts.repo.repository import MAIN_REF, committer
 
     repo = Repository(tmp_path / "scripts.git")
     outsider = pygit2.Repository(str(tmp_path / "scripts.git"))
     base = repo.head()
     pushed = outsider.create_commit(
-        None, committer(), committer(), "pushed", base.tree.id, [base.id]
+        None, committer(), committer(), "pushed", pygit2.Oid(hex=base.tree.id), [base.id]
     )
     planned_on: list[str] = []
 
-    def plan(parent: pygit2.Commit) -> dict[str, bytes]:
-        planned_on.append(str(parent.id))
+    def plan(parent: Commit) -> dict[str, bytes]:
+        planned_on.append(parent.id)
         if parent.id == base.id:
             outsider.references[MAIN_REF].set_target(pushed)
         return {"api.py": HELLO}
 
     result = repo.commit(Author(1, "alice"), "Create script api.py", plan)
-    assert planned_on == [str(base.id), str(pushed)]  # planned again on top of the push
-    assert result.parent.id == pushed
+    assert planned_on == [base.id, str(pushed)]  # planned again on top of the push
+    assert result.parent.id == str(pushed)
     assert repo.head().id == result.commit.id

@@ -18,16 +18,6 @@ from gitscripts import errors, http_errors
 
 PACKAGE = Path(__file__).resolve().parent.parent / "gitscripts"
 
-# Still planned against raw pygit2 objects; being moved onto the facade on another branch.
-# Remove a module from here when it no longer imports pygit2.
-_PYGIT2_PENDING = {
-    "manager/service.py",
-    "manager/views.py",
-    "history/service.py",
-    "index/sync.py",
-    "index/lookups.py",
-}
-
 
 def imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
@@ -49,7 +39,6 @@ def test_only_the_repository_facade_imports_pygit2() -> None:
         name
         for name, path in modules()
         if not name.startswith("repo/")
-        and name not in _PYGIT2_PENDING
         and any(m == "pygit2" or m.startswith("pygit2.") for m in imported_modules(path))
     ]
     assert leaking == []

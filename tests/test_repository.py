@@ -16,11 +16,11 @@ import pygit2
 import pytest
 
 from gitscripts import errors
-from gitscripts.repo import Author, Repository, modes
+from gitscripts.repo import Author, Commit, Repository, modes
 from gitscripts.repo.linediff import line_hunks
 from gitscripts.repo.pushed import PushedObjects
 from gitscripts.repo.repository import MAIN_REF, committer
-from gitscripts.repo.trees import TreeReader
+from gitscripts.repo.trees import TreeEntry, TreeReader
 
 ALICE = Author(1, "alice")
 BOB = Author(2, "bob")
@@ -71,7 +71,7 @@ def test_main_moved_during_planning_is_planned_again_on_top(
     pushed = side_commit(outsider, base, {"pushed.py": b"P"})
     planned_on: list[str] = []
 
-    def plan(parent: pygit2.Commit) -> dict[str, bytes | None]:
+    def plan(parent: Commit) -> dict[str, bytes | None]:
         planned_on.append(str(parent.id))
         if str(parent.id) == base:  # a push lands between the plan and the swap
             outsider.references[MAIN_REF].set_target(pushed)
@@ -88,7 +88,7 @@ def test_main_moved_during_planning_is_planned_again_on_top(
 def test_a_plan_that_refuses_changes_nothing(repo: Repository) -> None:
     before = repo.head().id
 
-    def plan(parent: pygit2.Commit) -> dict[str, bytes | None]:
+    def plan(parent: Commit) -> dict[str, bytes | None]:
         raise errors.ScriptNotFound("gone")
 
     with pytest.raises(errors.ScriptNotFound):
@@ -179,6 +179,87 @@ def test_a_listing_holds_listed_folders_and_scripts_only(repo: Repository) -> No
     listing = repo.listing(repo.head())
     assert listing.folders == frozenset({"geo"})
     assert set(listing.scripts) == {"geo/a.py", "b.py"}
+
+
+def test_the_facade_answers_values_with_ids_as_text(
+    repo: Repository, outsider: pygit2.Repository
+) -> None:
+    first = write(repo, {"geo/a.py": b"A", "geo/a.py.meta.json": b'{"display_name": "A"}\n'})
+    head = repo.head()
+    assert isinstance(head, Commit) and head.id == first
+    assert repo.short_id(head) == outsider[first].short_id
+    assert head.tree.id == str(outsider[first].peel(pygit2.Commit).tree_id)
+    assert head.author.email == ALICE.signature().email
+    assert repo.find_commit(first) == head
+    assert repo.find_commit(head.tree.id) is None  # a tree is no commit
+    blob = str(outsider[head.tree.id]["geo/a.py"].id)
+    assert repo.listing(head).scripts == {
+        "geo/a.py": (blob, repo.entry_id(head.tree, "geo/a.py.meta.json"))
+    }
+    assert repo.entry(head.tree, "geo/a.py") == TreeEntry("a.py", blob, modes.FILE)
+    assert repo.entry_id(head.tree, "geo/a.py") == blob
+    folder = repo.entry(head.tree, "geo")
+    assert folder is not None and folder.is_folder and not folder.is_blob
+    assert repo.entry(head.tree, "missing") is None
+    assert repo.names_in(head.tree, "geo") == ["a.py", "a.py.meta.json"]
+    assert repo.names_in(head.tree, "geo/a.py") is None  # a file is no folder
+
+
+def test_a_symlink_is_a_blob_but_never_a_listed_file(
+    repo: Repository, outsider: pygit2.Repository
+) -> None:
+    write(repo, {"b.py": b"B"})
+    base = repo.head()
+    builder = outsider.TreeBuilder(outsider[base.tree.id])
+    builder.insert("link.py", outsider.create_blob(b"b.py"), modes.SYMLINK)
+    linked = outsider.create_commit(
+        MAIN_REF, committer(), committer(), "link", builder.write(), [base.id]
+    )
+    head = repo.head()
+    assert head.id == str(linked)
+    link = repo.entry(head.tree, "link.py")
+    assert link is not None and link.is_blob and not link.is_file
+    assert repo.is_file(head.tree, "link.py")
+    assert set(repo.listing(head).scripts) == {"b.py"}
+
+
+def test_changes_compare_a_commit_with_its_first_parent(repo: Repository) -> None:
+    write(repo, {"geo/a.py": b"same content", "b.py": b"B", "c.py": b"C"})
+    write(repo, {"geo/a.py": None, "geology/a.py": b"same content", "b.py": b"B2", "c.py": None})
+    changes = repo.changes(repo.head())
+    assert [(c.status, c.old_path, c.new_path) for c in changes] == [
+        ("modified", "b.py", "b.py"),
+        ("deleted", "c.py", None),
+        ("renamed", "geo/a.py", "geology/a.py"),
+    ]
+    renamed = changes[2]
+    assert renamed.old_id == renamed.new_id and isinstance(renamed.new_id, str)
+    assert repo.blob(renamed.new_id) == b"same content"
+    root = repo.head()
+    while root.parent_ids:
+        found = repo.find_commit(root.parent_ids[0])
+        assert found is not None
+        root = found
+    assert repo.changes(root) == []  # the initial commit: the empty tree, from nothing
+
+
+def test_replay_tells_what_each_commit_did_oldest_first(repo: Repository) -> None:
+    first = repo.resolve(write(repo, {"geo/a.py": b"A", "b.py": b"B"}))
+    write(repo, {"geo/a.py": None, "geology/a.py": b"A", "b.py": None, "c.py": b"C"}, BOB)
+    steps = list(repo.replay(repo.head(), None))
+    assert [step.commit.author.email for step in steps] == [
+        ALICE.signature().email,
+        BOB.signature().email,
+    ]  # the initial commit has no parent: left out
+    assert steps[0].added_or_deleted == [("b.py", True), ("geo/a.py", True)]
+    assert steps[1].moves == {"geo/a.py": "geology/a.py"}
+    assert steps[1].added_or_deleted == [
+        ("b.py", False),
+        ("c.py", True),
+        ("geo/a.py", False),
+        ("geology/a.py", True),
+    ]
+    assert [step.commit.id for step in repo.replay(repo.head(), first)] == [repo.head().id]
 
 
 # -- tags ---------------------------------------------------------------------------------------
@@ -301,7 +382,7 @@ def test_pushed_objects_report_names_that_are_not_utf8(
     tree = pygit2.Oid(hex=made.stdout.decode().strip())
     commit = str(outsider.create_commit(None, committer(), committer(), "bad", tree, [head.id]))
     pushed = PushedObjects(repo.path, None)
-    (change,) = pushed.changes(str(head.tree_id), pushed.tree_of(commit))
+    (change,) = pushed.changes(str(head.tree.id), pushed.tree_of(commit))
     assert not change.utf8 and change.path == "bad\\xff.py"
 
 
@@ -320,7 +401,7 @@ def test_a_tree_reader_names_each_entry_by_kind(
 ) -> None:
     write(repo, {"geo/a.py": b"A", "b.py": b"B"})
     head = repo.head()
-    builder = outsider.TreeBuilder(outsider[head.tree_id])
+    builder = outsider.TreeBuilder(outsider[head.tree.id])
     builder.insert("run.sh", outsider.create_blob(b"#!/bin/sh\n"), modes.EXECUTABLE)
     builder.insert("link", outsider.create_blob(b"/etc/passwd"), modes.SYMLINK)
     tree_id = str(builder.write())

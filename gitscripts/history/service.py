@@ -12,15 +12,14 @@ import itertools
 from collections.abc import Sequence
 from typing import Any, TypedDict, TypeVar
 
-import pygit2
-
 from gitscripts import access, errors
 from gitscripts.history import diffs
-from gitscripts.index import Index, Person, iso_time
+from gitscripts.index import Index, Person
 from gitscripts.index.lookups import Lookups
 from gitscripts.index.sync import responsible_user_id
-from gitscripts.repo import Author, Repository, layout
+from gitscripts.repo import Author, Commit, Repository, layout
 from gitscripts.repo.repository import TAG_PREFIX, Change, TagInfo, Version
+from gitscripts.timestamps import iso_seconds
 
 
 class AuthorView(TypedDict):
@@ -123,9 +122,9 @@ class HistoryService:
         self.lookups = lookups
 
     # -- presenting -----------------------------------------------------------------------------
-    def _author(self, commit: pygit2.Commit) -> AuthorView:
+    def _author(self, commit: Commit) -> AuthorView:
         """The author as git recorded them, plus the gitscripts user who pushed or made it."""
-        known = self.index.users.person(responsible_user_id(self.index, self.repo, commit))
+        known = self.index.users.person(responsible_user_id(self.index, commit))
         return AuthorView(
             id=known["id"] if known else None,
             login=known["login"] if known else None,
@@ -133,12 +132,12 @@ class HistoryService:
             email=commit.author.email,
         )
 
-    def _commit_summary(self, commit: pygit2.Commit) -> CommitView:
+    def _commit_summary(self, commit: Commit) -> CommitView:
         return CommitView(
-            revision=str(commit.id),
-            short=commit.short_id,
+            revision=commit.id,
+            short=self.repo.short_id(commit),
             author=self._author(commit),
-            committed_at=iso_time(commit.commit_time),
+            committed_at=iso_seconds(commit.commit_time),
             message=commit.message.rstrip("\n"),
         )
 
@@ -170,7 +169,7 @@ class HistoryService:
         version against `to` (default: the current one)."""
         to_commit = self.repo.resolve(to_rev) if to_rev is not None else self.repo.head()
         new_path = self.lookups.script_path_at(script_id, to_commit, to_rev or "main")
-        from_commit: pygit2.Commit | None
+        from_commit: Commit | None
         if from_rev is not None:
             from_commit = self.repo.resolve(from_rev)
             old_path: str | None = self.lookups.script_path_at(script_id, from_commit, from_rev)
@@ -196,8 +195,8 @@ class HistoryService:
         return ScriptDiff(
             {
                 "script_id": script_id,
-                "from": str(from_commit.id) if from_commit else None,
-                "to": str(to_commit.id),
+                "from": from_commit.id if from_commit else None,
+                "to": to_commit.id,
                 "patch": diffs.unified_patch(files),
                 "files": [file.to_dict() for file in files],
             }
@@ -215,13 +214,8 @@ class HistoryService:
         items = [
             LoggedCommit(
                 **self._commit_summary(commit),
-                parents=[str(parent) for parent in commit.parent_ids],
-                changes=[
-                    _change(change)
-                    for change in self.repo.changes(
-                        commit.parents[0] if commit.parents else None, commit
-                    )
-                ],
+                parents=list(commit.parent_ids),
+                changes=[_change(change) for change in self.repo.changes(commit)],
             )
             for commit in itertools.islice(walk, limit + 1)
         ]
@@ -232,7 +226,6 @@ class HistoryService:
         """One commit against its first parent (a merge: what it brought to the first parent's
         line; a root commit: everything it added)."""
         commit = self.repo.resolve(revision)
-        parent = commit.parents[0] if commit.parents else None
         files = [
             diffs.diff_file(
                 change.status,
@@ -241,13 +234,13 @@ class HistoryService:
                 self.repo.blob(change.old_id) if change.old_id else None,
                 self.repo.blob(change.new_id) if change.new_id else None,
             )
-            for change in self.repo.changes(parent, commit)
+            for change in self.repo.changes(commit)
         ]
         return CommitDetail(
             **self._commit_summary(commit),
-            authored_at=iso_time(commit.author.time),
+            authored_at=iso_seconds(commit.author.time),
             committer=Committer(name=commit.committer.name, email=commit.committer.email),
-            parents=[str(parent_id) for parent_id in commit.parent_ids],
+            parents=list(commit.parent_ids),
             stats=Stats(
                 files=len(files),
                 additions=sum(file.additions for file in files),
@@ -261,11 +254,11 @@ class HistoryService:
         may_change = access.may_change_tag(user, tag.tagger_id)
         return TagView(
             name=tag.name,
-            revision=str(tag.commit.id),
-            short=tag.commit.short_id,
+            revision=tag.commit.id,
+            short=self.repo.short_id(tag.commit),
             message=tag.message.rstrip("\n") if tag.message else None,
             created_by=self.index.users.person(tag.tagger_id),
-            created_at=iso_time(tag.tagged_at) if tag.tagged_at is not None else None,
+            created_at=iso_seconds(tag.tagged_at) if tag.tagged_at is not None else None,
             can_edit=may_change,
             can_delete=may_change,
         )
@@ -334,9 +327,9 @@ def _status(old: str | None, new: str | None) -> str:
 
 def _script_and_sidecar(
     repo: Repository,
-    from_commit: pygit2.Commit | None,
+    from_commit: Commit | None,
     old_path: str | None,
-    to_commit: pygit2.Commit,
+    to_commit: Commit,
     new_path: str,
 ) -> list[tuple[str | None, str | None]]:
     """(old, new) path pairs of the script file and of its sidecar that differ between the two

@@ -2,7 +2,6 @@ from gitscripts.index.accounts import InviteRecord, Person, TokenRecord, UserRec
 from gitscripts.index.entries import Entries, Entry, EntryKind
 from gitscripts.index.files import FileRecord
 from gitscripts.index.store import Index
-from gitscripts.index.table import iso_time, utc_now
 
 __all__ = [
     "Entries",
@@ -14,6 +13,4 @@ __all__ = [
     "Person",
     "TokenRecord",
     "UserRecord",
-    "iso_time",
-    "utc_now",
 ]

@@ -8,7 +8,8 @@ from typing import TypedDict
 
 from gitscripts.access import User
 from gitscripts.auth.logins import login_key
-from gitscripts.index.table import Doc, Table, utc_now
+from gitscripts.index.table import Doc, Table
+from gitscripts.timestamps import utc_now
 
 
 @dataclass(frozen=True)

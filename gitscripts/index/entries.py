@@ -9,7 +9,8 @@ from typing import Any, Literal
 from tinydb import TinyDB
 
 from gitscripts.index.storage import AtomicJSONStorage
-from gitscripts.index.table import Doc, Meta, Table, utc_now
+from gitscripts.index.table import Doc, Meta, Table
+from gitscripts.timestamps import utc_now
 
 EntryKind = Literal["folders", "scripts"]
 

@@ -6,7 +6,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from gitscripts.index.table import Doc, Table, utc_now
+from gitscripts.index.table import Doc, Table
+from gitscripts.timestamps import utc_now
 
 Claim = Literal["refused", "new", "kept"]
 

@@ -9,13 +9,11 @@ manager's.
 
 from __future__ import annotations
 
-import pygit2
-
 from gitscripts import errors
 from gitscripts.index.entries import Entry
 from gitscripts.index.store import Index
 from gitscripts.index.sync import sync_index
-from gitscripts.repo import Repository
+from gitscripts.repo import Commit, Repository
 
 
 class Lookups:
@@ -55,7 +53,7 @@ class Lookups:
         self.ensure_synced()
         return self.script(script_id).path
 
-    def script_path_at(self, script_id: int, commit: pygit2.Commit, revision: str) -> str:
+    def script_path_at(self, script_id: int, commit: Commit, revision: str) -> str:
         """Where the script was in `commit`: followed back from where it is now through renames
         and moves (the history of the id, not of whatever is at its path now); 404 when it did not
         exist then."""

@@ -9,19 +9,16 @@ new ones get a fresh id and an owner (the given actor, or the user whose API com
 
 from __future__ import annotations
 
-import pygit2
-from pygit2.enums import SortMode
-
 from gitscripts.index.entries import Entries
 from gitscripts.index.store import Index
-from gitscripts.repo import Repository
+from gitscripts.repo import Commit, Repository
 
 
 def sync_index(
     index: Index,
     repo: Repository,
     *,
-    target: pygit2.Commit | None = None,
+    target: Commit | None = None,
     actor_id: int | None = None,
     full: bool = False,
 ) -> bool:
@@ -36,7 +33,7 @@ def sync_index(
             return False
         listing = repo.listing(head)
         # The last commit the index described is the base for git's rename detection.
-        previous = _commit_or_none(repo, known)
+        previous = repo.find_commit(known) if known else None
         script_moves = repo.detected_moves(previous, head) if previous is not None else {}
         # Owners of unknown paths are looked for in the commits since the index was last in step;
         # a full rebuild does not trust that and looks through all of history.
@@ -50,13 +47,6 @@ def sync_index(
         )
         index.meta.set_synced_head(str(head.id))
         return changed
-
-
-def _commit_or_none(repo: Repository, commit_id: str | None) -> pygit2.Commit | None:
-    if not commit_id:
-        return None
-    obj = repo.git.get(commit_id)
-    return obj if isinstance(obj, pygit2.Commit) else None
 
 
 def folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
@@ -101,8 +91,8 @@ def _sync_kind(
     present: set[str],
     detected_moves: dict[str, str],
     actor_id: int | None,
-    head: pygit2.Commit,
-    since: pygit2.Commit | None,
+    head: Commit,
+    since: Commit | None,
 ) -> bool:
     entries = table.by_path()
     vanished = {path for path in entries if path not in present}
@@ -120,24 +110,24 @@ def _sync_kind(
     return True
 
 
-def responsible_user_id(index: Index, repo: Repository, commit: pygit2.Commit) -> int | None:
+def responsible_user_id(index: Index, commit: Commit) -> int | None:
     """The gitscripts user who put `commit` on the server: its pusher, or the API caller.
 
     A pushed commit can claim anything, even to be one of our own API commits (committer and
     author are client text), so what was recorded at push time wins.
     """
-    user_id = index.pushes.pusher_of(str(commit.id))
+    user_id = index.pushes.pusher_of(commit.id)
     if user_id is None:
-        user_id = repo.api_author_id(commit)
+        user_id = Repository.api_author_id(commit)
     return user_id if user_id is not None and index.users.get(user_id) is not None else None
 
 
 def _introducers(
     index: Index,
     repo: Repository,
-    head: pygit2.Commit,
+    head: Commit,
     paths: set[str],
-    since: pygit2.Commit | None,
+    since: Commit | None,
 ) -> dict[str, int]:
     """Who made each path appear, for paths nobody is known to own, by replaying history
     (since the last commit the index described, when it is known).
@@ -147,23 +137,15 @@ def _introducers(
     pusher typed, so for those the pusher recorded at push time is the owner.
     """
     owners: dict[str, int | None] = {}
-    walker = repo.git.walk(head.id, SortMode.TOPOLOGICAL | SortMode.REVERSE)
-    if since is not None:
-        walker.hide(since.id)
-    for commit in walker:
-        author_id = responsible_user_id(index, repo, commit)
-        base = commit.parents[0] if commit.parents else None
-        if base is None:
-            continue
-        moves = repo.detected_moves(base, commit)
-        for old, new in {**folder_moves(moves), **moves}.items():
+    for step in repo.replay(head, since):
+        author_id = responsible_user_id(index, step.commit)
+        for old, new in {**folder_moves(step.moves), **step.moves}.items():
             if old in owners:
                 owners[new] = owners.pop(old)
-        for delta in base.tree.diff_to_tree(commit.tree).deltas:
-            path = delta.new_file.path
-            if delta.status == pygit2.GIT_DELTA_DELETED:
-                owners.pop(delta.old_file.path, None)
-            elif delta.status == pygit2.GIT_DELTA_ADDED and path not in owners:
+        for path, added in step.added_or_deleted:
+            if not added:
+                owners.pop(path, None)
+            elif path not in owners:
                 owners[path] = author_id
                 for folder in _ancestors(path):
                     owners.setdefault(folder, author_id)

@@ -13,7 +13,6 @@ is `gitscripts.index.storage`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, MutableMapping
-from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
 
 from tinydb import TinyDB
@@ -23,16 +22,6 @@ from tinydb.table import Table as TinyTable
 from gitscripts.index.storage import AtomicJSONStorage
 
 Doc = Mapping[str, Any]
-
-
-def utc_now() -> str:
-    """Timestamps are ISO 8601 in UTC with a `Z`, as the original API wrote them."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def iso_time(seconds: float) -> str:
-    """A Unix time in the same form, to the second (git's resolution)."""
-    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class _Record(Protocol):

@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TypeVar
 
-import pygit2
 import structlog
 
 from gitscripts import access, errors
@@ -25,7 +24,18 @@ from gitscripts.index import Entry, Index
 from gitscripts.index.lookups import Lookups
 from gitscripts.index.sync import sync_index
 from gitscripts.manager.views import FolderView, RestoredScript, ScriptView, Views
-from gitscripts.repo import Author, Edits, Existing, Plan, Repository, layout, rules
+from gitscripts.repo import (
+    Author,
+    Commit,
+    Edits,
+    Existing,
+    Plan,
+    Repository,
+    Tree,
+    layout,
+    modes,
+    rules,
+)
 
 log = structlog.get_logger("gitscripts.manager")
 
@@ -73,13 +83,13 @@ class ManagerService:
     def _commit(
         self,
         user: access.User,
-        plan: Callable[[pygit2.Tree], Plan[T]],
+        plan: Callable[[Tree], Plan[T]],
         record: Callable[[T], R],
-    ) -> tuple[R, pygit2.Commit]:
+    ) -> tuple[R, Commit]:
         """Commit what `plan` makes of the tree on `main`, then let `record` update the index
         from what the committed plan found; what `record` returns, and the new commit."""
 
-        def planned(parent: pygit2.Commit) -> Plan[T]:
+        def planned(parent: Commit) -> Plan[T]:
             # Whatever landed on `main` meanwhile (a push) is indexed before this change is
             # checked against it, so ownership checks see every path.
             sync_index(self.index, self.repo, target=parent)
@@ -88,8 +98,8 @@ class ManagerService:
         with self.repo.write_lock, self.index.transaction():
             result, done = self.repo.commit_plan(Author(user.id, user.login), planned)
             recorded = record(done.found)
-            self.index.meta.set_synced_head(str(result.commit.id))
-        log.info("commit", message=done.message, revision=str(result.commit.id))
+            self.index.meta.set_synced_head(result.commit.id)
+        log.info("commit", message=done.message, revision=result.commit.id)
         return recorded, result.commit
 
     # -- helpers ------------------------------------------------------------------------------
@@ -102,7 +112,7 @@ class ManagerService:
 
     def _require_folder_parent(
         self,
-        tree: pygit2.Tree,
+        tree: Tree,
         path: str | None,
         folder_id: int | None,
         error: type[errors.NotFound],
@@ -119,18 +129,18 @@ class ManagerService:
             )
         return parent
 
-    def _keep_folder_alive(self, tree: pygit2.Tree, folder: str | None, leaving: str) -> Edits:
+    def _keep_folder_alive(self, tree: Tree, folder: str | None, leaving: str) -> Edits:
         """When `leaving` is the last thing in `folder`, mark the folder so Git keeps it."""
         if folder is None:
             return {}
-        current = self.repo.object_at(tree, folder)
-        if not isinstance(current, pygit2.Tree):
+        names = self.repo.names_in(tree, folder)
+        if names is None:
             return {}
         leaving_name = leaving.rsplit("/", 1)[-1]
         others = [
-            entry.name
-            for entry in current
-            if entry.name not in (leaving_name, leaving_name + layout.METADATA_SUFFIX)
+            name
+            for name in names
+            if name not in (leaving_name, leaving_name + layout.METADATA_SUFFIX)
         ]
         return {} if others else {layout.marker_path(folder): b""}
 
@@ -141,9 +151,9 @@ class ManagerService:
         parent_path = self._parent_entry(parent_id).path if parent_id is not None else None
         path = layout.join(parent_path, name)
 
-        def plan(tree: pygit2.Tree) -> Plan[None]:
+        def plan(tree: Tree) -> Plan[None]:
             self._require_folder_parent(tree, parent_path, parent_id, errors.ParentFolderNotFound)
-            if self.repo.object_at(tree, path) is not None:
+            if self.repo.entry(tree, path) is not None:
                 raise errors.FolderAlreadyExists(f"Folder '{path}' already exists", path=path)
             return Plan({layout.marker_path(path): b""}, f"Create folder {path}", None)
 
@@ -182,9 +192,9 @@ class ManagerService:
             )
         verb = "Rename" if layout.parent_of(old_path) == parent_path else "Move"
 
-        def plan(tree: pygit2.Tree) -> Plan[None]:
-            current = self.repo.object_at(tree, old_path)
-            if not isinstance(current, pygit2.Tree):
+        def plan(tree: Tree) -> Plan[None]:
+            current = self.repo.entry(tree, old_path)
+            if current is None or not current.is_folder:
                 raise errors.FolderNotFound(
                     f"Folder with id {folder_id} not found", folder_id=str(folder_id)
                 )
@@ -192,13 +202,13 @@ class ManagerService:
                 raise errors.ParentFolderNotFound(
                     f"Parent folder with id {parent_id} not found", parent_id=str(parent_id)
                 )
-            if self.repo.object_at(tree, new_path) is not None:
+            if self.repo.entry(tree, new_path) is not None:
                 raise errors.FolderAlreadyExists(
                     f"Folder '{new_path}' already exists", path=new_path
                 )
             edits: Edits = {
                 old_path: None,
-                new_path: Existing(current.id, pygit2.GIT_FILEMODE_TREE),
+                new_path: Existing(current.id, modes.FOLDER),
             }
             edits.update(self._keep_folder_alive(tree, layout.parent_of(old_path), old_path))
             return Plan(edits, f"{verb} folder {old_path} -> {new_path}", None)
@@ -215,7 +225,7 @@ class ManagerService:
         self.lookups.ensure_synced()
         path = self.lookups.folder(folder_id).path
 
-        def plan(tree: pygit2.Tree) -> Plan[None]:
+        def plan(tree: Tree) -> Plan[None]:
             if not self.repo.is_folder(tree, path):
                 raise errors.FolderNotFound(
                     f"Folder with id {folder_id} not found", folder_id=str(folder_id)
@@ -275,14 +285,14 @@ class ManagerService:
         path = layout.join(folder_path, filename)
         metadata = layout.ScriptMetadata(display_name=display_name, description=description)
 
-        def plan(tree: pygit2.Tree) -> Plan[Entry | None]:
+        def plan(tree: Tree) -> Plan[Entry | None]:
             """The edits, and the entry of the script they replace (None: a new script)."""
             self._require_folder_parent(tree, folder_path, folder_id, errors.FolderNotFound)
-            existing = self.repo.object_at(tree, path)
+            existing = self.repo.entry(tree, path)
             edits: Edits = {path: content, layout.metadata_path(path): metadata.to_bytes()}
             if existing is None:
                 return Plan(edits, f"Create script {path}", None)
-            if not isinstance(existing, pygit2.Blob):
+            if not existing.is_blob:
                 raise errors.ScriptAlreadyExists(
                     f"A folder named '{path}' is in the way", logical_path=path
                 )
@@ -313,7 +323,7 @@ class ManagerService:
         old_path = entry.path
         old_name = old_path.rsplit("/", 1)[-1]
         new_name = old_name if isinstance(change.filename, _Unset) else change.filename
-        if not new_name.endswith(rules.SCRIPT_SUFFIX):
+        if not new_name.endswith(layout.SCRIPT_SUFFIX):
             # The original checks a new name's suffix as part of the request (its schema), so a
             # rename to `a.txt` is VALIDATION_ERROR there, not INVALID_FILENAME as for an upload.
             raise errors.ValidationError(
@@ -345,9 +355,9 @@ class ManagerService:
             base_path = self.lookups.script_path_at(script_id, base_commit, base_revision)
             base = self.repo.entry_id(base_commit.tree, base_path)
 
-        def plan(tree: pygit2.Tree) -> Plan[None]:
-            current = self.repo.object_at(tree, old_path)
-            if not isinstance(current, pygit2.Blob):
+        def plan(tree: Tree) -> Plan[None]:
+            current = self.repo.entry(tree, old_path)
+            if current is None or not current.is_blob:
                 raise errors.ScriptNotFound(
                     f"Script with id {script_id} not found", script_id=str(script_id)
                 )
@@ -374,7 +384,7 @@ class ManagerService:
             edits: Edits = {}
             if new_path != old_path:
                 self._require_folder_parent(tree, folder_path, folder_id, errors.FolderNotFound)
-                if self.repo.object_at(tree, new_path) is not None:
+                if self.repo.entry(tree, new_path) is not None:
                     raise errors.ScriptAlreadyExists(
                         f"Script '{new_path}' already exists", logical_path=new_path
                     )
@@ -384,7 +394,7 @@ class ManagerService:
                 edits[layout.metadata_path(old_path)] = None
                 edits.update(self._keep_folder_alive(tree, layout.parent_of(old_path), old_path))
                 edits[new_path] = (
-                    content if content is not None else Existing(current.id, current.filemode)
+                    content if content is not None else Existing(current.id, current.mode)
                 )
                 edits[layout.metadata_path(new_path)] = metadata.to_bytes()
             else:
@@ -392,7 +402,7 @@ class ManagerService:
                     edits[new_path] = content
                 if (
                     metadata != old_metadata
-                    or self.repo.object_at(tree, layout.metadata_path(new_path)) is None
+                    or self.repo.entry(tree, layout.metadata_path(new_path)) is None
                 ):
                     edits[layout.metadata_path(new_path)] = metadata.to_bytes()
             if content is not None:
@@ -418,7 +428,7 @@ class ManagerService:
         self._require_script_owner(user, entry)
         path = entry.path
 
-        def plan(tree: pygit2.Tree) -> Plan[None]:
+        def plan(tree: Tree) -> Plan[None]:
             if not self.repo.is_file(tree, path):
                 raise errors.ScriptNotFound(
                     f"Script with id {script_id} not found", script_id=str(script_id)
@@ -445,13 +455,13 @@ class ManagerService:
         sidecar = self.repo.read_file(commit.tree, layout.metadata_path(old_path))
         rules.check_script_content(path.rsplit("/", 1)[-1], content, self.settings.max_script_size)
 
-        def plan(tree: pygit2.Tree) -> Plan[None]:
+        def plan(tree: Tree) -> Plan[None]:
             if not self.repo.is_file(tree, path):
                 raise errors.ScriptNotFound(
                     f"Script with id {script_id} not found", script_id=str(script_id)
                 )
             edits: Edits = {path: content, layout.metadata_path(path): sidecar}
-            return Plan(edits, f"Restore script {path} to {commit.short_id}", None)
+            return Plan(edits, f"Restore script {path} to {self.repo.short_id(commit)}", None)
 
         now = head
         if (
@@ -461,6 +471,6 @@ class ManagerService:
             _, now = self._commit(user, plan, lambda _: self.index.scripts.touch(script_id))
         return RestoredScript(
             **self.views.script_view(user, self.lookups.script(script_id)),
-            revision=str(now.id),
-            restored_from=str(commit.id),
+            revision=now.id,
+            restored_from=commit.id,
         )

@@ -19,13 +19,13 @@ from datetime import UTC, datetime
 from typing import TypedDict
 
 import orjson
-import pygit2
 
 from gitscripts import access
 from gitscripts.index import Entry, Index, Person
 from gitscripts.index.lookups import Lookups
 from gitscripts.index.sync import folder_moves
-from gitscripts.repo import Repository, layout
+from gitscripts.repo import Commit, Repository, layout
+from gitscripts.timestamps import iso_moment
 
 _TREE_CACHE_SIZE = 32
 
@@ -163,8 +163,8 @@ class Views:
         bytes, so repeated reads of a 10,000-script tree cost a lookup, not a rebuild."""
         self.lookups.ensure_synced()
         key = (
-            str(self.repo.head().id),
-            None if revision is None else str(self.repo.resolve(revision).id),
+            self.repo.head().id,
+            None if revision is None else self.repo.resolve(revision).id,
             self.index.storage.generation,
             user.id,
             user.is_admin,
@@ -243,8 +243,8 @@ class Views:
 
     def _entries_at(
         self,
-        commit: pygit2.Commit,
-        head: pygit2.Commit,
+        commit: Commit,
+        head: Commit,
         folders: dict[str, Entry],
         scripts: dict[str, Entry],
     ) -> tuple[dict[str, Entry], dict[str, Entry], set[str]]:
@@ -257,7 +257,7 @@ class Views:
         """
         listing = self.repo.listing(commit)
         script_moves = self.repo.detected_moves(commit, head)
-        when = datetime.fromtimestamp(commit.commit_time, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        when = iso_moment(datetime.fromtimestamp(commit.commit_time, UTC))
 
         def at(
             current: dict[str, Entry], paths: Iterable[str], moves: dict[str, str]

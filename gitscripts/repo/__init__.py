@@ -1,3 +1,4 @@
+from gitscripts.repo.commits import Commit, Tree
 from gitscripts.repo.repository import (
     MAIN_REF,
     Author,
@@ -13,6 +14,7 @@ from gitscripts.repo.repository import (
 __all__ = [
     "MAIN_REF",
     "Author",
+    "Commit",
     "CommitResult",
     "Edits",
     "Existing",
@@ -20,4 +22,5 @@ __all__ = [
     "Listing",
     "Plan",
     "Repository",
+    "Tree",
 ]

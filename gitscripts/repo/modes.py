@@ -13,3 +13,5 @@ SUBMODULE = 0o160000  # a "gitlink": another repository's commit
 
 # What holds a file's bytes: what is listed, checked out and run. Symlinks and submodules never are.
 FILE_MODES = frozenset({FILE, EXECUTABLE})
+# What git stores as a blob: a file's bytes, or a symlink's target.
+BLOB_MODES = frozenset({FILE, EXECUTABLE, SYMLINK})

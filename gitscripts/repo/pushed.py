@@ -56,7 +56,7 @@ class PushedObjects:
         """The gitscripts user an annotated tag's tagger names; None for anything else."""
         tag = self._git.get(oid)
         if isinstance(tag, pygit2.Tag) and tag.tagger is not None:
-            return Author.user_id_of(tag.tagger)
+            return Author.user_id_of(tag.tagger.email)
         return None
 
     def size(self, oid: str) -> int | None:

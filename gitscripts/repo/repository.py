@@ -4,6 +4,11 @@ Writes are commits on `main` made without a work tree: the new tree is built fro
 editing only the directories on the changed paths, and `main` is moved with a compare-and-swap, so a
 concurrent writer (another API call, a `git push`) is never overwritten: the change is planned again on
 top of whatever won, or refused by the plan when it no longer applies.
+
+It answers in plain values (`Commit`, `Tree`, `TreeEntry`, `Listing`, `Change`, ids as hex text) and
+takes them back: no caller outside `gitscripts.repo` holds a pygit2 object, so what git is asked, and
+how, is decided here once. Loops over many entries or commits stay on pygit2's objects inside and
+make a value only of what they hand out.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from pygit2.enums import SortMode
 
 from gitscripts import errors
 from gitscripts.repo import layout, modes, rules
+from gitscripts.repo.commits import Commit, Signature, Tree
+from gitscripts.repo.trees import TreeEntry
 
 MAIN_REF = "refs/heads/main"
 COMMITTER_NAME = "gitscripts"
@@ -52,8 +59,8 @@ def committer() -> pygit2.Signature:
 class Existing:
     """An edit that places an object already in the repository (a moved file or folder)."""
 
-    oid: pygit2.Oid
-    filemode: int
+    id: str
+    mode: int  # `modes`
 
 
 # What to put at a path: new file bytes, an existing object, or None to remove whatever is there.
@@ -74,8 +81,9 @@ class Author:
         return pygit2.Signature(name, f"{self.user_id}+{slug}@users.gitscripts.invalid")
 
     @staticmethod
-    def user_id_of(signature: pygit2.Signature) -> int | None:
-        match = re.fullmatch(r"(\d+)\+[^@]*@users\.gitscripts\.invalid", signature.email)
+    def user_id_of(email: str) -> int | None:
+        """The user whose id `signature` wrote into an author's (or tagger's) address."""
+        match = re.fullmatch(r"(\d+)\+[^@]*@users\.gitscripts\.invalid", email)
         return int(match.group(1)) if match else None
 
 
@@ -86,13 +94,13 @@ class Listing:
     tree_id: str
     folders: frozenset[str]
     # script path -> (content blob id, metadata blob id or None)
-    scripts: dict[str, tuple[pygit2.Oid, pygit2.Oid | None]]
+    scripts: dict[str, tuple[str, str | None]]
 
 
 @dataclass(frozen=True)
 class CommitResult:
-    parent: pygit2.Commit
-    commit: pygit2.Commit
+    parent: Commit
+    commit: Commit
 
 
 T = TypeVar("T")
@@ -125,8 +133,8 @@ class Change:
     status: str
     old_path: str | None
     new_path: str | None
-    old_id: pygit2.Oid | None
-    new_id: pygit2.Oid | None
+    old_id: str | None
+    new_id: str | None
 
     @property
     def path(self) -> str:
@@ -137,19 +145,29 @@ class Change:
 class Version:
     """A commit that changed a followed script: its content, its metadata sidecar, or its path."""
 
-    commit: pygit2.Commit
+    commit: Commit
     path: str
     old_path: str | None  # where it was in the parent, when this commit renamed or moved it
     change: str  # "added", "modified" or "renamed"
 
 
 @dataclass(frozen=True)
+class Step:
+    """What one commit did to its first parent's tree, for replaying history (`replay`): the
+    moves `detected_moves` finds, and each file path it added or deleted, in the diff's order."""
+
+    commit: Commit
+    moves: dict[str, str]
+    added_or_deleted: list[tuple[str, bool]]  # (path, whether it was added)
+
+
+@dataclass(frozen=True)
 class TagInfo:
     name: str
-    # What the ref holds: the tag object, or the commit of a lightweight tag (a symbolic ref, which
-    # only git itself makes, holds the name of the ref it points at).
-    target: pygit2.Oid | str
-    commit: pygit2.Commit
+    # What the ref holds: the tag object's id, or the commit's of a lightweight tag (a symbolic
+    # ref, which only git itself makes, holds the name of the ref it points at).
+    target: str
+    commit: Commit
     # The user an API-made (annotated) tag names as its tagger; None for tags pushed by git
     # without a gitscripts tagger, and for lightweight tags.
     tagger_id: int | None
@@ -165,9 +183,14 @@ class Repository:
         # commits in the order they were made. Re-entrant: services hold it around `commit`.
         self.write_lock = threading.RLock()
         self._listings: OrderedDict[str, Listing] = OrderedDict()
-        self._metadata: dict[pygit2.Oid, layout.ScriptMetadata | None] = {}
-        self._contents: dict[pygit2.Oid, tuple[list[str], list[tuple[str, pygit2.Oid]]]] = {}
+        self._metadata: dict[str, layout.ScriptMetadata | None] = {}
+        self._contents: dict[pygit2.Oid, tuple[list[str], list[tuple[str, str]]]] = {}
         self._cache_lock = threading.Lock()
+        # The trees callers name most (main's, a revision's), parsed: libgit2 caches no tree over
+        # 4 KiB, so a root of a few hundred folders would be read again for every path looked up.
+        self._trees: OrderedDict[str, pygit2.Tree] = OrderedDict()
+        # Commits never change: each is made a value once (see `_value`).
+        self._commits: dict[pygit2.Oid, Commit] = {}
         # Facts about commits, which never change: see `_follow`.
         self._graph: dict[pygit2.Oid, list[tuple[int, pygit2.Oid]]] = {}
         self._idents: dict[tuple[pygit2.Oid, str], tuple[pygit2.Oid | None, pygit2.Oid | None]] = {}
@@ -242,10 +265,42 @@ class Repository:
         return hooks_dir
 
     # -- reading ------------------------------------------------------------------------------
-    def head(self) -> pygit2.Commit:
+    def head(self) -> Commit:
+        return self._value(self._head())
+
+    def _head(self) -> pygit2.Commit:
         return self.git[self.git.references[MAIN_REF].target]  # type: ignore[return-value]  # main holds commits
 
-    def resolve(self, revision: str) -> pygit2.Commit:
+    def _value(self, commit: pygit2.Commit) -> Commit:
+        """`commit` as the value the rest of the package sees."""
+        known = self._commits.get(commit.id)
+        if known is not None:
+            return known
+        author, committer = commit.author, commit.committer
+        value = Commit(
+            id=str(commit.id),
+            tree=Tree(str(commit.tree_id)),
+            parent_ids=tuple(str(parent_id) for parent_id in commit.parent_ids),
+            author=Signature(author.name, author.email, author.time),
+            committer=Signature(committer.name, committer.email, committer.time),
+            message=commit.message,
+        )
+        if len(self._commits) > 100_000:
+            self._commits.clear()
+        self._commits[commit.id] = value
+        return value
+
+    def short_id(self, commit: Commit) -> str:
+        """The shortest abbreviation of the commit's id that no other object in the repository
+        shares (7 characters or more). Asked only where shown: it looks at the objects' names."""
+        return self.git[pygit2.Oid(hex=commit.id)].short_id
+
+    def find_commit(self, commit_id: str) -> Commit | None:
+        """The commit with this full id, or None when there is none (or it is another object)."""
+        found = self.git.get(pygit2.Oid(hex=commit_id))
+        return self._value(found) if isinstance(found, pygit2.Commit) else None
+
+    def resolve(self, revision: str) -> Commit:
         """The commit a revision names, looked up in one fixed order:
 
         1. 4 to 40 hex digits are a commit id, full or abbreviated (one only one commit's id
@@ -273,7 +328,7 @@ class Repository:
             if isinstance(found, pygit2.Tag):
                 found = found.peel(pygit2.Commit)
             if isinstance(found, pygit2.Commit):
-                return found
+                return self._value(found)
         elif revision in ("main", "HEAD"):
             return self.head()
         else:
@@ -281,47 +336,71 @@ class Repository:
                 ref = self.git.references.get(ref_name)
                 if ref is not None:
                     try:
-                        return ref.peel(pygit2.Commit)
+                        return self._value(ref.peel(pygit2.Commit))
                     except (pygit2.InvalidSpecError, ValueError, KeyError):
                         break
         raise errors.RevisionNotFound(f"Revision '{revision}' not found", revision=revision)
 
-    def object_at(self, tree: pygit2.Tree, path: str) -> pygit2.Object | None:
-        try:
-            return tree[path]
-        except KeyError:
+    def _tree(self, tree: Tree) -> pygit2.Tree:
+        with self._cache_lock:
+            known = self._trees.get(tree.id)
+            if known is not None:
+                self._trees.move_to_end(tree.id)
+                return known
+        # By Oid: a hex string is looked up as a prefix, which lists loose objects' folders.
+        found: pygit2.Tree = self.git[pygit2.Oid(hex=tree.id)]  # type: ignore[assignment]  # a Tree names a tree
+        with self._cache_lock:
+            self._trees[tree.id] = found
+            while len(self._trees) > 16:
+                self._trees.popitem(last=False)
+        return found
+
+    def entry(self, tree: Tree, path: str) -> TreeEntry | None:
+        """What `tree` holds at `path` (a file, a folder, a link...), or None."""
+        found = _object_at(self._tree(tree), path)
+        return None if found is None else TreeEntry(found.name or "", str(found.id), found.filemode)
+
+    def entry_id(self, tree: Tree, path: str) -> str | None:
+        """The object id at `path`: equal ids mean equal content, without reading any of it."""
+        found = _object_at(self._tree(tree), path)
+        return None if found is None else str(found.id)
+
+    def is_folder(self, tree: Tree, path: str) -> bool:
+        return _is_folder(self._tree(tree), path)
+
+    def is_file(self, tree: Tree, path: str) -> bool:
+        """Whether `path` holds a blob: a file's bytes (or a link's target, which no listing
+        shows and no rule lets in)."""
+        found = _object_at(self._tree(tree), path)
+        return found is not None and found.type == pygit2.GIT_OBJECT_BLOB
+
+    def read_file(self, tree: Tree, path: str) -> bytes | None:
+        found = _object_at(self._tree(tree), path)
+        return found.data if isinstance(found, pygit2.Blob) else None
+
+    def names_in(self, tree: Tree, path: str) -> list[str] | None:
+        """The names of what the folder at `path` holds; None when no folder is there."""
+        found = _object_at(self._tree(tree), path)
+        if not isinstance(found, pygit2.Tree):
             return None
+        return [entry.name or "" for entry in found]
 
-    def is_folder(self, tree: pygit2.Tree, path: str) -> bool:
-        obj = self.object_at(tree, path)
-        return obj is not None and obj.type == pygit2.GIT_OBJECT_TREE
-
-    def is_file(self, tree: pygit2.Tree, path: str) -> bool:
-        obj = self.object_at(tree, path)
-        return obj is not None and obj.type == pygit2.GIT_OBJECT_BLOB
-
-    def read_file(self, tree: pygit2.Tree, path: str) -> bytes | None:
-        obj = self.object_at(tree, path)
-        return obj.data if isinstance(obj, pygit2.Blob) else None
-
-    def script_metadata(self, tree: pygit2.Tree, script_path: str) -> layout.ScriptMetadata:
-        obj = self.object_at(tree, layout.metadata_path(script_path))
-        metadata = self._parsed_metadata(obj.id) if obj is not None else None
+    def script_metadata(self, tree: Tree, script_path: str) -> layout.ScriptMetadata:
+        found = _object_at(self._tree(tree), layout.metadata_path(script_path))
+        metadata = self._parsed_metadata(str(found.id)) if found is not None else None
         return metadata or layout.default_metadata(script_path)
 
-    def metadata_from_blob(
-        self, script_path: str, blob_id: pygit2.Oid | None
-    ) -> layout.ScriptMetadata:
+    def metadata_from_blob(self, script_path: str, blob_id: str | None) -> layout.ScriptMetadata:
         metadata = self._parsed_metadata(blob_id) if blob_id is not None else None
         return metadata or layout.default_metadata(script_path)
 
-    def _parsed_metadata(self, blob_id: pygit2.Oid) -> layout.ScriptMetadata | None:
+    def _parsed_metadata(self, blob_id: str) -> layout.ScriptMetadata | None:
         # Blob ids name content, so a parsed sidecar never goes stale.
         try:
             return self._metadata[blob_id]
         except KeyError:
             pass
-        blob = self.git.get(blob_id)
+        blob = self.git.get(pygit2.Oid(hex=blob_id))
         try:
             metadata = layout.parse_metadata(blob.data) if isinstance(blob, pygit2.Blob) else None
         except layout.MetadataError:
@@ -331,15 +410,15 @@ class Repository:
         self._metadata[blob_id] = metadata
         return metadata
 
-    def listing(self, commit: pygit2.Commit) -> Listing:
+    def listing(self, commit: Commit) -> Listing:
         """Every listed folder and script in a commit's tree, cached by tree id."""
-        key = str(commit.tree_id)
+        key = commit.tree.id
         with self._cache_lock:
             cached = self._listings.get(key)
             if cached is not None:
                 self._listings.move_to_end(key)
                 return cached
-        listing = self._walk(commit.tree, key)
+        listing = self._walk(self._tree(commit.tree), key)
         with self._cache_lock:
             self._listings[key] = listing
             while len(self._listings) > 8:
@@ -350,14 +429,15 @@ class Repository:
         folders, files = self._folder_contents(root)
         file_ids = dict(files)
         scripts = {
-            path: (oid, file_ids.get(layout.metadata_path(path)))
-            for path, oid in files
+            path: (blob_id, file_ids.get(layout.metadata_path(path)))
+            for path, blob_id in files
             if path.endswith(layout.SCRIPT_SUFFIX)
         }
         return Listing(tree_id=tree_id, folders=frozenset(folders), scripts=scripts)
 
-    def _folder_contents(self, tree: pygit2.Tree) -> tuple[list[str], list[tuple[str, pygit2.Oid]]]:
-        """Listed folders and files under `tree`, relative to it; memoized per tree id.
+    def _folder_contents(self, tree: pygit2.Tree) -> tuple[list[str], list[tuple[str, str]]]:
+        """Listed folders and files (with their blob ids) under `tree`, relative to it; memoized
+        per tree id.
 
         After a commit only the folders on the changed path have new tree ids, so listing the new
         `main` re-reads those and reuses every other folder's contents.
@@ -366,7 +446,7 @@ class Repository:
         if cached is not None:
             return cached
         folders: list[str] = []
-        files: list[tuple[str, pygit2.Oid]] = []
+        files: list[tuple[str, str]] = []
         for entry in tree:
             name = entry.name or ""  # never None in a tree
             if name.startswith("."):
@@ -376,18 +456,16 @@ class Repository:
                 prefix = name + "/"
                 folders.append(name)
                 folders.extend(prefix + path for path in sub_folders)
-                files.extend((prefix + path, oid) for path, oid in sub_files)
+                files.extend((prefix + path, blob_id) for path, blob_id in sub_files)
             elif entry.filemode in modes.FILE_MODES:
-                files.append((name, entry.id))
+                files.append((name, str(entry.id)))
         if len(self._contents) > 100_000:
             self._contents.clear()
         self._contents[tree.id] = (folders, files)
         return folders, files
 
     # -- writing ------------------------------------------------------------------------------
-    def commit(
-        self, author: Author, message: str, plan: Callable[[pygit2.Commit], Edits]
-    ) -> CommitResult:
+    def commit(self, author: Author, message: str, plan: Callable[[Commit], Edits]) -> CommitResult:
         """Commit the edits `plan` makes to the current tree of `main`, as `author`.
 
         `plan` sees the commit whose tree it edits and raises (an AppError) when the change does
@@ -398,7 +476,7 @@ class Repository:
         return result
 
     def commit_plan(
-        self, author: Author, plan: Callable[[pygit2.Commit], Plan[T]]
+        self, author: Author, plan: Callable[[Commit], Plan[T]]
     ) -> tuple[CommitResult, Plan[T]]:
         """`commit`, for a change whose message (and whatever else its planner finds) depends on
         the tree it is planned on: the plan that was committed comes back with the commit."""
@@ -410,7 +488,8 @@ class Repository:
                 main = self.git.references[MAIN_REF]
                 parent = self.git[main.target]
                 assert isinstance(parent, pygit2.Commit)  # `main` only ever holds commits
-                planned = plan(parent)
+                seen = self._value(parent)
+                planned = plan(seen)
                 tree_id = self._apply(parent.tree, planned.edits)
                 commit_id = self.git.create_commit(
                     None, signature, committer(), planned.message + "\n", tree_id, [parent.id]
@@ -420,7 +499,8 @@ class Repository:
                 except _REF_NOT_MOVED:
                     pass  # lost a race (or git holds the ref's lock): plan again on top
                 else:
-                    return CommitResult(parent=parent, commit=self._commit_at(commit_id)), planned
+                    made = self._value(self._commit_at(commit_id))
+                    return CommitResult(parent=seen, commit=made), planned
                 # Compare-and-swap failed: only compare what we planned against.
                 if str(self.head().id) == str(parent.id):
                     time.sleep(0.005 * (attempt + 1))  # `main` is locked, not moved: wait a bit
@@ -510,7 +590,7 @@ class Repository:
             if delta.status == pygit2.GIT_DELTA_DELETED:
                 edits[delta.old_file.path] = None
             else:
-                edits[delta.new_file.path] = Existing(delta.new_file.id, delta.new_file.mode)
+                edits[delta.new_file.path] = Existing(str(delta.new_file.id), delta.new_file.mode)
         return edits
 
     def _clashes(
@@ -532,7 +612,7 @@ class Repository:
             for path in paths:
                 folder = layout.parent_of(path)
                 while folder is not None:
-                    if self.is_folder(base.tree, folder) and not self.is_folder(other.tree, folder):
+                    if _is_folder(base.tree, folder) and not _is_folder(other.tree, folder):
                         clashes.add(folder + "/")
                     folder = layout.parent_of(folder)
         return sorted(clashes)
@@ -552,7 +632,7 @@ class Repository:
                 if builder.get(name) is not None:
                     builder.remove(name)
             elif isinstance(edit, Existing):
-                builder.insert(name, edit.oid, edit.filemode)
+                builder.insert(name, pygit2.Oid(hex=edit.id), edit.mode)
             else:
                 builder.insert(name, self.git.create_blob(edit), modes.FILE)
         for name, sub_edits in nested.items():
@@ -573,27 +653,20 @@ class Repository:
         return builder.write()
 
     # -- history ------------------------------------------------------------------------------
-    def blob(self, blob_id: pygit2.Oid) -> bytes:
-        return self.git[blob_id].data  # type: ignore[attr-defined,no-any-return]  # a blob's id
-
-    def entry_id(self, tree: pygit2.Tree, path: str) -> pygit2.Oid | None:
-        """The object id at `path`: equal ids mean equal content, without reading any of it."""
-        try:
-            return tree[path].id
-        except KeyError:
-            return None
+    def blob(self, blob_id: str) -> bytes:
+        return self.git[pygit2.Oid(hex=blob_id)].data  # type: ignore[attr-defined,no-any-return]  # a blob's id
 
     @staticmethod
-    def api_author_id(commit: pygit2.Commit) -> int | None:
+    def api_author_id(commit: Commit) -> int | None:
         """The user who made `commit` through the API; None for commits that came by `git push`,
         whose author is whatever the pusher typed and so names nobody reliably."""
         if commit.committer.email != COMMITTER_EMAIL:
             return None
-        return Author.user_id_of(commit.author)
+        return Author.user_id_of(commit.author.email)
 
     def log(
-        self, start: pygit2.Commit, path: str | None = None, *, after_start: bool = False
-    ) -> Iterator[pygit2.Commit]:
+        self, start: Commit, path: str | None = None, *, after_start: bool = False
+    ) -> Iterator[Commit]:
         """Commits reachable from `start`, newest first; with `path`, only those that changed the
         file or folder there (merges only when they differ from every parent, as `git log
         --full-history` shows them). `after_start` leaves `start` itself out: a page cursor.
@@ -603,45 +676,48 @@ class Repository:
         walker = self.git.walk(None, SortMode.NONE)
         if after_start:
             for parent_id in start.parent_ids:
-                walker.push(parent_id)
+                walker.push(pygit2.Oid(hex=parent_id))
         else:
-            walker.push(start.id)
+            walker.push(pygit2.Oid(hex=start.id))
         for commit in walker:
             if path is None:
-                yield commit
+                yield self._value(commit)
                 continue
-            mine = self.entry_id(commit.tree, path)
-            parents = [self.entry_id(parent.tree, path) for parent in commit.parents]
+            mine = _entry_id(commit.tree, path)
+            parents = [_entry_id(parent.tree, path) for parent in commit.parents]
             if (parents and mine not in parents) or (not parents and mine is not None):
-                yield commit
+                yield self._value(commit)
 
     def versions(
-        self, start: pygit2.Commit, path: str, *, after: pygit2.Commit | None = None
+        self, start: Commit, path: str, *, after: Commit | None = None
     ) -> Iterator[Version]:
         """The commits that changed the script at `path` in `start`, newest first, following it
         back through renames and moves (see `_follow`). With `after` (a page cursor), only those
         the walk meets after that commit."""
+        after_id = None if after is None else pygit2.Oid(hex=after.id)
         passed = after is None
-        for commit_id, _, version in self._follow(start, path):
-            if version is not None and passed:
-                yield version
-            passed = passed or commit_id == after.id  # type: ignore[union-attr]  # set: not passed
+        for commit_id, current, change in self._follow(pygit2.Oid(hex=start.id), path):
+            if change is not None and passed:
+                commit = self._value(self.git[commit_id])  # type: ignore[arg-type]  # a commit id
+                yield Version(commit=commit, path=current, old_path=change[1], change=change[0])
+            passed = passed or commit_id == after_id
 
-    def path_at(self, start: pygit2.Commit, path: str, target: pygit2.Commit) -> str | None:
+    def path_at(self, start: Commit, path: str, target: Commit) -> str | None:
         """Where the script at `path` in `start` was in `target`; None when it did not exist there
         (or `target` is not in its history)."""
         if target.id == start.id:
             return path if self.is_file(start.tree, path) else None
-        for commit_id, commit_path, _ in self._follow(start, path):
-            if commit_id == target.id:
+        target_id = pygit2.Oid(hex=target.id)
+        for commit_id, commit_path, _ in self._follow(pygit2.Oid(hex=start.id), path):
+            if commit_id == target_id:
                 return commit_path
         return None
 
     def _follow(
-        self, start: pygit2.Commit, path: str
-    ) -> Iterator[tuple[pygit2.Oid, str, Version | None]]:
-        """Every commit in the history of one script, newest first, with its path there and the
-        Version when that commit changed it.
+        self, start: pygit2.Oid, path: str
+    ) -> Iterator[tuple[pygit2.Oid, str, tuple[str, str | None] | None]]:
+        """Every commit in the history of one script, newest first, with its path there and, when
+        that commit changed it, how (`Version.change`) and from where (`Version.old_path`).
 
         A script is its file plus its metadata sidecar, compared by object id: no content is read.
         As in `git log -- path`, a merge identical to one of its parents there changed nothing, and
@@ -656,18 +732,19 @@ class Repository:
         the walk learns (a commit's parents, a path's object ids in a commit) never changes, so it
         is kept: walking the same history again costs dictionary lookups, not object reads.
         """
-        if self._ident(start.id, path)[0] is None:
+        if self._ident(start, path)[0] is None:
             return
         order = itertools.count()
-        paths = {start.id: path}
-        queue = [(-start.commit_time, next(order), start.id)]
+        paths = {start: path}
+        start_commit: pygit2.Commit = self.git[start]  # type: ignore[assignment]  # a commit id
+        queue = [(-start_commit.commit_time, next(order), start)]
         while queue:
             commit_id = heapq.heappop(queue)[2]
             current = paths[commit_id]
             mine = self._ident(commit_id, current)
             parents = self._parents(commit_id)
             follow = [(p, current) for _, p in parents if self._ident(p, current) == mine]
-            version = None
+            change = None
             if not follow:
                 kinds: list[tuple[str, str | None]] = []
                 for _, parent_id in parents:
@@ -675,15 +752,14 @@ class Repository:
                         kinds.append(("modified", None))
                         follow.append((parent_id, current))
                         continue
-                    moves = self.detected_moves(self.git[parent_id], self.git[commit_id])  # type: ignore[arg-type]  # commit ids
+                    parent_tree = self.git[parent_id].tree
+                    moves = _moves_in(parent_tree.diff_to_tree(self.git[commit_id].tree))
                     source = next((old for old, new in moves.items() if new == current), None)
                     kinds.append(("renamed", source) if source else ("added", None))
                     if source:
                         follow.append((parent_id, source))
-                change, old_path = kinds[0] if kinds else ("added", None)
-                commit: pygit2.Commit = self.git[commit_id]  # type: ignore[assignment]  # a commit id
-                version = Version(commit=commit, path=current, old_path=old_path, change=change)
-            yield commit_id, current, version
+                change = kinds[0] if kinds else ("added", None)
+            yield commit_id, current, change
             times = {parent_id: when for when, parent_id in parents}
             for parent_id, parent_path in follow:
                 if parent_id not in paths:
@@ -709,13 +785,13 @@ class Repository:
         known = self._idents.get(key)
         if known is None:
             tree = self.git[commit_id].tree
-            known = (self.entry_id(tree, path), self.entry_id(tree, layout.metadata_path(path)))
+            known = (_entry_id(tree, path), _entry_id(tree, layout.metadata_path(path)))
             if len(self._idents) > 300_000:
                 self._idents.clear()
             self._idents[key] = known
         return known
 
-    def detected_moves(self, previous: pygit2.Commit, head: pygit2.Commit) -> dict[str, str]:
+    def detected_moves(self, previous: Commit, head: Commit) -> dict[str, str]:
         """Old path -> new path for every file that moved between two commits.
 
         Identical content is paired first, preferring the candidate that keeps the most of the
@@ -723,18 +799,24 @@ class Repository:
         content, and a moved script must not be mistaken for its twin. Moves that also changed the
         content come from git's similarity detection.
         """
-        return _moves_in(previous.tree.diff_to_tree(head.tree))
+        return _moves_in(self._tree(previous.tree).diff_to_tree(self._tree(head.tree)))
 
-    def changes(self, old: pygit2.Commit | None, new: pygit2.Commit) -> list[Change]:
-        """The files that differ from `old` (None: the empty tree) to `new`, by path, with moves
-        paired as renames (`detected_moves`)."""
-        diff = old.tree.diff_to_tree(new.tree) if old else new.tree.diff_to_tree(swap=True)
+    def changes(self, commit: Commit) -> list[Change]:
+        """The files that differ from `commit`'s first parent (a root commit: from the empty
+        tree) to `commit`, by path, with moves paired as renames (`detected_moves`)."""
+        new = self._tree(commit.tree)
+        if commit.parent_ids:
+            first_parent = pygit2.Oid(hex=commit.parent_ids[0])
+            parent: pygit2.Commit = self.git[first_parent]  # type: ignore[assignment]  # a commit id
+            diff = parent.tree.diff_to_tree(new)
+        else:
+            diff = new.diff_to_tree(swap=True)
         # Plain values first: rename detection rewrites the diff's deltas in place.
         deltas = [
-            (d.status, d.old_file.path, d.new_file.path, d.old_file.id, d.new_file.id)
+            (d.status, d.old_file.path, d.new_file.path, str(d.old_file.id), str(d.new_file.id))
             for d in diff.deltas
         ]
-        moves = _moves_in(diff) if old else {}
+        moves = _moves_in(diff) if commit.parent_ids else {}
         moved_to = set(moves.values())
         added = {
             new_path: new_id
@@ -756,6 +838,28 @@ class Repository:
             else:
                 found.append(Change(kind, old_path, new_path, old_id, new_id))
         return sorted(found, key=lambda change: change.path)
+
+    def replay(self, head: Commit, since: Commit | None) -> Iterator[Step]:
+        """The commits `head` has and `since` has not (all of its history when None), oldest
+        first (parents before children), each with what it did to its first parent's tree. Root
+        commits, with no parent to compare with, are left out."""
+        walker = self.git.walk(pygit2.Oid(hex=head.id), SortMode.TOPOLOGICAL | SortMode.REVERSE)
+        if since is not None:
+            walker.hide(pygit2.Oid(hex=since.id))
+        for commit in walker:
+            if not commit.parents:
+                continue
+            base = commit.parents[0]
+            diff = base.tree.diff_to_tree(commit.tree)
+            # Plain values first, as in `changes`: rename detection rewrites the deltas.
+            added_or_deleted = [
+                (delta.old_file.path, False)
+                if delta.status == pygit2.GIT_DELTA_DELETED
+                else (delta.new_file.path, True)
+                for delta in diff.deltas
+                if delta.status in (pygit2.GIT_DELTA_DELETED, pygit2.GIT_DELTA_ADDED)
+            ]
+            yield Step(self._value(commit), _moves_in(diff), added_or_deleted)
 
     # -- tags -----------------------------------------------------------------------------------
     def ref_name_problem(self, ref: str) -> str | None:
@@ -811,22 +915,22 @@ class Repository:
         if ref is None:
             return None
         try:
-            commit = ref.peel(pygit2.Commit)
+            commit = self._value(ref.peel(pygit2.Commit))
         except (pygit2.InvalidSpecError, ValueError, KeyError):
             return None
         target = self.git.get(ref.target)
         if isinstance(target, pygit2.Tag) and target.tagger is not None:
             return TagInfo(
                 name=name,
-                target=ref.target,
+                target=str(ref.target),
                 commit=commit,
-                tagger_id=Author.user_id_of(target.tagger),
+                tagger_id=Author.user_id_of(target.tagger.email),
                 tagged_at=target.tagger.time,
                 message=target.message,
             )
         return TagInfo(
             name=name,
-            target=ref.target,
+            target=str(ref.target),
             commit=commit,
             tagger_id=None,
             tagged_at=None,
@@ -836,11 +940,11 @@ class Repository:
     def set_tag(
         self,
         name: str,
-        commit: pygit2.Commit,
+        commit: Commit,
         tagger: Author,
         message: str,
         *,
-        expected: pygit2.Oid | str | None,
+        expected: str | None,
     ) -> TagInfo:
         """Point `refs/tags/<name>` at a new annotated tag object for `commit`.
 
@@ -859,7 +963,7 @@ class Repository:
             current = self.git.references.get(ref_name)
             if current is not None and expected is None:
                 raise errors.TagAlreadyExists(f"Tag '{name}' already exists", tag=name)
-            if (current.target if current is not None else None) != expected:
+            if (str(current.target) if current is not None else None) != expected:
                 raise errors.ConcurrentUpdate(
                     f"Tag '{name}' changed meanwhile; try again", tag=name
                 )
@@ -872,11 +976,11 @@ class Repository:
         assert found is not None
         return found
 
-    def delete_tag(self, name: str, *, expected: pygit2.Oid | str) -> None:
+    def delete_tag(self, name: str, *, expected: str) -> None:
         ref_name = TAG_PREFIX + name
         with self.write_lock:
             current = self.git.references.get(ref_name)
-            if current is None or current.target != expected:
+            if current is None or str(current.target) != expected:
                 raise errors.ConcurrentUpdate(
                     f"Tag '{name}' changed meanwhile; try again", tag=name
                 )
@@ -889,6 +993,23 @@ def _kind_and_name(ref: str) -> tuple[str, str] | None:
         if ref.startswith(prefix):
             return kind, ref[len(prefix) :]
     return None
+
+
+def _object_at(tree: pygit2.Tree, path: str) -> pygit2.Object | None:
+    try:
+        return tree[path]
+    except KeyError:
+        return None
+
+
+def _entry_id(tree: pygit2.Tree, path: str) -> pygit2.Oid | None:
+    found = _object_at(tree, path)
+    return None if found is None else found.id
+
+
+def _is_folder(tree: pygit2.Tree, path: str) -> bool:
+    found = _object_at(tree, path)
+    return found is not None and found.type == pygit2.GIT_OBJECT_TREE
 
 
 def _moves_in(diff: pygit2.Diff) -> dict[str, str]:

@@ -1,7 +1,8 @@
 """Reading trees by id, entry by entry: what a checkout writes out, as plain values.
 
 A checkout (`gitscripts.executor.checkout`) walks one tree and the trees under it and writes their
-files; it needs each entry's name, object id and kind, and a file's bytes, nothing else.
+files; it needs each entry's name, object id and kind, and a file's bytes, nothing else. A
+`TreeEntry` is also what the facade answers for one path (`Repository.entry`).
 """
 
 from __future__ import annotations
@@ -32,6 +33,11 @@ class TreeEntry:
     def is_file(self) -> bool:
         """A file with bytes (plain or executable): never a symlink or a submodule."""
         return self.mode in modes.FILE_MODES
+
+    @property
+    def is_blob(self) -> bool:
+        """A file, or a symlink: what git stores as bytes (a folder and a submodule are not)."""
+        return self.mode in modes.BLOB_MODES
 
 
 class TreeReader:
