@@ -40,7 +40,7 @@ def listed(caller: Caller, **params: str) -> list[dict[str, Any]]:
     body = reply.json()
     assert set(body) == {"files"}, body
     for item in body["files"]:
-        assert set(item) == {"key", "size", "content_type", "uploaded_at"}, item
+        assert set(item) == {"key", "size", "content_type", "uploaded_at", "filename"}, item
         assert ISO_Z.match(item["uploaded_at"]), item
     return body["files"]  # type: ignore[no-any-return]
 

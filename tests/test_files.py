@@ -163,6 +163,7 @@ def test_upload_download_info_delete(live: Live) -> None:
         "size": len(content),
         "content_type": "text/csv",
         "uploaded_by": {"id": info["uploaded_by"]["id"], "login": alice.login},  # type: ignore[attr-defined]
+        "filename": "wells.csv",
     }
 
     reply = alice.delete(f"/api/v1/files/{key}")
@@ -548,6 +549,57 @@ def test_a_download_link_reads_one_file_without_a_token(live: Live) -> None:
     )
     _error(browser.delete(f"/api/v1/files/{key}", params={"link": link}), 401, "NOT_AUTHENTICATED")
     assert alice.get(f"/api/v1/files/{key}", params={"link": forged}).status_code == 200
+
+
+def test_an_upload_keeps_its_original_name_for_info_the_listing_and_the_download(
+    live: Live,
+) -> None:
+    """The key stays random; the name the file was uploaded as is recorded beside it, and a
+    download asked for with `name=original` is saved under it (RFC 6266 and 5987 when it is not
+    ASCII). Without the parameter the download is named by its key, as it always was."""
+    from urllib.parse import quote
+
+    alice, bob = live.user("alice"), live.user("bob")
+    original = "Bohrloch Ölfeld; Süd 7.csv"
+    key = _upload(alice, b"a,b\n", "C:\\Messungen\\" + original, prefix="named").json()["key"]
+    assert re.fullmatch(rf"named/{KEY_SHAPE}\.csv", key)  # the key format is unchanged
+    info = bob.get(f"/api/v1/files/{key}/info").json()
+    assert info["filename"] == original and info["key"] == key
+    [listed] = [item for item in alice.get("/api/v1/files").json()["files"] if item["key"] == key]
+    assert listed["filename"] == original
+
+    as_key = alice.get(f"/api/v1/files/{key}").headers["content-disposition"]
+    assert as_key.startswith(f'attachment; filename="{key.rsplit("/", 1)[1]}"')
+    wanted = (
+        'attachment; filename="Bohrloch ?lfeld; S?d 7.csv"; '
+        f"filename*=UTF-8''{quote(original, safe='')}"
+    )
+    named = alice.get(f"/api/v1/files/{key}", params={"name": "original"})
+    assert named.status_code == 200 and named.content == b"a,b\n"
+    assert named.headers["content-disposition"] == wanted
+    # The browser downloads through a link: it carries the choice.
+    url = alice.post(f"/api/v1/files/{key}/link", params={"name": "original"}).json()["url"]
+    assert httpx.get(url).headers["content-disposition"] == wanted
+    plain = alice.post(f"/api/v1/files/{key}/link").json()["url"]
+    assert original not in httpx.get(plain).headers["content-disposition"]
+    _error(alice.get(f"/api/v1/files/{key}", params={"name": "other"}), 400, "VALIDATION_ERROR")
+
+    # A file put at its key, or uploaded without a name, has none; it downloads as its key.
+    alice.put("/api/v1/files/named/exact.bin", content=b"x")
+    assert alice.get("/api/v1/files/named/exact.bin/info").json()["filename"] is None
+    got = alice.get("/api/v1/files/named/exact.bin", params={"name": "original"})
+    assert got.headers["content-disposition"].startswith('attachment; filename="exact.bin"')
+    # Control characters never reach the record or a header (sent raw: httpx would escape them).
+    raw = (
+        b'--B\r\nContent-Disposition: form-data; name="file"; filename="a\tb\x7fc.txt"\r\n'
+        b"\r\nx\r\n--B--\r\n"
+    )
+    odd = alice.post(
+        "/api/v1/files/upload",
+        content=raw,
+        headers={"Content-Type": "multipart/form-data; boundary=B"},
+    ).json()["key"]
+    assert alice.get(f"/api/v1/files/{odd}/info").json()["filename"] == "abc.txt"
 
 
 def test_a_download_link_expires(tmp_path: Path) -> None:

@@ -87,8 +87,22 @@ def content_type(key: str) -> str:
     return guessed or "application/octet-stream"
 
 
-def content_disposition(key: str) -> str:
-    """`attachment` with the key's last segment as the file name, also when it is not ASCII."""
-    name = key.rsplit("/", 1)[-1]
-    ascii_name = name.encode("ascii", "replace").decode("ascii").replace('"', "_")
+def original_name(filename: str | None) -> str | None:
+    """The name an uploaded file had on the uploader's machine, as recorded beside its key: its
+    last path segment (a browser may send `C:\\dir\\x.csv`), without control characters, at most
+    `MAX_SEGMENT_BYTES` long; None when nothing is left of it."""
+    if not filename:
+        return None
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(char for char in name if ord(char) >= 0x20 and ord(char) != 0x7F).strip()
+    name = name.encode("utf-8")[:MAX_SEGMENT_BYTES].decode("utf-8", "ignore")
+    return name if name not in ("", ".", "..") else None
+
+
+def content_disposition(key: str, filename: str | None = None) -> str:
+    """`attachment` named `filename`, else the key's last segment, also when the name is not
+    ASCII (RFC 6266: an ASCII `filename` for old clients, the UTF-8 `filename*` of RFC 5987)."""
+    name = filename or key.rsplit("/", 1)[-1]
+    ascii_name = name.encode("ascii", "replace").decode("ascii")
+    ascii_name = ascii_name.replace('"', "_").replace("\\", "_")
     return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(name, safe='')}"

@@ -6,7 +6,7 @@ Keys may hold any character, line breaks too, so the key routes use the `filekey
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
@@ -94,10 +94,20 @@ async def info(key: str, user: FilesUser, files: Files) -> FileInfo:
     return await files.info(key)
 
 
-async def download_link(key: str, request: Request, user: FilesUser, files: Files) -> DownloadLink:
+# `?name=original`: the download is saved under the name the file was uploaded as. Without it the
+# saved name stays the key's last segment, as the original service answered.
+_NAME = Annotated[
+    Literal["key", "original"],
+    Query(description="save as the key's last segment, or as the name it was uploaded as"),
+]
+
+
+async def download_link(
+    key: str, request: Request, user: FilesUser, files: Files, name: _NAME = "key"
+) -> DownloadLink:
     """`{"url", "expires_at"}`: an absolute URL that downloads the file without credentials, for
     DOWNLOAD_LINK_SECONDS (a browser follows it and streams the file to disk)."""
-    return await files.download_link(key, str(request.base_url))
+    return await files.download_link(key, str(request.base_url), name == "original")
 
 
 async def download(
@@ -109,12 +119,15 @@ async def download(
     link: Annotated[
         str | None, Query(description="from POST /{key}/link, instead of a token")
     ] = None,
+    name: _NAME = "key",
 ) -> StreamingResponse:
     """The file's bytes; a single `Range: bytes=a-b` gives 206 and that part."""
     found = await files.download(key, request.headers.get("range"))
     headers = {
         "Content-Length": str(found.length),
-        "Content-Disposition": keys.content_disposition(found.key),
+        "Content-Disposition": keys.content_disposition(
+            found.key, found.filename if name == "original" else None
+        ),
         "Accept-Ranges": "bytes",
         # The type comes from the key's name (`text/html` for `x.html`): a browser must not
         # second-guess it into something it would run.

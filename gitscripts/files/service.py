@@ -46,6 +46,7 @@ class FileInfo(TypedDict):
     size: int
     content_type: str
     uploaded_by: Uploader | None
+    filename: str | None
 
 
 class ListedFile(TypedDict):
@@ -53,6 +54,7 @@ class ListedFile(TypedDict):
     size: int
     content_type: str
     uploaded_at: str
+    filename: str | None
 
 
 class FileListing(TypedDict):
@@ -85,6 +87,7 @@ class Download:
     length: int
     partial: bool
     content_type: str
+    filename: str | None  # the name it was uploaded as, when known
     chunks: AsyncIterator[bytes]
 
 
@@ -98,6 +101,7 @@ class _Receiver:
         self.size = 0
         self.staged: StagedFile | None = None
         self.pending = bytearray()
+        self.filename: str | None = None  # the name it was uploaded as
 
     async def open(self, key: str) -> None:
         self.key = key
@@ -153,6 +157,7 @@ class FileService:
         async def receive() -> None:
             async for filename, block in uploads.file_field(incoming.content_type, body.chunks()):
                 if receiver.key is None:
+                    receiver.filename = keys.original_name(filename)
                     await receiver.open(keys.new_key(prefix, filename))
                 await receiver.write(block)
 
@@ -203,7 +208,10 @@ class FileService:
         # The owner is recorded before the file appears, so a file is never visible ownerless; a
         # replaced file keeps the owner it has (an admin replacing it does not take it over).
         claim, owner_id = self.index.files.claim(
-            key, user.id if user else None, lambda owner: access.may_change_file(user, owner)
+            key,
+            user.id if user else None,
+            lambda owner: access.may_change_file(user, owner),
+            receiver.filename,
         )
         if claim == "refused":  # another writer of the same new key claimed it first
             await run_in_threadpool(receiver.discard)
@@ -218,7 +226,7 @@ class FileService:
             await run_in_threadpool(receiver.discard)
             raise
         if claim == "kept":  # a replacement: a delete may have raced it (a new key had no file)
-            self.index.files.keep(key, owner_id)
+            self.index.files.keep(key, owner_id, receiver.filename)
         log.info("file_stored", key=key, size=receiver.size, user=user.login if user else None)
         return {"key": key, "size": receiver.size}
 
@@ -240,6 +248,7 @@ class FileService:
             "size": size,
             "content_type": keys.content_type(key),
             "uploaded_by": self.index.users.person(record.owner_id if record else None),
+            "filename": record.filename if record else None,
         }
 
     async def list_files(
@@ -273,6 +282,7 @@ class FileService:
                 "size": present[record.key],
                 "content_type": keys.content_type(record.key),
                 "uploaded_at": record.created_at,
+                "filename": record.filename,
             }
             for record in records
             if record.key in present
@@ -280,17 +290,21 @@ class FileService:
         listed.sort(key=lambda item: (item["uploaded_at"], item["key"]), reverse=True)
         return {"files": listed}
 
-    async def download_link(self, key: str, request_base_url: str) -> DownloadLink:
+    async def download_link(
+        self, key: str, request_base_url: str, original_name: bool = False
+    ) -> DownloadLink:
         """An absolute URL that downloads `key` without credentials for a short while: at
         PUBLIC_URL when it is set, else at the address the request came to (the link is for
-        whoever asked, wherever they reach the service from)."""
+        whoever asked, wherever they reach the service from). With `original_name`, the file
+        it saves is named as it was uploaded."""
         key = keys.check_key(key)
         await _in_store(self.store.size, key)  # an unknown key is 404 now, not when followed
         link, expires = self.links.issue(key)
         path = "/".join(quote(part, safe="") for part in key.split("/"))
         base = (self.settings.public_url or request_base_url).rstrip("/")
+        query = {"link": link, **({"name": "original"} if original_name else {})}
         return {
-            "url": f"{base}/api/v1/files/{path}?{urlencode({'link': link})}",
+            "url": f"{base}/api/v1/files/{path}?{urlencode(query)}",
             "expires_at": iso_seconds(expires),
         }
 
@@ -303,6 +317,7 @@ class FileService:
         wanted = byte_range(range_header, size)
         start, length = wanted if wanted is not None else (0, size)
         handle = await _in_store(self.store.open_at, key, start)
+        record = self.index.files.at(key)
         return Download(
             key=key,
             size=size,
@@ -310,6 +325,7 @@ class FileService:
             length=length,
             partial=wanted is not None,
             content_type=keys.content_type(key),
+            filename=record.filename if record else None,
             chunks=self._chunks(handle, length),
         )
 

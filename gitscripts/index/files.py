@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from gitscripts.index.table import Doc, Table
 from gitscripts.timestamps import utc_now
@@ -18,6 +18,7 @@ class FileRecord:
     key: str
     owner_id: int | None
     created_at: str
+    filename: str | None = None  # the name it was uploaded as; None for one put at its key
 
 
 class FileRecords(Table[FileRecord]):
@@ -27,7 +28,11 @@ class FileRecords(Table[FileRecord]):
 
     def _record(self, doc_id: int, doc: Doc) -> FileRecord:
         return FileRecord(
-            id=doc_id, key=doc["key"], owner_id=doc.get("owner_id"), created_at=doc["created_at"]
+            id=doc_id,
+            key=doc["key"],
+            owner_id=doc.get("owner_id"),
+            created_at=doc["created_at"],
+            filename=doc.get("filename"),
         )
 
     def _clear(self) -> None:
@@ -52,35 +57,44 @@ class FileRecords(Table[FileRecord]):
         self._records()
         return list(self._by_owner.get(owner_id, {}).values())
 
-    def add(self, key: str, owner_id: int | None) -> None:
-        """Record who stored `key` (replacing an earlier record of the same key)."""
+    def add(self, key: str, owner_id: int | None, filename: str | None = None) -> None:
+        """Record who stored `key`, and the name it was uploaded as (replacing an earlier record
+        of the same key)."""
+        doc: dict[str, Any] = {"key": key, "owner_id": owner_id, "created_at": utc_now()}
+        if filename is not None:
+            doc["filename"] = filename
         with self._storage.transaction():
             self.remove(key)
-            self._insert([{"key": key, "owner_id": owner_id, "created_at": utc_now()}])
+            self._insert([doc])
 
     def claim(
-        self, key: str, claimant_id: int | None, may_change: Callable[[int | None], bool]
+        self,
+        key: str,
+        claimant_id: int | None,
+        may_change: Callable[[int | None], bool],
+        filename: str | None = None,
     ) -> tuple[Claim, int | None]:
         """Before new content appears at `key`, checked and written in one transaction (so two
         writers of one new key cannot both become its owner), with the owner it then has:
         "refused" when `may_change(owner)` says no; "new" when the claimant now owns it (there
-        was no record, or one without an owner); "kept" when it stays its owner's."""
+        was no record, or one without an owner); "kept" when it stays its owner's. A new record
+        holds `filename`; a kept one keeps the name it has."""
         with self._storage.transaction():
             record = self.at(key)
             owner_id = record.owner_id if record else None
             if not may_change(owner_id):
                 return "refused", owner_id
             if owner_id is None:
-                self.add(key, claimant_id)
+                self.add(key, claimant_id, filename)
                 return "new", claimant_id
             return "kept", owner_id
 
-    def keep(self, key: str, owner_id: int | None) -> None:
+    def keep(self, key: str, owner_id: int | None, filename: str | None = None) -> None:
         """Content was just stored at `key`: if a delete racing it dropped the record, the record
         comes back, so the file is never left without its owner."""
         with self._storage.transaction():
             if self.at(key) is None:
-                self.add(key, owner_id)
+                self.add(key, owner_id, filename)
 
     def remove(self, key: str) -> None:
         with self._storage.transaction():

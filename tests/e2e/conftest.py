@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Locator, Page
 
 from tests.conftest import PASSWORD, Caller, LiveServer, live_server, register
 
@@ -110,3 +110,20 @@ def signed_in_page(page: Page, new_user: User, base_url: str) -> Page:
     )
     page.goto("/")
     return page
+
+
+def drop_files(target: Locator, files: dict[str, str]) -> None:
+    """Drop files (name: text) on `target` as a desktop's file manager would: dragenter,
+    dragover and drop, with the files in the events' DataTransfer."""
+    target.evaluate(
+        """(element, files) => {
+            const transfer = new DataTransfer();
+            for (const [name, text] of Object.entries(files))
+                transfer.items.add(new File([text], name));
+            for (const kind of ["dragenter", "dragover", "drop"])
+                element.dispatchEvent(new DragEvent(kind, {
+                    bubbles: true, cancelable: true, dataTransfer: transfer,
+                }));
+        }""",
+        files,
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import User
+from tests.e2e.conftest import User, drop_files
 
 
 def test_files_upload_with_progress_info_download_and_delete(
@@ -40,12 +40,14 @@ def test_files_upload_with_progress_info_download_and_delete(
 
     row = page.locator(f'tr[data-key="{key}"]')
     expect(row).to_contain_text("6.0 MiB")
+    expect(row.locator("td.file-name")).to_have_text("pressure.bin")  # the name it had
     listed = new_user.api.get("/api/v1/files").json()["files"]
     assert [f["key"] for f in listed] == [key] and listed[0]["size"] == len(data)
 
     row.get_by_role("button", name="Info").click()
     info = page.get_by_role("dialog", name="File info")
     expect(info).to_contain_text(f"{len(data)} bytes")
+    expect(info).to_contain_text("pressure.bin")
     expect(info).to_contain_text(new_user.login)
     info.get_by_role("button", name="Close").click()
 
@@ -53,13 +55,54 @@ def test_files_upload_with_progress_info_download_and_delete(
         row.get_by_role("button", name="Download").click()
     saved = downloading.value.path()
     assert Path(saved).read_bytes() == data
-    assert downloading.value.suggested_filename == key.rsplit("/", 1)[1]
+    # Saved under the name it was uploaded as, not the random one of its key.
+    assert downloading.value.suggested_filename == "pressure.bin"
 
     row.get_by_role("button", name="Delete").click()
     page.get_by_role("dialog").get_by_role("button", name="Delete file").click()
     expect(page.get_by_role("status").filter(has_text=f"File '{key}' deleted")).to_be_visible()
     expect(row).to_have_count(0)
     assert new_user.api.get(f"/api/v1/files/{key}/info").status_code == 404
+
+
+def test_files_dropped_anywhere_on_the_files_page_are_uploaded_under_their_names(
+    signed_in_page: Page, new_user: User
+) -> None:
+    page = signed_in_page
+    page.get_by_role("link", name="Files").click()
+    expect(page.get_by_text("You have not uploaded any files yet.")).to_be_visible()
+    page.get_by_label("Key prefix (optional)").fill("dropped")
+    # Not on the form: on the page's heading, away from any field.
+    names = {"Messung Süd 7.csv": "depth,rate\n1,2\n", "notes.txt": "hello"}
+    drop_files(page.get_by_role("heading", name="Files", exact=True), names)
+    for name in names:
+        expect(page.locator("td.file-name", has_text=name)).to_be_visible()
+    listed = new_user.api.get("/api/v1/files").json()["files"]
+    assert sorted(item["filename"] for item in listed) == sorted(names)
+    assert all(item["key"].startswith("dropped/") for item in listed)
+
+    row = page.locator("tr", has=page.locator("td.file-name", has_text="Messung Süd 7.csv"))
+    with page.expect_download() as downloading:
+        row.get_by_role("button", name="Download").click()
+    assert downloading.value.suggested_filename == "Messung Süd 7.csv"
+    assert Path(downloading.value.path()).read_text() == names["Messung Süd 7.csv"]
+    # Dropped anywhere else, a file is refused (its default, the browser leaving the app to show
+    # the file, is prevented) and nothing is uploaded.
+    page.get_by_role("link", name="Scripts", exact=True).click()
+    heading = page.get_by_role("heading", name="Scripts", exact=True)
+    expect(heading).to_be_visible()
+    prevented = heading.evaluate(
+        """(element) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File(["x"], "stray.csv"));
+            const drop = new DragEvent("drop", {
+                bubbles: true, cancelable: true, dataTransfer: transfer,
+            });
+            return !element.dispatchEvent(drop);
+        }"""
+    )
+    assert prevented
+    assert len(new_user.api.get("/api/v1/files").json()["files"]) == 2
 
 
 def test_an_upload_over_the_limit_is_refused_in_words(

@@ -8,7 +8,7 @@ from typing import Any
 from playwright.sync_api import Locator, Page, expect
 
 from tests.conftest import HELLO
-from tests.e2e.conftest import User
+from tests.e2e.conftest import User, drop_files
 
 REPLACEMENT = b"def main(data):\n    return {'replaced': True}\n"
 
@@ -203,3 +203,71 @@ def test_actions_are_hidden_where_the_user_may_not_take_them(
     expect(page.get_by_role("button", name="Edit source")).to_have_count(0)
     expect(page.get_by_role("button", name="Delete")).to_have_count(0)
     expect(page.get_by_role("button", name="Rename")).to_have_count(0)
+
+
+def test_a_py_file_dropped_on_a_folder_becomes_a_script_in_it(
+    signed_in_page: Page, new_user: User
+) -> None:
+    page = signed_in_page
+    folder = new_user.api.folder(f"{new_user.login}-drop")
+    page.reload()
+    source = "def main(data):\n    return {'dropped': True}\n"
+    drop_files(folder_row(page, folder["path"]), {"well_rates.py": source})
+    expect(page.get_by_role("status").filter(has_text="Uploaded")).to_be_visible()
+    made = find_script(new_user.api.tree(), f"{folder['path']}/well_rates.py")
+    assert made is not None and made["display_name"] == "Well rates"
+    # Shown where it went: the folder is open and the new script is in it.
+    expect(script_row(page, made["id"])).to_be_visible()
+    content = new_user.api.get(f"/api/v1/scripts-manager/scripts/{made['id']}/content").json()
+    assert content["content"] == source
+
+    # Anything but a .py file is refused in words, and nothing is sent.
+    drop_files(folder_row(page, folder["path"]), {"table.csv": "a,b\n"})
+    expect(page.get_by_role("alert").filter(has_text="not a Python file")).to_be_visible()
+    assert find_script(new_user.api.tree(), f"{folder['path']}/table.csv") is None
+
+
+def test_someone_elses_script_is_read_only_before_anything_is_sent(
+    signed_in_page: Page, new_user: User, e2e_client: Any, tmp_path: Any
+) -> None:
+    from tests.conftest import register
+
+    owner = f"{new_user.login}-o"
+    other = register(e2e_client, owner, "another password")  # type: ignore[arg-type]
+    folder = other.folder(f"{new_user.login}-shared")
+    theirs = other.upload("model.py", folder_id=folder["id"])
+    page = signed_in_page
+    page.reload()
+    page.get_by_role("button", name=f"Expand folder {folder['name']}").click()
+    expect(script_row(page, theirs["id"]).locator(".read-only")).to_have_text(
+        f"Read-only · {owner}"
+    )
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda request: sent.append(request.url) if request.method == "POST" else None,
+    )
+
+    # Dropped on the folder: said at once, with the owner's name; no "Replace?" question.
+    drop_files(folder_row(page, folder["path"]), {"model.py": "def main(data):\n    return {}\n"})
+    alert = page.get_by_role("alert").filter(has_text="read-only for you")
+    expect(alert).to_contain_text(f"{folder['path']}/model.py is {owner}'s script")
+    expect(page.get_by_role("dialog", name="Replace the existing script?")).to_have_count(0)
+    page.locator(".notice.error").get_by_role("button", name="Dismiss").click()
+
+    # Chosen in the upload dialog: the same, in the dialog.
+    replacement = tmp_path / "model.py"
+    replacement.write_bytes(REPLACEMENT)
+    page.get_by_role("button", name="Upload script").click()
+    dialog = page.get_by_role("dialog", name="Upload a script")
+    dialog.get_by_label("Python file").set_input_files(str(replacement))
+    dialog.get_by_label("Folder").select_option(label=folder["path"])
+    dialog.get_by_role("button", name="Upload").click()
+    expect(dialog.get_by_role("alert")).to_contain_text(f"only {owner} or an admin may replace it")
+    expect(page.get_by_role("dialog", name="Replace the existing script?")).to_have_count(0)
+    assert sent == []  # nothing was attempted
+    content = other.get(f"/api/v1/scripts-manager/scripts/{theirs['id']}/content").json()
+    assert content["content"] == HELLO.decode()
+
+    page.goto(f"/#/scripts/{theirs['id']}")
+    expect(page.locator(".screen-head .read-only")).to_have_text(f"Read-only · {owner}")

@@ -3,7 +3,7 @@
 
 import { InputError, api } from "./api.js";
 import { confirmDialog, formDialog } from "./dialogs.js";
-import { notify } from "./dom.js";
+import { h, notify } from "./dom.js";
 
 const NEW_SCRIPT_TEMPLATE = `def main(data: dict) -> dict:
     """Called with the JSON object the simulator sends; returns a JSON object."""
@@ -47,6 +47,38 @@ function folderIdOf(value) {
   return value === "" || value === null || value === undefined ? null : Number(value);
 }
 
+// -- who may change what -----------------------------------------------------------------------
+// The API says what the user may do (`can_edit`); the owner is `created_by`. A script without one
+// is an admin's.
+function ownerOf(item) {
+  return item.created_by ? item.created_by.login : "an admin";
+}
+
+/** Beside what the user may look at but not change: "Read-only · <owner>", and why. */
+export function readOnlyBadge(item, what = "script") {
+  const owner = ownerOf(item);
+  return h(
+    "span",
+    { class: "badge read-only", title: `Only ${owner} or an admin may change this ${what}.` },
+    `Read-only · ${owner}`,
+  );
+}
+
+/**
+ * Why `filename` may not be written into the folder, known before anything is sent: a script of
+ * that name is there and it is someone else's (the service would ask to replace it, then refuse).
+ */
+function replaceRefusal(scripts, folderId, filename) {
+  const existing = scripts.find(
+    (script) => (script.folder_id ?? null) === folderId && script.filename === filename,
+  );
+  if (!existing || existing.can_edit) return null;
+  const owner = ownerOf(existing);
+  return new InputError(
+    `${existing.logical_path} is ${owner}'s script and read-only for you: only ${owner} or an admin may replace it. Choose another file name or folder.`,
+  );
+}
+
 // -- creating and replacing scripts ------------------------------------------------------------
 /**
  * The seed API answers 409 SCRIPT_EXISTS_REPLACE_REQUIRED when a script of that name is already
@@ -75,7 +107,18 @@ function suggestedDisplayName(filename) {
   return stem ? stem.charAt(0).toUpperCase() + stem.slice(1) : "";
 }
 
-export function uploadScript(folders, folderId = null) {
+function sendScriptFile(file, { displayName, description = "", folderId = null, replace }) {
+  const form = new FormData();
+  form.append("file", file);
+  form.append("display_name", displayName);
+  if (description.trim()) form.append("description", description);
+  if (folderId !== null) form.append("folder_id", folderId);
+  form.append("replace", replace ? "true" : "false");
+  return api("scripts-manager/scripts", { method: "POST", body: form });
+}
+
+/** `scripts`: every script of the tree, to say before sending when a name is someone else's. */
+export function uploadScript(folders, folderId = null, scripts = []) {
   return formDialog({
     title: "Upload a script",
     intro:
@@ -110,13 +153,15 @@ export function uploadScript(folders, folderId = null) {
       }
     },
     onSubmit: async (values) => {
-      const form = new FormData();
-      form.append("file", values.file);
-      form.append("display_name", values.display_name);
-      if (values.description.trim()) form.append("description", values.description);
-      if (values.folder_id !== "") form.append("folder_id", values.folder_id);
-      form.append("replace", values.replace ? "true" : "false");
-      const script = await api("scripts-manager/scripts", { method: "POST", body: form });
+      const folder = folderIdOf(values.folder_id);
+      const refusal = values.file && replaceRefusal(scripts, folder, values.file.name);
+      if (refusal) throw refusal;
+      const script = await sendScriptFile(values.file, {
+        displayName: values.display_name,
+        description: values.description,
+        folderId: folder,
+        replace: values.replace,
+      });
       notify(`${values.replace ? "Replaced" : "Uploaded"} ${script.logical_path}.`, "success");
       return script;
     },
@@ -124,7 +169,37 @@ export function uploadScript(folders, folderId = null) {
   });
 }
 
-export function createScriptFromText(folders, folderId = null) {
+/**
+ * A .py file dropped on a folder (null: the top level) becomes a script there, named after the
+ * file; a script of that name is replaced only when the user may and says so. Resolves to the
+ * script, or null when the user declined.
+ */
+export async function uploadDroppedScript(file, folder, scripts) {
+  if (!/\.py$/i.test(file.name))
+    throw new InputError(
+      `${file.name} is not a Python file: only .py files become scripts. Other files go to the file store, on the Files page.`,
+    );
+  const folderId = folder ? folder.id : null;
+  const refusal = replaceRefusal(scripts, folderId, file.name);
+  if (refusal) throw refusal;
+  const options = { displayName: suggestedDisplayName(file.name) || file.name, folderId };
+  let script = null;
+  let replaced = false;
+  try {
+    script = await sendScriptFile(file, { ...options, replace: false });
+  } catch (error) {
+    const handled = await confirmReplace(error, async () => {
+      script = await sendScriptFile(file, { ...options, replace: true });
+      replaced = true;
+    });
+    if (handled === false) throw error;
+    if (handled !== true) return null; // declined: nothing changed
+  }
+  notify(`${replaced ? "Replaced" : "Uploaded"} ${script.logical_path}.`, "success");
+  return script;
+}
+
+export function createScriptFromText(folders, folderId = null, scripts = []) {
   return formDialog({
     title: "New script",
     fields: [
@@ -163,11 +238,14 @@ export function createScriptFromText(folders, folderId = null) {
       if (event.target === controls.display_name) controls.display_name.dataset.touched = "1";
     },
     onSubmit: async (values) => {
-      const filename = values.filename.trim();
+      const typed = values.filename.trim();
+      const filename = typed.toLowerCase().endsWith(".py") ? typed : `${typed}.py`;
+      const refusal = replaceRefusal(scripts, folderIdOf(values.folder_id), filename);
+      if (refusal) throw refusal;
       const script = await api("scripts-manager/scripts-from-text", {
         method: "POST",
         json: {
-          filename: filename.toLowerCase().endsWith(".py") ? filename : `${filename}.py`,
+          filename,
           display_name: values.display_name,
           description: values.description.trim() || null,
           folder_id: folderIdOf(values.folder_id),

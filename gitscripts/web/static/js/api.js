@@ -164,9 +164,7 @@ export function describeError(error) {
     const fieldErrors =
       error.details && Array.isArray(error.details.errors) ? error.details.errors : [];
     if (error.code === "VALIDATION_ERROR" && fieldErrors.length) {
-      return fieldErrors
-        .map((item) => (item.field ? `${humanField(item.field)}: ${item.message}` : item.message))
-        .join(". ");
+      return fieldErrors.map(describeFieldError).join(" ");
     }
     return error.message;
   }
@@ -180,6 +178,36 @@ export function describeError(error) {
 function humanField(field) {
   const last = String(field).split(".").pop();
   return last.replaceAll("_", " ").replace(/^./, (c) => c.toUpperCase());
+}
+
+/** "The password must have at least 8 characters.": a length rule, said of a named value. */
+export function lengthProblem(name, { min, max }) {
+  const characters = (n) => `${n} character${Number(n) === 1 ? "" : "s"}`;
+  const the = `The ${name.toLowerCase()}`;
+  if (min !== undefined && max !== undefined)
+    return `${the} must have ${min} to ${characters(max)}.`;
+  return min !== undefined
+    ? `${the} must have at least ${characters(min)}.`
+    : `${the} must have at most ${characters(max)}.`;
+}
+
+// The validator's own words for a request it could not read (as the service passes them on),
+// each as a sentence about the value it names.
+const VALIDATOR_WORDS = [
+  [/^String should have at least (\d+) characters?$/, (name, n) => lengthProblem(name, { min: n })],
+  [/^String should have at most (\d+) characters?$/, (name, n) => lengthProblem(name, { max: n })],
+  [/^Field required$/, (name) => `The ${name.toLowerCase()} is required.`],
+];
+
+/** One problem of a VALIDATION_ERROR's `details.errors` (`{field, message}`) as a sentence. */
+export function describeFieldError(item) {
+  if (!item.field) return item.message;
+  const name = humanField(item.field);
+  for (const [pattern, words] of VALIDATOR_WORDS) {
+    const found = pattern.exec(item.message);
+    if (found) return words(name, found[1]);
+  }
+  return `${name}: ${item.message}`;
 }
 
 /** A script path or file key in a URL: each segment escaped, the slashes kept. */

@@ -1,7 +1,15 @@
 // The shell: who is signed in, the top bar, and which screen the hash shows.
 
 import { api, describeError, onSessionExpired, session } from "./api.js";
-import { clear, clearErrorNotices, errorPanel, h, loading, notify } from "./dom.js";
+import {
+  clear,
+  clearErrorNotices,
+  errorPanel,
+  h,
+  ignoreStrayFileDrops,
+  loading,
+  notify,
+} from "./dom.js";
 import { installGoTo } from "./goto.js";
 import { closeMenu } from "./menu.js";
 import { currentLocation, match, navigate } from "./router.js";
@@ -72,6 +80,25 @@ function highlightNav(section) {
   }
 }
 
+// What the user can do about a screen that could not be shown: try again in place when the
+// service was unreachable or failed (no reload needed), and from any other screen than the
+// scripts, go there. Never a link to the screen already open: following it would do nothing.
+function recoveries(error, path) {
+  const passing = error.status === 0 || error.status === 429 || error.status >= 500;
+  const again = () => render().then(focusScreen);
+  const retry = h("button", { type: "button", class: "primary", onclick: again }, "Retry");
+  return [
+    (passing || path === "/") && retry,
+    path !== "/" && h("a", { href: "#/" }, "Back to the scripts"),
+  ];
+}
+
+// Focus on the new screen for keyboard and screen-reader users, unless a view already placed it
+// somewhere on purpose.
+function focusScreen() {
+  if (document.activeElement === document.body) view.focus({ preventScroll: true });
+}
+
 async function render() {
   const thisRender = ++renderCount;
   const location = currentLocation();
@@ -102,13 +129,7 @@ async function render() {
       await app.refreshUser();
     } catch (error) {
       if (thisRender === renderCount && error.status !== 401) {
-        clear(
-          view,
-          errorPanel(
-            describeError(error),
-            h("button", { type: "button", onclick: render }, "Try again"),
-          ),
-        );
+        clear(view, errorPanel(describeError(error), recoveries(error, "/")));
       }
       return; // a 401 has already sent the user to the login screen
     }
@@ -124,7 +145,7 @@ async function render() {
     screenCleanup = (await route.render(screen, { params, query: location.query, app })) || null;
   } catch (error) {
     if (thisRender !== renderCount || error.status === 401) return;
-    clear(screen, errorPanel(describeError(error), h("a", { href: "#/" }, "Back to the scripts")));
+    clear(screen, errorPanel(describeError(error), recoveries(error, location.path)));
   }
   if (thisRender !== renderCount) {
     if (screenCleanup) screenCleanup();
@@ -148,17 +169,14 @@ onSessionExpired(() => {
 
 document.querySelector("[data-action=logout]").addEventListener("click", () => app.signOut());
 installGoTo(() => Boolean(app.user));
+ignoreStrayFileDrops();
 
 window.addEventListener("hashchange", () => {
   clearErrorNotices();
   // Dialogs and menus belong to the screen they were opened on (a session ending mid-dialog).
   for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
   closeMenu();
-  render().then(() => {
-    // Move focus to the new screen for keyboard and screen-reader users, unless a view already
-    // placed it somewhere on purpose.
-    if (document.activeElement === document.body) view.focus({ preventScroll: true });
-  });
+  render().then(focusScreen);
 });
 
 render();

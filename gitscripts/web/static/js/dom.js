@@ -147,3 +147,64 @@ export function loading(text = "Loading…") {
 export function errorPanel(message, ...actions) {
   return h("div", { class: "panel error-panel", role: "alert" }, h("p", {}, message), actions);
 }
+
+// -- files dragged in from the desktop ---------------------------------------------------------
+function carriesFiles(event) {
+  return Boolean(event.dataTransfer) && [...event.dataTransfer.types].includes("Files");
+}
+
+/**
+ * Makes `target` (an element, or `window` for a whole screen) take files dropped on it: `marked`
+ * gets the class `drop-target` while files are dragged over it, and `onFiles(files)` is called
+ * with what is dropped. Drags of anything else (text, links) pass by. Returns a function that
+ * removes the listeners.
+ */
+export function acceptFileDrops(target, onFiles, marked = target) {
+  // dragenter and dragleave fire for every child crossed: the mark stays while any is entered.
+  let entered = 0;
+  const unmark = () => {
+    entered = 0;
+    marked.classList.remove("drop-target");
+  };
+  const listeners = {
+    dragenter: (event) => {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      entered += 1;
+      marked.classList.add("drop-target");
+    },
+    dragover: (event) => {
+      if (!carriesFiles(event)) return;
+      event.preventDefault(); // without it the browser refuses the drop
+      event.dataTransfer.dropEffect = "copy";
+    },
+    dragleave: (event) => {
+      if (!carriesFiles(event)) return;
+      entered = Math.max(0, entered - 1);
+      if (!entered) unmark();
+    },
+    drop: (event) => {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      event.stopPropagation(); // taken here: not by a drop zone around this one
+      unmark();
+      const files = [...event.dataTransfer.files];
+      if (files.length) onFiles(files);
+    },
+  };
+  for (const [name, listener] of Object.entries(listeners)) target.addEventListener(name, listener);
+  return () => {
+    for (const [name, listener] of Object.entries(listeners))
+      target.removeEventListener(name, listener);
+    unmark();
+  };
+}
+
+/** A file dropped where nothing takes it is ignored, instead of the browser leaving the app to
+ * show it. */
+export function ignoreStrayFileDrops() {
+  for (const name of ["dragover", "drop"])
+    window.addEventListener(name, (event) => {
+      if (carriesFiles(event)) event.preventDefault();
+    });
+}

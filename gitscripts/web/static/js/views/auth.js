@@ -1,6 +1,6 @@
 // Sign in and create an account.
 
-import { InputError, api, describeError, session } from "../api.js";
+import { InputError, api, describeError, lengthProblem, session } from "../api.js";
 import { clear, h } from "../dom.js";
 
 // Only a screen of this app may be the target after signing in, never another site.
@@ -52,10 +52,19 @@ function authForm({ title, intro, fields, submitLabel, onSubmit, footer }) {
       Object.entries(inputs).map(([name, input]) => [name, input.value]),
     );
     const missing = fields.find((field) => !values[field.name]);
-    if (missing) {
-      error.textContent = `${missing.label} is required.`;
+    // Said before anything is sent, as the hint under the field says it.
+    const badLength = fields.find((field) => {
+      const length = values[field.name].length;
+      return length < (field.minlength || 0) || length > (field.maxlength || Infinity);
+    });
+    const problem = missing
+      ? `${missing.label} is required.`
+      : badLength &&
+        lengthProblem(badLength.label, { min: badLength.minlength, max: badLength.maxlength });
+    if (problem) {
+      error.textContent = problem;
       error.hidden = false;
-      inputs[missing.name].focus();
+      inputs[(missing || badLength).name].focus();
       return;
     }
     submit.disabled = true;

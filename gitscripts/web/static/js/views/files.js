@@ -1,18 +1,25 @@
-// Files in the file store: upload with progress, the user's files, info, download and delete.
+// Files in the file store: upload with progress (chosen, or dropped anywhere on the screen), the
+// user's files under the names they were uploaded as, info, download and delete.
 
 import { api, describeError, encodePath, guard, uploadWithProgress } from "../api.js";
 import { confirmDialog, infoDialog } from "../dialogs.js";
-import { clear, copyButton, formatBytes, h, notify, timeElement } from "../dom.js";
+import { acceptFileDrops, clear, copyButton, formatBytes, h, notify, timeElement } from "../dom.js";
 
 function fileUrl(key) {
   return `/api/v1/files/${encodePath(key)}`;
 }
 
+/** The name a file is shown and saved under: the one it was uploaded as, else its key's last part. */
+function nameOf(file) {
+  return file.filename || file.key.split("/").pop();
+}
+
 // The browser follows a short-lived link made for this file: it streams the file to disk with
-// its own progress, however large, instead of the page holding it all in memory first.
+// its own progress, however large, instead of the page holding it all in memory first. The link
+// asks for the original name, so the file is saved as it was uploaded.
 async function download(file) {
-  const { url } = await api(`${fileUrl(file.key)}/link`, { method: "POST" });
-  const link = h("a", { href: url, download: file.key.split("/").pop() });
+  const { url } = await api(`${fileUrl(file.key)}/link?name=original`, { method: "POST" });
+  const link = h("a", { href: url, download: nameOf(file) });
   document.body.append(link);
   link.click();
   link.remove();
@@ -42,6 +49,7 @@ export async function renderFiles(view) {
             h(
               "tr",
               {},
+              h("th", {}, "Name"),
               h("th", {}, "Key"),
               h("th", { class: "number" }, "Size"),
               h("th", {}, "Type"),
@@ -83,6 +91,11 @@ export async function renderFiles(view) {
     { class: "panel upload-form", novalidate: true },
     h("h2", {}, "Upload a file"),
     h(
+      "p",
+      { class: "hint" },
+      "Or drop files anywhere on this page: they are uploaded with this prefix.",
+    ),
+    h(
       "div",
       { class: "field-row" },
       h("div", { class: "field" }, h("label", { for: "upload-file" }, "File"), fileInput),
@@ -96,14 +109,8 @@ export async function renderFiles(view) {
     h("div", { class: "actions start" }, submit, cancel, progress, progressText),
     outcome,
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    const file = fileInput.files[0];
-    if (!file) {
-      clear(outcome, h("p", { class: "form-error", role: "alert" }, "Choose a file to upload."));
-      fileInput.focus();
-      return;
-    }
+  // One upload at a time, from the form or from a drop; several dropped files go one after another.
+  const send = async (file) => {
     const body = new FormData();
     body.append("file", file);
     const query = prefix.value.trim() ? `?prefix=${encodeURIComponent(prefix.value.trim())}` : "";
@@ -123,17 +130,22 @@ export async function renderFiles(view) {
         h(
           "p",
           { class: "success-text", role: "status" },
-          "Stored as ",
+          `${file.name} stored as `,
           h("code", { "data-testid": "uploaded-key" }, stored.key),
           ` (${formatBytes(stored.size)}) `,
           copyButton(stored.key, "Copy key"),
         ),
       );
-      form.reset();
+      fileInput.value = "";
       await refresh();
+      return true;
     } catch (error) {
       if (error.status !== 401)
-        clear(outcome, h("p", { class: "form-error", role: "alert" }, describeError(error)));
+        clear(
+          outcome,
+          h("p", { class: "form-error", role: "alert" }, `${file.name}: ${describeError(error)}`),
+        );
+      return false;
     } finally {
       upload = null;
       submit.disabled = false;
@@ -141,27 +153,50 @@ export async function renderFiles(view) {
       progress.hidden = true;
       progressText.textContent = "";
     }
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const file = fileInput.files[0];
+    if (!file) {
+      clear(outcome, h("p", { class: "form-error", role: "alert" }, "Choose a file to upload."));
+      fileInput.focus();
+      return;
+    }
+    if (!upload) send(file);
   });
   cancel.addEventListener("click", () => upload && upload.cancel());
 
-  clear(
-    view,
+  const screen = h(
+    "section",
+    { class: "screen files-screen" },
+    h("div", { class: "screen-head" }, h("h1", {}, "Files")),
     h(
-      "section",
-      { class: "screen" },
-      h("div", { class: "screen-head" }, h("h1", {}, "Files")),
-      h(
-        "p",
-        { class: "hint" },
-        "Files that scripts read or write by key. Pass a key in a script's input; scripts use gitscripts.runtime.files to open it.",
-      ),
-      form,
-      h("h2", {}, "Your files"),
-      listing,
+      "p",
+      { class: "hint" },
+      "Files that scripts read or write by key. Pass a key in a script's input; scripts use gitscripts.runtime.files to open it.",
     ),
+    form,
+    h("h2", {}, "Your files"),
+    listing,
   );
+  clear(view, screen);
   await refresh();
-  return () => upload && upload.cancel();
+  // Files dropped anywhere on the screen are uploaded with the prefix typed in the form.
+  const stopDrops = acceptFileDrops(
+    window,
+    async (files) => {
+      if (upload) {
+        notify("Wait for the upload in progress to finish, then drop the files again.", "error");
+        return;
+      }
+      for (const file of files) if (!(await send(file))) return;
+    },
+    screen,
+  );
+  return () => {
+    stopDrops();
+    if (upload) upload.cancel();
+  };
 }
 
 function fileRow(file, refresh) {
@@ -169,6 +204,7 @@ function fileRow(file, refresh) {
   return h(
     "tr",
     { "data-key": file.key },
+    h("td", { class: "file-name" }, nameOf(file)),
     h("td", {}, h("code", {}, file.key), " ", copyButton(file.key, "Copy key")),
     h("td", { class: "number" }, formatBytes(file.size)),
     h("td", {}, file.content_type),
@@ -188,6 +224,8 @@ function fileRow(file, refresh) {
               body: h(
                 "dl",
                 { class: "metadata" },
+                h("dt", {}, "Name"),
+                h("dd", {}, info.filename || "(stored at its key, without a name of its own)"),
                 h("dt", {}, "Key"),
                 h("dd", {}, h("code", {}, info.key)),
                 h("dt", {}, "Size"),

@@ -61,6 +61,7 @@ export async function renderScript(view, { params, query, app }) {
         h(
           "div",
           { class: "toolbar" },
+          script.can_edit ? null : actions.readOnlyBadge(script),
           script.can_edit &&
             h(
               "button",

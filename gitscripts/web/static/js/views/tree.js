@@ -3,7 +3,7 @@
 import * as actions from "../actions.js";
 import { api, guard } from "../api.js";
 import { installTreeKeys, makeCurrent } from "../ariatree.js";
-import { clear, h, timeElement } from "../dom.js";
+import { acceptFileDrops, clear, h, timeElement } from "../dom.js";
 import { menuButton } from "../menu.js";
 
 /** A row's action menu: reached from its tree item (Shift+F10), so not a tab stop of its own. */
@@ -42,6 +42,7 @@ export async function renderTree(view, { query, app }) {
   });
   const listing = h("div", { class: "tree-listing" });
   const folders = () => actions.allFolders(tree);
+  const scripts = () => actions.allScripts(tree);
 
   // After any change: fetch the tree again, show what the action produced, and put the focus
   // back on it (or, when it is gone, on the filter) so a keyboard user keeps their place.
@@ -95,6 +96,7 @@ export async function renderTree(view, { query, app }) {
           " · ",
           timeElement(script.updated_at),
         ),
+        script.can_edit ? null : actions.readOnlyBadge(script),
         rowMenu(`Actions for script ${script.logical_path}`, () => [
           { label: "Open", run: () => navigate(`/scripts/${script.id}`) },
           { label: "Run…", run: () => navigate(`/scripts/${script.id}/run`) },
@@ -204,11 +206,16 @@ export async function renderTree(view, { query, app }) {
         rowMenu(`Actions for folder ${folder.path}`, () => [
           {
             label: "New script here…",
-            run: () => act(() => actions.createScriptFromText(folders(), folder.id), revealScript),
+            run: () =>
+              act(
+                () => actions.createScriptFromText(folders(), folder.id, scripts()),
+                revealScript,
+              ),
           },
           {
             label: "Upload script here…",
-            run: () => act(() => actions.uploadScript(folders(), folder.id), revealScript),
+            run: () =>
+              act(() => actions.uploadScript(folders(), folder.id, scripts()), revealScript),
           },
           {
             label: "New folder inside…",
@@ -230,6 +237,15 @@ export async function renderTree(view, { query, app }) {
         ]),
       ),
       children,
+    );
+    // A .py file dropped on the folder's row becomes a script in it (several: one by one).
+    acceptFileDrops(node.querySelector(".row"), (files) =>
+      act(async () => {
+        let last = null;
+        for (const file of files)
+          last = (await actions.uploadDroppedScript(file, folder, scripts())) || last;
+        return last;
+      }, revealScript),
     );
     return node;
   };
@@ -313,7 +329,8 @@ export async function renderTree(view, { query, app }) {
             {
               type: "button",
               class: "secondary",
-              onclick: () => act(() => actions.uploadScript(folders()), revealScript),
+              onclick: () =>
+                act(() => actions.uploadScript(folders(), null, scripts()), revealScript),
             },
             "Upload script",
           ),
@@ -322,7 +339,8 @@ export async function renderTree(view, { query, app }) {
             {
               type: "button",
               class: "primary",
-              onclick: () => act(() => actions.createScriptFromText(folders()), revealScript),
+              onclick: () =>
+                act(() => actions.createScriptFromText(folders(), null, scripts()), revealScript),
             },
             "New script",
           ),
