@@ -53,6 +53,10 @@ from typing import Any
 from gitscripts.executor.protocol import Limits
 
 _libc = ctypes.CDLL(None, use_errno=True)
+# Looked up here, once, in the fork server: every run is a fork of it, and a run that looked each
+# one up itself would pay for it on every run (a tenth of a millisecond, for mount alone).
+for _function in ("mount", "umount2", "unshare", "setns", "prctl", "syscall"):
+    getattr(_libc, _function)
 
 # -- kernel constants ---------------------------------------------------------------------------
 CLONE_NEWNS = 0x00020000
