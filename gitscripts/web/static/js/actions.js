@@ -40,6 +40,24 @@ function folderOptions(folders) {
   return [{ value: "", label: "(top level)" }, ...folders.map((folder) => ({ value: folder.id, label: folder.path }))];
 }
 
+// -- commit messages ---------------------------------------------------------------------------
+/** The optional commit message every change offers; `wording` is what the service writes without one. */
+export function messageField(wording) {
+  return { name: "message", label: "Commit message (optional)", maxlength: 10000, placeholder: wording, hint: "Says why, in the history. Left empty, the placeholder is used." };
+}
+
+/** `body` with the user's commit message, when they wrote one. */
+export function withMessage(body, message) {
+  const text = (message || "").trim();
+  return text ? { ...body, message: text } : body;
+}
+
+/** The `?message=` of a DELETE, which has no body. */
+function messageQuery(message) {
+  const text = (message || "").trim();
+  return text ? `?${new URLSearchParams({ message: text })}` : "";
+}
+
 function folderIdOf(value) {
   return value === "" || value === null || value === undefined ? null : Number(value);
 }
@@ -78,6 +96,7 @@ export function uploadScript(folders, folderId = null) {
       { name: "display_name", label: "Display name", required: true, maxlength: 255 },
       { name: "description", label: "Description", type: "textarea", rows: 3 },
       { name: "folder_id", label: "Folder", type: "select", options: folderOptions(folders), value: folderId ?? "" },
+      messageField("Create script … (or Replace script …)"),
     ],
     submitLabel: "Upload",
     onInput: (event, controls) => {
@@ -93,6 +112,7 @@ export function uploadScript(folders, folderId = null) {
       if (values.description.trim()) form.append("description", values.description);
       if (values.folder_id !== "") form.append("folder_id", values.folder_id);
       form.append("replace", values.replace ? "true" : "false");
+      if (values.message.trim()) form.append("message", values.message.trim());
       const script = await api("scripts-manager/scripts", { method: "POST", body: form });
       notify(`${values.replace ? "Replaced" : "Uploaded"} ${script.logical_path}.`, "success");
       return script;
@@ -110,6 +130,7 @@ export function createScriptFromText(folders, folderId = null) {
       { name: "description", label: "Description", type: "textarea", rows: 2 },
       { name: "folder_id", label: "Folder", type: "select", options: folderOptions(folders), value: folderId ?? "" },
       { name: "content", label: "Source", type: "textarea", code: true, rows: 12, value: NEW_SCRIPT_TEMPLATE, required: true },
+      messageField("Create script …"),
     ],
     wide: true,
     submitLabel: "Create",
@@ -123,14 +144,17 @@ export function createScriptFromText(folders, folderId = null) {
       const filename = values.filename.trim();
       const script = await api("scripts-manager/scripts-from-text", {
         method: "POST",
-        json: {
-          filename: filename.toLowerCase().endsWith(".py") ? filename : `${filename}.py`,
-          display_name: values.display_name,
-          description: values.description.trim() || null,
-          folder_id: folderIdOf(values.folder_id),
-          content: values.content,
-          replace: Boolean(values.replace),
-        },
+        json: withMessage(
+          {
+            filename: filename.toLowerCase().endsWith(".py") ? filename : `${filename}.py`,
+            display_name: values.display_name,
+            description: values.description.trim() || null,
+            folder_id: folderIdOf(values.folder_id),
+            content: values.content,
+            replace: Boolean(values.replace),
+          },
+          values.message,
+        ),
       });
       notify(`${values.replace ? "Replaced" : "Created"} ${script.logical_path}.`, "success");
       return script;
@@ -147,11 +171,14 @@ function updateScript(script, changes) {
 export function renameScript(script) {
   return formDialog({
     title: `Rename ${script.filename}`,
-    fields: [{ name: "filename", label: "New file name", value: script.filename, required: true, hint: "Its id stays the same; callers must use the new path." }],
+    fields: [
+      { name: "filename", label: "New file name", value: script.filename, required: true, hint: "Its id stays the same; callers must use the new path." },
+      messageField(`Rename script ${script.logical_path} -> …`),
+    ],
     submitLabel: "Rename",
-    onSubmit: async ({ filename }) => {
+    onSubmit: async ({ filename, message }) => {
       if (filename === script.filename) throw new InputError("That is the current name.");
-      const renamed = await updateScript(script, { filename });
+      const renamed = await updateScript(script, withMessage({ filename }, message));
       notify(`Renamed to ${renamed.logical_path}.`, "success");
       return renamed;
     },
@@ -161,11 +188,14 @@ export function renameScript(script) {
 export function moveScript(script, folders) {
   return formDialog({
     title: `Move ${script.filename}`,
-    fields: [{ name: "folder_id", label: "To folder", type: "select", options: folderOptions(folders), value: script.folder_id ?? "" }],
+    fields: [
+      { name: "folder_id", label: "To folder", type: "select", options: folderOptions(folders), value: script.folder_id ?? "" },
+      messageField(`Move script ${script.logical_path} -> …`),
+    ],
     submitLabel: "Move",
-    onSubmit: async ({ folder_id }) => {
+    onSubmit: async ({ folder_id, message }) => {
       if (folderIdOf(folder_id) === script.folder_id) throw new InputError("The script is already in that folder.");
-      const moved = await updateScript(script, { folder_id: folderIdOf(folder_id) });
+      const moved = await updateScript(script, withMessage({ folder_id: folderIdOf(folder_id) }, message));
       notify(`Moved to ${moved.logical_path}.`, "success");
       return moved;
     },
@@ -178,26 +208,29 @@ export function editScriptDetails(script) {
     fields: [
       { name: "display_name", label: "Display name", value: script.display_name, required: true, maxlength: 255 },
       { name: "description", label: "Description", type: "textarea", rows: 4, value: script.description || "" },
+      messageField(`Update metadata of ${script.logical_path}`),
     ],
-    onSubmit: async ({ display_name, description }) => {
-      const updated = await updateScript(script, { display_name, description: description.trim() || null });
+    onSubmit: async ({ display_name, description, message }) => {
+      const updated = await updateScript(script, withMessage({ display_name, description: description.trim() || null }, message));
       notify("Details saved.", "success");
       return updated;
     },
   });
 }
 
-export async function deleteScript(script) {
-  const sure = await confirmDialog({
+export function deleteScript(script) {
+  return formDialog({
     title: `Delete ${script.filename}?`,
-    message: `${script.logical_path} will disappear from the tree and can no longer be run. Its history stays in the repository, from which it can be restored.`,
-    confirmLabel: "Delete script",
+    intro: `${script.logical_path} will disappear from the tree and can no longer be run. Its history stays in the repository, from which it can be restored.`,
+    fields: [messageField(`Delete script ${script.logical_path}`)],
+    submitLabel: "Delete script",
     danger: true,
+    onSubmit: async ({ message }) => {
+      await api(`scripts-manager/scripts/${script.id}${messageQuery(message)}`, { method: "DELETE" });
+      notify(`Deleted ${script.logical_path}.`, "success");
+      return script;
+    },
   });
-  if (!sure) return null;
-  await api(`scripts-manager/scripts/${script.id}`, { method: "DELETE" });
-  notify(`Deleted ${script.logical_path}.`, "success");
-  return script;
 }
 
 // -- folders -----------------------------------------------------------------------------------
@@ -207,10 +240,11 @@ export function createFolder(folders, parentId = null) {
     fields: [
       { name: "name", label: "Name", required: true, maxlength: 255 },
       { name: "parent_id", label: "Inside", type: "select", options: folderOptions(folders), value: parentId ?? "" },
+      messageField("Create folder …"),
     ],
     submitLabel: "Create folder",
-    onSubmit: async ({ name, parent_id }) => {
-      const folder = await api("scripts-manager/folders", { method: "POST", json: { name, parent_id: folderIdOf(parent_id) } });
+    onSubmit: async ({ name, parent_id, message }) => {
+      const folder = await api("scripts-manager/folders", { method: "POST", json: withMessage({ name, parent_id: folderIdOf(parent_id) }, message) });
       notify(`Created folder ${folder.path}.`, "success");
       return folder;
     },
@@ -220,11 +254,14 @@ export function createFolder(folders, parentId = null) {
 export function renameFolder(folder) {
   return formDialog({
     title: `Rename folder ${folder.name}`,
-    fields: [{ name: "name", label: "New name", value: folder.name, required: true, maxlength: 255, hint: "The paths of every script inside change with it." }],
+    fields: [
+      { name: "name", label: "New name", value: folder.name, required: true, maxlength: 255, hint: "The paths of every script inside change with it." },
+      messageField(`Rename folder ${folder.path} -> …`),
+    ],
     submitLabel: "Rename",
-    onSubmit: async ({ name }) => {
+    onSubmit: async ({ name, message }) => {
       if (name === folder.name) throw new InputError("That is the current name.");
-      const renamed = await api(`scripts-manager/folders/${folder.id}`, { method: "PUT", json: { name } });
+      const renamed = await api(`scripts-manager/folders/${folder.id}`, { method: "PUT", json: withMessage({ name }, message) });
       notify(`Renamed to ${renamed.path}.`, "success");
       return renamed;
     },
@@ -236,29 +273,34 @@ export function moveFolder(folder, folders) {
   const inside = (candidate) => candidate.id === folder.id || candidate.path.startsWith(`${folder.path}/`);
   return formDialog({
     title: `Move folder ${folder.name}`,
-    fields: [{ name: "parent_id", label: "Into", type: "select", options: folderOptions(folders.filter((candidate) => !inside(candidate))), value: folder.parent_id ?? "", hint: "The paths of every script inside change with it." }],
+    fields: [
+      { name: "parent_id", label: "Into", type: "select", options: folderOptions(folders.filter((candidate) => !inside(candidate))), value: folder.parent_id ?? "", hint: "The paths of every script inside change with it." },
+      messageField(`Move folder ${folder.path} -> …`),
+    ],
     submitLabel: "Move",
-    onSubmit: async ({ parent_id }) => {
+    onSubmit: async ({ parent_id, message }) => {
       if (folderIdOf(parent_id) === folder.parent_id) throw new InputError("The folder is already there.");
-      const moved = await api(`scripts-manager/folders/${folder.id}`, { method: "PUT", json: { parent_id: folderIdOf(parent_id) } });
+      const moved = await api(`scripts-manager/folders/${folder.id}`, { method: "PUT", json: withMessage({ parent_id: folderIdOf(parent_id) }, message) });
       notify(`Moved to ${moved.path}.`, "success");
       return moved;
     },
   });
 }
 
-export async function deleteFolder(item) {
+export function deleteFolder(item) {
   const scripts = allScripts({ root_scripts: [], root_folders: [item] }).length;
   const folders = allFolders({ root_folders: [item] }).length - 1;
   const contents = [scripts && `${scripts} script${scripts === 1 ? "" : "s"}`, folders && `${folders} folder${folders === 1 ? "" : "s"}`].filter(Boolean).join(" and ");
-  const sure = await confirmDialog({
+  return formDialog({
     title: `Delete folder ${item.folder.name}?`,
-    message: `${item.folder.path}${contents ? ` and everything in it (${contents})` : ""} will be deleted. The history keeps every version.`,
-    confirmLabel: "Delete folder",
+    intro: `${item.folder.path}${contents ? ` and everything in it (${contents})` : ""} will be deleted. The history keeps every version.`,
+    fields: [messageField(`Delete folder ${item.folder.path}`)],
+    submitLabel: "Delete folder",
     danger: true,
+    onSubmit: async ({ message }) => {
+      await api(`scripts-manager/folders/${item.folder.id}${messageQuery(message)}`, { method: "DELETE" });
+      notify(`Deleted folder ${item.folder.path}.`, "success");
+      return item.folder;
+    },
   });
-  if (!sure) return null;
-  await api(`scripts-manager/folders/${item.folder.id}`, { method: "DELETE" });
-  notify(`Deleted folder ${item.folder.path}.`, "success");
-  return item.folder;
 }

@@ -1,5 +1,6 @@
 // The Source tab: the highlighted source (at any revision) and the editor that saves a new version.
 
+import { withMessage } from "../actions.js";
 import { ApiError, InputError, api, describeError } from "../api.js";
 import { confirmDialog } from "../dialogs.js";
 import { clear, copyButton, debounce, h, notify, timeElement } from "../dom.js";
@@ -96,6 +97,7 @@ function editor(script, draftAt, start, text, done) {
   const gutter = h("pre", { class: "gutter", "aria-hidden": "true" });
   const status = h("p", { class: "editor-status", id: "editor-status", role: "status" });
   const problem = h("p", { class: "editor-error", role: "alert", hidden: true });
+  const message = h("input", { type: "text", id: "editor-message", class: "commit-message", maxlength: 10000, autocomplete: "off", placeholder: `Update script ${script.logical_path}` });
   const save = h("button", { type: "button", class: "primary" }, "Save new version");
   const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
   let errorLine = null;
@@ -191,7 +193,7 @@ function editor(script, draftAt, start, text, done) {
     save.setAttribute("aria-busy", "true");
     try {
       const change = overwrite ? { content: textarea.value } : { content: textarea.value, base_revision: start.revision };
-      await api(`scripts-manager/scripts/${script.id}`, { method: "PUT", json: change });
+      await api(`scripts-manager/scripts/${script.id}`, { method: "PUT", json: withMessage(change, message.value) });
       forget();
       notify("Saved a new version.", "success");
       done();
@@ -224,6 +226,7 @@ function editor(script, draftAt, start, text, done) {
     problem,
     status,
     h("p", { class: "hint", id: "editor-keys" }, "Tab indents, Shift+Tab dedents, Ctrl+S saves. Press Escape, then Tab, to leave the editor. Unsaved changes are kept in this browser."),
+    h("div", { class: "field commit-message" }, h("label", { for: "editor-message" }, "Commit message (optional)"), message),
     h("div", { class: "actions" }, cancel, save),
   );
 }
