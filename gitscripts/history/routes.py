@@ -8,8 +8,15 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from gitscripts.auth.deps import CurrentUser
-from gitscripts.history.service import CommitDetail, Log, ScriptDiff, ScriptHistory, TagView
-from gitscripts.manager.schemas import ScriptOut
+from gitscripts.history.service import (
+    CommitDetail,
+    Log,
+    ScriptDiff,
+    ScriptHistory,
+    ScriptTagView,
+    TagView,
+)
+from gitscripts.manager.schemas import CommitMessage, ScriptOut
 from gitscripts.manager.views import RestoredScript
 from gitscripts.services import History, Manager
 
@@ -26,6 +33,7 @@ Revision = Annotated[str | None, Query(description="a commit id, a tag or a bran
 
 class RestoreIn(BaseModel):
     revision: str = Field(min_length=1, description="the revision whose version to restore")
+    message: str | None = CommitMessage
 
 
 class RestoreOut(ScriptOut):
@@ -58,18 +66,27 @@ def script_diff(
     script_id: int,
     user: CurrentUser,
     history: History,
-    from_rev: Annotated[str | None, Query(alias="from")] = None,
+    from_rev: Annotated[
+        str | None,
+        Query(alias="from", description="a revision; empty (`from=`): against nothing"),
+    ] = None,
     to_rev: Annotated[str | None, Query(alias="to")] = None,
 ) -> ScriptDiff:
     """The script between two revisions; by default its previous version against the current."""
     return history.script_diff(script_id, from_rev, to_rev)
 
 
+@router.get("/scripts/{script_id}/tags", response_model=list[dict[str, Any]])
+def script_tags(script_id: int, user: CurrentUser, history: History) -> list[ScriptTagView]:
+    """The tags at which the script existed, with its path at each."""
+    return history.script_tags(user, script_id)
+
+
 @router.post("/scripts/{script_id}/restore", response_model=RestoreOut)
 def restore_script(
     script_id: int, body: RestoreIn, user: CurrentUser, manager: Manager
 ) -> RestoredScript:
-    return manager.restore_script(user, script_id, body.revision)
+    return manager.restore_script(user, script_id, body.revision, body.message)
 
 
 # -- the repository -------------------------------------------------------------------------------

@@ -112,6 +112,10 @@ class TagView(TypedDict):
     can_delete: bool
 
 
+class ScriptTagView(TagView):
+    path: str  # the script's path at the tag: where to run it with `?rev=<tag>`
+
+
 Paged = TypeVar("Paged", VersionView, LoggedCommit)
 
 
@@ -166,13 +170,17 @@ class HistoryService:
 
     def script_diff(self, script_id: int, from_rev: str | None, to_rev: str | None) -> ScriptDiff:
         """The script (and its metadata sidecar) between two revisions; by default its previous
-        version against `to` (default: the current one)."""
+        version against `to` (default: the current one). `from_rev` "" is nothing: the script as
+        it was at `to`, all added (what its first version shows by default too)."""
         to_commit = self.repo.resolve(to_rev) if to_rev is not None else self.repo.head()
         new_path = self.lookups.script_path_at(script_id, to_commit, to_rev or "main")
         from_commit: Commit | None
-        if from_rev is not None:
+        old_path: str | None
+        if from_rev == "":
+            from_commit, old_path = None, None
+        elif from_rev is not None:
             from_commit = self.repo.resolve(from_rev)
-            old_path: str | None = self.lookups.script_path_at(script_id, from_commit, from_rev)
+            old_path = self.lookups.script_path_at(script_id, from_commit, from_rev)
         else:
             # The newest two versions as of `to`: the second is the one before the last change.
             # (The script's own walk from `to`, so renames before `to` are followed.)
@@ -265,6 +273,20 @@ class HistoryService:
 
     def tags(self, user: access.User) -> list[TagView]:
         return [self._tag_view(user, tag) for tag in self.repo.tags()]
+
+    def script_tags(self, user: access.User, script_id: int) -> list[ScriptTagView]:
+        """The tags that concern a script: those at which it existed (followed through renames
+        and moves), each with the path it had there."""
+        head = self.repo.head()
+        tags = self.repo.tags()
+        paths = self.repo.paths_at(
+            head, self.lookups.script_path(script_id), [tag.commit for tag in tags]
+        )
+        return [
+            ScriptTagView(**self._tag_view(user, tag), path=paths[tag.commit.id])
+            for tag in tags
+            if tag.commit.id in paths
+        ]
 
     def _existing_tag(self, name: str) -> TagInfo:
         tag = self.repo.tag(name)

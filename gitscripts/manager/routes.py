@@ -54,7 +54,7 @@ def _script_bytes(text: str) -> bytes:
 # -- folders ----------------------------------------------------------------------------------
 @router.post("/folders", status_code=status.HTTP_201_CREATED, response_model=FolderOut)
 def create_folder(body: FolderCreate, user: CurrentUser, manager: Manager) -> FolderView:
-    return manager.create_folder(user, body.name, body.parent_id)
+    return manager.create_folder(user, body.name, body.parent_id, body.message)
 
 
 @router.get("/folders/{folder_id}", response_model=FolderOut)
@@ -67,12 +67,20 @@ def update_folder(
     folder_id: int, body: FolderUpdate, user: CurrentUser, manager: Manager
 ) -> FolderView:
     parent_id = body.parent_id if "parent_id" in body.model_fields_set else Unset
-    return manager.update_folder(user, folder_id, body.name, parent_id)
+    return manager.update_folder(user, folder_id, body.name, parent_id, body.message)
+
+
+# DELETE has no body a client can count on: its commit message is a query parameter.
+MessageQuery = Annotated[
+    str | None, Query(description="the commit's message (default: one the service words)")
+]
 
 
 @router.delete("/folders/{folder_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_folder(folder_id: int, user: CurrentUser, manager: Manager) -> Response:
-    manager.delete_folder(user, folder_id)
+def delete_folder(
+    folder_id: int, user: CurrentUser, manager: Manager, message: MessageQuery = None
+) -> Response:
+    manager.delete_folder(user, folder_id, message)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -87,6 +95,7 @@ async def upload_script(
     description: Annotated[str | None, Form()] = None,
     folder_id: Annotated[str | None, Form()] = None,
     replace: Annotated[str, Form()] = "false",
+    message: Annotated[str | None, Form()] = None,
 ) -> ScriptView:
     if file is None or not file.filename:
         raise errors.ValidationError("A file with a filename is required", field="file")
@@ -101,6 +110,7 @@ async def upload_script(
         description=description,
         folder_id=_form_int(folder_id, "folder_id"),
         replace=_form_bool(replace, "replace"),
+        message=message,
     )
 
 
@@ -114,6 +124,7 @@ def script_from_text(body: ScriptFromText, user: CurrentUser, manager: Manager) 
         description=body.description,
         folder_id=body.folder_id,
         replace=body.replace,
+        message=body.message,
     )
 
 
@@ -172,12 +183,14 @@ def update_script(
         folder_id=body.folder_id if "folder_id" in given else Unset,
         base_revision=Unset if body.base_revision is None else body.base_revision,
     )
-    return manager.update_script(user, script_id, change)
+    return manager.update_script(user, script_id, change, body.message)
 
 
 @router.delete("/scripts/{script_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_script(script_id: int, user: CurrentUser, manager: Manager) -> Response:
-    manager.delete_script(user, script_id)
+def delete_script(
+    script_id: int, user: CurrentUser, manager: Manager, message: MessageQuery = None
+) -> Response:
+    manager.delete_script(user, script_id, message)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

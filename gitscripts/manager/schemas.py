@@ -45,9 +45,19 @@ class TreeOut(BaseModel):
     root_folders: list[TreeItem]
 
 
+# The optional commit message of every write (without it, the service words one); its rules are
+# `rules.commit_message`'s, for every door.
+CommitMessage = Field(
+    default=None,
+    description="the commit's message (default: one the service words, such as "
+    "'Create script geology/a.py')",
+)
+
+
 class FolderCreate(BaseModel):
     name: str = Field(min_length=1, max_length=255)
     parent_id: int | None = None
+    message: str | None = CommitMessage
 
 
 class FolderUpdate(BaseModel):
@@ -55,6 +65,7 @@ class FolderUpdate(BaseModel):
     parent_id: int | None = Field(
         default=None, description="Move the folder under this folder (null: to the root)"
     )
+    message: str | None = CommitMessage
 
     @model_validator(mode="after")
     def _something_to_do(self) -> FolderUpdate:
@@ -70,6 +81,7 @@ class ScriptFromText(BaseModel):
     description: str | None = None
     folder_id: int | None = None
     replace: bool = False
+    message: str | None = CommitMessage
 
 
 class ScriptUpdate(BaseModel):
@@ -86,6 +98,7 @@ class ScriptUpdate(BaseModel):
         description="The revision `content` was edited from: if the script's source has changed "
         "since, 409 SCRIPT_CHANGED and nothing is saved (without it, the last save wins)",
     )
+    message: str | None = CommitMessage
 
 
 class ScriptContent(BaseModel):

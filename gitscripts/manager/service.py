@@ -11,6 +11,7 @@ ids and paths are looked up through `gitscripts.index.lookups`; answers are shap
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -85,15 +86,19 @@ class ManagerService:
         user: access.User,
         plan: Callable[[Tree], Plan[T]],
         record: Callable[[T], R],
+        message: str | None = None,
     ) -> tuple[R, Commit]:
         """Commit what `plan` makes of the tree on `main`, then let `record` update the index
-        from what the committed plan found; what `record` returns, and the new commit."""
+        from what the committed plan found; what `record` returns, and the new commit. The
+        caller's `message`, when given, replaces the one the plan words."""
+        own_message = rules.commit_message(message)
 
         def planned(parent: Commit) -> Plan[T]:
             # Whatever landed on `main` meanwhile (a push) is indexed before this change is
             # checked against it, so ownership checks see every path.
             sync_index(self.index, self.repo, target=parent)
-            return plan(parent.tree)
+            done = plan(parent.tree)
+            return done if own_message is None else dataclasses.replace(done, message=own_message)
 
         with self.repo.write_lock, self.index.transaction():
             result, done = self.repo.commit_plan(Author(user.id, user.login), planned)
@@ -145,7 +150,9 @@ class ManagerService:
         return {} if others else {layout.marker_path(folder): b""}
 
     # -- folders ------------------------------------------------------------------------------
-    def create_folder(self, user: access.User, name: str, parent_id: int | None) -> FolderView:
+    def create_folder(
+        self, user: access.User, name: str, parent_id: int | None, message: str | None = None
+    ) -> FolderView:
         rules.check_folder_name(name)
         self.lookups.ensure_synced()
         parent_path = self._parent_entry(parent_id).path if parent_id is not None else None
@@ -157,7 +164,9 @@ class ManagerService:
                 raise errors.FolderAlreadyExists(f"Folder '{path}' already exists", path=path)
             return Plan({layout.marker_path(path): b""}, f"Create folder {path}", None)
 
-        created, _ = self._commit(user, plan, lambda _: self.index.folders.add(path, user.id))
+        created, _ = self._commit(
+            user, plan, lambda _: self.index.folders.add(path, user.id), message
+        )
         return self.views.folder_view(user, created)
 
     def update_folder(
@@ -166,6 +175,7 @@ class ManagerService:
         folder_id: int,
         name: str | None,
         parent_id: int | _Unset | None = Unset,
+        message: str | None = None,
     ) -> FolderView:
         """Rename a folder and/or move it under another parent (`parent_id` None = the root)."""
         self.lookups.ensure_synced()
@@ -218,10 +228,10 @@ class ManagerService:
             self.index.scripts.move_under(old_path, new_path)
             self.index.folders.touch(folder_id)
 
-        self._commit(user, plan, record)
+        self._commit(user, plan, record, message)
         return self.views.folder_view(user, self.lookups.folder(folder_id))
 
-    def delete_folder(self, user: access.User, folder_id: int) -> None:
+    def delete_folder(self, user: access.User, folder_id: int, message: str | None = None) -> None:
         self.lookups.ensure_synced()
         path = self.lookups.folder(folder_id).path
 
@@ -254,7 +264,7 @@ class ManagerService:
             for table in (self.index.folders, self.index.scripts):
                 table.remove([item.id for item in table.under(path)])
 
-        self._commit(user, plan, record)
+        self._commit(user, plan, record, message)
 
     # -- scripts ------------------------------------------------------------------------------
     def validate_script(
@@ -277,6 +287,7 @@ class ManagerService:
         description: str | None,
         folder_id: int | None,
         replace: bool,
+        message: str | None = None,
     ) -> ScriptView:
         """Upload a script (multipart or text); with `replace`, overwrite one keeping its id."""
         self.validate_script(filename, content, display_name)
@@ -313,10 +324,16 @@ class ManagerService:
             self.index.scripts.touch(replaced.id)
             return self.lookups.script(replaced.id)
 
-        saved, _ = self._commit(user, plan, record)
+        saved, _ = self._commit(user, plan, record, message)
         return self.views.script_view(user, saved, metadata)
 
-    def update_script(self, user: access.User, script_id: int, change: ScriptChange) -> ScriptView:
+    def update_script(
+        self,
+        user: access.User,
+        script_id: int,
+        change: ScriptChange,
+        message: str | None = None,
+    ) -> ScriptView:
         self.lookups.ensure_synced()
         entry = self.lookups.script(script_id)
         self._require_script_owner(user, entry)
@@ -416,13 +433,14 @@ class ManagerService:
                 self.index.scripts.move({old_path: new_path})
             self.index.scripts.touch(script_id)
 
-        # A change that changes nothing is no commit at all.
+        # A change that changes nothing is no commit at all (its message is still checked).
         if not plan(self.repo.head().tree).edits:
+            rules.commit_message(message)
             return self.views.script_view(user, entry)
-        self._commit(user, plan, record)
+        self._commit(user, plan, record, message)
         return self.views.script_view(user, self.lookups.script(script_id))
 
-    def delete_script(self, user: access.User, script_id: int) -> None:
+    def delete_script(self, user: access.User, script_id: int, message: str | None = None) -> None:
         self.lookups.ensure_synced()
         entry = self.lookups.script(script_id)
         self._require_script_owner(user, entry)
@@ -437,9 +455,11 @@ class ManagerService:
             edits.update(self._keep_folder_alive(tree, layout.parent_of(path), path))
             return Plan(edits, f"Delete script {path}", None)
 
-        self._commit(user, plan, lambda _: self.index.scripts.remove([script_id]))
+        self._commit(user, plan, lambda _: self.index.scripts.remove([script_id]), message)
 
-    def restore_script(self, user: access.User, script_id: int, revision: str) -> RestoredScript:
+    def restore_script(
+        self, user: access.User, script_id: int, revision: str, message: str | None = None
+    ) -> RestoredScript:
         """One new commit making the script's content and metadata what they were at `revision`;
         it keeps its id and current path. History is never rewritten; restoring what is already
         there makes no commit."""
@@ -464,11 +484,14 @@ class ManagerService:
             return Plan(edits, f"Restore script {path} to {self.repo.short_id(commit)}", None)
 
         now = head
+        rules.commit_message(message)  # checked even when there is nothing to restore
         if (
             self.repo.read_file(head.tree, path) != content
             or self.repo.read_file(head.tree, layout.metadata_path(path)) != sidecar
         ):
-            _, now = self._commit(user, plan, lambda _: self.index.scripts.touch(script_id))
+            _, now = self._commit(
+                user, plan, lambda _: self.index.scripts.touch(script_id), message
+            )
         return RestoredScript(
             **self.views.script_view(user, self.lookups.script(script_id)),
             revision=now.id,

@@ -713,6 +713,21 @@ class Repository:
                 return commit_path
         return None
 
+    def paths_at(self, start: Commit, path: str, targets: Iterable[Commit]) -> dict[str, str]:
+        """Where the script at `path` in `start` was in each of `targets` that is in its history,
+        by commit id, in one walk (the rest are left out: it did not exist there)."""
+        wanted = {pygit2.Oid(hex=target.id) for target in targets}
+        found: dict[str, str] = {}
+        if not wanted:
+            return found
+        for commit_id, commit_path, _ in self._follow(pygit2.Oid(hex=start.id), path):
+            if commit_id in wanted:
+                found[str(commit_id)] = commit_path
+                wanted.discard(commit_id)
+                if not wanted:
+                    break
+        return found
+
     def _follow(
         self, start: pygit2.Oid, path: str
     ) -> Iterator[tuple[pygit2.Oid, str, tuple[str, str | None] | None]]:

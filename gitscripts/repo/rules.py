@@ -106,6 +106,27 @@ def check_display_name(display_name: str) -> None:
         )
 
 
+MAX_COMMIT_MESSAGE = 10_000
+
+
+def commit_message(message: str | None) -> str | None:
+    """A caller's own message for a write's commit, trimmed; None when there is none (absent or
+    blank: an empty field in a form keeps the message the service words). Control characters
+    other than newline and tab are refused: git's tools would show them garbled."""
+    if message is None or not message.strip():
+        return None
+    if len(message) > MAX_COMMIT_MESSAGE:
+        raise errors.ValidationError(
+            f"message is longer than {MAX_COMMIT_MESSAGE} characters", field="message"
+        )
+    if any(unicodedata.category(char) == "Cc" and char not in "\n\t" for char in message):
+        raise errors.ValidationError(
+            "message cannot contain control characters other than newline and tab",
+            field="message",
+        )
+    return message.strip()
+
+
 def is_helper_module(filename: str) -> bool:
     """Modules named `_*.py` are importable helpers: they need only parse, and are not run over REST."""
     return filename.startswith("_")

@@ -43,6 +43,31 @@ function folderOptions(folders) {
   ];
 }
 
+// -- commit messages ---------------------------------------------------------------------------
+/** The optional commit message every change offers; `wording` is what the service writes
+ * without one. */
+export function messageField(wording) {
+  return {
+    name: "message",
+    label: "Commit message (optional)",
+    maxlength: 10000,
+    placeholder: wording,
+    hint: "Says why, in the history. Left empty, the placeholder is used.",
+  };
+}
+
+/** `body` with the user's commit message, when they wrote one. */
+export function withMessage(body, message) {
+  const text = (message || "").trim();
+  return text ? { ...body, message: text } : body;
+}
+
+/** The `?message=` of a DELETE, which has no body. */
+function messageQuery(message) {
+  const text = (message || "").trim();
+  return text ? `?${new URLSearchParams({ message: text })}` : "";
+}
+
 function folderIdOf(value) {
   return value === "" || value === null || value === undefined ? null : Number(value);
 }
@@ -107,13 +132,18 @@ function suggestedDisplayName(filename) {
   return stem ? stem.charAt(0).toUpperCase() + stem.slice(1) : "";
 }
 
-function sendScriptFile(file, { displayName, description = "", folderId = null, replace }) {
+/** `message`: the user's commit message; blank leaves the service's wording. */
+function sendScriptFile(
+  file,
+  { displayName, description = "", folderId = null, replace, message = "" },
+) {
   const form = new FormData();
   form.append("file", file);
   form.append("display_name", displayName);
   if (description.trim()) form.append("description", description);
   if (folderId !== null) form.append("folder_id", folderId);
   form.append("replace", replace ? "true" : "false");
+  if (message.trim()) form.append("message", message.trim());
   return api("scripts-manager/scripts", { method: "POST", body: form });
 }
 
@@ -140,6 +170,7 @@ export function uploadScript(folders, folderId = null, scripts = []) {
         options: folderOptions(folders),
         value: folderId ?? "",
       },
+      messageField("Create script … (or Replace script …)"),
     ],
     submitLabel: "Upload",
     onInput: (event, controls) => {
@@ -161,6 +192,7 @@ export function uploadScript(folders, folderId = null, scripts = []) {
         description: values.description,
         folderId: folder,
         replace: values.replace,
+        message: values.message,
       });
       notify(`${values.replace ? "Replaced" : "Uploaded"} ${script.logical_path}.`, "success");
       return script;
@@ -228,6 +260,7 @@ export function createScriptFromText(folders, folderId = null, scripts = []) {
         value: NEW_SCRIPT_TEMPLATE,
         required: true,
       },
+      messageField("Create script …"),
     ],
     wide: true,
     submitLabel: "Create",
@@ -244,14 +277,17 @@ export function createScriptFromText(folders, folderId = null, scripts = []) {
       if (refusal) throw refusal;
       const script = await api("scripts-manager/scripts-from-text", {
         method: "POST",
-        json: {
-          filename,
-          display_name: values.display_name,
-          description: values.description.trim() || null,
-          folder_id: folderIdOf(values.folder_id),
-          content: values.content,
-          replace: Boolean(values.replace),
-        },
+        json: withMessage(
+          {
+            filename,
+            display_name: values.display_name,
+            description: values.description.trim() || null,
+            folder_id: folderIdOf(values.folder_id),
+            content: values.content,
+            replace: Boolean(values.replace),
+          },
+          values.message,
+        ),
       });
       notify(`${values.replace ? "Replaced" : "Created"} ${script.logical_path}.`, "success");
       return script;
@@ -276,11 +312,12 @@ export function renameScript(script) {
         required: true,
         hint: "Its id stays the same; callers must use the new path.",
       },
+      messageField(`Rename script ${script.logical_path} -> …`),
     ],
     submitLabel: "Rename",
-    onSubmit: async ({ filename }) => {
+    onSubmit: async ({ filename, message }) => {
       if (filename === script.filename) throw new InputError("That is the current name.");
-      const renamed = await updateScript(script, { filename });
+      const renamed = await updateScript(script, withMessage({ filename }, message));
       notify(`Renamed to ${renamed.logical_path}.`, "success");
       return renamed;
     },
@@ -298,12 +335,16 @@ export function moveScript(script, folders) {
         options: folderOptions(folders),
         value: script.folder_id ?? "",
       },
+      messageField(`Move script ${script.logical_path} -> …`),
     ],
     submitLabel: "Move",
-    onSubmit: async ({ folder_id }) => {
+    onSubmit: async ({ folder_id, message }) => {
       if (folderIdOf(folder_id) === script.folder_id)
         throw new InputError("The script is already in that folder.");
-      const moved = await updateScript(script, { folder_id: folderIdOf(folder_id) });
+      const moved = await updateScript(
+        script,
+        withMessage({ folder_id: folderIdOf(folder_id) }, message),
+      );
       notify(`Moved to ${moved.logical_path}.`, "success");
       return moved;
     },
@@ -328,29 +369,34 @@ export function editScriptDetails(script) {
         rows: 4,
         value: script.description || "",
       },
+      messageField(`Update metadata of ${script.logical_path}`),
     ],
-    onSubmit: async ({ display_name, description }) => {
-      const updated = await updateScript(script, {
-        display_name,
-        description: description.trim() || null,
-      });
+    onSubmit: async ({ display_name, description, message }) => {
+      const updated = await updateScript(
+        script,
+        withMessage({ display_name, description: description.trim() || null }, message),
+      );
       notify("Details saved.", "success");
       return updated;
     },
   });
 }
 
-export async function deleteScript(script) {
-  const sure = await confirmDialog({
+export function deleteScript(script) {
+  return formDialog({
     title: `Delete ${script.filename}?`,
-    message: `${script.logical_path} will disappear from the tree and can no longer be run. Its history stays in the repository, from which it can be restored.`,
-    confirmLabel: "Delete script",
+    intro: `${script.logical_path} will disappear from the tree and can no longer be run. Its history stays in the repository, from which it can be restored.`,
+    fields: [messageField(`Delete script ${script.logical_path}`)],
+    submitLabel: "Delete script",
     danger: true,
+    onSubmit: async ({ message }) => {
+      await api(`scripts-manager/scripts/${script.id}${messageQuery(message)}`, {
+        method: "DELETE",
+      });
+      notify(`Deleted ${script.logical_path}.`, "success");
+      return script;
+    },
   });
-  if (!sure) return null;
-  await api(`scripts-manager/scripts/${script.id}`, { method: "DELETE" });
-  notify(`Deleted ${script.logical_path}.`, "success");
-  return script;
 }
 
 // -- folders -----------------------------------------------------------------------------------
@@ -366,12 +412,13 @@ export function createFolder(folders, parentId = null) {
         options: folderOptions(folders),
         value: parentId ?? "",
       },
+      messageField("Create folder …"),
     ],
     submitLabel: "Create folder",
-    onSubmit: async ({ name, parent_id }) => {
+    onSubmit: async ({ name, parent_id, message }) => {
       const folder = await api("scripts-manager/folders", {
         method: "POST",
-        json: { name, parent_id: folderIdOf(parent_id) },
+        json: withMessage({ name, parent_id: folderIdOf(parent_id) }, message),
       });
       notify(`Created folder ${folder.path}.`, "success");
       return folder;
@@ -391,13 +438,14 @@ export function renameFolder(folder) {
         maxlength: 255,
         hint: "The paths of every script inside change with it.",
       },
+      messageField(`Rename folder ${folder.path} -> …`),
     ],
     submitLabel: "Rename",
-    onSubmit: async ({ name }) => {
+    onSubmit: async ({ name, message }) => {
       if (name === folder.name) throw new InputError("That is the current name.");
       const renamed = await api(`scripts-manager/folders/${folder.id}`, {
         method: "PUT",
-        json: { name },
+        json: withMessage({ name }, message),
       });
       notify(`Renamed to ${renamed.path}.`, "success");
       return renamed;
@@ -420,14 +468,15 @@ export function moveFolder(folder, folders) {
         value: folder.parent_id ?? "",
         hint: "The paths of every script inside change with it.",
       },
+      messageField(`Move folder ${folder.path} -> …`),
     ],
     submitLabel: "Move",
-    onSubmit: async ({ parent_id }) => {
+    onSubmit: async ({ parent_id, message }) => {
       if (folderIdOf(parent_id) === folder.parent_id)
         throw new InputError("The folder is already there.");
       const moved = await api(`scripts-manager/folders/${folder.id}`, {
         method: "PUT",
-        json: { parent_id: folderIdOf(parent_id) },
+        json: withMessage({ parent_id: folderIdOf(parent_id) }, message),
       });
       notify(`Moved to ${moved.path}.`, "success");
       return moved;
@@ -435,7 +484,7 @@ export function moveFolder(folder, folders) {
   });
 }
 
-export async function deleteFolder(item) {
+export function deleteFolder(item) {
   const scripts = allScripts({ root_scripts: [], root_folders: [item] }).length;
   const folders = allFolders({ root_folders: [item] }).length - 1;
   const contents = [
@@ -444,14 +493,18 @@ export async function deleteFolder(item) {
   ]
     .filter(Boolean)
     .join(" and ");
-  const sure = await confirmDialog({
+  return formDialog({
     title: `Delete folder ${item.folder.name}?`,
-    message: `${item.folder.path}${contents ? ` and everything in it (${contents})` : ""} will be deleted. The history keeps every version.`,
-    confirmLabel: "Delete folder",
+    intro: `${item.folder.path}${contents ? ` and everything in it (${contents})` : ""} will be deleted. The history keeps every version.`,
+    fields: [messageField(`Delete folder ${item.folder.path}`)],
+    submitLabel: "Delete folder",
     danger: true,
+    onSubmit: async ({ message }) => {
+      await api(`scripts-manager/folders/${item.folder.id}${messageQuery(message)}`, {
+        method: "DELETE",
+      });
+      notify(`Deleted folder ${item.folder.path}.`, "success");
+      return item.folder;
+    },
   });
-  if (!sure) return null;
-  await api(`scripts-manager/folders/${item.folder.id}`, { method: "DELETE" });
-  notify(`Deleted folder ${item.folder.path}.`, "success");
-  return item.folder;
 }

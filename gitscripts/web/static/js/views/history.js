@@ -1,10 +1,15 @@
 // The History tab: versions, a diff between any two, restore, and the repository's tags.
 
+import { messageField, withMessage } from "../actions.js";
 import { api, describeError, guard } from "../api.js";
 import { confirmDialog, formDialog } from "../dialogs.js";
 import { diffModeSwitch, diffView } from "../diffview.js";
 import { authorName, clear, formatDate, h, notify, timeElement } from "../dom.js";
 import { navigate, rerender, updateQuery } from "../router.js";
+
+// "Compare from nothing" (the diff of a first version): `-` can name no revision, so in an
+// address it cannot be mistaken for one; the API is asked with an empty `from`.
+const NOTHING = "-";
 
 function changeText(version) {
   if (version.change === "renamed" && version.old_path) return `renamed from ${version.old_path}`;
@@ -12,15 +17,17 @@ function changeText(version) {
 }
 
 export async function renderHistoryTab(panel, { script, query }) {
+  // Only the tags at which this script existed: the repository's others are no version of it.
   const [first, tags] = await Promise.all([
     api(`scripts-manager/scripts/${script.id}/history?limit=50`),
-    api("scripts-manager/tags"),
+    api(`scripts-manager/scripts/${script.id}/tags`),
   ]);
   const versions = [...first.versions];
   let nextBefore = first.next_before;
   let mode = query.get("mode") === "split" ? "split" : "unified";
-  // By default: the previous version against the newest, as `git show` would.
-  let from = query.get("from") || (versions[1] || versions[0] || {}).revision;
+  // By default: the previous version against the newest, as `git show` would (a first version:
+  // against nothing).
+  let from = query.get("from") || (versions[1] ? versions[1].revision : NOTHING);
   let to = query.get("to") || (versions[0] || {}).revision;
 
   const tagsAt = (revision) => tags.filter((tag) => tag.revision === revision);
@@ -29,22 +36,23 @@ export async function renderHistoryTab(panel, { script, query }) {
     if (await guard(action)) rerender();
   };
 
-  const restore = (version) =>
-    guarded(async () => {
-      const sure = await confirmDialog({
-        title: `Restore version ${version.short}?`,
-        message: `The content from ${formatDate(version.committed_at)} becomes a new version of ${script.logical_path}. The versions since then stay in the history.`,
-        confirmLabel: "Restore",
-      });
-      if (!sure) return false;
-      await api(`scripts-manager/scripts/${script.id}/restore`, {
-        method: "POST",
-        json: { revision: version.revision },
-      });
-      notify(`Restored version ${version.short}.`, "success");
-      navigate(`/scripts/${script.id}/source`);
-      return false;
+  const restore = async (version) => {
+    const restored = await formDialog({
+      title: `Restore version ${version.short}?`,
+      intro: `The content from ${formatDate(version.committed_at)} becomes a new version of ${script.logical_path}. The versions since then stay in the history.`,
+      fields: [messageField(`Restore script ${script.logical_path} to ${version.short}`)],
+      submitLabel: "Restore",
+      onSubmit: async ({ message }) => {
+        await api(`scripts-manager/scripts/${script.id}/restore`, {
+          method: "POST",
+          json: withMessage({ revision: version.revision }, message),
+        });
+        notify(`Restored version ${version.short}.`, "success");
+        return true;
+      },
     });
+    if (restored) navigate(`/scripts/${script.id}/source`);
+  };
 
   // Tags belong to the repository, not to this script: a tag may point at a commit that is no
   // version of it, and moving one keeps that commit on offer (a message-only edit stays put).
@@ -211,7 +219,31 @@ export async function renderHistoryTab(panel, { script, query }) {
           : null,
       ),
     );
-  const drawRows = () => rowsBody.replaceChildren(...versions.map(versionRow));
+  // Below the first version: nothing, to compare a version with as a whole.
+  const nothingRow = () =>
+    h(
+      "tr",
+      { class: "nothing" },
+      h(
+        "td",
+        { class: "pick" },
+        h("input", {
+          type: "radio",
+          name: "diff-from",
+          value: NOTHING,
+          checked: from === NOTHING,
+          "aria-label": "Compare from nothing",
+        }),
+      ),
+      h("td", { class: "pick" }),
+      h("td", { colspan: 5, class: "hint" }, "Nothing: before the script existed"),
+    );
+  // In the table's foot, below every version once the oldest is listed.
+  const rowsFoot = h("tfoot", {});
+  const drawRows = () => {
+    rowsBody.replaceChildren(...versions.map(versionRow));
+    rowsFoot.replaceChildren(...(nextBefore ? [] : [nothingRow()]));
+  };
 
   const more = h(
     "button",
@@ -241,8 +273,9 @@ export async function renderHistoryTab(panel, { script, query }) {
     const ticket = ++diffRequest; // only the latest choice may fill the area
     clear(diffArea, h("p", { class: "loading", role: "status" }, "Loading the diff…"));
     try {
+      const fromParam = from === NOTHING ? "" : from;
       const diff = await api(
-        `scripts-manager/scripts/${script.id}/diff?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`,
+        `scripts-manager/scripts/${script.id}/diff?from=${encodeURIComponent(fromParam)}&to=${encodeURIComponent(to)}`,
       );
       if (ticket !== diffRequest) return;
       clear(
@@ -251,7 +284,7 @@ export async function renderHistoryTab(panel, { script, query }) {
           "p",
           { class: "hint" },
           "Changes from ",
-          h("code", {}, diff.from.slice(0, 10)),
+          diff.from ? h("code", {}, diff.from.slice(0, 10)) : "nothing",
           " to ",
           h("code", {}, diff.to.slice(0, 10)),
           ".",
@@ -267,11 +300,13 @@ export async function renderHistoryTab(panel, { script, query }) {
     mode = chosen;
     showDiff();
   });
-  rowsBody.addEventListener("change", (event) => {
+  const pickDiff = (event) => {
     if (event.target.name === "diff-from") from = event.target.value;
     if (event.target.name === "diff-to") to = event.target.value;
     showDiff();
-  });
+  };
+  rowsBody.addEventListener("change", pickDiff);
+  rowsFoot.addEventListener("change", pickDiff);
 
   drawRows();
   clear(
@@ -303,6 +338,7 @@ export async function renderHistoryTab(panel, { script, query }) {
             ),
           ),
           rowsBody,
+          rowsFoot,
         ),
       ),
       more,
@@ -332,6 +368,11 @@ function tagsSection(tags, { create, move, remove }) {
       h("h2", { id: "tags-heading" }, "Tags"),
       h("button", { type: "button", class: "secondary small", onclick: create }, "New tag…"),
     ),
+    h(
+      "p",
+      { class: "hint" },
+      "The tags at which this script exists, and its path there (run it at the tag by that path).",
+    ),
     tags.length
       ? h(
           "div",
@@ -347,6 +388,7 @@ function tagsSection(tags, { create, move, remove }) {
                 {},
                 h("th", {}, "Tag"),
                 h("th", {}, "Revision"),
+                h("th", {}, "Path"),
                 h("th", {}, "Message"),
                 h("th", {}, "By"),
                 h("th", {}, "When"),
@@ -366,6 +408,7 @@ function tagsSection(tags, { create, move, remove }) {
                     {},
                     h("a", { href: `#/commits/${tag.revision}` }, h("code", {}, tag.short)),
                   ),
+                  h("td", {}, h("code", {}, tag.path)),
                   h("td", {}, tag.message || ""),
                   h("td", {}, tag.created_by ? tag.created_by.login : ""),
                   h("td", {}, tag.created_at ? timeElement(tag.created_at) : ""),
@@ -395,7 +438,7 @@ function tagsSection(tags, { create, move, remove }) {
       : h(
           "p",
           { class: "hint" },
-          "No tags yet. Tag a version to run or clone it by a name that does not move.",
+          "No tag includes this script yet. Tag a version to run or clone it by a name that does not move.",
         ),
   );
 }

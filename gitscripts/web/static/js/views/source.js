@@ -1,5 +1,6 @@
 // The Source tab: the highlighted source (at any revision) and the editor that saves a new version.
 
+import { withMessage } from "../actions.js";
 import { ApiError, InputError, api, describeError } from "../api.js";
 import { confirmDialog } from "../dialogs.js";
 import { clear, copyButton, debounce, h, notify, timeElement } from "../dom.js";
@@ -169,6 +170,13 @@ function editor(script, draftAt, start, text, done) {
   const original = start.source;
   const status = h("p", { class: "editor-status", id: "editor-status", role: "status" });
   const problem = h("p", { class: "editor-error", role: "alert", hidden: true });
+  const message = h("input", {
+    type: "text",
+    id: "editor-message",
+    maxlength: 10000,
+    autocomplete: "off",
+    placeholder: `Update script ${script.logical_path}`,
+  });
   const save = h("button", { type: "button", class: "primary" }, "Save new version");
   const cancel = h("button", { type: "button", class: "secondary" }, "Cancel");
   let checked = 0;
@@ -313,7 +321,10 @@ function editor(script, draftAt, start, text, done) {
       const change = overwrite
         ? { content: content() }
         : { content: content(), base_revision: start.revision };
-      await api(`scripts-manager/scripts/${script.id}`, { method: "PUT", json: change });
+      await api(`scripts-manager/scripts/${script.id}`, {
+        method: "PUT",
+        json: withMessage(change, message.value),
+      });
       forget();
       notify("Saved a new version.", "success");
       finish();
@@ -352,6 +363,12 @@ function editor(script, draftAt, start, text, done) {
     h(
       "div",
       { class: "save-bar" },
+      h(
+        "div",
+        { class: "field" },
+        h("label", { for: "editor-message" }, "Commit message (optional)"),
+        message,
+      ),
       h(
         "p",
         { class: "hint", id: "editor-keys" },
