@@ -114,6 +114,10 @@ class NotFileOwner(PermissionDenied):
     error_code = "NOT_FILE_OWNER"
 
 
+class NotRunOwner(PermissionDenied):
+    error_code = "NOT_RUN_OWNER"
+
+
 class RegistrationClosed(PermissionDenied):
     error_code = "REGISTRATION_CLOSED"
 
@@ -157,6 +161,10 @@ class FileNotFound(NotFound):
 
 class InviteNotFound(NotFound):
     error_code = "INVITE_NOT_FOUND"
+
+
+class RunNotFound(NotFound):
+    error_code = "RUN_NOT_FOUND"
 
 
 # -- at odds with the current state

@@ -24,6 +24,8 @@ from gitscripts.index.lookups import Lookups
 from gitscripts.manager.service import ManagerService
 from gitscripts.manager.views import Views
 from gitscripts.repo import Repository
+from gitscripts.runs.service import RunService
+from gitscripts.runs.store import RunStore
 
 
 @dataclass
@@ -40,6 +42,7 @@ class Services:
     file_grants: FileGrants
     git: GitService
     history: HistoryService
+    runs: RunService
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -52,6 +55,7 @@ class Services:
         lookups = Lookups(index, repo)
         views = Views(index, repo, lookups)
         file_grants = FileGrants()
+        executor = ExecutionService(settings, repo, file_grants)
         return cls(
             settings=settings,
             index=index,
@@ -60,11 +64,12 @@ class Services:
             lookups=lookups,
             views=views,
             manager=ManagerService(settings, index, repo, lookups, views),
-            executor=ExecutionService(settings, repo, file_grants),
+            executor=executor,
             files=FileService(settings, index, FileStore.from_settings(settings)),
             file_grants=file_grants,
             git=GitService(settings, index, repo, lookups),
             history=HistoryService(index, repo, lookups),
+            runs=RunService(settings, index, executor, RunStore(settings.runs_path)),
         )
 
 
@@ -87,6 +92,10 @@ def _files(request: Request) -> FileService:
 
 def _executor(request: Request) -> ExecutionService:
     return services_of(request).executor
+
+
+def _runs(request: Request) -> RunService:
+    return services_of(request).runs
 
 
 def _git(request: Request) -> GitService:
@@ -120,6 +129,7 @@ def _manager(request: Request) -> ManagerService:
 AppSettings = Annotated[Settings, Depends(_settings)]
 Auth = Annotated[AuthService, Depends(_auth)]
 Executor = Annotated[ExecutionService, Depends(_executor)]
+RunLog = Annotated[RunService, Depends(_runs)]
 Files = Annotated[FileService, Depends(_files)]
 Git = Annotated[GitService, Depends(_git)]
 History = Annotated[HistoryService, Depends(_history)]

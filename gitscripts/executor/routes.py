@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from gitscripts import errors
 from gitscripts.auth.deps import OptionalUser
-from gitscripts.services import Executor
+from gitscripts.services import RunLog
 
 router = APIRouter(prefix="/api/v1/scripts", tags=["execution"])
 
@@ -43,7 +43,7 @@ async def execute_script(
     logical_path: str,
     request: Request,
     user: OptionalUser,
-    service: Executor,
+    service: RunLog,
     rev: Annotated[
         str | None, Query(description="commit id (full or short), tag or branch")
     ] = None,
@@ -52,7 +52,8 @@ async def execute_script(
         Query(gt=0, allow_inf_nan=False, description="seconds; at most MAX_SCRIPT_EXECUTION_TIME"),
     ] = None,
 ) -> Response:
-    """Run `main(data)` of the script at `logical_path`, as it is at `rev` (default: main)."""
+    """Run `main(data)` of the script at `logical_path`, as it is at `rev` (default: main); the
+    run is recorded in the run log (its id is the answer's `run_id`)."""
     data = parse_input(await request.body())
     execution = asyncio.create_task(service.execute(user, logical_path, data, rev, timeout))
     disconnect = asyncio.create_task(_until_disconnected(request))

@@ -1,0 +1,255 @@
+"""The run log: every execution recorded, read back and listed through the HTTP API, with the
+visibility rules, crash recovery and retention."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+
+from gitscripts.app import create_app
+from gitscripts.cli import main as cli
+from tests.conftest import HELLO, PASSWORD, Caller, live_server, make_settings, register
+
+SEED_KEYS = {"success", "result", "error", "execution_time", "revision", "stdout", "stderr"}
+ISO = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$"
+
+
+def script(caller: Caller, filename: str, source: str) -> dict[str, Any]:
+    reply = caller.post(
+        "/api/v1/scripts-manager/scripts-from-text",
+        json={"filename": filename, "display_name": filename, "content": source},
+    )
+    assert reply.status_code == 201, reply.text
+    return dict(reply.json())
+
+
+def run(caller: Caller, path: str, data: Any = None, **params: Any) -> dict[str, Any]:
+    reply = caller.post(f"/api/v1/scripts/{path}", json={"data": data or {}}, params=params)
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def runs(caller: Caller, **params: Any) -> dict[str, Any]:
+    reply = caller.get("/api/v1/runs", params=params)
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def test_a_sync_run_is_recorded_with_its_fields(alice: Caller) -> None:
+    uploaded = alice.upload("hello.py", HELLO)
+    answer = run(alice, "hello.py", {"name": "World", "value": 2})
+    # The seed's answer, unchanged, with the run's id.
+    assert set(answer) == SEED_KEYS | {"run_id"}
+    assert answer["result"] == {"message": "Hello, World!", "processed_value": 4}
+    record = alice.get(f"/api/v1/runs/{answer['run_id']}").json()
+    assert record["id"] == answer["run_id"] and len(record["id"]) == 26
+    assert record["script_path"] == "hello.py"
+    assert record["script_id"] == str(uploaded["id"])
+    assert record["revision"] == "main" and record["commit"] == answer["revision"]
+    assert record["user"] == {"id": alice.id, "login": "alice"}
+    assert record["mode"] == "sync" and record["status"] == "succeeded"
+    assert record["error"] is None
+    assert record["input"] == {"name": "World", "value": 2}
+    assert record["result"] == answer["result"]
+    for moment in ("queued_at", "started_at", "finished_at"):
+        assert record[moment] is not None
+    assert record["queued_at"] <= record["started_at"] <= record["finished_at"]
+    assert record["queue_wait_ms"] >= 0 and record["run_time_ms"] > 0
+    # A revision asked for by name keeps that name; the commit is what ran.
+    tagged = alice.post("/api/v1/scripts-manager/tags", json={"name": "v1", "revision": "main"})
+    assert tagged.status_code == 201, tagged.text
+    again = run(alice, "hello.py", rev="v1")
+    assert alice.get(f"/api/v1/runs/{again['run_id']}").json()["revision"] == "v1"
+
+
+def test_failures_timeouts_and_output_are_recorded(alice: Caller) -> None:
+    script(alice, "fails.py", "def main(data):\n    print('before')\n    raise ValueError('no')\n")
+    script(alice, "slow.py", "import time\ndef main(data):\n    time.sleep(30)\n")
+    script(alice, "loud.py", "def main(data):\n    print('x' * 100_000)\n    return {}\n")
+    failed = run(alice, "fails.py")
+    record = alice.get(f"/api/v1/runs/{failed['run_id']}").json()
+    assert record["status"] == "failed" and "ValueError: no" in record["error"]
+    assert record["stdout"] == "before\n" and record["result"] is None
+    slow = run(alice, "slow.py", timeout=0.5)
+    assert alice.get(f"/api/v1/runs/{slow['run_id']}").json()["status"] == "timed_out"
+    # Output is kept up to RUNS_OUTPUT_LIMIT_CHARS, with a marker where it was cut.
+    loud = run(alice, "loud.py")
+    assert len(loud["stdout"]) == 100_001  # the answer itself is not cut
+    record = alice.get(f"/api/v1/runs/{loud['run_id']}").json()
+    assert record["stdout_truncated"] is True and record["stderr_truncated"] is False
+    assert record["stdout"] == "x" * 65_536 + "\n[... cut: 34465 more characters]"
+
+
+def test_inputs_and_results_can_be_left_out_of_the_log(data_dir: Path) -> None:
+    with TestClient(create_app(make_settings(data_dir, runs_store_data=False))) as client:
+        alice = register(client, "alice")
+        alice.upload("hello.py", HELLO)
+        answer = run(alice, "hello.py", {"name": "secret"})
+        assert answer["result"]["message"] == "Hello, secret!"
+        record = alice.get(f"/api/v1/runs/{answer['run_id']}").json()
+        assert record["status"] == "succeeded" and record["data_stored"] is False
+        assert record["input"] is None and record["result"] is None
+        assert "secret" not in (data_dir / "runs.sqlite3").read_bytes().decode("latin-1")
+
+
+def test_unknown_and_other_peoples_runs(alice: Caller, bob: Caller, admin: Caller) -> None:
+    alice.upload("hello.py", HELLO)
+    run_id = run(alice, "hello.py")["run_id"]
+    for unknown in ("01J00000000000000000000000", "nope", "z" * 26):
+        reply = alice.get(f"/api/v1/runs/{unknown}")
+        assert reply.status_code == 404 and reply.json()["error_code"] == "RUN_NOT_FOUND"
+    reply = bob.get(f"/api/v1/runs/{run_id}")
+    assert reply.status_code == 403 and reply.json()["error_code"] == "NOT_RUN_OWNER"
+    assert set(reply.json()) == {"error_code", "message", "details"}
+    assert admin.get(f"/api/v1/runs/{run_id}").json()["user"]["login"] == "alice"
+    # Without credentials, nothing.
+    assert alice.client.get(f"/api/v1/runs/{run_id}").status_code == 401
+    assert alice.client.get("/api/v1/runs").status_code == 401
+
+
+def test_listing_newest_first_paged_filtered_and_by_visibility(
+    data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = make_settings(data_dir, allow_anonymous_execution=True)
+    with TestClient(create_app(settings)) as client:
+        alice, bob, admin = (register(client, login) for login in ("alice", "bob", "root"))
+        monkeypatch.setenv("DATA_DIR", str(data_dir))
+        monkeypatch.setenv("GITSCRIPTS_ADMIN_PASSWORD", PASSWORD)
+        assert cli(["create-admin", "root"]) == 0
+        hello = alice.upload("hello.py", HELLO)
+        script(alice, "fails.py", "def main(data):\n    raise ValueError\n")
+        mine = [run(alice, "hello.py", {"i": i})["run_id"] for i in range(5)]
+        failed = run(alice, "fails.py")["run_id"]
+        bobs = run(bob, "hello.py")["run_id"]
+        anonymous = client.post("/api/v1/scripts/hello.py", json={}).json()["run_id"]
+        # A user sees their own runs, newest first; paged by `before`.
+        page = runs(alice, limit=4)
+        assert [r["id"] for r in page["runs"]] == [failed, *reversed(mine)][:4]
+        assert "input" not in page["runs"][0] and "stdout" not in page["runs"][0]
+        rest = runs(alice, limit=4, before=page["next"])
+        assert [r["id"] for r in rest["runs"]] == [mine[1], mine[0]] and rest["next"] is None
+        assert [r["id"] for r in runs(bob)["runs"]] == [bobs]
+        assert runs(bob, user="alice")["runs"] == []
+        # Admins see everyone's, the anonymous ones too.
+        everyone = [r["id"] for r in runs(admin)["runs"]]
+        assert everyone == [anonymous, bobs, failed, *reversed(mine)]
+        assert admin.get(f"/api/v1/runs/{anonymous}").json()["user"] is None
+        assert [r["id"] for r in runs(admin, user="bob")["runs"]] == [bobs]
+        assert runs(admin, user="nobody")["runs"] == []
+        # Filters: status, path, script id, time.
+        assert [r["id"] for r in runs(alice, status="failed")["runs"]] == [failed]
+        assert [r["id"] for r in runs(admin, path="fails.py")["runs"]] == [failed]
+        by_id = runs(admin, script_id=hello["id"])["runs"]
+        assert [r["id"] for r in by_id] == [anonymous, bobs, *reversed(mine)]
+        assert runs(admin, since="2999-01-01T00:00:00Z")["runs"] == []
+        assert len(runs(admin, since="2000-01-01T00:00:00+00:00")["runs"]) == 8
+        # Bad filters are 400s in the one shape.
+        for params in ({"since": "yesterday"}, {"since": "2020-01-01T00:00"},
+                       {"before": "x"}, {"status": "done"}, {"limit": 0}):  # fmt: skip
+            reply = admin.get("/api/v1/runs", params=params)
+            assert reply.status_code == 400, params
+            assert reply.json()["error_code"] == "VALIDATION_ERROR"
+        # Deleting a script keeps its runs.
+        assert alice.delete(f"/api/v1/scripts-manager/scripts/{hello['id']}").status_code == 204
+        assert alice.get(f"/api/v1/runs/{mine[0]}").json()["status"] == "succeeded"
+
+
+def _login(client: TestClient, login: str) -> Caller:
+    reply = client.post("/api/v1/auth/login", json={"login": login, "password": PASSWORD})
+    assert reply.status_code == 200, reply.text
+    token = reply.json()["access_token"]
+    me = client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {token}"}).json()
+    return Caller(client, login, me["id"], token)
+
+
+def test_a_client_going_away_is_a_cancelled_run(tmp_path: Path) -> None:
+    with live_server(tmp_path / "data") as server:
+        token = _account(server.base)
+        auth = {"Authorization": f"Bearer {token}"}
+        _upload(server.base, auth, "slow.py", "import time\ndef main(data):\n    time.sleep(30)\n")
+        port = int(server.base.rsplit(":", 1)[1])
+        request = (
+            f"POST /api/v1/scripts/slow.py HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}"
+            "\r\nContent-Length: 2\r\n\r\n{}"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port)) as connection:
+            connection.sendall(request)
+            time.sleep(1)
+        deadline = time.monotonic() + 10
+        while True:
+            listed = httpx.get(f"{server.base}/api/v1/runs", headers=auth).json()["runs"]
+            if (listed and listed[0]["status"] == "cancelled") or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert listed[0]["status"] == "cancelled", listed
+        assert listed[0]["error"] == "the client went away before the run ended"
+
+
+def _account(base: str) -> str:
+    creds = {"login": "alice", "password": "password123"}
+    httpx.post(f"{base}/api/v1/auth/register", json=creds)
+    return str(httpx.post(f"{base}/api/v1/auth/login", json=creds).json()["access_token"])
+
+
+def _upload(base: str, auth: dict[str, str], filename: str, source: str) -> None:
+    reply = httpx.post(
+        f"{base}/api/v1/scripts-manager/scripts-from-text",
+        headers=auth,
+        json={"filename": filename, "display_name": filename, "content": source},
+    )
+    assert reply.status_code == 201, reply.text
+
+
+def test_a_run_killed_with_the_service_is_failed_after_the_restart(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    with live_server(data) as server:
+        token = _account(server.base)
+        auth = {"Authorization": f"Bearer {token}"}
+        _upload(server.base, auth, "slow.py", "import time\ndef main(data):\n    time.sleep(20)\n")
+        port = int(server.base.rsplit(":", 1)[1])
+        request = (
+            f"POST /api/v1/scripts/slow.py HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}"
+            "\r\nContent-Length: 2\r\n\r\n{}"
+        ).encode()
+        connection = socket.create_connection(("127.0.0.1", port))
+        connection.sendall(request)
+        # Recorded as running (the log is written off the request path, but soon).
+        deadline = time.monotonic() + 10
+        while True:
+            listed = httpx.get(f"{server.base}/api/v1/runs", headers=auth).json()["runs"]
+            if listed or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert listed[0]["status"] == "running", listed
+        server.process.send_signal(signal.SIGKILL)
+        server.process.wait()
+        connection.close()
+    with live_server(data) as server:
+        auth = {"Authorization": f"Bearer {_account(server.base)}"}
+        record = httpx.get(f"{server.base}/api/v1/runs/{listed[0]['id']}", headers=auth).json()
+        assert record["status"] == "failed"
+        assert (
+            record["error"] == "the service stopped while this run was running; it did not finish"
+        )
+        assert record["finished_at"] is not None
+
+
+@pytest.mark.parametrize("by", ["count", "age"])
+def test_retention_prunes_ended_runs(data_dir: Path, by: str) -> None:
+    with TestClient(create_app(make_settings(data_dir))) as client:
+        alice = register(client, "alice")
+        alice.upload("hello.py", HELLO)
+        made = [run(alice, "hello.py")["run_id"] for _ in range(4)]
+    time.sleep(1.0)
+    retention = {"runs_retention_count": 2} if by == "count" else {"runs_retention_days": 1e-5}
+    with TestClient(create_app(make_settings(data_dir, **retention))) as client:
+        alice = _login(client, "alice")
+        kept = [r["id"] for r in runs(alice)["runs"]]
+        assert kept == ([made[3], made[2]] if by == "count" else [])
