@@ -75,8 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if sweeper is not None:
                 sweeper.cancel()
+            await services.runs.stop()  # its runs first, while the executor can end them
             await services.executor.stop()
-            await services.runs.stop()
             await files_socket.stop()
 
     # /docs and /redoc with their scripts served from here, not a CDN: they work offline too.

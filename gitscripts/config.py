@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     execution_scratch_size_mb: int = Field(default=1024, ge=1)
     checkout_cache_bytes: int = Field(default=1 << 30, ge=1 << 20)
 
+    # Seconds an asynchronous run (POST /api/v1/runs) may last: it holds no connection open.
+    max_async_execution_time: float = Field(default=3600, gt=0)
+
     # -- the run log -------------------------------------------------------------------------
     # Keep each run's input and result in the run log (false for confidential data: the log then
     # keeps the rest of the run, its output included).

@@ -207,6 +207,27 @@ class PushConflict(Conflict):
     error_code = "PUSH_CONFLICT"
 
 
+class RunAlreadyFinished(Conflict):
+    error_code = "RUN_ALREADY_FINISHED"
+
+
+class RunNotCancellable(Conflict):
+    """A synchronous run ends with its request: its client cancels it by going away."""
+
+    error_code = "RUN_NOT_CANCELLABLE"
+
+
+# -- well-formed, but not to be done
+class Unprocessable(AppError):
+    error_code = "UNPROCESSABLE"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    """An Idempotency-Key sent again with a different request."""
+
+    error_code = "IDEMPOTENCY_KEY_REUSED"
+
+
 # -- too large
 class PayloadTooLarge(AppError):
     error_code = "PAYLOAD_TOO_LARGE"

@@ -253,3 +253,176 @@ def test_retention_prunes_ended_runs(data_dir: Path, by: str) -> None:
         alice = _login(client, "alice")
         kept = [r["id"] for r in runs(alice)["runs"]]
         assert kept == ([made[3], made[2]] if by == "count" else [])
+
+
+# -- asynchronous runs ---------------------------------------------------------------------------
+SLEEPER = (
+    "import subprocess, time\n"
+    "def main(data):\n"
+    "    subprocess.Popen(['sleep', data['marker']])\n"
+    "    print('started', flush=True)\n"
+    "    time.sleep(data.get('seconds', 60))\n"
+    "    return {'slept': True}\n"
+)
+
+
+def submit(caller: Caller, body: dict[str, Any], expect: int = 202, **headers: str) -> Any:
+    reply = caller.post("/api/v1/runs", json=body, headers=headers)
+    assert reply.status_code == expect, reply.text
+    return reply.json()
+
+
+def wait(caller: Caller, run_id: str, seconds: float = 30) -> dict[str, Any]:
+    reply = caller.get(f"/api/v1/runs/{run_id}", params={"wait": seconds})
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def until(caller: Caller, run_id: str, status: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 20
+    while True:
+        record = caller.get(f"/api/v1/runs/{run_id}").json()
+        if record["status"] == status:
+            return dict(record)
+        assert time.monotonic() < deadline, record
+        time.sleep(0.05)
+
+
+def test_an_async_run_answers_at_once_and_is_waited_for(data_dir: Path) -> None:
+    # Longer than a synchronous run may be: async runs have their own limit.
+    settings = make_settings(data_dir, max_script_execution_time=1)
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        alice.upload("hello.py", HELLO)
+        script(
+            alice, "slow.py", "import time\ndef main(data):\n    time.sleep(1.5)\n    return {}\n"
+        )
+        reply = alice.post("/api/v1/runs", json={"path": "hello.py", "data": {"name": "A"}})
+        assert reply.status_code == 202, reply.text
+        run_id = reply.json()["id"]
+        assert reply.json()["url"] == reply.headers["location"] == f"/api/v1/runs/{run_id}"
+        assert reply.json()["mode"] == "async" and reply.json()["status"] in ("queued", "running")
+        record = wait(alice, run_id)
+        assert record["status"] == "succeeded"
+        assert record["result"] == {"message": "Hello, A!", "processed_value": 0}
+        assert record["input"] == {"name": "A"} and record["revision"] == "main"
+        # A wait that runs out answers with the run as it is.
+        slow = submit(alice, {"path": "slow.py", "timeout": 5})
+        assert wait(alice, slow["id"], 0.2)["status"] in ("queued", "running")
+        assert wait(alice, slow["id"])["status"] == "succeeded"
+        assert run(alice, "slow.py")["success"] is False  # synchronously, it times out
+        # Bad submissions change nothing.
+        before = runs(alice)["runs"]
+        for body, status, code in (
+            ({"path": "nope.py"}, 404, "SCRIPT_NOT_FOUND"),
+            ({"path": "hello.py", "rev": "nope"}, 404, "REVISION_NOT_FOUND"),
+            ({"path": "hello.py", "timeout": -1}, 400, "VALIDATION_ERROR"),
+            ({"path": "hello.py", "extra": 1}, 400, "VALIDATION_ERROR"),
+            ({}, 400, "VALIDATION_ERROR"),
+        ):
+            reply = alice.post("/api/v1/runs", json=body)
+            assert reply.status_code == status and reply.json()["error_code"] == code, body
+        assert runs(alice)["runs"] == before
+        assert client.post("/api/v1/runs", json={"path": "hello.py"}).status_code == 401
+
+
+def test_cancelling_a_running_run_kills_its_processes(
+    alice: Caller, bob: Caller, admin: Caller
+) -> None:
+    script(alice, "sleeper.py", SLEEPER)
+    alice.upload("hello.py", HELLO)
+    marker = "307.0321"
+    running = submit(alice, {"path": "sleeper.py", "data": {"marker": marker}})
+    until(alice, running["id"], "running")
+    deadline = time.monotonic() + 10
+    while not _running(marker):
+        assert time.monotonic() < deadline, "the script did not start its child"
+        time.sleep(0.05)
+    reply = bob.post(f"/api/v1/runs/{running['id']}/cancel")
+    assert reply.status_code == 403 and reply.json()["error_code"] == "NOT_RUN_OWNER"
+    reply = alice.post(f"/api/v1/runs/{running['id']}/cancel")
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["status"] == "cancelled" and reply.json()["error"] == "cancelled by alice"
+    time.sleep(0.3)
+    assert _running(marker) == []
+    reply = alice.post(f"/api/v1/runs/{running['id']}/cancel")
+    assert reply.status_code == 409 and reply.json()["error_code"] == "RUN_ALREADY_FINISHED"
+    reply = alice.post("/api/v1/runs/01J00000000000000000000000/cancel")
+    assert reply.status_code == 404 and reply.json()["error_code"] == "RUN_NOT_FOUND"
+    # An admin may cancel anyone's.
+    other = submit(alice, {"path": "sleeper.py", "data": {"marker": "307.0654"}})
+    until(alice, other["id"], "running")
+    assert admin.post(f"/api/v1/runs/{other['id']}/cancel").json()["status"] == "cancelled"
+    # A synchronous run ends with its request.
+    finished = run(alice, "hello.py")["run_id"]
+    reply = alice.post(f"/api/v1/runs/{finished}/cancel")
+    assert reply.status_code == 409 and reply.json()["error_code"] == "RUN_ALREADY_FINISHED"
+
+
+def _running(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                    if state != "Z":
+                        found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_cancelling_a_queued_run(data_dir: Path) -> None:
+    settings = make_settings(data_dir, max_concurrent_executions=1)
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        script(alice, "sleeper.py", SLEEPER)
+        alice.upload("hello.py", HELLO)
+        first = submit(alice, {"path": "sleeper.py", "data": {"marker": "308.01"}})
+        until(alice, first["id"], "running")
+        queued = submit(alice, {"path": "hello.py"})
+        assert alice.get(f"/api/v1/runs/{queued['id']}").json()["status"] == "queued"
+        cancelled = alice.post(f"/api/v1/runs/{queued['id']}/cancel").json()
+        assert cancelled["status"] == "cancelled" and cancelled["started_at"] is None
+        alice.post(f"/api/v1/runs/{first['id']}/cancel")
+        # The slot is free again.
+        assert wait(alice, submit(alice, {"path": "hello.py"})["id"])["status"] == "succeeded"
+
+
+def test_an_idempotency_key_returns_the_first_run(alice: Caller, bob: Caller) -> None:
+    alice.upload("hello.py", HELLO)
+    body = {"path": "hello.py", "data": {"name": "once"}}
+    first = submit(alice, body, **{"Idempotency-Key": "k-1"})
+    again = submit(alice, body, **{"Idempotency-Key": "k-1"})
+    assert again["id"] == first["id"]
+    assert len(runs(alice)["runs"]) == 1
+    reply = alice.post(
+        "/api/v1/runs", json={**body, "data": {"name": "twice"}}, headers={"Idempotency-Key": "k-1"}
+    )
+    assert reply.status_code == 422 and reply.json()["error_code"] == "IDEMPOTENCY_KEY_REUSED"
+    assert reply.json()["details"] == {"run_id": first["id"]}
+    # Keys are each user's own; without a key every submit is a new run.
+    assert submit(bob, body, **{"Idempotency-Key": "k-1"})["id"] != first["id"]
+    assert submit(alice, body)["id"] != first["id"]
+    assert len(runs(alice)["runs"]) == 2
+
+
+def test_a_restart_runs_queued_runs_and_fails_running_ones(data_dir: Path) -> None:
+    settings = make_settings(data_dir, max_concurrent_executions=1)
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        script(alice, "sleeper.py", SLEEPER)
+        alice.upload("hello.py", HELLO)
+        running = submit(alice, {"path": "sleeper.py", "data": {"marker": "309.01"}})
+        until(alice, running["id"], "running")
+        queued = submit(alice, {"path": "hello.py", "data": {"name": "later"}})
+    with TestClient(create_app(settings)) as client:
+        alice = _login(client, "alice")
+        lost = alice.get(f"/api/v1/runs/{running['id']}").json()
+        assert lost["status"] == "failed"
+        assert lost["error"] == "the service stopped while this run was running; it did not finish"
+        record = wait(alice, queued["id"])
+        assert record["status"] == "succeeded"
+        assert record["result"]["message"] == "Hello, later!"
+    assert _running("309.01") == []

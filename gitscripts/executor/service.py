@@ -78,9 +78,13 @@ class Admission:
             retry_after=retry_after,
         )
 
+    def full(self) -> bool:
+        """Whether a run arriving now would be refused."""
+        return self._semaphore.locked() and self._waiting >= self._queue
+
     async def __aenter__(self) -> None:
         if self._semaphore.locked():
-            if self._waiting >= self._queue:
+            if self.full():
                 raise self.refusal()
             self._waiting += 1
             try:
@@ -326,12 +330,16 @@ class ExecutionService:
         )
 
     def target(
-        self, logical_path: str, revision: str | None = None, timeout: float | None = None
+        self,
+        logical_path: str,
+        revision: str | None = None,
+        timeout: float | None = None,
+        limit: float | None = None,
     ) -> Target:
         """What a run of `logical_path` at `revision` executes, checked before anything runs: the
-        commit, the script's path in it and the timeout (a request may ask for less than
-        MAX_SCRIPT_EXECUTION_TIME, never more)."""
-        limit = self.settings.max_script_execution_time
+        commit, the script's path in it and the timeout (a request may ask for less than `limit`,
+        never more; default MAX_SCRIPT_EXECUTION_TIME)."""
+        limit = limit or self.settings.max_script_execution_time
         if timeout is not None and not 0 < timeout < float("inf"):  # NaN fails this too
             raise errors.ValidationError("timeout must be a positive number of seconds")
         revision = revision or "main"

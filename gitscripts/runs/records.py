@@ -74,6 +74,8 @@ class Run:
     stderr_cut: bool = False
     input_stored: bool = True  # False: RUNS_STORE_DATA was off when it ran
     replay_of: str | None = None
+    idempotency_key: str | None = None  # the submitter's, with the request it came with:
+    request_hash: str | None = None  # a retry with the key returns this run
 
     @property
     def ended(self) -> bool:

@@ -1,18 +1,23 @@
-"""The run log over HTTP: read a run, list runs (parse, call `RunService`, shape the reply)."""
+"""Runs over HTTP: submit, read (and wait for), cancel and list them (parse, call `RunService`,
+shape the reply)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
+from pydantic import BaseModel, ConfigDict, Field
 
 from gitscripts import errors
 from gitscripts.auth.deps import CurrentUser
-from gitscripts.runs.records import Status
+from gitscripts.runs.records import Run, Status
 from gitscripts.services import RunLog
 
 router = APIRouter(prefix="/api/v1/runs", tags=["runs"])
+
+# The longest `?wait=` (seconds): a client waiting longer asks again.
+MAX_WAIT = 60.0
 
 
 @router.get("")
@@ -44,10 +49,65 @@ def list_runs(
     )
 
 
+class Submission(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="the script's logical path")
+    rev: str | None = Field(default=None, description="commit id, tag or branch (default main)")
+    data: Any = Field(default_factory=dict, description="what main(data) is given")
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds; at most MAX_ASYNC_EXECUTION_TIME",
+    )
+
+
+@router.post("", status_code=202)
+async def submit_run(
+    submission: Submission,
+    user: CurrentUser,
+    service: RunLog,
+    response: Response,
+    idempotency_key: Annotated[
+        str | None,
+        Header(max_length=200, description="a retried submit with it returns the first run"),
+    ] = None,
+) -> dict[str, Any]:
+    """Start a run and answer at once, with the run (`queued`) and its URL."""
+    run, _ = await service.submit(
+        user,
+        submission.path,
+        submission.data,
+        submission.rev,
+        submission.timeout,
+        idempotency_key,
+    )
+    response.headers["Location"] = _url(run)
+    return {**run.public(), "url": _url(run)}
+
+
 @router.get("/{run_id}")
-def get_run(run_id: str, user: CurrentUser, service: RunLog) -> dict[str, Any]:
+async def get_run(
+    run_id: str,
+    user: CurrentUser,
+    service: RunLog,
+    wait: Annotated[
+        float, Query(ge=0, le=MAX_WAIT, description="seconds to wait for the run to end")
+    ] = 0,
+) -> dict[str, Any]:
     """One run, with its input, result, output, error and timings."""
-    return service.get(user, run_id)
+    return (await service.get(user, run_id, wait)).public()
+
+
+@router.post("/{run_id}/cancel")
+async def cancel_run(run_id: str, user: CurrentUser, service: RunLog) -> dict[str, Any]:
+    """Stop a queued or running asynchronous run (its processes are killed)."""
+    return (await service.cancel(user, run_id)).public()
+
+
+def _url(run: Run) -> str:
+    return f"{router.prefix}/{run.id}"
 
 
 def _moment(text: str | None) -> float | None:

@@ -3,9 +3,14 @@
 - `execute` runs a script for the synchronous API (`POST /api/v1/scripts/{path}`) and records it:
   `running` once admission gives it a slot (a run refused with 429 never ran and is not
   recorded), then how it ended. The records are written off the request path (`store.RunStore`).
-- `get` and `list` read the log, with the visibility rules of `access` (`may_see_run`).
-- `recover` (at start) marks what a previous process left `queued` or `running` as failed, with
-  the reason: nothing stays `running` forever.
+- `submit` starts an asynchronous run (`POST /api/v1/runs`): recorded `queued` at once, run by a
+  task of this process through the same admission, slots and sandbox, up to
+  MAX_ASYNC_EXECUTION_TIME; an idempotency key makes a retried submit return the first run.
+  `cancel` cancels that task (the executor then kills the run's process tree).
+- `get` (which can wait for the run to end) and `list` read the log, with the visibility rules
+  of `access` (`may_see_run`).
+- `recover` (at start) marks what a previous process left `running` as failed, with the reason:
+  nothing stays `running` forever. Asynchronous runs it left `queued` run once `start` is called.
 - `prune` applies the retention settings (RUNS_RETENTION_DAYS, RUNS_RETENTION_COUNT): at start
   (after `recover`), then every `PRUNE_INTERVAL` seconds once `start` was called.
 """
@@ -14,7 +19,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -43,25 +51,51 @@ class RunService:
         self.executor = executor
         self.store = store
         self._pruner: asyncio.Task[None] | None = None
+        self._resumed: list[Run] = []  # queued when the previous process stopped
+        # The asynchronous runs of this process that have not ended, by id; and who cancelled.
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._cancelled_by: dict[str, str] = {}
 
     # -- life --------------------------------------------------------------------------------
-    def recover(self) -> list[Run]:
-        """Mark the runs a previous process left unfinished as failed (before serving)."""
+    def recover(self) -> None:
+        """Mark the runs a previous process left running as failed (before serving); keep the
+        asynchronous ones it left queued for `start`."""
         now = time.time()
-        lost = [
-            replace(run, status="failed", error=LOST.format(run.status), finished_at=now)
-            for run in self.store.unfinished()
-        ]
+        lost: list[Run] = []
+        for run in self.store.unfinished():
+            if run.status == "queued" and run.mode != "sync":
+                self._resumed.append(run)
+            else:
+                lost.append(
+                    replace(run, status="failed", error=LOST.format(run.status), finished_at=now)
+                )
         if lost:
             self.store.write(lost)
             log.warning("runs_lost", runs=[run.id for run in lost])
-        return lost
 
     async def start(self) -> None:
+        """Start writing the log, pruning it, and running what a previous process left queued
+        (the executor is started)."""
         self.store.open()
         self._pruner = asyncio.create_task(self._prune_forever())
+        for run in self._resumed:
+            try:
+                target = self.executor.target(run.script_path, run.commit, run.timeout, run.timeout)
+            except errors.AppError as exc:  # its commit is gone (a rewritten history)
+                self.store.save(
+                    replace(run, status="failed", error=exc.message, finished_at=time.time())
+                )
+                continue
+            self._launch(self._owner(run), target, run, run.input)
+            log.info("run_resumed", run=run.id)
+        self._resumed.clear()
 
     async def stop(self) -> None:
+        # Runs still going are cut short: those running are marked failed at the next start,
+        # those queued run then.
+        for task in list(self._tasks.values()):
+            task.cancel()
+        await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         if self._pruner is not None:
             self._pruner.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -107,17 +141,84 @@ class RunService:
 
         try:
             result = await self.executor.run(user, target, data, started)
-        except asyncio.CancelledError:
-            self._end(run, "cancelled", "the client went away before the run ended")
-            raise
-        except errors.AppError as exc:
-            self._end(run, "failed", exc.message)
-            raise
-        except Exception:
-            self._end(run, "failed", "the service failed to run it")
+        except BaseException as exc:
+            if run.started_at is not None:  # a run refused a place never started: no record
+                self._failed(run, exc, "the client went away before the run ended")
             raise
         self._ended(run, result)
         return {**answer(target, result), "run_id": run.id}
+
+    async def submit(
+        self,
+        user: access.User,
+        logical_path: str,
+        data: Any,
+        revision: str | None = None,
+        timeout: float | None = None,
+        idempotency_key: str | None = None,
+    ) -> tuple[Run, bool]:
+        """Start an asynchronous run; the run, and whether it is new (False: the idempotency key
+        named an earlier one)."""
+        request_hash = None
+        if idempotency_key is not None:
+            request = [logical_path, revision, data, timeout]
+            request_hash = hashlib.sha256(_canonical(request)).hexdigest()
+        limit = self.settings.max_async_execution_time
+        target = self.executor.target(logical_path, revision, timeout, limit)
+        if self.executor.admission.full():
+            raise self.executor.admission.refusal()
+        run = replace(
+            self._new(user, target, data, "async"),
+            # Kept until it starts whatever RUNS_STORE_DATA says: a restart runs it with it.
+            input=data,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+        claimed = await run_in_threadpool(self.store.claim, run)
+        if claimed.id != run.id:
+            if claimed.request_hash != request_hash:
+                raise errors.IdempotencyKeyReused(
+                    "This Idempotency-Key was sent before with a different request",
+                    run_id=claimed.id,
+                )
+            return claimed, False
+        self._launch(user, target, run, data)
+        return run, True
+
+    def _launch(self, user: access.User | None, target: Target, run: Run, data: Any) -> None:
+        task = asyncio.create_task(self._run_async(user, target, run, data))
+        self._tasks[run.id] = task
+        task.add_done_callback(lambda _: self._tasks.pop(run.id, None))
+
+    async def _run_async(
+        self, user: access.User | None, target: Target, run: Run, data: Any
+    ) -> None:
+        def started() -> None:
+            nonlocal run
+            keep = self.settings.runs_store_data
+            run = replace(run, status="running", started_at=time.time(),
+                          input=data if keep else None)  # fmt: skip
+            self.store.save(run)
+
+        try:
+            result = await self.executor.run(user, target, data, started)
+        except asyncio.CancelledError as exc:
+            # By a user, or by the service stopping: then it is left for the next start.
+            by_user = run.id in self._cancelled_by
+            self._failed(run, exc, "")
+            if by_user:
+                return
+            raise
+        except Exception as exc:
+            self._failed(run, exc, "")
+            return
+        self._ended(run, result)
+
+    def _owner(self, run: Run) -> access.User | None:
+        """Who a run recorded earlier runs as (None: nobody, or an account since deleted)."""
+        if run.user_id is None:
+            return None
+        return self.index.users.get(run.user_id)
 
     def _new(self, user: access.User | None, target: Target, data: Any, mode: Mode) -> Run:
         now = time.time()
@@ -138,10 +239,20 @@ class RunService:
             input_stored=keep,
         )
 
-    def _end(self, run: Run, status: Status, error: str) -> None:
-        """Record how a run that never reported ended (nothing if it never started)."""
-        if run.started_at is not None:
-            self.store.save(replace(run, status=status, error=error, finished_at=time.time()))
+    def _failed(self, run: Run, exc: BaseException, gone_away: str) -> None:
+        """Record how a run that never reported ended: cancelled (by a user, or `gone_away`),
+        refused, or failed."""
+        status: Status = "failed"
+        if isinstance(exc, asyncio.CancelledError):
+            who = self._cancelled_by.pop(run.id, None)
+            if who is None and run.mode != "sync":
+                return  # the service is stopping: the next start resumes or fails it
+            status, error = "cancelled", f"cancelled by {who}" if who else gone_away
+        elif isinstance(exc, errors.AppError):
+            error = exc.message
+        else:
+            error = "the service failed to run it"
+        self.store.save(replace(run, status=status, error=error, finished_at=time.time()))
 
     def _ended(self, run: Run, result: RunResult) -> None:
         limit = self.settings.runs_output_limit_chars
@@ -157,6 +268,7 @@ class RunService:
                 error=None if result.ok else result.error,
                 finished_at=time.time(),
                 result=result.result if result.ok and run.input_stored else None,
+                input=run.input if run.input_stored else None,
                 stdout=stdout,
                 stderr=stderr,
                 stdout_cut=stdout_cut,
@@ -165,14 +277,42 @@ class RunService:
         )
 
     # -- reading -----------------------------------------------------------------------------
-    def get(self, user: access.User, run_id: str) -> dict[str, Any]:
-        """One run, whole: its owner's or an admin's to see."""
-        run = self.store.get(run_id) if is_run_id(run_id) else None
+    async def get(self, user: access.User, run_id: str, wait: float = 0) -> Run:
+        """One run, whole: its owner's or an admin's to see; with `wait`, once it has ended or
+        `wait` seconds have passed."""
+        run = await self._visible(user, run_id, access.may_see_run)
+        task = self._tasks.get(run_id)
+        if wait > 0 and task is not None and not run.ended:
+            await asyncio.wait({task}, timeout=wait)
+            run = await self._visible(user, run_id, access.may_see_run)
+        return run
+
+    async def cancel(self, user: access.User, run_id: str) -> Run:
+        """Stop a queued or running asynchronous run; the run, cancelled."""
+        run = await self._visible(user, run_id, access.may_cancel_run)
+        if run.ended:
+            raise errors.RunAlreadyFinished(
+                f"Run {run_id} has already ended ({run.status})", run_id=run_id
+            )
+        task = self._tasks.get(run_id)
+        if task is None:
+            raise errors.RunNotCancellable(
+                f"Run {run_id} is synchronous: it ends when its client goes away", run_id=run_id
+            )
+        self._cancelled_by[run_id] = user.login
+        task.cancel()
+        await asyncio.wait({task})
+        return await self._visible(user, run_id, access.may_cancel_run)
+
+    async def _visible(
+        self, user: access.User, run_id: str, rule: Callable[[access.User, int | None], bool]
+    ) -> Run:
+        run = await run_in_threadpool(self.store.get, run_id) if is_run_id(run_id) else None
         if run is None:
             raise errors.RunNotFound(f"Run {run_id} not found", run_id=run_id)
-        if not access.may_see_run(user, run.user_id):
+        if not rule(user, run.user_id):
             raise errors.NotRunOwner(f"Run {run_id} is not yours", run_id=run_id)
-        return run.public()
+        return run
 
     def list(
         self,
@@ -214,3 +354,7 @@ class RunService:
             "runs": [run.summary() for run in page],
             "next": page[-1].id if len(runs) > limit else None,
         }
+
+
+def _canonical(value: Any) -> bytes:
+    return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")

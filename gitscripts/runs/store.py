@@ -9,16 +9,21 @@ asked. Rows are upserts of the whole record: the last save of a run wins.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import queue
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import structlog
+
 from gitscripts.runs.records import Run, Status
+
+log = structlog.get_logger("gitscripts.runs")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -43,8 +48,12 @@ CREATE TABLE IF NOT EXISTS runs (
     stdout_cut INTEGER NOT NULL,
     stderr_cut INTEGER NOT NULL,
     input_stored INTEGER NOT NULL,
-    replay_of TEXT
+    replay_of TEXT,
+    idempotency_key TEXT,
+    request_hash TEXT
 ) WITHOUT ROWID;
+CREATE UNIQUE INDEX IF NOT EXISTS runs_by_key ON runs (user_id, idempotency_key)
+    WHERE idempotency_key IS NOT NULL;
 CREATE INDEX IF NOT EXISTS runs_by_user ON runs (user_id, id);
 CREATE INDEX IF NOT EXISTS runs_by_script ON runs (script_id, id);
 CREATE INDEX IF NOT EXISTS runs_by_path ON runs (script_path, id);
@@ -53,9 +62,9 @@ CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, id);
 _COLUMNS = (
     "id, script_path, script_id, revision, commit_id, user_id, user_login, mode, status, "
     "queued_at, timeout, error, started_at, finished_at, input, result, stdout, stderr, "
-    "stdout_cut, stderr_cut, input_stored, replay_of"
+    "stdout_cut, stderr_cut, input_stored, replay_of, idempotency_key, request_hash"
 )
-_UPSERT = f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+_UPSERT = f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 24)})"
 
 
 @dataclass(frozen=True)
@@ -76,7 +85,7 @@ def _row(run: Run) -> tuple[Any, ...]:
         run.user_login, run.mode, run.status, run.queued_at, run.timeout, run.error,
         run.started_at, run.finished_at, _json(run.input), _json(run.result), run.stdout,
         run.stderr, int(run.stdout_cut), int(run.stderr_cut), int(run.input_stored),
-        run.replay_of,
+        run.replay_of, run.idempotency_key, run.request_hash,
     )  # fmt: skip
 
 
@@ -108,6 +117,8 @@ def _run(row: sqlite3.Row) -> Run:
         stderr_cut=bool(row["stderr_cut"]),
         input_stored=bool(row["input_stored"]),
         replay_of=row["replay_of"],
+        idempotency_key=row["idempotency_key"],
+        request_hash=row["request_hash"],
     )
 
 
@@ -132,6 +143,8 @@ class RunStore:
         self._write_connection.executescript(_SCHEMA)
         self._read_connection = _connect(path)
         self._read_lock = threading.Lock()
+        # The writer thread's connection, also used by `claim` and `prune` from other threads.
+        self._write_lock = threading.Lock()
 
     def open(self) -> None:
         if self._writer is None:
@@ -177,16 +190,39 @@ class RunStore:
                 except queue.Empty:
                     break
             if batch:
-                self.write(batch.values())
+                try:
+                    self.write(batch.values())
+                except sqlite3.Error:  # a full disk, say: the runs are lost, the writer is not
+                    log.exception("run_log_write_failed", runs=list(batch))
             for event in waiting:
                 event.set()
 
     def write(self, runs: Iterable[Run]) -> None:
         """Write `runs` now, in one transaction (the writer thread's, or before it starts)."""
+        rows = [_row(run) for run in runs]
+        with self._write_lock, self._transaction() as connection:
+            connection.executemany(_UPSERT, rows)
+
+    def claim(self, run: Run) -> Run:
+        """Write `run` now, unless its submitter already has a run with its idempotency key:
+        then that run, untouched."""
+        with self._write_lock, self._transaction() as connection:
+            if run.idempotency_key is not None:
+                found = connection.execute(
+                    f"SELECT {_COLUMNS} FROM runs WHERE user_id IS ? AND idempotency_key = ?",
+                    (run.user_id, run.idempotency_key),
+                ).fetchone()
+                if found is not None:
+                    return _run(found)
+            connection.execute(_UPSERT, _row(run))
+        return run
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
         connection = self._write_connection
-        connection.execute("BEGIN")
+        connection.execute("BEGIN IMMEDIATE")
         try:
-            connection.executemany(_UPSERT, [_row(run) for run in runs])
+            yield connection
         except BaseException:
             connection.execute("ROLLBACK")
             raise
@@ -195,10 +231,8 @@ class RunStore:
     def prune(self, older_than: float, keep: int) -> int:
         """Delete ended runs queued before `older_than` (Unix seconds), and the oldest beyond the
         newest `keep`; runs not ended are kept. How many went."""
-        connection = self._write_connection
         ended = "status NOT IN ('queued', 'running')"
-        connection.execute("BEGIN")
-        try:
+        with self._write_lock, self._transaction() as connection:
             gone = connection.execute(
                 f"DELETE FROM runs WHERE {ended} AND queued_at < ?", (older_than,)
             ).rowcount
@@ -207,10 +241,6 @@ class RunStore:
                 "(SELECT id FROM runs ORDER BY id DESC LIMIT 1 OFFSET ?)",
                 (keep - 1,),
             ).rowcount
-        except BaseException:
-            connection.execute("ROLLBACK")
-            raise
-        connection.execute("COMMIT")
         return gone
 
     def unfinished(self) -> list[Run]:
