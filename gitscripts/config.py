@@ -94,6 +94,9 @@ class Settings(BaseSettings):
     # Seconds an asynchronous run (POST /api/v1/runs) may last: it holds no connection open.
     max_async_execution_time: float = Field(default=3600, gt=0)
 
+    # Inputs one batch (POST /api/v1/runs/batch) may have.
+    runs_batch_max_inputs: int = Field(default=10_000, ge=1)
+
     # -- the run log -------------------------------------------------------------------------
     # Keep each run's input and result in the run log (false for confidential data: the log then
     # keeps the rest of the run, its output included).

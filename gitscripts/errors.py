@@ -217,6 +217,10 @@ class RunNotCancellable(Conflict):
     error_code = "RUN_NOT_CANCELLABLE"
 
 
+class RunNotReplayable(Conflict):
+    error_code = "RUN_NOT_REPLAYABLE"
+
+
 # -- well-formed, but not to be done
 class Unprocessable(AppError):
     error_code = "UNPROCESSABLE"
@@ -235,6 +239,10 @@ class PayloadTooLarge(AppError):
 
 class FileTooLarge(PayloadTooLarge):
     error_code = "FILE_TOO_LARGE"
+
+
+class BatchTooLarge(PayloadTooLarge):
+    error_code = "BATCH_TOO_LARGE"
 
 
 # -- outside the file

@@ -426,3 +426,93 @@ def test_a_restart_runs_queued_runs_and_fails_running_ones(data_dir: Path) -> No
         assert record["status"] == "succeeded"
         assert record["result"]["message"] == "Hello, later!"
     assert _running("309.01") == []
+
+
+# -- batches and replays -------------------------------------------------------------------------
+COUNTER = (
+    "import time\n"
+    "calls = 0\n"
+    "def main(data):\n"
+    "    global calls\n"
+    "    calls += 1  # a fresh process per input: always 1\n"
+    "    time.sleep(data.get('sleep', 0))\n"
+    "    if data['x'] == 3:\n"
+    "        raise ValueError('three')\n"
+    "    return {'x': data['x'], 'calls': calls}\n"
+)
+
+
+def test_a_batch_keeps_order_per_item_errors_and_isolation(data_dir: Path) -> None:
+    settings = make_settings(data_dir, max_concurrent_executions=4, runs_batch_max_inputs=8)
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        script(alice, "counter.py", COUNTER)
+        # Later inputs finish first; the answer keeps the inputs' order.
+        inputs = [{"x": x, "sleep": 0.4 - 0.05 * x} for x in range(8)]
+        began = time.monotonic()
+        reply = alice.post("/api/v1/runs/batch", json={"path": "counter.py", "inputs": inputs})
+        took = time.monotonic() - began
+        assert reply.status_code == 200, reply.text
+        outcome = reply.json()
+        assert len(outcome["revision"]) == 40
+        results = outcome["results"]
+        assert [r["success"] for r in results] == [x != 3 for x in range(8)]
+        assert [r["result"]["x"] for r in results if r["success"]] == [0, 1, 2, 4, 5, 6, 7]
+        assert all(r["result"]["calls"] == 1 for r in results if r["success"])
+        assert "ValueError: three" in results[3]["error"]
+        assert took < 2.0, took  # in parallel: one after the other would take 2.2 s
+        record = alice.get(f"/api/v1/runs/{results[5]['run_id']}").json()
+        assert record["mode"] == "batch" and record["input"] == inputs[5]
+        assert len({r["run_id"] for r in results}) == 8
+        # Too many inputs: 413, and nothing runs.
+        reply = alice.post(
+            "/api/v1/runs/batch", json={"path": "counter.py", "inputs": [{"x": 0}] * 9}
+        )
+        assert reply.status_code == 413 and reply.json()["error_code"] == "BATCH_TOO_LARGE"
+        assert len(runs(alice)["runs"]) == 8
+        reply = alice.post("/api/v1/runs/batch", json={"path": "nope.py", "inputs": [{}]})
+        assert reply.status_code == 404 and reply.json()["error_code"] == "SCRIPT_NOT_FOUND"
+        assert alice.post("/api/v1/runs/batch", json={"path": "counter.py"}).status_code == 400
+
+
+def test_a_replay_runs_the_same_input_at_the_same_commit(
+    alice: Caller, bob: Caller, admin: Caller
+) -> None:
+    script(alice, "version.py", "def main(data):\n    return {'v': 1, 'got': data}\n")
+    first = run(alice, "version.py", {"well": 7})
+    replaced = alice.post(
+        "/api/v1/scripts-manager/scripts-from-text",
+        json={
+            "filename": "version.py",
+            "display_name": "version.py",
+            "content": "def main(data):\n    return {'v': 2, 'got': data}\n",
+            "replace": True,
+        },
+    )
+    assert replaced.status_code in (200, 201), replaced.text
+    assert run(alice, "version.py", {"well": 7})["result"]["v"] == 2  # main moved
+    reply = alice.post(f"/api/v1/runs/{first['run_id']}/replay")
+    assert reply.status_code == 202, reply.text
+    replay = wait(alice, reply.json()["id"])
+    assert replay["status"] == "succeeded" and replay["mode"] == "replay"
+    assert replay["result"] == {"v": 1, "got": {"well": 7}}
+    assert replay["commit"] == first["revision"] and replay["replay_of"] == first["run_id"]
+    reply = bob.post(f"/api/v1/runs/{first['run_id']}/replay")
+    assert reply.status_code == 403 and reply.json()["error_code"] == "NOT_RUN_OWNER"
+    # An admin's replay is the admin's run.
+    theirs = wait(admin, admin.post(f"/api/v1/runs/{first['run_id']}/replay").json()["id"])
+    assert theirs["user"]["login"] == "root-admin" and theirs["result"]["v"] == 1
+
+
+def test_a_run_without_its_input_cannot_be_replayed(data_dir: Path) -> None:
+    with TestClient(create_app(make_settings(data_dir, runs_store_data=False))) as client:
+        alice = register(client, "alice")
+        alice.upload("hello.py", HELLO)
+        run_id = run(alice, "hello.py", {"name": "secret"})["run_id"]
+        reply = alice.post(f"/api/v1/runs/{run_id}/replay")
+        assert reply.status_code == 409 and reply.json()["error_code"] == "RUN_NOT_REPLAYABLE"
+        # An async run's input is kept only until it starts.
+        queued = submit(alice, {"path": "hello.py", "data": {"name": "secret"}})
+        record = wait(alice, queued["id"])
+        assert record["result"] is None and record["input"] is None
+        assert record["status"] == "succeeded"

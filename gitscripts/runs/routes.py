@@ -6,11 +6,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from gitscripts import errors
-from gitscripts.auth.deps import CurrentUser
+from gitscripts.auth.deps import CurrentUser, OptionalUser
+from gitscripts.executor.routes import json_or_gone, unless_client_leaves
 from gitscripts.runs.records import Run, Status
 from gitscripts.services import RunLog
 
@@ -63,6 +64,40 @@ class Submission(BaseModel):
     )
 
 
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="the script's logical path")
+    rev: str | None = Field(default=None, description="commit id, tag or branch (default main)")
+    inputs: list[Any] = Field(description="one main(data) input per run")
+    timeout: float | None = Field(
+        default=None,
+        gt=0,
+        allow_inf_nan=False,
+        description="seconds, for each run; at most MAX_SCRIPT_EXECUTION_TIME",
+    )
+
+
+@router.post("/batch")
+async def run_batch(
+    batch: Batch, request: Request, user: OptionalUser, service: RunLog
+) -> Response:
+    """Run one script at one revision once per input, each in its own process, in parallel:
+    `{"revision", "results"}`, the results in the inputs' order."""
+    outcome = await unless_client_leaves(
+        request, service.batch(user, batch.path, batch.inputs, batch.rev, batch.timeout)
+    )
+    return json_or_gone(outcome)
+
+
+@router.post("/{run_id}/replay", status_code=202)
+async def replay_run(
+    run_id: str, user: CurrentUser, service: RunLog, response: Response
+) -> dict[str, Any]:
+    """Run a run's input again at the commit it ran: a new asynchronous run (`replay_of`)."""
+    return _started(await service.replay(user, run_id), response)
+
+
 @router.post("", status_code=202)
 async def submit_run(
     submission: Submission,
@@ -75,7 +110,7 @@ async def submit_run(
     ] = None,
 ) -> dict[str, Any]:
     """Start a run and answer at once, with the run (`queued`) and its URL."""
-    run, _ = await service.submit(
+    run = await service.submit(
         user,
         submission.path,
         submission.data,
@@ -83,8 +118,7 @@ async def submit_run(
         submission.timeout,
         idempotency_key,
     )
-    response.headers["Location"] = _url(run)
-    return {**run.public(), "url": _url(run)}
+    return _started(run, response)
 
 
 @router.get("/{run_id}")
@@ -106,8 +140,11 @@ async def cancel_run(run_id: str, user: CurrentUser, service: RunLog) -> dict[st
     return (await service.cancel(user, run_id)).public()
 
 
-def _url(run: Run) -> str:
-    return f"{router.prefix}/{run.id}"
+def _started(run: Run, response: Response) -> dict[str, Any]:
+    """A run just started (or found by its idempotency key), with its URL."""
+    url = f"{router.prefix}/{run.id}"
+    response.headers["Location"] = url
+    return {**run.public(), "url": url}
 
 
 def _moment(text: str | None) -> float | None:

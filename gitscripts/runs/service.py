@@ -39,6 +39,8 @@ from gitscripts.runs.store import Filter, RunStore
 log = structlog.get_logger("gitscripts.runs")
 
 PRUNE_INTERVAL = 600.0
+# The modes whose runs are queued in the log, and run after a restart if they had not started.
+RESUMED = frozenset({"async", "replay"})
 LOST = "the service stopped while this run was {}; it did not finish"
 
 
@@ -63,7 +65,7 @@ class RunService:
         now = time.time()
         lost: list[Run] = []
         for run in self.store.unfinished():
-            if run.status == "queued" and run.mode != "sync":
+            if run.status == "queued" and run.mode in RESUMED:
                 self._resumed.append(run)
             else:
                 lost.append(
@@ -132,7 +134,52 @@ class RunService:
     ) -> dict[str, Any]:
         """Run the script as the seed API does, recorded: its answer, with the run's id."""
         target = self.executor.target(logical_path, revision, timeout)
-        run = self._new(user, target, data, "sync")
+        return await self._recorded(user, target, data, "sync")
+
+    async def batch(
+        self,
+        user: access.User | None,
+        logical_path: str,
+        inputs: list[Any],
+        revision: str | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Run one script at one revision once per input, each in its own process, as many at
+        once as the service runs; the answers in the inputs' order, each with its own success
+        or error (a run refused a place, say, is that item's error)."""
+        most = self.settings.runs_batch_max_inputs
+        if len(inputs) > most:
+            raise errors.BatchTooLarge(
+                f"A batch has at most {most} inputs; this one has {len(inputs)}",
+                limit=most,
+                size=len(inputs),
+            )
+        target = self.executor.target(logical_path, revision, timeout)
+        answers: list[dict[str, Any]] = [{} for _ in inputs]
+        indexes = iter(range(len(inputs)))
+
+        async def worker() -> None:
+            for index in indexes:
+                try:
+                    answers[index] = await self._recorded(user, target, inputs[index], "batch")
+                except errors.AppError as exc:
+                    answers[index] = {
+                        "success": False,
+                        "result": None,
+                        "error": exc.message,
+                        "error_code": exc.error_code,
+                        "run_id": None,
+                    }
+
+        workers = min(len(inputs), self.settings.max_concurrent_executions)
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        return {"revision": str(target.commit.id), "results": answers}
+
+    async def _recorded(
+        self, user: access.User | None, target: Target, data: Any, mode: Mode
+    ) -> dict[str, Any]:
+        """Run now (admission permitting), recorded from when it has its place."""
+        run = self._new(user, target, data, mode)
 
         def started() -> None:
             nonlocal run
@@ -156,34 +203,50 @@ class RunService:
         revision: str | None = None,
         timeout: float | None = None,
         idempotency_key: str | None = None,
-    ) -> tuple[Run, bool]:
-        """Start an asynchronous run; the run, and whether it is new (False: the idempotency key
-        named an earlier one)."""
+    ) -> Run:
+        """Start an asynchronous run: the run, or the earlier one its idempotency key names."""
         request_hash = None
         if idempotency_key is not None:
             request = [logical_path, revision, data, timeout]
             request_hash = hashlib.sha256(_canonical(request)).hexdigest()
         limit = self.settings.max_async_execution_time
         target = self.executor.target(logical_path, revision, timeout, limit)
-        if self.executor.admission.full():
-            raise self.executor.admission.refusal()
         run = replace(
             self._new(user, target, data, "async"),
-            # Kept until it starts whatever RUNS_STORE_DATA says: a restart runs it with it.
-            input=data,
             idempotency_key=idempotency_key,
             request_hash=request_hash,
         )
-        claimed = await run_in_threadpool(self.store.claim, run)
-        if claimed.id != run.id:
-            if claimed.request_hash != request_hash:
-                raise errors.IdempotencyKeyReused(
-                    "This Idempotency-Key was sent before with a different request",
-                    run_id=claimed.id,
-                )
-            return claimed, False
-        self._launch(user, target, run, data)
-        return run, True
+        claimed = await self._enqueue(user, target, run, data)
+        if claimed.request_hash != request_hash:
+            raise errors.IdempotencyKeyReused(
+                "This Idempotency-Key was sent before with a different request",
+                run_id=claimed.id,
+            )
+        return claimed
+
+    async def replay(self, user: access.User, run_id: str) -> Run:
+        """Run a run's input again at the commit it ran, as a new asynchronous run linked to it."""
+        first = await self._visible(user, run_id, access.may_see_run)
+        if not first.input_stored:
+            raise errors.RunNotReplayable(
+                f"Run {run_id} cannot be replayed: its input was not kept (RUNS_STORE_DATA)",
+                run_id=run_id,
+            )
+        limit = self.settings.max_async_execution_time
+        target = self.executor.target(first.script_path, first.commit, first.timeout, limit)
+        run = replace(self._new(user, target, first.input, "replay"), replay_of=first.id)
+        return await self._enqueue(user, target, run, first.input)
+
+    async def _enqueue(self, user: access.User, target: Target, run: Run, data: Any) -> Run:
+        """Record `run` queued and start it; or the run its idempotency key names already."""
+        if self.executor.admission.full():
+            raise self.executor.admission.refusal()
+        # The input is kept until the run starts whatever RUNS_STORE_DATA says: a restart runs
+        # it with it.
+        claimed = await run_in_threadpool(self.store.claim, replace(run, input=data))
+        if claimed.id == run.id:
+            self._launch(user, target, run, data)
+        return claimed
 
     def _launch(self, user: access.User | None, target: Target, run: Run, data: Any) -> None:
         task = asyncio.create_task(self._run_async(user, target, run, data))
@@ -245,7 +308,7 @@ class RunService:
         status: Status = "failed"
         if isinstance(exc, asyncio.CancelledError):
             who = self._cancelled_by.pop(run.id, None)
-            if who is None and run.mode != "sync":
+            if who is None and run.mode in RESUMED:
                 return  # the service is stopping: the next start resumes or fails it
             status, error = "cancelled", f"cancelled by {who}" if who else gone_away
         elif isinstance(exc, errors.AppError):
