@@ -26,6 +26,8 @@ from gitscripts.http_errors import install_error_handlers
 from gitscripts.inputs.routes import router as inputs_router
 from gitscripts.logging import RequestLogMiddleware, configure_logging
 from gitscripts.manager.routes import router as manager_router
+from gitscripts.metrics_http import MetricsMiddleware
+from gitscripts.metrics_http import router as metrics_router
 from gitscripts.repo import leftovers
 from gitscripts.runs.routes import router as runs_router
 from gitscripts.search.routes import router as search_router
@@ -91,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Inside the request log (added later = outer): a run refused at the gate is logged too.
     app.add_middleware(AdmissionGate, admission=services.executor.admission)
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     install_error_handlers(app)
 
     @app.get("/health", tags=["health"])
@@ -111,6 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(executor_router)
     app.include_router(runs_router)
+    app.include_router(metrics_router)
     app.include_router(files_router())
     app.include_router(git_router)
     app.include_router(examples_router)

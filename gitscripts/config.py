@@ -97,6 +97,10 @@ class Settings(BaseSettings):
     # Inputs one batch (POST /api/v1/runs/batch) may have.
     runs_batch_max_inputs: int = Field(default=10_000, ge=1)
 
+    # Who may read GET /metrics: empty, clients on this machine (loopback); else whoever sends
+    # this as a Bearer token.
+    metrics_token: str | None = None
+
     # -- the run log -------------------------------------------------------------------------
     # Keep each run's input and result in the run log (false for confidential data: the log then
     # keeps the rest of the run, its output included).

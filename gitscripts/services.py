@@ -23,6 +23,7 @@ from gitscripts.index import Index
 from gitscripts.index.lookups import Lookups
 from gitscripts.manager.service import ManagerService
 from gitscripts.manager.views import Views
+from gitscripts.metrics import Metrics
 from gitscripts.repo import Repository
 from gitscripts.runs.service import RunService
 from gitscripts.runs.store import RunStore
@@ -43,6 +44,7 @@ class Services:
     git: GitService
     history: HistoryService
     runs: RunService
+    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -56,6 +58,12 @@ class Services:
         views = Views(index, repo, lookups)
         file_grants = FileGrants()
         executor = ExecutionService(settings, repo, file_grants)
+        metrics = Metrics()
+        metrics.watch(
+            queue_depth=lambda: executor.admission.waiting,
+            running=lambda: executor.running,
+            fork_servers=lambda: executor.warm_fork_servers,
+        )
         return cls(
             settings=settings,
             index=index,
@@ -67,9 +75,10 @@ class Services:
             executor=executor,
             files=FileService(settings, index, FileStore.from_settings(settings)),
             file_grants=file_grants,
-            git=GitService(settings, index, repo, lookups),
+            git=GitService(settings, index, repo, lookups, metrics),
             history=HistoryService(index, repo, lookups),
-            runs=RunService(settings, index, executor, RunStore(settings.runs_path)),
+            runs=RunService(settings, index, executor, RunStore(settings.runs_path), metrics),
+            metrics=metrics,
         )
 
 

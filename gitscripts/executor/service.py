@@ -78,6 +78,11 @@ class Admission:
             retry_after=retry_after,
         )
 
+    @property
+    def waiting(self) -> int:
+        """Runs waiting for a place now."""
+        return self._waiting
+
     def full(self) -> bool:
         """Whether a run arriving now would be refused."""
         return self._semaphore.locked() and self._waiting >= self._queue
@@ -197,6 +202,20 @@ class ExecutionService:
         )
         self._base_env = self._worker_environment()
         self.engine: Engine | None = None
+
+    @property
+    def running(self) -> int:
+        """Runs holding a slot now."""
+        return self.settings.max_concurrent_executions - len(self._slots)
+
+    @property
+    def warm_fork_servers(self) -> int:
+        """Fork servers alive and ready to fork runs (0 or 1; 0 with the subprocess engine)."""
+        engine = self.engine
+        if not isinstance(engine, ForkServerEngine):
+            return 0
+        zygote = engine._zygote  # engines.py says nothing of its health otherwise
+        return int(zygote is not None and zygote.returncode is None)
 
     def _worker_environment(self) -> dict[str, str]:
         """What the worker processes start with: no server secret, no server variable."""

@@ -33,6 +33,7 @@ from gitscripts import access, errors
 from gitscripts.config import Settings
 from gitscripts.executor.service import ExecutionService, RunResult, Target, answer
 from gitscripts.index import Index
+from gitscripts.metrics import Metrics
 from gitscripts.runs.records import Mode, Run, Status, capped, is_run_id, new_run_id
 from gitscripts.runs.store import Filter, RunStore
 
@@ -46,9 +47,15 @@ LOST = "the service stopped while this run was {}; it did not finish"
 
 class RunService:
     def __init__(
-        self, settings: Settings, index: Index, executor: ExecutionService, store: RunStore
+        self,
+        settings: Settings,
+        index: Index,
+        executor: ExecutionService,
+        store: RunStore,
+        metrics: Metrics,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics
         self.index = index
         self.executor = executor
         self.store = store
@@ -315,7 +322,7 @@ class RunService:
             error = exc.message
         else:
             error = "the service failed to run it"
-        self.store.save(replace(run, status=status, error=error, finished_at=time.time()))
+        self._finish(replace(run, status=status, error=error, finished_at=time.time()))
 
     def _ended(self, run: Run, result: RunResult) -> None:
         limit = self.settings.runs_output_limit_chars
@@ -324,7 +331,7 @@ class RunService:
         status: Status = (
             "succeeded" if result.ok else ("timed_out" if result.timed_out else "failed")
         )
-        self.store.save(
+        self._finish(
             replace(
                 run,
                 status=status,
@@ -338,6 +345,15 @@ class RunService:
                 stderr_cut=stderr_cut,
             )
         )
+
+    def _finish(self, run: Run) -> None:
+        """Record an ended run, and count it."""
+        self.store.save(run)
+        queue_wait = run_time = None
+        if run.started_at is not None:
+            queue_wait = run.started_at - run.queued_at
+            run_time = (run.finished_at or run.started_at) - run.started_at
+        self.metrics.run_ended(run.mode, run.status, queue_wait, run_time)
 
     # -- reading -----------------------------------------------------------------------------
     async def get(self, user: access.User, run_id: str, wait: float = 0) -> Run:
