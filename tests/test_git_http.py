@@ -380,7 +380,9 @@ def test_pushed_script_is_owned_by_the_pusher_and_runs(server: Server) -> None:
 def test_pushes_are_counted_accepted_or_refused(server: Server) -> None:
     def pushes(outcome: str) -> float:
         text = httpx.get(f"{server.base}/metrics").text
-        found = re.search(rf'^gitscripts_git_pushes_total{{outcome="{outcome}"}} (\S+)$', text, re.M)
+        found = re.search(
+            rf'^gitscripts_git_pushes_total{{outcome="{outcome}"}} (\S+)$', text, re.M
+        )
         return float(found.group(1)) if found else 0.0
 
     accepted, refused = pushes("accepted"), pushes("refused")
