@@ -516,3 +516,35 @@ def test_a_run_without_its_input_cannot_be_replayed(data_dir: Path) -> None:
         record = wait(alice, queued["id"])
         assert record["result"] is None and record["input"] is None
         assert record["status"] == "succeeded"
+
+
+# -- the standard-library client -----------------------------------------------------------------
+def test_the_stdlib_client_submits_waits_cancels_and_batches(tmp_path: Path) -> None:
+    from gitscripts.client import Client, GitscriptsError
+
+    with live_server(tmp_path / "data") as server:
+        token = _account(server.base)
+        auth = {"Authorization": f"Bearer {token}"}
+        _upload(server.base, auth, "counter.py", COUNTER)
+        _upload(server.base, auth, "sleeper.py", SLEEPER)
+        gs = Client(server.base, token=token)
+        run = gs.submit("counter.py", {"x": 1}, idempotency_key="once")
+        assert run["status"] in ("queued", "running")
+        assert gs.submit("counter.py", {"x": 1}, idempotency_key="once")["id"] == run["id"]
+        ended = gs.wait(run["id"], timeout=30)
+        assert ended["status"] == "succeeded" and ended["result"] == {"x": 1, "calls": 1}
+        # A wait that runs out returns the run as it is.
+        long = gs.submit("sleeper.py", {"marker": "311.01"})
+        began = time.monotonic()
+        assert gs.wait(long["id"], timeout=0.5)["status"] in ("queued", "running")
+        assert time.monotonic() - began < 5
+        assert gs.cancel(long["id"])["status"] == "cancelled"
+        try:
+            gs.cancel(long["id"])
+        except GitscriptsError as error:
+            assert (error.status, error.error_code) == (409, "RUN_ALREADY_FINISHED")
+        else:
+            raise AssertionError("cancelling an ended run must fail")
+        results = gs.run_batch("counter.py", [{"x": x} for x in range(6)])
+        assert [r["success"] for r in results] == [True, True, True, False, True, True]
+        assert [r["result"]["x"] for r in results if r["success"]] == [0, 1, 2, 4, 5]
