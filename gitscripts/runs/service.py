@@ -359,8 +359,9 @@ class RunService:
     async def get(self, user: access.User, run_id: str, wait: float = 0) -> Run:
         """One run, whole: its owner's or an admin's to see; with `wait`, once it has ended or
         `wait` seconds have passed."""
-        run = await self._visible(user, run_id, access.may_see_run)
+        # The task first: one that ends between the two has saved its end before the read.
         task = self._tasks.get(run_id)
+        run = await self._visible(user, run_id, access.may_see_run)
         if wait > 0 and task is not None and not run.ended:
             await asyncio.wait({task}, timeout=wait)
             run = await self._visible(user, run_id, access.may_see_run)
@@ -368,12 +369,12 @@ class RunService:
 
     async def cancel(self, user: access.User, run_id: str) -> Run:
         """Stop a queued or running asynchronous run; the run, cancelled."""
+        task = self._tasks.get(run_id)  # first, as in `get`
         run = await self._visible(user, run_id, access.may_cancel_run)
         if run.ended:
             raise errors.RunAlreadyFinished(
                 f"Run {run_id} has already ended ({run.status})", run_id=run_id
             )
-        task = self._tasks.get(run_id)
         if task is None:
             raise errors.RunNotCancellable(
                 f"Run {run_id} is synchronous: it ends when its client goes away", run_id=run_id
