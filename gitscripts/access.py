@@ -92,6 +92,25 @@ def may_revoke_token(user: User, token_owner_id: int) -> bool:
     return token_owner_id == user.id or user.is_admin
 
 
+def may_see_run(user: User, owner_id: int | None) -> bool:
+    """Read a run (its input, result and output): who ran it, or an admin.
+
+    An anonymous run (no owner) is an admin's alone: its input may be anyone's confidential
+    data, and nobody can prove they sent it.
+    """
+    return user.is_admin or (owner_id is not None and owner_id == user.id)
+
+
+def may_cancel_run(user: User, owner_id: int | None) -> bool:
+    """Cancel a queued or running run: as for seeing it (who ran it, or an admin)."""
+    return may_see_run(user, owner_id)
+
+
+def may_see_everyones_runs(user: User) -> bool:
+    """List every user's runs, anonymous ones too: admins only (others list their own)."""
+    return user.is_admin
+
+
 # -- what only git can do ------------------------------------------------------------------------
 def may_rewrite_tag_by_push(user: User) -> bool:
     """Move or delete an existing tag with `git push`: admins only.

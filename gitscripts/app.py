@@ -26,7 +26,10 @@ from gitscripts.http_errors import install_error_handlers
 from gitscripts.inputs.routes import router as inputs_router
 from gitscripts.logging import RequestLogMiddleware, configure_logging
 from gitscripts.manager.routes import router as manager_router
+from gitscripts.metrics_http import MetricsMiddleware
+from gitscripts.metrics_http import router as metrics_router
 from gitscripts.repo import leftovers
+from gitscripts.runs.routes import router as runs_router
 from gitscripts.search.routes import router as search_router
 from gitscripts.services import Services
 from gitscripts.web.routes import install_web_ui
@@ -46,6 +49,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # A crash between a commit and its index write, or a push while the service was down,
     # leaves the index behind `main`: catch up before serving.
     services.lookups.ensure_synced()
+    # What a previous process left running did not finish: say so before anyone reads it.
+    services.runs.recover()
+    services.runs.prune()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -59,6 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             except ConfigurationError as exc:
                 structlog.get_logger("gitscripts").error("start_refused", reason=str(exc))
                 raise
+            await services.runs.start()
             sweeper = asyncio.create_task(_sweep_leftovers(settings))
             structlog.get_logger("gitscripts").info(
                 "started",
@@ -70,6 +77,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             if sweeper is not None:
                 sweeper.cancel()
+            await services.runs.stop()  # its runs first, while the executor can end them
             await services.executor.stop()
             await files_socket.stop()
 
@@ -85,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Inside the request log (added later = outer): a run refused at the gate is logged too.
     app.add_middleware(AdmissionGate, admission=services.executor.admission)
     app.add_middleware(RequestLogMiddleware)
+    app.add_middleware(MetricsMiddleware, metrics=services.metrics)
     install_error_handlers(app)
 
     @app.get("/health", tags=["health"])
@@ -104,6 +113,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(inputs_router)
     app.include_router(search_router)
     app.include_router(executor_router)
+    app.include_router(runs_router)
+    app.include_router(metrics_router)
     app.include_router(files_router())
     app.include_router(git_router)
     app.include_router(examples_router)

@@ -11,6 +11,9 @@ it next to the program that uses it:
     gs = Client("http://gitscripts:8000", token="gst_...")       # or login=..., password=...
     key = gs.upload("samples.csv", prefix="sim/run-1")           # -> "sim/run-1/<random>.csv"
     result = gs.run("geology/mean_porosity.py", {"file_key": key})
+    run = gs.submit("geology/long.py", {"wells": 500})           # at once: the run, queued
+    run = gs.wait(run["id"], timeout=600)                        # once it has ended
+    results = gs.run_batch("geology/porosity.py", [{...}, {...}]) # one answer per input
     gs.download(result["result_key"], "summary.csv")
     gs.info(key), gs.exists(key), gs.delete(key)
 
@@ -27,15 +30,18 @@ import json
 import os
 import shutil
 import socket
+import time
 import urllib.parse
 import uuid
-from typing import IO, Any, BinaryIO, Callable, Dict, Iterator, Optional, Tuple, Union
+from typing import IO, Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Tuple, Union
 
 __all__ = ["Client", "GitscriptsError"]
 
 _CHUNK = 1 << 20
 # A run may last MAX_SCRIPT_EXECUTION_TIME (300 s by default) before the service answers.
 _RUN_WAIT = 330.0
+# Seconds one long-poll of a run waits (the service's most).
+_RUN_WAIT_STEP = 60.0
 
 Source = Union[bytes, bytearray, str, "os.PathLike[str]", BinaryIO]
 _Body = Tuple[Union[bytes, Iterator[bytes], None], int]
@@ -131,6 +137,69 @@ class Client:
             details = {k: reply.get(k) for k in ("revision", "stdout", "stderr", "execution_time")}
             raise GitscriptsError(200, "SCRIPT_FAILED", str(reply.get("error")), details)
         return reply["result"]  # type: ignore[no-any-return]
+
+    # -- runs ---------------------------------------------------------------------------------
+    def submit(
+        self,
+        path: str,
+        data: Any = None,
+        rev: Optional[str] = None,
+        timeout: Optional[float] = None,
+        idempotency_key: Optional[str] = None,
+    ) -> Dict[str, Any]:
+        """Start a run of `path` and return at once: the run (`id`, `status`, ...). With an
+        `idempotency_key`, sending the same submit again returns the first run."""
+        request: Dict[str, Any] = {"path": path, "data": data if data is not None else {}}
+        if rev:
+            request["rev"] = rev
+        if timeout is not None:
+            request["timeout"] = timeout
+        body = json.dumps(request).encode("utf-8")
+        headers = {"Content-Type": "application/json"}
+        if idempotency_key is not None:
+            headers["Idempotency-Key"] = idempotency_key
+        return self._json("POST", "/api/v1/runs", None, lambda: (body, len(body)), headers)
+
+    def wait(self, run_id: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """The run once it has ended (`status` other than queued and running), or as it is when
+        `timeout` seconds have passed (None: however long it takes)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            step, last = _RUN_WAIT_STEP, False
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                step, last = max(0.0, min(step, left)), left <= step
+            run = self._json(
+                "GET", "/api/v1/runs/" + run_id, {"wait": str(step)}, None, None, step + 30.0
+            )
+            if run["status"] not in ("queued", "running") or last:
+                return run
+
+    def cancel(self, run_id: str) -> Dict[str, Any]:
+        """Stop a queued or running run (its processes are killed): the run, cancelled."""
+        return self._json("POST", "/api/v1/runs/" + run_id + "/cancel")
+
+    def run_batch(
+        self,
+        path: str,
+        inputs: List[Any],
+        rev: Optional[str] = None,
+        timeout: Optional[float] = None,
+    ) -> List[Dict[str, Any]]:
+        """Run `path` once per input, in parallel on the service, in one request: one answer per
+        input, in order, each with its own `success`, `result` and `error` (nothing is raised
+        for an input whose run failed)."""
+        request: Dict[str, Any] = {"path": path, "inputs": inputs}
+        if rev:
+            request["rev"] = rev
+        if timeout is not None:
+            request["timeout"] = timeout
+        body = json.dumps(request).encode("utf-8")
+        reply = self._json(
+            "POST", "/api/v1/runs/batch", None, lambda: (body, len(body)),
+            {"Content-Type": "application/json"}, _RUN_WAIT,
+        )  # fmt: skip
+        return reply["results"]  # type: ignore[no-any-return]
 
     # -- files --------------------------------------------------------------------------------
     def upload(self, source: Source, prefix: str = "", filename: Optional[str] = None) -> str:

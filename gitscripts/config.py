@@ -91,6 +91,26 @@ class Settings(BaseSettings):
     execution_scratch_size_mb: int = Field(default=1024, ge=1)
     checkout_cache_bytes: int = Field(default=1 << 30, ge=1 << 20)
 
+    # Seconds an asynchronous run (POST /api/v1/runs) may last: it holds no connection open.
+    max_async_execution_time: float = Field(default=3600, gt=0)
+
+    # Inputs one batch (POST /api/v1/runs/batch) may have.
+    runs_batch_max_inputs: int = Field(default=10_000, ge=1)
+
+    # Who may read GET /metrics: empty, clients on this machine (loopback); else whoever sends
+    # this as a Bearer token.
+    metrics_token: str | None = None
+
+    # -- the run log -------------------------------------------------------------------------
+    # Keep each run's input and result in the run log (false for confidential data: the log then
+    # keeps the rest of the run, its output included).
+    runs_store_data: bool = True
+    # The stdout and stderr of a run are kept up to this many characters each (then a marker).
+    runs_output_limit_chars: int = Field(default=65_536, ge=1024)
+    # Ended runs are deleted once older than this many days, and beyond the newest this many.
+    runs_retention_days: float = Field(default=30, gt=0)
+    runs_retention_count: int = Field(default=1_000_000, ge=1)
+
     # Who may create an account: anyone ("open", the original's behaviour), nobody but admins
     # ("closed": `gitscripts create-user`, POST /api/v1/admin/users), or whoever holds an invite
     # code an admin made ("invite").
@@ -131,6 +151,10 @@ class Settings(BaseSettings):
     @property
     def index_path(self) -> Path:
         return self.data_dir / "index.json"
+
+    @property
+    def runs_path(self) -> Path:
+        return self.data_dir / "runs.sqlite3"
 
     @property
     def files_location(self) -> str:

@@ -114,6 +114,10 @@ class NotFileOwner(PermissionDenied):
     error_code = "NOT_FILE_OWNER"
 
 
+class NotRunOwner(PermissionDenied):
+    error_code = "NOT_RUN_OWNER"
+
+
 class RegistrationClosed(PermissionDenied):
     error_code = "REGISTRATION_CLOSED"
 
@@ -159,6 +163,10 @@ class InviteNotFound(NotFound):
     error_code = "INVITE_NOT_FOUND"
 
 
+class RunNotFound(NotFound):
+    error_code = "RUN_NOT_FOUND"
+
+
 # -- at odds with the current state
 class Conflict(AppError):
     error_code = "CONFLICT"
@@ -199,6 +207,31 @@ class PushConflict(Conflict):
     error_code = "PUSH_CONFLICT"
 
 
+class RunAlreadyFinished(Conflict):
+    error_code = "RUN_ALREADY_FINISHED"
+
+
+class RunNotCancellable(Conflict):
+    """A synchronous run ends with its request: its client cancels it by going away."""
+
+    error_code = "RUN_NOT_CANCELLABLE"
+
+
+class RunNotReplayable(Conflict):
+    error_code = "RUN_NOT_REPLAYABLE"
+
+
+# -- well-formed, but not to be done
+class Unprocessable(AppError):
+    error_code = "UNPROCESSABLE"
+
+
+class IdempotencyKeyReused(Unprocessable):
+    """An Idempotency-Key sent again with a different request."""
+
+    error_code = "IDEMPOTENCY_KEY_REUSED"
+
+
 # -- too large
 class PayloadTooLarge(AppError):
     error_code = "PAYLOAD_TOO_LARGE"
@@ -206,6 +239,10 @@ class PayloadTooLarge(AppError):
 
 class FileTooLarge(PayloadTooLarge):
     error_code = "FILE_TOO_LARGE"
+
+
+class BatchTooLarge(PayloadTooLarge):
+    error_code = "BATCH_TOO_LARGE"
 
 
 # -- outside the file

@@ -27,6 +27,7 @@ _STATUS_OF_FAMILY: dict[type, int] = {
     errors.NotFound: 404,
     errors.Conflict: 409,
     errors.PayloadTooLarge: 413,
+    errors.Unprocessable: 422,
     errors.RangeNotSatisfiable: 416,
     errors.TooManyExecutions: 429,
     errors.TooManyLoginAttempts: 429,

@@ -23,7 +23,10 @@ from gitscripts.index import Index
 from gitscripts.index.lookups import Lookups
 from gitscripts.manager.service import ManagerService
 from gitscripts.manager.views import Views
+from gitscripts.metrics import Metrics
 from gitscripts.repo import Repository
+from gitscripts.runs.service import RunService
+from gitscripts.runs.store import RunStore
 
 
 @dataclass
@@ -40,6 +43,8 @@ class Services:
     file_grants: FileGrants
     git: GitService
     history: HistoryService
+    runs: RunService
+    metrics: Metrics
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -52,6 +57,13 @@ class Services:
         lookups = Lookups(index, repo)
         views = Views(index, repo, lookups)
         file_grants = FileGrants()
+        executor = ExecutionService(settings, repo, file_grants)
+        metrics = Metrics()
+        metrics.watch(
+            queue_depth=lambda: executor.admission.waiting,
+            running=lambda: executor.running,
+            fork_servers=lambda: executor.warm_fork_servers,
+        )
         return cls(
             settings=settings,
             index=index,
@@ -60,11 +72,13 @@ class Services:
             lookups=lookups,
             views=views,
             manager=ManagerService(settings, index, repo, lookups, views),
-            executor=ExecutionService(settings, repo, file_grants),
+            executor=executor,
             files=FileService(settings, index, FileStore.from_settings(settings)),
             file_grants=file_grants,
-            git=GitService(settings, index, repo, lookups),
+            git=GitService(settings, index, repo, lookups, metrics),
             history=HistoryService(index, repo, lookups),
+            runs=RunService(settings, index, executor, RunStore(settings.runs_path), metrics),
+            metrics=metrics,
         )
 
 
@@ -87,6 +101,10 @@ def _files(request: Request) -> FileService:
 
 def _executor(request: Request) -> ExecutionService:
     return services_of(request).executor
+
+
+def _runs(request: Request) -> RunService:
+    return services_of(request).runs
 
 
 def _git(request: Request) -> GitService:
@@ -120,6 +138,7 @@ def _manager(request: Request) -> ManagerService:
 AppSettings = Annotated[Settings, Depends(_settings)]
 Auth = Annotated[AuthService, Depends(_auth)]
 Executor = Annotated[ExecutionService, Depends(_executor)]
+RunLog = Annotated[RunService, Depends(_runs)]
 Files = Annotated[FileService, Depends(_files)]
 Git = Annotated[GitService, Depends(_git)]
 History = Annotated[HistoryService, Depends(_history)]

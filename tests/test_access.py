@@ -49,6 +49,18 @@ NOBODY = None  # an owner nobody knows (owner_id None)
         (access.may_change_file, ADMIN, ALICE.id, True),
         (access.may_change_file, ALICE, NOBODY, True),
         (access.may_change_file, ADMIN, NOBODY, True),
+        # Runs: who ran it or an admin; an anonymous run is an admin's alone.
+        *[
+            (rule, user, owner_id, allowed)
+            for rule in (access.may_see_run, access.may_cancel_run)
+            for user, owner_id, allowed in (
+                (ALICE, ALICE.id, True),
+                (BOB, ALICE.id, False),
+                (ADMIN, ALICE.id, True),
+                (ALICE, NOBODY, False),
+                (ADMIN, NOBODY, True),
+            )
+        ],
         # A pushed annotated tag may name its pusher as tagger, or nobody; an admin anyone.
         (access.may_name_tagger, ALICE, ALICE.id, True),
         (access.may_name_tagger, ALICE, NOBODY, True),
@@ -94,6 +106,7 @@ def test_tokens(
         access.may_change_any_entry,
         access.may_manage_accounts,
         access.may_list_everyones_files,
+        access.may_see_everyones_runs,
         access.may_rewrite_tag_by_push,
     ],
 )

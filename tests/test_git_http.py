@@ -377,6 +377,26 @@ def test_pushed_script_is_owned_by_the_pusher_and_runs(server: Server) -> None:
     assert "pushed/hello.py: belongs to alice" in refused.stderr
 
 
+def test_pushes_are_counted_accepted_or_refused(server: Server) -> None:
+    def pushes(outcome: str) -> float:
+        text = httpx.get(f"{server.base}/metrics").text
+        found = re.search(
+            rf'^gitscripts_git_pushes_total{{outcome="{outcome}"}} (\S+)$', text, re.M
+        )
+        return float(found.group(1)) if found else 0.0
+
+    accepted, refused = pushes("accepted"), pushes("refused")
+    clone = server.clone("alice")
+    clone.write("counted/mine.py", HELLO)
+    clone.commit()
+    assert clone.push().returncode == 0
+    theirs = server.clone("bob")
+    theirs.write("counted/mine.py", HELLO + b"# not bob's\n")
+    theirs.commit()
+    assert theirs.push().returncode != 0
+    assert (pushes("accepted"), pushes("refused")) == (accepted + 1, refused + 1)
+
+
 def test_ownership_is_checked_against_main_even_when_the_index_is_behind(server: Server) -> None:
     # An API commit of bob's whose index write never happened (a crash in between): only `main`
     # knows the script. The push check must bring the index up to date before asking for owners.

@@ -2,16 +2,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Annotated, Any
+from collections.abc import Coroutine
+from typing import Annotated, Any, TypeVar
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
 
 from gitscripts import errors
 from gitscripts.auth.deps import OptionalUser
-from gitscripts.services import Executor
+from gitscripts.services import RunLog
 
 router = APIRouter(prefix="/api/v1/scripts", tags=["execution"])
+
+T = TypeVar("T")
 
 
 def parse_input(body: bytes) -> Any:
@@ -38,12 +41,27 @@ async def _until_disconnected(request: Request) -> None:
         pass
 
 
+async def unless_client_leaves(request: Request, work: Coroutine[Any, Any, T]) -> T | None:
+    """What `work` returns; or None once the client has gone away, with `work` cancelled (its
+    runs are stopped then: nobody is left to read their answers)."""
+    execution = asyncio.create_task(work)
+    disconnect = asyncio.create_task(_until_disconnected(request))
+    try:
+        done, _ = await asyncio.wait({execution, disconnect}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        disconnect.cancel()
+    if execution not in done:
+        execution.cancel()
+        return None
+    return execution.result()
+
+
 @router.post("/{logical_path:path}")
 async def execute_script(
     logical_path: str,
     request: Request,
     user: OptionalUser,
-    service: Executor,
+    service: RunLog,
     rev: Annotated[
         str | None, Query(description="commit id (full or short), tag or branch")
     ] = None,
@@ -52,19 +70,21 @@ async def execute_script(
         Query(gt=0, allow_inf_nan=False, description="seconds; at most MAX_SCRIPT_EXECUTION_TIME"),
     ] = None,
 ) -> Response:
-    """Run `main(data)` of the script at `logical_path`, as it is at `rev` (default: main)."""
+    """Run `main(data)` of the script at `logical_path`, as it is at `rev` (default: main); the
+    run is recorded in the run log (its id is the answer's `run_id`)."""
     data = parse_input(await request.body())
-    execution = asyncio.create_task(service.execute(user, logical_path, data, rev, timeout))
-    disconnect = asyncio.create_task(_until_disconnected(request))
-    try:
-        done, _ = await asyncio.wait({execution, disconnect}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        disconnect.cancel()
-    if execution not in done:  # the client went away: stop its script
-        execution.cancel()
+    outcome = await unless_client_leaves(
+        request, service.execute(user, logical_path, data, rev, timeout)
+    )
+    return json_or_gone(outcome)
+
+
+def json_or_gone(outcome: dict[str, Any] | None) -> Response:
+    """The answer of a run, or 499 when its client went away."""
+    if outcome is None:
         # Nobody is left to read an answer, and nothing failed: the run's own log line says
         # `cancelled`. 499 is the status proxies log for a client that closed the request.
         return Response(status_code=499)
     # Serialized directly: the service has checked that the script's result can be (see
     # `service._with_answer`), and there is nothing to validate or convert.
-    return Response(orjson.dumps(execution.result()), media_type="application/json")
+    return Response(orjson.dumps(outcome), media_type="application/json")

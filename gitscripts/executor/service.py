@@ -14,6 +14,7 @@ import sys
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -77,9 +78,18 @@ class Admission:
             retry_after=retry_after,
         )
 
+    @property
+    def waiting(self) -> int:
+        """Runs waiting for a place now."""
+        return self._waiting
+
+    def full(self) -> bool:
+        """Whether a run arriving now would be refused."""
+        return self._semaphore.locked() and self._waiting >= self._queue
+
     async def __aenter__(self) -> None:
         if self._semaphore.locked():
-            if self._waiting >= self._queue:
+            if self.full():
                 raise self.refusal()
             self._waiting += 1
             try:
@@ -192,6 +202,20 @@ class ExecutionService:
         )
         self._base_env = self._worker_environment()
         self.engine: Engine | None = None
+
+    @property
+    def running(self) -> int:
+        """Runs holding a slot now."""
+        return self.settings.max_concurrent_executions - len(self._slots)
+
+    @property
+    def warm_fork_servers(self) -> int:
+        """Fork servers alive and ready to fork runs (0 or 1; 0 with the subprocess engine)."""
+        engine = self.engine
+        if not isinstance(engine, ForkServerEngine):
+            return 0
+        zygote = engine._zygote  # engines.py says nothing of its health otherwise
+        return int(zygote is not None and zygote.returncode is None)
 
     def _worker_environment(self) -> dict[str, str]:
         """What the worker processes start with: no server secret, no server variable."""
@@ -324,6 +348,23 @@ class ExecutionService:
             logical_path=logical_path,
         )
 
+    def target(
+        self,
+        logical_path: str,
+        revision: str | None = None,
+        timeout: float | None = None,
+        limit: float | None = None,
+    ) -> Target:
+        """What a run of `logical_path` at `revision` executes, checked before anything runs: the
+        commit, the script's path in it and the timeout (a request may ask for less than `limit`,
+        never more; default MAX_SCRIPT_EXECUTION_TIME)."""
+        limit = limit or self.settings.max_script_execution_time
+        if timeout is not None and not 0 < timeout < float("inf"):  # NaN fails this too
+            raise errors.ValidationError("timeout must be a positive number of seconds")
+        revision = revision or "main"
+        commit, path = self._locate(logical_path, revision)
+        return Target(commit, path, revision, min(timeout or limit, limit))
+
     async def execute(
         self,
         user: access.User | None,
@@ -332,20 +373,31 @@ class ExecutionService:
         revision: str | None = None,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        limit = self.settings.max_script_execution_time
-        if timeout is not None and not 0 < timeout < float("inf"):  # NaN fails this too
-            raise errors.ValidationError("timeout must be a positive number of seconds")
-        timeout = min(timeout or limit, limit)  # a request may ask for less, never more
-        revision = revision or "main"
-        commit, path = self._locate(logical_path, revision)
+        """Run the script and answer as the seed API does."""
+        target = self.target(logical_path, revision, timeout)
+        return answer(target, await self.run(user, target, data))
+
+    async def run(
+        self,
+        user: access.User | None,
+        target: Target,
+        data: Any,
+        on_start: Callable[[], None] | None = None,
+    ) -> RunResult:
+        """Admit the run, then run it in a free slot; `on_start` is called once it has a slot
+        (a run refused by admission never starts)."""
         started = time.perf_counter()
         report: RunResult | None = None
         outcome = "failed"  # what the log says of a run that raised before it reported
         try:
             async with self.admission:
+                if on_start is not None:
+                    on_start()
                 slot = self._slots.popleft()
                 try:
-                    report = await self._run_in_slot(slot, user, commit, path, data, timeout)
+                    report = await self._run_in_slot(
+                        slot, user, target.commit, target.path, data, target.timeout
+                    )
                 finally:
                     self._slots.append(slot)
             outcome = "success" if report.ok else ("timeout" if report.timed_out else "error")
@@ -359,23 +411,15 @@ class ExecutionService:
             # Every run is logged, whatever became of it.
             log.info(
                 "execution",
-                script=path,
-                revision=str(commit.id),
+                script=target.path,
+                revision=str(target.commit.id),
                 outcome=outcome,
                 duration_ms=round(report.duration * 1000, 2) if report else None,
                 total_ms=round((time.perf_counter() - started) * 1000, 2),
                 peak_memory_kb=report.peak_memory_kb if report else None,
                 user=user.login if user else None,
             )
-        return {
-            "success": report.ok,
-            "result": report.result if report.ok else None,
-            "error": None if report.ok else report.error,
-            "execution_time": round(report.duration, 6),
-            "revision": str(commit.id),
-            "stdout": report.stdout,
-            "stderr": report.stderr,
-        }
+        return report
 
     async def _run_in_slot(
         self, slot: int, user: access.User | None, commit: Any, path: str, data: Any,
@@ -493,6 +537,29 @@ class RunResult:
     result: dict[str, Any] | None = None
     error: str | None = None
     peak_memory_kb: int | None = None
+
+
+@dataclass(frozen=True)
+class Target:
+    """A script at a revision, resolved: what a run executes."""
+
+    commit: Any  # the commit (pygit2) whose tree runs
+    path: str  # the script's path in it
+    revision: str  # the name it was asked for by
+    timeout: float
+
+
+def answer(target: Target, report: RunResult) -> dict[str, Any]:
+    """The seed API's answer to a run."""
+    return {
+        "success": report.ok,
+        "result": report.result if report.ok else None,
+        "error": None if report.ok else report.error,
+        "execution_time": round(report.duration, 6),
+        "revision": str(target.commit.id),
+        "stdout": report.stdout,
+        "stderr": report.stderr,
+    }
 
 
 def _with_answer(report: Report) -> RunResult:

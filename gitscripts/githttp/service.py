@@ -30,6 +30,7 @@ from gitscripts.config import ConfigurationError, Settings
 from gitscripts.githttp.policy import PushPolicy, RefUpdate
 from gitscripts.index import Index, UserRecord
 from gitscripts.index.lookups import Lookups
+from gitscripts.metrics import Metrics
 from gitscripts.repo import MAIN_REF, Author, Landing, Repository
 from gitscripts.repo.pushed import ZERO, PushedObjects
 
@@ -83,9 +84,15 @@ class HookVerdict(TypedDict):
 
 class GitService:
     def __init__(
-        self, settings: Settings, index: Index, repo: Repository, lookups: Lookups
+        self,
+        settings: Settings,
+        index: Index,
+        repo: Repository,
+        lookups: Lookups,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self.index = index
         self.repo = repo
         self.lookups = lookups
@@ -140,6 +147,7 @@ class GitService:
         quarantine = call.quarantine
         updates = [self._as_update_of_main(update, quarantine) for update in call.updates]
         if pusher is None:
+            self.metrics.pushes.labels("refused").inc()
             return {"accepted": False, "messages": ["gitscripts: push rejected: unknown pusher"]}
         # Owners are looked up in the index: it must know every path on `main`, also those of a
         # push whose post-receive has not run yet.
@@ -155,6 +163,7 @@ class GitService:
             problems=len(problems),
         )
         if problems:
+            self.metrics.pushes.labels("refused").inc()
             return {
                 "accepted": False,
                 "messages": [
@@ -200,6 +209,7 @@ class GitService:
                 partial(self._check_landing, pusher, update),
             )
         except errors.AppError as exc:
+            self.metrics.pushes.labels("refused").inc()
             told = [
                 "gitscripts: push refused, main was not changed:",
                 *(f"  - {path}: changed on main too" for path in exc.details.get("paths", [])),
@@ -265,6 +275,8 @@ class GitService:
             refs=[update.ref for update in call.updates],
             revision=head,
         )
+        # git runs post-receive only once a ref has been updated: the push is in.
+        self.metrics.pushes.labels("accepted").inc()
         messages = [f"gitscripts: main is at {head[:12]}"] if touches_main else []
         return {"accepted": True, "messages": messages}
 

@@ -1,0 +1,1 @@
+"""Runs: every execution of a script, recorded (see `service.py`)."""
