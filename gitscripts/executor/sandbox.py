@@ -463,8 +463,11 @@ def _build_skeleton(config: SandboxConfig, binds: list[tuple[str, str]]) -> None
     for path in ("/proc", *_PER_RUN_TMPFS):
         _make_target(root, path, directory=True)
     # In a user namespace the kernel mounts a new proc only beside a fully visible one: the
-    # host's, which each run detaches as soon as its own is mounted (`mount_proc`).
-    _mount("/proc", _make_target(root, _HOST_PROC, directory=True), None, MS_BIND | MS_REC)
+    # host's, which each run detaches as soon as its own is mounted (`mount_proc`). Root mounts
+    # one without it, and so spares every run the detaching (each unmount costs the kernel a
+    # grace period on every CPU).
+    if os.geteuid() != 0:
+        _mount("/proc", _make_target(root, _HOST_PROC, directory=True), None, MS_BIND | MS_REC)
     for path in _SYSTEM:
         if os.path.islink(path):  # merged /usr: /bin -> usr/bin
             os.symlink(os.readlink(path), root + path)
@@ -550,7 +553,8 @@ def mount_proc() -> str:
     except SandboxError:
         _mount("tmpfs", "/proc", "tmpfs", MS_RDONLY, "mode=0555,size=4k")
         kind = "empty"
-    _check(_libc.umount2(_HOST_PROC.encode(), MNT_DETACH), "detach the host's /proc")
+    if os.path.isdir(_HOST_PROC):
+        _check(_libc.umount2(_HOST_PROC.encode(), MNT_DETACH), "detach the host's /proc")
     return kind
 
 
