@@ -365,18 +365,6 @@ class ExecutionService:
         commit, path = self._locate(logical_path, revision)
         return Target(commit, path, revision, min(timeout or limit, limit))
 
-    async def execute(
-        self,
-        user: access.User | None,
-        logical_path: str,
-        data: Any,
-        revision: str | None = None,
-        timeout: float | None = None,
-    ) -> dict[str, Any]:
-        """Run the script and answer as the seed API does."""
-        target = self.target(logical_path, revision, timeout)
-        return answer(target, await self.run(user, target, data))
-
     async def run(
         self,
         user: access.User | None,
