@@ -91,6 +91,20 @@ class Settings(BaseSettings):
     execution_scratch_size_mb: int = Field(default=1024, ge=1)
     checkout_cache_bytes: int = Field(default=1 << 30, ge=1 << 20)
 
+    # -- script dependencies (PEP 723 blocks, resolved and installed with uv) -------------------
+    # Where packages come from. Empty: uv's own configuration (UV_DEFAULT_INDEX, UV_INDEX,
+    # uv.toml) or else PyPI. A private index: its simple-API URL.
+    packages_index_url: str = ""
+    # A folder (or URL) of wheels searched as well; with PACKAGES_NO_INDEX=true the only source
+    # (an air-gapped site's wheelhouse).
+    packages_find_links: str = ""
+    packages_no_index: bool = False
+    # Requirements given as a URL, a path or a VCS reference (`pkg @ https://...`) bypass the
+    # index and its review; refused unless an admin allows them here.
+    packages_allow_direct_references: bool = False
+    # Seconds resolving one script's dependencies may take before the write is refused.
+    packages_resolve_timeout: float = Field(default=120, gt=0)
+
     # Seconds an asynchronous run (POST /api/v1/runs) may last: it holds no connection open.
     max_async_execution_time: float = Field(default=3600, gt=0)
 
@@ -155,6 +169,11 @@ class Settings(BaseSettings):
     @property
     def runs_path(self) -> Path:
         return self.data_dir / "runs.sqlite3"
+
+    @property
+    def uv_cache_dir(self) -> Path:
+        """uv's cache: beside the environments (same file system), so installs are hard links."""
+        return self.data_dir / "uv-cache"
 
     @property
     def files_location(self) -> str:

@@ -52,6 +52,19 @@ class ScriptMissingMain(ValidationError):
     error_code = "SCRIPT_MISSING_MAIN"
 
 
+class InvalidScriptMetadata(ValidationError):
+    """A script's PEP 723 block (`# /// script`) is not valid TOML, has unknown keys, or asks for
+    something this service cannot give (an interpreter it has not, a refused kind of requirement)."""
+
+    error_code = "INVALID_SCRIPT_METADATA"
+
+
+class DependenciesUnresolvable(ValidationError):
+    """The dependencies a script declares do not resolve against the configured package index."""
+
+    error_code = "DEPENDENCIES_UNRESOLVABLE"
+
+
 class InvalidRevision(ValidationError):
     error_code = "INVALID_REVISION"
 

@@ -1,0 +1,1 @@
+"""Script dependencies: PEP 723 blocks, their locks, and the environments built from them."""

@@ -1,0 +1,135 @@
+"""A script's inline metadata (PEP 723): what it declares it needs, read from its source.
+
+```python
+# /// script
+# requires-python = ">=3.11"
+# dependencies = ["numpy>=1.26", "scipy"]
+# ///
+```
+
+`read(source)` finds the block with the specification's own regular expression, parses its TOML
+and checks it: only the keys PEP 723 defines (`requires-python`, `dependencies`, `tool`), each
+requirement valid PEP 508, a `requires-python` this service's interpreter satisfies. A script
+without a block has no metadata (None) and runs in the default environment. Every problem is an
+`InvalidScriptMetadata` that says what is wrong and where, so the API and a push answer alike.
+"""
+
+from __future__ import annotations
+
+import platform
+import re
+import tomllib
+from dataclasses import dataclass
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from gitscripts import errors
+
+# From PEP 723 ("Reference implementation"): a block is `# /// TYPE`, comment lines, `# ///`.
+_BLOCK = re.compile(r"(?m)^# /// (?P<type>[a-zA-Z0-9-]+)$\s(?P<content>(^#(| .*)$\s)+)^# ///$")
+_KNOWN_KEYS = frozenset({"requires-python", "dependencies", "tool"})
+
+
+@dataclass(frozen=True)
+class ScriptMetadata:
+    """A script's checked PEP 723 block."""
+
+    requires_python: str | None
+    dependencies: tuple[str, ...]
+    # The top-level import names the requirements most likely provide (`scikit-learn` gives
+    # `scikit_learn`, a guess that is right for most packages): what a warm worker may preload.
+    import_guesses: tuple[str, ...]
+
+    @property
+    def has_dependencies(self) -> bool:
+        return bool(self.dependencies)
+
+
+def read(source: bytes | str, *, allow_direct_references: bool = False) -> ScriptMetadata | None:
+    """The script's metadata, None when it has no `script` block; `InvalidScriptMetadata` when
+    the block is there but wrong."""
+    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
+    blocks = [match for match in _BLOCK.finditer(text) if match.group("type") == "script"]
+    if not blocks:
+        return None
+    if len(blocks) > 1:
+        raise errors.InvalidScriptMetadata(
+            "The script has more than one '# /// script' block; PEP 723 allows one"
+        )
+    table = _parse_toml(blocks[0].group("content"))
+    unknown = sorted(set(table) - _KNOWN_KEYS)
+    if unknown:
+        raise errors.InvalidScriptMetadata(
+            f"Unknown key(s) in the script's '# /// script' block: {', '.join(unknown)}; "
+            "PEP 723 allows requires-python, dependencies and [tool]",
+            keys=unknown,
+        )
+    requires_python = _requires_python(table.get("requires-python"))
+    requirements = _requirements(table.get("dependencies", []), allow_direct_references)
+    if not isinstance(table.get("tool", {}), dict):
+        raise errors.InvalidScriptMetadata("'tool' in the script's block must be a table")
+    return ScriptMetadata(
+        requires_python=requires_python,
+        dependencies=tuple(str(requirement) for requirement in requirements),
+        import_guesses=tuple(dict.fromkeys(_import_name(r.name) for r in requirements)),
+    )
+
+
+def _parse_toml(content: str) -> dict[str, object]:
+    # Each line is "#" or "# " followed by the TOML line (the specification's own unwrapping).
+    lines = [line[2:] if line.startswith("# ") else line[1:] for line in content.splitlines()]
+    try:
+        return tomllib.loads("\n".join(lines))
+    except tomllib.TOMLDecodeError as exc:
+        raise errors.InvalidScriptMetadata(
+            f"The script's '# /// script' block is not valid TOML: {exc}"
+        ) from None
+
+
+def _requires_python(value: object) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise errors.InvalidScriptMetadata("requires-python must be a string such as '>=3.11'")
+    try:
+        specifier = SpecifierSet(value)
+    except InvalidSpecifier:
+        raise errors.InvalidScriptMetadata(
+            f"requires-python {value!r} is not a valid version specifier", requires_python=value
+        ) from None
+    running = platform.python_version()
+    if not specifier.contains(running, prereleases=True):
+        raise errors.InvalidScriptMetadata(
+            f"The script requires Python {value}, and this service runs Python {running}",
+            requires_python=value,
+            available=running,
+        )
+    return value
+
+
+def _requirements(value: object, allow_direct_references: bool) -> list[Requirement]:
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise errors.InvalidScriptMetadata(
+            'dependencies must be a list of requirement strings, e.g. ["numpy>=1.26"]'
+        )
+    requirements = []
+    for item in value:
+        try:
+            requirement = Requirement(item)
+        except InvalidRequirement as exc:
+            raise errors.InvalidScriptMetadata(
+                f"Dependency {item!r} is not a valid requirement: {exc}", requirement=item
+            ) from None
+        if requirement.url and not allow_direct_references:
+            raise errors.InvalidScriptMetadata(
+                f"Dependency {item!r} names a URL, path or VCS source; only packages from the "
+                "configured index are allowed (PACKAGES_ALLOW_DIRECT_REFERENCES)",
+                requirement=item,
+            )
+        requirements.append(requirement)
+    return requirements
+
+
+def _import_name(distribution: str) -> str:
+    return re.sub(r"[-.]+", "_", distribution).lower()
