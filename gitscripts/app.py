@@ -14,6 +14,7 @@ from fastapi_offline import FastAPIOffline
 from gitscripts import __version__
 from gitscripts.auth.routes import admin_router
 from gitscripts.auth.routes import router as auth_router
+from gitscripts.cluster.routes import router as cluster_router
 from gitscripts.config import ConfigurationError, Settings, load_settings
 from gitscripts.examples.routes import router as examples_router
 from gitscripts.executor.files_socket import FilesSocket
@@ -102,9 +103,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             bool, Query(description="also say which sandbox protections are active")
         ] = False,
     ) -> dict[str, Any]:
-        if not detail:
-            return {"status": "healthy"}  # the original answer, byte for byte
-        return {"status": "healthy", "execution": services.executor.protections}
+        answer: dict[str, Any] = {"status": "healthy"}  # the original answer, byte for byte
+        cluster = services.executor.cluster
+        if cluster is not None:  # EXECUTOR=dask: the service is up, whatever the cluster is
+            answer["cluster"] = cluster.status()
+        if detail:
+            answer["execution"] = services.executor.protections
+        return answer
 
     app.include_router(auth_router)
     app.include_router(admin_router)
@@ -117,6 +122,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(metrics_router)
     app.include_router(files_router())
     app.include_router(git_router)
+    app.include_router(cluster_router)
     app.include_router(examples_router)
     install_web_ui(app)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import getpass
+import importlib.util
 import os
 import sys
 from typing import TYPE_CHECKING
@@ -144,6 +145,10 @@ def main(argv: list[str] | None = None) -> int:
         "reindex", help="rebuild the id/path index from Git, keeping ids and owners"
     )
     reindex.set_defaults(run=_reindex)
+    if importlib.util.find_spec("distributed") is not None:  # the `gitscripts[dask]` extra
+        from gitscripts.cluster.commands import add_commands
+
+        add_commands(commands)
     args = parser.parse_args(argv)
     try:
         settings = load_settings()

@@ -11,7 +11,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,8 +56,9 @@ class Settings(BaseSettings):
 
     # -- execution ---------------------------------------------------------------------------
     # "fork": a warm fork server forks a fresh child per run; "subprocess": a new interpreter per
-    # run (the original design: slower, kept as the baseline and the fallback).
-    executor: Literal["fork", "subprocess"] = "fork"
+    # run (the original design: slower, kept as the baseline and the fallback); "dask": every run
+    # goes to the workers of the Dask cluster at DASK_SCHEDULER_ADDRESS (`gitscripts worker`).
+    executor: Literal["fork", "subprocess", "dask"] = "fork"
     preload_modules: str = ""  # comma-separated, imported once by the fork server
     max_concurrent_executions: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1)
     max_queued_executions: int = Field(default=64, ge=0)
@@ -90,6 +91,20 @@ class Settings(BaseSettings):
     # of this size at most (counted in its memory where cgroups are), gone when the run ends.
     execution_scratch_size_mb: int = Field(default=1024, ge=1)
     checkout_cache_bytes: int = Field(default=1 << 30, ge=1 << 20)
+
+    # -- a Dask cluster (EXECUTOR=dask; see the README, "Scaling out") ---------------------------
+    dask_scheduler_address: str = ""  # tcp://host:8786
+    # Seconds a synchronous run waits for a worker to exist before it is refused (503
+    # NO_EXECUTION_CAPACITY); an asynchronous run stays queued instead.
+    dask_capacity_wait: float = Field(default=10, gt=0)
+    # How many times a run whose worker died is run again elsewhere. 0: never (a script may have
+    # side effects: its run fails with WORKER_LOST); more only where every script is idempotent.
+    dask_worker_lost_retries: int = Field(default=0, ge=0, le=10)
+    # The credential `gitscripts worker` fetches checkouts with (the service's internal tree
+    # endpoint answers nothing without it); both sides need the same value.
+    worker_token: str | None = None
+    # Where workers reach the service (http://host:8000): `gitscripts worker --service`.
+    service_url: str = ""
 
     # -- script dependencies (PEP 723 blocks, resolved and installed with uv) -------------------
     # Where packages come from. Empty: uv's own configuration (UV_DEFAULT_INDEX, UV_INDEX,
@@ -148,6 +163,12 @@ class Settings(BaseSettings):
         if value.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError("must be DEBUG, INFO, WARNING, ERROR or CRITICAL")
         return value.upper()
+
+    @model_validator(mode="after")
+    def _cluster_named(self) -> Settings:
+        if self.executor == "dask" and not self.dask_scheduler_address:
+            raise ValueError("EXECUTOR=dask needs DASK_SCHEDULER_ADDRESS (tcp://host:8786)")
+        return self
 
     @field_validator("preload_modules")
     @classmethod

@@ -287,6 +287,25 @@ class TooManyLoginAttempts(AppError):
         self.retry_after = retry_after
 
 
+# -- the execution cluster (EXECUTOR=dask)
+class ExecutionUnavailable(AppError):
+    """The cluster cannot take a run now (the service itself is fine)."""
+
+
+class NoExecutionCapacity(ExecutionUnavailable):
+    error_code = "NO_EXECUTION_CAPACITY"
+
+    def __init__(self, message: str, retry_after: int, **details: Any) -> None:
+        super().__init__(message, **details)
+        self.retry_after = retry_after
+
+
+class WorkerLost(ExecutionUnavailable):
+    """The worker running a run died (or was cut off) before it reported: the run failed."""
+
+    error_code = "WORKER_LOST"
+
+
 # -- the service failed
 class InternalError(AppError):
     error_code = "INTERNAL_ERROR"

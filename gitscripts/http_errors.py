@@ -31,6 +31,8 @@ _STATUS_OF_FAMILY: dict[type, int] = {
     errors.RangeNotSatisfiable: 416,
     errors.TooManyExecutions: 429,
     errors.TooManyLoginAttempts: 429,
+    errors.WorkerLost: 502,
+    errors.ExecutionUnavailable: 503,
     errors.AppError: 500,
 }
 
@@ -61,7 +63,9 @@ def headers_of(error: errors.AppError) -> dict[str, str] | None:
     if isinstance(error, errors.RangeNotSatisfiable):
         # RFC 9110: a 416 names the representation's length, so the client can ask again.
         return {"Content-Range": f"bytes */{error.size}"}
-    if isinstance(error, errors.TooManyExecutions | errors.TooManyLoginAttempts):
+    if isinstance(
+        error, errors.TooManyExecutions | errors.TooManyLoginAttempts | errors.NoExecutionCapacity
+    ):
         return {"Retry-After": str(error.retry_after)}
     return None
 

@@ -39,6 +39,18 @@ class Metrics:
         self.fork_servers = Gauge(
             "gitscripts_fork_servers_warm", "Warm fork servers ready to run", registry=registry
         )
+        # EXECUTOR=dask only: whether the scheduler answers, its workers, their slots.
+        self.cluster_connected = Gauge(
+            "gitscripts_cluster_connected", "1 while the execution cluster's scheduler answers",
+            registry=registry,
+        )  # fmt: skip
+        self.cluster_workers = Gauge(
+            "gitscripts_cluster_workers", "Workers of the execution cluster", registry=registry
+        )
+        self.cluster_capacity = Gauge(
+            "gitscripts_cluster_capacity", "Runs the cluster's workers run at once",
+            registry=registry,
+        )  # fmt: skip
         self.http_requests = Counter(
             "gitscripts_http_requests", "HTTP requests, by route template and status class",
             ["method", "route", "status"], registry=registry,
@@ -62,6 +74,17 @@ class Metrics:
         self.queue_depth.set_function(queue_depth)
         self.running.set_function(running)
         self.fork_servers.set_function(fork_servers)
+
+    def watch_cluster(
+        self,
+        connected: Callable[[], float],
+        workers: Callable[[], float],
+        capacity: Callable[[], float],
+    ) -> None:
+        """Read the cluster's gauges from these functions at every scrape."""
+        self.cluster_connected.set_function(connected)
+        self.cluster_workers.set_function(workers)
+        self.cluster_capacity.set_function(capacity)
 
     def run_ended(
         self, mode: str, outcome: str, queue_wait: float | None, run_time: float | None

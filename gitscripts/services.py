@@ -64,6 +64,12 @@ class Services:
             running=lambda: executor.running,
             fork_servers=lambda: executor.warm_fork_servers,
         )
+        if settings.executor == "dask":
+            metrics.watch_cluster(
+                connected=lambda: executor.cluster is not None and executor.cluster.connected,
+                workers=lambda: len(executor.cluster.workers) if executor.cluster else 0,
+                capacity=lambda: executor.cluster.capacity if executor.cluster else 0,
+            )
         return cls(
             settings=settings,
             index=index,

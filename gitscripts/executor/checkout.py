@@ -8,6 +8,10 @@ name and renamed into place (never seen half-built), and made read-only.
 
 The cache is bounded in bytes: when it grows past the bound, the least recently used checkouts not in
 use are dropped, with every directory no remaining checkout reaches.
+
+The trees come from a `TreeSource`: the service's own repository (`TreeReader`), or, on a cluster
+worker, what it fetched from the service (`gitscripts.cluster.trees`), which `gather` fetches
+before a tree is written out, knowing which trees are on disk already.
 """
 
 from __future__ import annotations
@@ -16,15 +20,27 @@ import os
 import threading
 import uuid
 from collections import OrderedDict
+from collections.abc import Set
 from pathlib import Path
+from typing import Protocol
 
 from gitscripts.executor.worker import remove_tree
 from gitscripts.repo import modes
-from gitscripts.repo.trees import TreeReader
+from gitscripts.repo.trees import TreeEntry
+
+
+class TreeSource(Protocol):
+    def gather(self, tree_id: str, present: Set[str]) -> None:
+        """Make `tree_id` and what it reaches readable; the trees in `present` (each with all it
+        reaches) are on disk and need not be."""
+
+    def entries(self, tree_id: str) -> list[TreeEntry]: ...
+
+    def blob(self, blob_id: str) -> bytes: ...
 
 
 class CheckoutCache:
-    def __init__(self, trees: TreeReader, root: Path, max_bytes: int) -> None:
+    def __init__(self, trees: TreeSource, root: Path, max_bytes: int) -> None:
         self.trees = trees
         self.root = root
         self.max_bytes = max_bytes
@@ -49,6 +65,8 @@ class CheckoutCache:
         """The directory holding the tree, kept on disk (never evicted) until it is released."""
         with self._lock:
             if tree_id not in self._checkouts:
+                # Under the lock: nothing is evicted between what `present` says and the write.
+                self.trees.gather(tree_id, self._sizes.keys())
                 reachable: set[str] = set()
                 self._materialize(tree_id, reachable)
                 self._checkouts[tree_id] = frozenset(reachable)

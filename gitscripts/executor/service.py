@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import structlog
@@ -27,7 +27,7 @@ import gitscripts
 from gitscripts import access, errors
 from gitscripts.config import ConfigurationError, Settings
 from gitscripts.executor import cgroups, sandbox
-from gitscripts.executor.checkout import CheckoutCache
+from gitscripts.executor.checkout import CheckoutCache, TreeSource
 from gitscripts.executor.engines import (
     Engine,
     EngineUnresponsive,
@@ -40,6 +40,9 @@ from gitscripts.files.grants import FileGrants
 from gitscripts.repo import Repository, layout, rules
 from gitscripts.repo.trees import TreeReader
 
+if TYPE_CHECKING:
+    from gitscripts.cluster.dispatch import Cluster
+
 log = structlog.get_logger("gitscripts.executor")
 
 _PR_SET_DUMPABLE = 4
@@ -51,11 +54,14 @@ class Admission:
 
     A refusal's Retry-After is how long the runs waiting now take to start, at the pace the queue
     has been moving; `refusal` lets the gate in front of the app refuse the same way before any
-    work is done for a run (see `gitscripts.executor.gate`).
+    work is done for a run (see `gitscripts.executor.gate`). The number of slots can change while
+    runs hold them (`resize`: a cluster's workers come and go).
     """
 
     def __init__(self, slots: int, queue: int) -> None:
-        self._semaphore = asyncio.Semaphore(slots)
+        self._slots = slots
+        self._free = slots  # below 0 after a shrink, until enough runs have ended
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
         self._queue = queue
         self.capacity = slots + queue  # runs held at most: running and waiting
         self._waiting = 0
@@ -85,19 +91,41 @@ class Admission:
 
     def full(self) -> bool:
         """Whether a run arriving now would be refused."""
-        return self._semaphore.locked() and self._waiting >= self._queue
+        return self._free <= 0 and self._waiting >= self._queue
+
+    def resize(self, slots: int) -> None:
+        """Let `slots` runs at once from now on; runs holding a place keep it."""
+        self._free += slots - self._slots
+        self._slots = slots
+        self.capacity = slots + self._queue
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._free > 0 and self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                self._free -= 1
+                waiter.set_result(None)
 
     async def __aenter__(self) -> None:
-        if self._semaphore.locked():
-            if self.full():
-                raise self.refusal()
-            self._waiting += 1
-            try:
-                await self._semaphore.acquire()
-            finally:
-                self._waiting -= 1
-        else:
-            await self._semaphore.acquire()
+        if self._free > 0 and not self._waiters:
+            self._free -= 1
+            return
+        if self.full():
+            raise self.refusal()
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        self._waiting += 1
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():  # given a place as it was cancelled
+                self._release()
+            raise
+        finally:
+            self._waiting -= 1
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
 
     async def __aexit__(self, *exc: object) -> None:
         now = time.monotonic()
@@ -109,7 +137,11 @@ class Admission:
             self._last_queued_exit = now
         else:
             self._last_queued_exit = None
-        self._semaphore.release()
+        self._release()
+
+    def _release(self) -> None:
+        self._free += 1
+        self._wake()
 
 
 def _protected(settings: Settings, execution_root: Path) -> list[Path]:
@@ -144,7 +176,15 @@ def _remove_abandoned(base: Path) -> None:
 class ExecutionService:
     """Runs scripts: admission, checkouts, the sandbox's set-up and report, the engine."""
 
-    def __init__(self, settings: Settings, repo: Repository, file_grants: FileGrants) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: Repository | None,
+        file_grants: FileGrants,
+        trees: TreeSource | None = None,
+    ) -> None:
+        """`repo` is the repository runs are resolved in; a cluster worker has none: it runs
+        trees the service names, read from `trees` (fetched from the service)."""
         self.settings = settings
         self.repo = repo
         self.file_grants = file_grants
@@ -166,7 +206,9 @@ class ExecutionService:
         # its job from its own folder in here, whose random name only it is told.
         self.scratch_root.mkdir(exist_ok=True, mode=0o711)
         self.scratch_root.chmod(0o711)
-        trees = TreeReader(repo.git)
+        if trees is None:
+            assert repo is not None, "runs need a repository or a source of trees"
+            trees = TreeReader(repo.git)
         self.checkouts = CheckoutCache(trees, root / "trees", settings.checkout_cache_bytes)
         # The fork server's socket lives apart, so runners can be denied the way to it.
         control = root / "control"
@@ -202,10 +244,14 @@ class ExecutionService:
         )
         self._base_env = self._worker_environment()
         self.engine: Engine | None = None
+        # EXECUTOR=dask: runs go to the cluster's workers (`gitscripts.cluster`), not an engine.
+        self.cluster: Cluster | None = None
 
     @property
     def running(self) -> int:
-        """Runs holding a slot now."""
+        """Runs holding a slot now (on the cluster's workers, with EXECUTOR=dask)."""
+        if self.cluster is not None:
+            return self.cluster.running
         return self.settings.max_concurrent_executions - len(self._slots)
 
     @property
@@ -236,7 +282,15 @@ class ExecutionService:
 
     async def start(self) -> None:
         """Find out which protections this machine gives, refuse to start if strict and one is
-        missing, say which are active, and start the engine with them."""
+        missing, say which are active, and start the engine with them. With EXECUTOR=dask, connect
+        to the cluster instead: its workers run the scripts, each in its own sandbox."""
+        if self.settings.executor == "dask":
+            from gitscripts.cluster.dispatch import Cluster  # the optional extra, only here
+
+            self.protections = {"sandbox": "on the cluster's workers", "active": {}, "inactive": {}}
+            self.cluster = Cluster(self.settings, self.admission)
+            await self.cluster.start()
+            return
         if self.mode != "off":
             if os.geteuid() == 0:
                 settings = self.settings
@@ -320,6 +374,8 @@ class ExecutionService:
             log.warning("sandbox_incomplete", inactive=inactive)
 
     async def stop(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.stop()
         if self.engine is not None:
             await self.engine.stop()
         await run_in_threadpool(remove_tree, self.root)
@@ -328,6 +384,7 @@ class ExecutionService:
             self.root.parent.rmdir()
 
     def _locate(self, logical_path: str, revision: str) -> tuple[Any, str]:
+        assert self.repo is not None, "a cluster worker resolves no revisions"
         commit = self.repo.resolve(revision)
         parts = logical_path.split("/")
         runnable = (
@@ -371,23 +428,30 @@ class ExecutionService:
         target: Target,
         data: Any,
         on_start: Callable[[], None] | None = None,
+        patient: bool = False,
     ) -> RunResult:
         """Admit the run, then run it in a free slot; `on_start` is called once it has a slot
-        (a run refused by admission never starts)."""
+        (a run refused by admission never starts). On a cluster with no worker, a run waits
+        DASK_CAPACITY_WAIT for one, then is refused; a `patient` one waits as long as it takes."""
         started = time.perf_counter()
         report: RunResult | None = None
         outcome = "failed"  # what the log says of a run that raised before it reported
         try:
+            if self.cluster is not None:
+                await self.cluster.wait_for_capacity(patient)
             async with self.admission:
                 if on_start is not None:
                     on_start()
-                slot = self._slots.popleft()
-                try:
-                    report = await self._run_in_slot(
-                        slot, user, target.commit, target.path, data, target.timeout
-                    )
-                finally:
-                    self._slots.append(slot)
+                if self.cluster is not None:
+                    report = await self._run_on_cluster(user, target, data)
+                else:
+                    slot = self._slots.popleft()
+                    try:
+                        report = await self._run_in_slot(
+                            slot, user, target.commit, target.path, data, target.timeout
+                        )
+                    finally:
+                        self._slots.append(slot)
             outcome = "success" if report.ok else ("timeout" if report.timed_out else "error")
         except asyncio.CancelledError:
             outcome = "cancelled"  # its client went away
@@ -413,21 +477,63 @@ class ExecutionService:
         self, slot: int, user: access.User | None, commit: Any, path: str, data: Any,
         timeout: float,
     ) -> RunResult:  # fmt: skip
+        # The script reaches the file store as the user who ran it, for this run only.
+        files_token = self.file_grants.issue(user.id if user else None, timeout)
+        try:
+            limits = self._run_limits(timeout)
+            tree_id = str(commit.tree.id)
+            return await self._run_tree(slot, tree_id, path, data, timeout, files_token, limits)
+        finally:
+            self.file_grants.revoke(files_token)
+
+    async def _run_on_cluster(
+        self, user: access.User | None, target: Target, data: Any
+    ) -> RunResult:
+        assert self.cluster is not None
+        files_token = self.file_grants.issue(user.id if user else None, target.timeout)
+        try:
+            return await self.cluster.run(
+                {
+                    "tree": str(target.commit.tree.id),
+                    "path": target.path,
+                    "data": data,
+                    "timeout": target.timeout,
+                    "files_token": files_token,
+                    "limits": self._run_limits(target.timeout),
+                }
+            )
+        finally:
+            self.file_grants.revoke(files_token)
+
+    async def run_tree(
+        self, tree_id: str, path: str, data: Any, timeout: float, files_token: str,
+        limits: Limits,
+    ) -> RunResult:  # fmt: skip
+        """Run a job the service handed over whole (on a cluster worker: `gitscripts.cluster`),
+        in a free slot: the tree is read from this service's source of trees, the file token is
+        the service's."""
+        slot = self._slots.popleft()
+        try:
+            return await self._run_tree(slot, tree_id, path, data, timeout, files_token, limits)
+        finally:
+            self._slots.append(slot)
+
+    async def _run_tree(
+        self, slot: int, tree_id: str, path: str, data: Any, timeout: float, files_token: str,
+        limits: Limits,
+    ) -> RunResult:  # fmt: skip
         assert self.engine is not None, "the execution service was not started"
         # Writing a checkout out is disk work for a thread; finding one ready is not.
-        tree_id = str(commit.tree.id)
         if self.checkouts.is_ready(tree_id):
             root = self.checkouts.lease(tree_id)
         else:
             root = await run_in_threadpool(self.checkouts.lease, tree_id)
-        # The script reaches the file store as the user who ran it, for this run only.
-        files_token = self.file_grants.issue(user.id if user else None, timeout)
         scratch = ""
         report: Report | None = None
         try:
             scratch = self._make_scratch()
             self._hand_over(scratch, data, files_token, sandbox.run_uid(self.sandbox, slot))
-            job = self._job(root, path, timeout, os.path.basename(scratch), slot)
+            job = self._job(root, path, timeout, os.path.basename(scratch), slot, limits)
             try:
                 report = await self.engine.run(job)
             except EngineUnresponsive as exc:
@@ -436,7 +542,6 @@ class ExecutionService:
                     self._cgroups.kill_strays(each)
                 raise errors.InternalError(str(exc)) from None
         finally:
-            self.file_grants.revoke(files_token)
             if self.checkouts.release(tree_id):
                 await run_in_threadpool(self.checkouts.evict)
             if scratch and report is None:  # the runner never took its job
@@ -484,20 +589,26 @@ class ExecutionService:
             return f"http://127.0.0.1:{self.settings.port}"
         return "http+unix://" + urllib.parse.quote(sandbox.FILES_SOCKET_IN_RUN, safe="")
 
-    def _job(self, root: Any, path: str, timeout: float, run: str, slot: int) -> Job:
+    def _job(
+        self, root: Any, path: str, timeout: float, run: str, slot: int, limits: Limits
+    ) -> Job:
         """What the fork server needs to supervise the run: nothing confidential."""
-        settings = self.settings
         return {
             "root": str(root),
             "path": path,
             "timeout": timeout,
             "run": run,
             "slot": slot,
-            "limits": {
-                **self._limits(timeout),
-                "output_bytes": settings.execution_output_limit_bytes,
-                "result_bytes": settings.execution_result_limit_bytes,
-            },
+            "limits": limits,
+        }
+
+    def _run_limits(self, timeout: float) -> Limits:
+        """Every limit of a run with this timeout, its output's included."""
+        settings = self.settings
+        return {
+            **self._limits(timeout),
+            "output_bytes": settings.execution_output_limit_bytes,
+            "result_bytes": settings.execution_result_limit_bytes,
         }
 
     def _limits(self, timeout: float) -> Limits:
@@ -525,6 +636,7 @@ class RunResult:
     result: dict[str, Any] | None = None
     error: str | None = None
     peak_memory_kb: int | None = None
+    worker: str | None = None  # the cluster worker that ran it (EXECUTOR=dask)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ files; it needs each entry's name, object id and kind, and a file's bytes, nothi
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 from typing import TypeAlias
 
@@ -43,6 +44,9 @@ class TreeEntry:
 class TreeReader:
     def __init__(self, git: RawRepository) -> None:
         self._git = git
+
+    def gather(self, tree_id: str, present: Set[str]) -> None:
+        """Nothing to fetch: every tree of the repository is here already."""
 
     def entries(self, tree_id: str) -> list[TreeEntry]:
         tree = self._git[tree_id]

@@ -76,6 +76,7 @@ class Run:
     replay_of: str | None = None
     idempotency_key: str | None = None  # the submitter's, with the request it came with:
     request_hash: str | None = None  # a retry with the key returns this run
+    worker: str | None = None  # the cluster worker that ran it (EXECUTOR=dask); None: the service
 
     @property
     def ended(self) -> bool:
@@ -114,6 +115,7 @@ class Run:
             "stdout_truncated": self.stdout_cut,
             "stderr_truncated": self.stderr_cut,
             "replay_of": self.replay_of,
+            "worker": self.worker,
         }
 
     def summary(self) -> dict[str, Any]:

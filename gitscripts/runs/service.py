@@ -271,7 +271,8 @@ class RunService:
             self.store.save(run)
 
         try:
-            result = await self.executor.run(user, target, data, started)
+            # No worker in the cluster yet: an asynchronous run waits for one, queued.
+            result = await self.executor.run(user, target, data, started, patient=True)
         except asyncio.CancelledError as exc:
             # By a user, or by the service stopping: then it is left for the next start.
             by_user = run.id in self._cancelled_by
@@ -322,7 +323,10 @@ class RunService:
             error = exc.message
         else:
             error = "the service failed to run it"
-        self._finish(replace(run, status=status, error=error, finished_at=time.time()))
+        worker = exc.details.get("worker") if isinstance(exc, errors.WorkerLost) else None
+        self._finish(
+            replace(run, status=status, error=error, finished_at=time.time(), worker=worker)
+        )
 
     def _ended(self, run: Run, result: RunResult) -> None:
         limit = self.settings.runs_output_limit_chars
@@ -343,6 +347,7 @@ class RunService:
                 stderr=stderr,
                 stdout_cut=stdout_cut,
                 stderr_cut=stderr_cut,
+                worker=result.worker,
             )
         )
 

@@ -1,0 +1,235 @@
+"""The service's side of EXECUTOR=dask: every run is one task on the cluster's workers.
+
+- Capacity: the cluster's workers and their slots (each worker's threads) are read from the
+  scheduler every `WATCH_INTERVAL`; admission (`executor.service.Admission`) is resized to their
+  sum, so the service queues and refuses as it would for its own slots.
+- No worker: a synchronous run waits DASK_CAPACITY_WAIT for one, then is refused with 503
+  NO_EXECUTION_CAPACITY; an asynchronous run waits, queued, as long as it takes.
+- A lost worker: the scheduler is told not to run a task again when its worker dies
+  (`allowed_failures` 0, set at each connection: a script may have side effects); the run fails
+  with WORKER_LOST, or runs again up to DASK_WORKER_LOST_RETRIES times when that is allowed.
+- A lost scheduler: the service stays up, says so (`status`, in /health and /metrics), fails the
+  runs it had on the cluster with WORKER_LOST, and connects again as soon as a scheduler answers.
+- Cancel (a user's, or a client gone): the task is cancelled and every worker is told to stop
+  the run's process tree (`worker.cancel_run`), before the cancel returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from distributed import Client
+from distributed.client import Future
+from distributed.scheduler import KilledWorker
+
+from gitscripts import errors
+from gitscripts.cluster.jobs import ClusterJob
+from gitscripts.cluster.worker import cancel_run, run_job
+from gitscripts.config import Settings
+from gitscripts.executor.engines import REPORT_GRACE_SECONDS
+from gitscripts.executor.service import Admission, RunResult
+
+log = structlog.get_logger("gitscripts.cluster")
+
+WATCH_INTERVAL = 0.5  # seconds between two looks at the scheduler
+CONNECT_TIMEOUT = 5.0
+CANCEL_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    name: str
+    slots: int
+    resources: dict[str, float]
+
+
+def _no_retry_on_worker_death(dask_scheduler: Any) -> None:
+    # Runs on the scheduler (pickled by value): a task whose worker died is not run again.
+    dask_scheduler.allowed_failures = 0
+
+
+class Cluster:
+    def __init__(self, settings: Settings, admission: Admission) -> None:
+        self.settings = settings
+        self.address = settings.dask_scheduler_address
+        self.admission = admission
+        self.workers: dict[str, WorkerInfo] = {}
+        self.running = 0  # runs submitted and not ended
+        self._client: Client | None = None
+        self._changed = asyncio.Event()  # set (and replaced) whenever the workers change
+        self._watcher: asyncio.Task[None] | None = None
+
+    # -- life --------------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Watch the cluster from now on; the service starts whether a scheduler answers or not."""
+        self.admission.resize(0)  # no worker known yet
+        self._watcher = asyncio.create_task(self._watch())
+
+    async def stop(self) -> None:
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
+        await self._disconnect()
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    @property
+    def capacity(self) -> int:
+        return sum(worker.slots for worker in self.workers.values())
+
+    def status(self) -> dict[str, Any]:
+        """What /health says of the cluster."""
+        return {
+            "scheduler": self.address,
+            "connected": self.connected,
+            "workers": len(self.workers),
+            "capacity": self.capacity,
+        }
+
+    async def _watch(self) -> None:
+        while True:
+            try:
+                if self._client is None:
+                    await self._connect()
+                assert self._client is not None
+                scheduler = self._client.scheduler
+                assert scheduler is not None
+                identity = await asyncio.wait_for(scheduler.identity(), CONNECT_TIMEOUT)
+                self._update(identity.get("workers", {}))
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # no scheduler (yet, or any more): try again shortly
+                if self._client is not None or self.workers:
+                    log.warning("cluster_unreachable", scheduler=self.address, error=str(exc))
+                await self._disconnect()
+                self._update({})
+            await asyncio.sleep(WATCH_INTERVAL)
+
+    async def _connect(self) -> None:
+        client = await Client(  # type: ignore[no-untyped-call]
+            self.address, asynchronous=True, timeout=CONNECT_TIMEOUT, set_as_default=False
+        )
+        try:
+            await client.run_on_scheduler(_no_retry_on_worker_death)
+        except BaseException:
+            await client.close()
+            raise
+        self._client = client
+        log.info("cluster_connected", scheduler=self.address)
+
+    async def _disconnect(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(client.close(), CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
+
+    def _update(self, found: dict[str, Any]) -> None:
+        workers = {
+            address: WorkerInfo(
+                name=str(info.get("name", address)),
+                slots=int(info.get("nthreads", 1)),
+                resources=dict(info.get("resources") or {}),
+            )
+            for address, info in found.items()
+        }
+        if workers == self.workers:
+            return
+        self.workers = workers
+        self.admission.resize(self.capacity)
+        log.info("cluster_workers", workers=sorted(w.name for w in workers.values()),
+                 capacity=self.capacity)  # fmt: skip
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # -- runs --------------------------------------------------------------------------------
+    async def wait_for_capacity(self, patient: bool) -> None:
+        """Return once a worker is there; refuse after DASK_CAPACITY_WAIT unless `patient`."""
+        loop = asyncio.get_running_loop()
+        deadline = None if patient else loop.time() + self.settings.dask_capacity_wait
+        while not self.capacity:
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                wait = self.settings.dask_capacity_wait
+                raise errors.NoExecutionCapacity(
+                    "No worker of the execution cluster is available; try again later",
+                    retry_after=max(1, math.ceil(wait)),
+                    connected=self.connected,
+                )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), remaining)
+
+    async def run(self, job: ClusterJob) -> RunResult:
+        """Run `job` on a worker: its result, named by the worker."""
+        attempts = self.settings.dask_worker_lost_retries + 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self._attempt(job)
+            except errors.WorkerLost:
+                if attempt == attempts:
+                    raise
+                log.warning("run_again_after_worker_lost", attempt=attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _attempt(self, job: ClusterJob) -> RunResult:
+        client = self._client
+        if client is None:
+            raise errors.WorkerLost("The execution cluster's scheduler is not reachable")
+        job = {**job, "key": f"gitscripts-run-{uuid.uuid4().hex}"}
+        # An async task: the worker awaits it in its event loop (typed as if it were not).
+        future: Future[RunResult] = client.submit(
+            run_job,  # type: ignore[arg-type]
+            job,
+            key=job["key"],
+            pure=False,
+        )
+        self.running += 1
+        try:
+            # The worker's engine ends the run at its timeout; this bounds a wait on a cluster
+            # that lost the task without telling.
+            deadline = job["timeout"] + REPORT_GRACE_SECONDS + self.settings.dask_capacity_wait
+            result: RunResult = await asyncio.wait_for(future, deadline)
+            return result
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():  # cancelled here: stop it there too
+                await self._cancel(client, future, job["key"])
+                raise
+            # The future was cancelled under us: the connection to the scheduler went away.
+            raise errors.WorkerLost(
+                "The connection to the execution cluster was lost during this run; it did "
+                "not finish"
+            ) from None
+        except TimeoutError:
+            await self._cancel(client, future, job["key"])
+            raise errors.WorkerLost(
+                "The execution cluster did not report this run in time"
+            ) from None
+        except KilledWorker as exc:
+            last = getattr(exc.last_worker, "name", None)
+            raise errors.WorkerLost(
+                "The worker running this run died before it ended; the run failed",
+                worker=None if last is None else str(last),
+            ) from None
+        except errors.AppError:
+            raise
+        except Exception as exc:
+            log.error("cluster_run_failed", error=repr(exc))
+            raise errors.InternalError(f"The execution cluster failed to run this: {exc}") from None
+        finally:
+            self.running -= 1
+
+    async def _cancel(self, client: Client, future: Future[RunResult], key: str) -> None:
+        """Cancel the task, and have whichever worker runs it kill the run's process tree."""
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.run(cancel_run, key), CANCEL_TIMEOUT)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(client.cancel([future]), CANCEL_TIMEOUT)  # type: ignore[no-untyped-call]

@@ -1,0 +1,17 @@
+"""What the service hands a cluster worker for one run: everything the run needs, nothing else."""
+
+from __future__ import annotations
+
+from typing import Any, NotRequired, TypedDict
+
+from gitscripts.executor.protocol import Limits
+
+
+class ClusterJob(TypedDict):
+    key: NotRequired[str]  # the Dask task's key, one per attempt: what a cancel names
+    tree: str  # the tree id of the commit that runs (the worker fetches what it lacks of it)
+    path: str  # the script, in that tree
+    data: Any
+    timeout: float
+    files_token: str  # the run's own token for the service's file API
+    limits: Limits  # the service's limits, not the worker's

@@ -1,0 +1,164 @@
+"""The worker's side of EXECUTOR=dask: the gitscripts runtime inside a Dask worker process.
+
+`gitscripts worker` (`cluster.commands`) makes one `WorkerRuntime` per process and then serves a
+Dask worker with as many threads as the runtime has slots. The runtime is the service's own
+(`ExecutionService`, with its checkout cache, warm fork server, sandbox, limits, clean environment,
+captured output and fresh process per run): only its source of trees differs, the service's
+internal tree endpoint (`cluster.trees.RemoteTrees`), with the worker credential.
+
+A run reaches the file API as it would on the service, with the run's own token: sandboxed runs
+without network through a Unix socket bound into their sandbox, which here forwards to the
+service's HTTP (file endpoints only, `executor.files_socket.files_only`). The worker credential is
+never in a run's environment; the worker process is not dumpable (`ExecutionService`), so a run
+cannot read it from the worker's memory either.
+
+`run_job` is the Dask task; `cancel_run`, run on every worker by the service, stops one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import replace
+from typing import Any
+
+import aiohttp
+import structlog
+from starlette.types import Receive, Scope, Send
+
+from gitscripts.cluster.jobs import ClusterJob
+from gitscripts.cluster.trees import RemoteTrees
+from gitscripts.config import Settings
+from gitscripts.executor.files_socket import FilesSocket
+from gitscripts.executor.service import ExecutionService, RunResult
+from gitscripts.files.grants import FileGrants
+
+log = structlog.get_logger("gitscripts.cluster")
+
+# Hop-by-hop headers (RFC 9110 7.6.1) and the host: each connection has its own.
+_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+                  "proxy-authorization", "proxy-connection", "host"})  # fmt: skip
+
+
+class FilesForwarder:
+    """An ASGI app that forwards each request to the service, streaming both ways."""
+
+    def __init__(self, service_url: str) -> None:
+        self.service_url = service_url.rstrip("/")
+        self._session: aiohttp.ClientSession | None = None
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if self._session is None:
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+            self._session = aiohttp.ClientSession(timeout=timeout, auto_decompress=False)
+        url = self.service_url + scope["raw_path"].decode("latin-1")
+        if scope["query_string"]:
+            url += "?" + scope["query_string"].decode("latin-1")
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
+                   if k.decode("latin-1").lower() not in _HOP]  # fmt: skip
+        has_body = any(k.lower() in ("content-length", "transfer-encoding") and v != "0"
+                       for k, v in headers)  # fmt: skip
+
+        async def body() -> Any:
+            while True:
+                message = await receive()
+                if message.get("body"):
+                    yield message["body"]
+                if not message.get("more_body"):
+                    return
+
+        async with self._session.request(
+            scope["method"], url, headers=headers, data=body() if has_body else None,
+            allow_redirects=False,
+        ) as response:  # fmt: skip
+            await send({
+                "type": "http.response.start",
+                "status": response.status,
+                "headers": [(k, v) for k, v in response.raw_headers
+                            if k.decode("latin-1").lower() not in _HOP],
+            })  # fmt: skip
+            async for chunk in response.content.iter_chunked(1 << 16):
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+
+
+class WorkerRuntime:
+    def __init__(self, settings: Settings, service_url: str, token: str, name: str) -> None:
+        self.name = name
+        self.trees = RemoteTrees(service_url, token)
+        self.executor = ExecutionService(settings, None, FileGrants(), self.trees)
+        self._forwarder = FilesForwarder(service_url)
+        self._files_socket = FilesSocket(self._forwarder, self.executor.files_socket)
+        self._runs: dict[str, asyncio.Task[RunResult]] = {}
+
+    async def start(self) -> None:
+        # The socket first: the sandbox's start-up probe binds it into a run.
+        await self._files_socket.start()
+        await self.executor.start()
+
+    async def stop(self) -> None:
+        for task in list(self._runs.values()):
+            task.cancel()
+        await asyncio.gather(*self._runs.values(), return_exceptions=True)
+        await self.executor.stop()
+        await self._files_socket.stop()
+        await self._forwarder.close()
+
+    async def run(self, job: ClusterJob) -> RunResult:
+        task = asyncio.create_task(
+            self.executor.run_tree(
+                job["tree"], job["path"], job["data"], job["timeout"], job["files_token"],
+                job["limits"],
+            )
+        )  # fmt: skip
+        self._runs[job["key"]] = task
+        try:
+            result = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():  # the Dask task was cancelled, not the run: stop it too
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise
+            # Cancelled by `cancel`: the service gave up on it, nobody reads this.
+            return RunResult(False, 0.0, "", "", False, error="cancelled", worker=self.name)
+        finally:
+            self._runs.pop(job["key"], None)
+        return replace(result, worker=self.name)
+
+    def cancel(self, key: str) -> bool:
+        """Stop the run of the task `key`, if it runs here (its process tree is killed)."""
+        task = self._runs.get(key)
+        if task is None:
+            return False
+        task.cancel()
+        log.info("run_cancelled", key=key)
+        return True
+
+
+# The runtime of this worker process, set by `gitscripts worker` before its Dask worker starts.
+runtime: WorkerRuntime | None = None
+
+
+def _runtime() -> WorkerRuntime:
+    if runtime is None:
+        raise RuntimeError("this Dask worker has no gitscripts runtime: start it with "
+                           "`gitscripts worker`")  # fmt: skip
+    return runtime
+
+
+async def run_job(job: ClusterJob) -> RunResult:
+    """The Dask task of one run (a coroutine: it runs in the worker's event loop)."""
+    return await _runtime().run(job)
+
+
+async def cancel_run(key: str) -> bool:
+    """Run on every worker by the service to stop a run (`Client.run`)."""
+    with contextlib.suppress(RuntimeError):
+        return _runtime().cancel(key)
+    return False

@@ -1,0 +1,420 @@
+"""EXECUTOR=dask with the real Dask: a scheduler and two `gitscripts worker` processes on loopback.
+
+One cluster serves the whole module (starting one costs seconds). Tests that break it (a worker
+killed, the scheduler restarted) put it back as they found it (`Cluster.ensure_workers`).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.conftest import HELLO, PASSWORD, free_port, live_server
+
+pytest.importorskip("distributed")
+
+WORKER_TOKEN = "worker-credential-" + "w" * 32
+JWT_SECRET = "k" * 48  # what `live_server` gives the service
+WORKERS = ("w1", "w2")
+
+SLEEPER = b"""import os, subprocess, time
+def main(data):
+    child = subprocess.Popen(["sleep", "300"])
+    print(child.pid, flush=True)
+    time.sleep(data.get("seconds", 30))
+    return {"slept": True}
+"""
+
+WHO = b"""import os, time
+def main(data):
+    time.sleep(data.get("seconds", 0))
+    return {"pid": os.getpid()}
+"""
+
+SNOOP = b"""import os
+def main(data):
+    seen = [path for path in data["paths"] if os.path.exists(path)]
+    names = sorted(name for name in os.environ
+                   if ("TOKEN" in name or "SECRET" in name) and name != "FILES_API_TOKEN")
+    leaks = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        for part in ("environ", "cmdline"):
+            try:
+                with open(f"/proc/{pid}/{part}", "rb") as handle:
+                    text = handle.read()
+            except OSError:
+                continue
+            if any(secret.encode() in text for secret in data["secrets"]):
+                leaks.append(f"{pid}/{part}")
+    return {"seen": seen, "names": names, "leaks": leaks}
+"""
+
+FILES = b"""from gitscripts.runtime import files
+def main(data):
+    with files.open("from-worker.txt", "w") as handle:
+        handle.write(data["text"])
+    with files.open("from-worker.txt", "r") as handle:
+        return {"read": handle.read()}
+"""
+
+
+def _start_scheduler(port: int, log: Path) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "distributed.cli.dask_scheduler", "--host", "127.0.0.1",
+               "--port", str(port), "--no-dashboard"]  # fmt: skip
+    return subprocess.Popen(command, stdout=log.open("ab"), stderr=subprocess.STDOUT)
+
+
+@dataclass
+class Cluster:
+    base: str
+    data_dir: Path
+    scheduler_port: int
+    root: Path
+    token: str = ""
+    scheduler: subprocess.Popen[bytes] | None = None
+    workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    @property
+    def address(self) -> str:
+        return f"tcp://127.0.0.1:{self.scheduler_port}"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def start_worker(self, name: str) -> None:
+        # Only what a worker machine would have: no DATA_DIR, no JWT secret of the service's.
+        env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
+        env.update(WORKER_TOKEN=WORKER_TOKEN, LOG_LEVEL="INFO")
+        command = [sys.executable, "-m", "gitscripts", "worker", "--scheduler", self.address,
+                   "--service", self.base, "--nthreads", "2", "--name", name,
+                   "--local-directory", str(self.root / name)]  # fmt: skip
+        log = (self.root / f"{name}.log").open("ab")
+        self.workers[name] = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
+        )
+
+    def health(self) -> dict[str, Any]:
+        reply = httpx.get(f"{self.base}/health", timeout=5)
+        assert reply.status_code == 200
+        return dict(reply.json())
+
+    def wait_for_workers(self, count: int, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            cluster = self.health()["cluster"]
+            if cluster["connected"] and cluster["workers"] == count:
+                return
+            assert time.monotonic() < deadline, (cluster, self.logs())
+            time.sleep(0.1)
+
+    def ensure_workers(self) -> None:
+        if self.scheduler is None or self.scheduler.poll() is not None:
+            self.scheduler = _start_scheduler(self.scheduler_port, self.root / "scheduler.log")
+        for name in WORKERS:
+            process = self.workers.get(name)
+            if process is None or process.poll() is not None:
+                self.start_worker(name)
+        self.wait_for_workers(len(WORKERS))
+
+    def logs(self) -> str:
+        return "\n".join(
+            f"--- {log.name}\n{log.read_text(errors='replace')[-3000:]}"
+            for log in sorted(self.root.glob("*.log"))
+        )
+
+    def stop(self) -> None:
+        for process in self.workers.values():
+            if process.poll() is None:
+                process.terminate()
+        for process in self.workers.values():
+            process.wait(timeout=30)
+        if self.scheduler is not None and self.scheduler.poll() is None:
+            self.scheduler.terminate()
+            self.scheduler.wait(timeout=30)
+
+    # -- the API ---------------------------------------------------------------------------------
+    def upload(self, filename: str, content: bytes) -> None:
+        reply = httpx.post(
+            f"{self.base}/api/v1/scripts-manager/scripts",
+            headers=self.auth,
+            files={"file": (filename, content)},
+            data={"display_name": filename, "replace": "true"},
+        )
+        assert reply.status_code in (200, 201), reply.text
+
+    def run(self, path: str, data: Any = None, rev: str | None = None) -> httpx.Response:
+        query = f"?rev={rev}" if rev else ""
+        return httpx.post(
+            f"{self.base}/api/v1/scripts/{path}{query}",
+            headers=self.auth,
+            json={"data": data or {}},
+            timeout=120,
+        )
+
+    def record(self, run_id: str, wait: float = 0) -> dict[str, Any]:
+        reply = httpx.get(
+            f"{self.base}/api/v1/runs/{run_id}?wait={wait}", headers=self.auth, timeout=wait + 30
+        )
+        assert reply.status_code == 200, reply.text
+        return dict(reply.json())
+
+    def submit(self, path: str, data: Any = None) -> dict[str, Any]:
+        reply = httpx.post(
+            f"{self.base}/api/v1/runs",
+            headers=self.auth,
+            json={"path": path, "data": data or {}},
+            timeout=30,
+        )
+        assert reply.status_code == 202, reply.text
+        return dict(reply.json())
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    root = tmp_path_factory.mktemp("cluster")
+    port = free_port()
+    data_dir = root / "data"
+    with live_server(
+        data_dir,
+        root / "service.log",
+        EXECUTOR="dask",
+        DASK_SCHEDULER_ADDRESS=f"tcp://127.0.0.1:{port}",
+        DASK_CAPACITY_WAIT="2",
+        WORKER_TOKEN=WORKER_TOKEN,
+        LOG_LEVEL="INFO",
+    ) as server:
+        handle = Cluster(server.base, data_dir, port, root)
+        credentials = {"login": "alice", "password": PASSWORD}
+        httpx.post(f"{server.base}/api/v1/auth/register", json=credentials)
+        login = httpx.post(f"{server.base}/api/v1/auth/login", json=credentials)
+        handle.token = login.json()["access_token"]
+        try:
+            handle.ensure_workers()
+            yield handle
+        finally:
+            handle.stop()
+
+
+@pytest.fixture
+def ready(cluster: Cluster) -> Cluster:
+    cluster.ensure_workers()
+    return cluster
+
+
+def _git(args: list[str], cwd: Path) -> str:
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1",
+           "HOME": str(cwd)}  # fmt: skip
+    done = subprocess.run(["git", *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+# -- running ---------------------------------------------------------------------------------------
+def test_runs_at_main_at_an_old_revision_and_after_a_push(ready: Cluster, tmp_path: Path) -> None:
+    ready.upload("hello.py", HELLO)
+    first = ready.run("hello.py", {"name": "Dask", "value": 21})
+    assert first.status_code == 200, first.text
+    answer = first.json()
+    # The seed API's answer, as from the service's own engine.
+    assert answer["success"] is True and answer["error"] is None
+    assert answer["result"] == {"message": "Hello, Dask!", "processed_value": 42}
+    old = answer["revision"]
+    record = ready.record(answer["run_id"])
+    assert record["worker"] in WORKERS and record["status"] == "succeeded"
+
+    ready.upload("hello.py", HELLO.replace(b"Hello", b"Goodbye"))
+    assert ready.run("hello.py", {"name": "x"}).json()["result"]["message"] == "Goodbye, x!"
+    at_old = ready.run("hello.py", {"name": "x"}, rev=old).json()
+    assert at_old["result"]["message"] == "Hello, x!" and at_old["revision"] == old
+
+    # A push with the real git client: the next run runs what was pushed.
+    reply = httpx.post(
+        f"{ready.base}/api/v1/auth/tokens", headers=ready.auth, json={"name": "git"}
+    )
+    secret = quote(reply.json()["token"], safe="")
+    url = f"http://alice:{secret}@{ready.base.removeprefix('http://')}/git/scripts.git"
+    _git(["clone", "-q", url, "clone"], tmp_path)
+    clone = tmp_path / "clone"
+    (clone / "pushed.py").write_bytes(HELLO.replace(b"Hello", b"Pushed"))
+    _git(["add", "pushed.py"], clone)
+    _git(["-c", "user.name=a", "-c", "user.email=a@x", "commit", "-qm", "push"], clone)
+    _git(["push", "-q", "origin", "HEAD:main"], clone)
+    pushed = ready.run("pushed.py", {"name": "git"}).json()
+    assert pushed["success"] is True and pushed["result"]["message"] == "Pushed, git!"
+
+
+def test_the_file_api_from_a_worker(ready: Cluster) -> None:
+    ready.upload("files_demo.py", FILES)
+    reply = ready.run("files_demo.py", {"text": "written on a worker"})
+    answer = reply.json()
+    assert answer["success"] is True, answer
+    assert answer["result"] == {"read": "written on a worker"}
+    stored = httpx.get(f"{ready.base}/api/v1/files/from-worker.txt", headers=ready.auth)
+    assert stored.status_code == 200 and stored.text == "written on a worker"
+
+
+def test_concurrent_runs_spread_over_both_workers(ready: Cluster) -> None:
+    ready.upload("who.py", WHO)
+    with ThreadPoolExecutor(8) as pool:
+        replies = list(pool.map(lambda _: ready.run("who.py", {"seconds": 0.5}), range(8)))
+    assert all(reply.json()["success"] for reply in replies), [r.text for r in replies]
+    workers = {ready.record(reply.json()["run_id"])["worker"] for reply in replies}
+    assert workers == set(WORKERS)
+
+
+def test_a_worker_never_sees_the_services_data_or_secrets(ready: Cluster) -> None:
+    ready.upload("snoop.py", SNOOP)
+    paths = [str(ready.data_dir), str(ready.data_dir / "scripts.git"), str(ready.root / "data")]
+    for _ in range(4):  # both workers, most likely
+        answer = ready.run(
+            "snoop.py", {"paths": paths, "secrets": [WORKER_TOKEN, JWT_SECRET]}
+        ).json()
+        assert answer["success"] is True, answer
+        assert answer["result"] == {"seen": [], "names": [], "leaks": []}
+
+
+# -- failures ------------------------------------------------------------------------------------
+def _process_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _sleep_pids() -> set[int]:
+    found = set()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                if handle.read() == b"sleep\x00300\x00":
+                    found.add(int(pid))
+        except OSError:
+            continue
+    return found
+
+
+def _wait(condition: Any, timeout: float = 30, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_cancel_of_an_async_run_kills_its_process_on_the_worker(ready: Cluster) -> None:
+    ready.upload("sleeper.py", SLEEPER)
+    before = _sleep_pids()
+    run = ready.submit("sleeper.py", {"seconds": 60})
+    _wait(lambda: _sleep_pids() - before, what="the run did not start")
+    started = _sleep_pids() - before
+    reply = httpx.post(
+        f"{ready.base}/api/v1/runs/{run['id']}/cancel", headers=ready.auth, timeout=30
+    )
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["status"] == "cancelled"
+    _wait(lambda: not any(_process_alive(pid) for pid in started), 10,
+          "the run's process tree outlived its cancel")  # fmt: skip
+
+
+def test_a_worker_killed_mid_run_fails_its_run_with_worker_lost(ready: Cluster) -> None:
+    ready.upload("sleeper.py", SLEEPER)
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(ready.run, "sleeper.py", {"seconds": 60})
+        _wait(lambda: "running" in _statuses(ready), what="the run did not start")
+        running = next(r for r in _runs(ready) if r["status"] == "running")
+        worker = running_worker(ready, running["id"])
+        ready.workers[worker].send_signal(signal.SIGKILL)
+        reply = pending.result(timeout=60)
+    assert reply.status_code == 502, reply.text
+    assert reply.json()["error_code"] == "WORKER_LOST"
+    record = ready.record(running["id"])
+    assert record["status"] == "failed" and "died" in record["error"]
+    # The other worker takes the next runs.
+    survivor = next(name for name in WORKERS if name != worker)
+    ready.wait_for_workers(1)
+    later = ready.run("who.py", {})
+    assert later.json()["success"] is True
+    assert ready.record(later.json()["run_id"])["worker"] == survivor
+
+
+def running_worker(cluster: Cluster, run_id: str) -> str:
+    """Which worker runs `run_id` now: the one a `sleep 300` descends from."""
+    table = subprocess.run(["ps", "-o", "pid=,ppid=,args=", "-e"], capture_output=True,
+                           text=True).stdout  # fmt: skip
+    for name, process in cluster.workers.items():
+        if _descends(table, process.pid, "sleep 300"):
+            return name
+    raise AssertionError(f"no worker runs {run_id}")
+
+
+def _descends(table: str, root: int, command: str) -> bool:
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for line in table.splitlines():
+        pid, ppid, *args = line.split(None, 2)
+        parents[int(pid)] = int(ppid)
+        commands[int(pid)] = args[0] if args else ""
+    for pid, args in commands.items():
+        if args.strip() != command:
+            continue
+        while pid in parents and pid != root:
+            pid = parents[pid]
+        if pid == root:
+            return True
+    return False
+
+
+def _runs(cluster: Cluster) -> list[dict[str, Any]]:
+    reply = httpx.get(f"{cluster.base}/api/v1/runs?limit=5", headers=cluster.auth)
+    return list(reply.json()["runs"])
+
+
+def _statuses(cluster: Cluster) -> set[str]:
+    return {run["status"] for run in _runs(cluster)}
+
+
+def test_the_service_reconnects_after_a_scheduler_restart(ready: Cluster) -> None:
+    assert ready.scheduler is not None
+    ready.scheduler.terminate()
+    ready.scheduler.wait(timeout=30)
+    _wait(lambda: not ready.health()["cluster"]["connected"], what="still connected")
+    # The service stays up, and says so.
+    metrics = httpx.get(f"{ready.base}/metrics").text
+    assert "gitscripts_cluster_connected 0.0" in metrics
+    ready.scheduler = _start_scheduler(ready.scheduler_port, ready.root / "scheduler.log")
+    ready.wait_for_workers(len(WORKERS))
+    assert "gitscripts_cluster_connected 1.0" in httpx.get(f"{ready.base}/metrics").text
+    ready.upload("who.py", WHO)
+    assert ready.run("who.py", {}).json()["success"] is True
+
+
+def test_no_worker_answers_503_and_an_async_run_stays_queued(ready: Cluster) -> None:
+    ready.upload("who.py", WHO)
+    for process in ready.workers.values():
+        process.terminate()
+    for process in ready.workers.values():
+        process.wait(timeout=30)
+    ready.wait_for_workers(0)
+    reply = ready.run("who.py", {})
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["error_code"] == "NO_EXECUTION_CAPACITY"
+    assert int(reply.headers["Retry-After"]) >= 1
+    queued = ready.submit("who.py", {})
+    time.sleep(1)
+    assert ready.record(queued["id"])["status"] == "queued"
+    ready.ensure_workers()
+    ended = ready.record(queued["id"], wait=30)
+    assert ended["status"] == "succeeded" and ended["worker"] in WORKERS
