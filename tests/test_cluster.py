@@ -241,9 +241,7 @@ def test_runs_at_main_at_an_old_revision_and_after_a_push(ready: Cluster, tmp_pa
     assert at_old["result"]["message"] == "Hello, x!" and at_old["revision"] == old
 
     # A push with the real git client: the next run runs what was pushed.
-    reply = httpx.post(
-        f"{ready.base}/api/v1/auth/tokens", headers=ready.auth, json={"name": "git"}
-    )
+    reply = httpx.post(f"{ready.base}/api/v1/auth/tokens", headers=ready.auth, json={"name": "git"})
     secret = quote(reply.json()["token"], safe="")
     url = f"http://alice:{secret}@{ready.base.removeprefix('http://')}/git/scripts.git"
     _git(["clone", "-q", url, "clone"], tmp_path)
@@ -418,3 +416,86 @@ def test_no_worker_answers_503_and_an_async_run_stays_queued(ready: Cluster) -> 
     ready.ensure_workers()
     ended = ready.record(queued["id"], wait=30)
     assert ended["status"] == "succeeded" and ended["worker"] in WORKERS
+
+
+# -- the pieces, without a cluster -------------------------------------------------------------
+def test_the_tree_endpoint_serves_workers_only_what_they_lack(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from gitscripts.app import create_app
+    from gitscripts.cluster.trees import unpack
+    from tests.conftest import make_settings, register
+
+    with TestClient(create_app(make_settings(tmp_path / "data"))) as client:
+        # Without WORKER_TOKEN there is no such endpoint.
+        assert client.post(f"/internal/v1/trees/{'0' * 40}", json={}).status_code == 404
+    settings = make_settings(tmp_path / "data", worker_token=WORKER_TOKEN)
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "bob")
+        folder = alice.folder("deep")
+        alice.upload("one.py", HELLO, folder_id=folder["id"])
+        alice.upload("two.py", HELLO)
+        from gitscripts.repo import Repository
+
+        repo = Repository(settings.repo_path)
+        root = str(repo.head().tree.id)
+        url = f"/internal/v1/trees/{root}"
+        assert client.post(url, json={}).status_code == 401
+        wrong = {"Authorization": "Bearer " + WORKER_TOKEN[:-1] + "x"}
+        assert client.post(url, json={}, headers=wrong).status_code == 401
+        worker = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+        full = client.post(url, json={"have": []}, headers=worker)
+        assert full.status_code == 200
+        trees, blobs = unpack(full.content)
+        assert set(trees) == {root, next(e.id for e in trees[root] if e.name == "deep")}
+        assert HELLO in blobs.values()
+        deep = next(e.id for e in trees[root] if e.name == "deep")
+        # A worker that has deep/ on disk gets the root only, and no blob of deep/.
+        alice.upload("two.py", HELLO + b"# changed\n", replace=True)
+        new_root = str(repo.head().tree.id)
+        part = client.post(f"/internal/v1/trees/{new_root}", json={"have": [deep]}, headers=worker)
+        trees, blobs = unpack(part.content)
+        assert set(trees) == {new_root}
+        assert HELLO + b"# changed\n" in blobs.values()
+        assert HELLO not in blobs.values()  # deep/one.py's: the worker has it
+        missing = client.post(f"/internal/v1/trees/{'1' * 40}", json={}, headers=worker)
+        assert missing.status_code == 404
+        bad = client.post(url, json={"have": ["../x"]}, headers=worker)
+        assert bad.status_code == 400 and bad.json()["error_code"] == "VALIDATION_ERROR"
+
+
+def test_a_run_log_made_before_workers_gains_the_column(tmp_path: Path) -> None:
+    import sqlite3
+
+    from gitscripts.runs.store import RunStore
+
+    path = tmp_path / "runs.sqlite3"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE runs (id TEXT PRIMARY KEY, script_path TEXT NOT NULL, script_id INTEGER,"
+        " revision TEXT NOT NULL, commit_id TEXT NOT NULL, user_id INTEGER, user_login TEXT,"
+        " mode TEXT NOT NULL, status TEXT NOT NULL, queued_at REAL NOT NULL,"
+        " timeout REAL NOT NULL, error TEXT, started_at REAL, finished_at REAL, input TEXT,"
+        " result TEXT, stdout TEXT NOT NULL, stderr TEXT NOT NULL, stdout_cut INTEGER NOT NULL,"
+        " stderr_cut INTEGER NOT NULL, input_stored INTEGER NOT NULL, replay_of TEXT,"
+        " idempotency_key TEXT, request_hash TEXT) WITHOUT ROWID"
+    )
+    old.execute(
+        "INSERT INTO runs VALUES ('01KB0000000000000000000000', 'a.py', 1, 'main', 'c', 1,"
+        " 'alice', 'sync', 'succeeded', 1.0, 5.0, NULL, 1.0, 2.0, NULL, NULL, '', '', 0, 0,"
+        " 1, NULL, NULL, NULL)"
+    )
+    old.commit()
+    old.close()
+    store = RunStore(path)
+    try:
+        earlier = store.get("01KB0000000000000000000000")
+        assert earlier is not None and earlier.worker is None
+        assert earlier.public()["worker"] is None
+        from dataclasses import replace
+
+        store.write([replace(earlier, id="01KB0000000000000000000001", worker="w1")])
+        later = store.get("01KB0000000000000000000001")
+        assert later is not None and later.worker == "w1"
+    finally:
+        store.close()
