@@ -28,6 +28,7 @@ pytest.importorskip("distributed")
 WORKER_TOKEN = "worker-credential-" + "w" * 32
 JWT_SECRET = "k" * 48  # what `live_server` gives the service
 WORKERS = ("w1", "w2")
+RESOURCES = {"w1": "", "w2": "GPU=1"}  # what each worker offers runs
 
 SLEEPER = b"""import os, subprocess, time
 def main(data):
@@ -100,7 +101,8 @@ class Cluster:
         env.update(WORKER_TOKEN=WORKER_TOKEN, LOG_LEVEL="INFO")
         command = [sys.executable, "-m", "gitscripts", "worker", "--scheduler", self.address,
                    "--service", self.base, "--nthreads", "2", "--name", name,
-                   "--local-directory", str(self.root / name)]  # fmt: skip
+                   "--local-directory", str(self.root / name),
+                   "--resources", RESOURCES[name]]  # fmt: skip
         log = (self.root / f"{name}.log").open("ab")
         self.workers[name] = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
@@ -222,6 +224,20 @@ def _git(args: list[str], cwd: Path) -> str:
     return done.stdout
 
 
+def _push(cluster: Cluster, work: Path, files: dict[str, bytes]) -> None:
+    reply = httpx.post(f"{cluster.base}/api/v1/auth/tokens", headers=cluster.auth,
+                       json={"name": f"git-{work.name}"})  # fmt: skip
+    secret = quote(reply.json()["token"], safe="")
+    url = f"http://alice:{secret}@{cluster.base.removeprefix('http://')}/git/scripts.git"
+    _git(["clone", "-q", url, "clone"], work)
+    clone = work / "clone"
+    for path, content in files.items():
+        (clone / path).write_bytes(content)
+        _git(["add", path], clone)
+    _git(["-c", "user.name=a", "-c", "user.email=a@x", "commit", "-qm", "push"], clone)
+    _git(["push", "-q", "origin", "HEAD:main"], clone)
+
+
 # -- running ---------------------------------------------------------------------------------------
 def test_runs_at_main_at_an_old_revision_and_after_a_push(ready: Cluster, tmp_path: Path) -> None:
     ready.upload("hello.py", HELLO)
@@ -241,15 +257,7 @@ def test_runs_at_main_at_an_old_revision_and_after_a_push(ready: Cluster, tmp_pa
     assert at_old["result"]["message"] == "Hello, x!" and at_old["revision"] == old
 
     # A push with the real git client: the next run runs what was pushed.
-    reply = httpx.post(f"{ready.base}/api/v1/auth/tokens", headers=ready.auth, json={"name": "git"})
-    secret = quote(reply.json()["token"], safe="")
-    url = f"http://alice:{secret}@{ready.base.removeprefix('http://')}/git/scripts.git"
-    _git(["clone", "-q", url, "clone"], tmp_path)
-    clone = tmp_path / "clone"
-    (clone / "pushed.py").write_bytes(HELLO.replace(b"Hello", b"Pushed"))
-    _git(["add", "pushed.py"], clone)
-    _git(["-c", "user.name=a", "-c", "user.email=a@x", "commit", "-qm", "push"], clone)
-    _git(["push", "-q", "origin", "HEAD:main"], clone)
+    _push(ready, tmp_path, {"pushed.py": HELLO.replace(b"Hello", b"Pushed")})
     pushed = ready.run("pushed.py", {"name": "git"}).json()
     assert pushed["success"] is True and pushed["result"]["message"] == "Pushed, git!"
 
@@ -271,6 +279,36 @@ def test_concurrent_runs_spread_over_both_workers(ready: Cluster) -> None:
     assert all(reply.json()["success"] for reply in replies), [r.text for r in replies]
     workers = {ready.record(reply.json()["run_id"])["worker"] for reply in replies}
     assert workers == set(WORKERS)
+    # A batch spreads the same way; a replay runs on the cluster too.
+    batch = httpx.post(f"{ready.base}/api/v1/runs/batch", headers=ready.auth, timeout=60,
+                       json={"path": "who.py", "inputs": [{"seconds": 0.5}] * 8})  # fmt: skip
+    assert batch.status_code == 200, batch.text
+    results = batch.json()["results"]
+    assert all(item["success"] for item in results), results
+    assert {ready.record(item["run_id"])["worker"] for item in results} == set(WORKERS)
+    replay = httpx.post(f"{ready.base}/api/v1/runs/{results[0]['run_id']}/replay",
+                        headers=ready.auth)  # fmt: skip
+    assert replay.status_code == 202, replay.text
+    replayed = ready.record(replay.json()["id"], wait=30)
+    assert replayed["status"] == "succeeded" and replayed["worker"] in WORKERS
+
+
+def test_runs_go_only_to_workers_with_the_resources_their_script_asks_for(
+    ready: Cluster, tmp_path: Path
+) -> None:
+    _push(ready, tmp_path, {
+        "gpu.py": WHO,
+        "gpu.py.meta.json": b'{"display_name": "gpu", "resources": {"GPU": 1}}\n',
+        "tpu.py": WHO,
+        "tpu.py.meta.json": b'{"display_name": "tpu", "resources": {"TPU": 1}}\n',
+    })  # fmt: skip
+    with ThreadPoolExecutor(4) as pool:
+        replies = list(pool.map(lambda _: ready.run("gpu.py", {"seconds": 0.2}), range(6)))
+    assert all(reply.json()["success"] for reply in replies), [r.text for r in replies]
+    assert {ready.record(r.json()["run_id"])["worker"] for r in replies} == {"w2"}
+    # No worker offers a TPU: as if there were no worker at all.
+    reply = ready.run("tpu.py", {})
+    assert reply.status_code == 503 and reply.json()["error_code"] == "NO_EXECUTION_CAPACITY"
 
 
 def test_a_worker_never_sees_the_services_data_or_secrets(ready: Cluster) -> None:

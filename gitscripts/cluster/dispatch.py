@@ -84,7 +84,16 @@ class Cluster:
 
     @property
     def capacity(self) -> int:
-        return sum(worker.slots for worker in self.workers.values())
+        return self.capacity_for(None)
+
+    def capacity_for(self, resources: dict[str, float] | None) -> int:
+        """Slots of the workers that offer `resources` (all of them, for None)."""
+        return sum(
+            worker.slots
+            for worker in self.workers.values()
+            if all(worker.resources.get(name, 0) >= amount
+                   for name, amount in (resources or {}).items())
+        )  # fmt: skip
 
     def status(self) -> dict[str, Any]:
         """What /health says of the cluster."""
@@ -151,11 +160,12 @@ class Cluster:
         self._changed = asyncio.Event()
 
     # -- runs --------------------------------------------------------------------------------
-    async def wait_for_capacity(self, patient: bool) -> None:
-        """Return once a worker is there; refuse after DASK_CAPACITY_WAIT unless `patient`."""
+    async def wait_for_capacity(self, patient: bool, resources: dict[str, float] | None) -> None:
+        """Return once a worker (with `resources`) is there; refuse after DASK_CAPACITY_WAIT
+        unless `patient`."""
         loop = asyncio.get_running_loop()
         deadline = None if patient else loop.time() + self.settings.dask_capacity_wait
-        while not self.capacity:
+        while not self.capacity_for(resources):
             remaining = None if deadline is None else deadline - loop.time()
             if remaining is not None and remaining <= 0:
                 wait = self.settings.dask_capacity_wait
@@ -163,23 +173,24 @@ class Cluster:
                     "No worker of the execution cluster is available; try again later",
                     retry_after=max(1, math.ceil(wait)),
                     connected=self.connected,
+                    resources=resources,
                 )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), remaining)
 
-    async def run(self, job: ClusterJob) -> RunResult:
-        """Run `job` on a worker: its result, named by the worker."""
+    async def run(self, job: ClusterJob, resources: dict[str, float] | None) -> RunResult:
+        """Run `job` on a worker (one that offers `resources`): its result, named by it."""
         attempts = self.settings.dask_worker_lost_retries + 1
         for attempt in range(1, attempts + 1):
             try:
-                return await self._attempt(job)
+                return await self._attempt(job, resources)
             except errors.WorkerLost:
                 if attempt == attempts:
                     raise
                 log.warning("run_again_after_worker_lost", attempt=attempt)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def _attempt(self, job: ClusterJob) -> RunResult:
+    async def _attempt(self, job: ClusterJob, resources: dict[str, float] | None) -> RunResult:
         client = self._client
         if client is None:
             raise errors.WorkerLost("The execution cluster's scheduler is not reachable")
@@ -190,6 +201,7 @@ class Cluster:
             job,
             key=job["key"],
             pure=False,
+            resources=resources or None,
         )
         self.running += 1
         try:

@@ -420,7 +420,11 @@ class ExecutionService:
             raise errors.ValidationError("timeout must be a positive number of seconds")
         revision = revision or "main"
         commit, path = self._locate(logical_path, revision)
-        return Target(commit, path, revision, min(timeout or limit, limit))
+        resources = None
+        if self.settings.executor == "dask":  # where its runs may go (see `gitscripts.cluster`)
+            assert self.repo is not None
+            resources = self.repo.script_metadata(commit.tree, path).resources
+        return Target(commit, path, revision, min(timeout or limit, limit), resources)
 
     async def run(
         self,
@@ -438,7 +442,7 @@ class ExecutionService:
         outcome = "failed"  # what the log says of a run that raised before it reported
         try:
             if self.cluster is not None:
-                await self.cluster.wait_for_capacity(patient)
+                await self.cluster.wait_for_capacity(patient, target.resources)
             async with self.admission:
                 if on_start is not None:
                     on_start()
@@ -500,7 +504,8 @@ class ExecutionService:
                     "timeout": target.timeout,
                     "files_token": files_token,
                     "limits": self._run_limits(target.timeout),
-                }
+                },
+                target.resources,
             )
         finally:
             self.file_grants.revoke(files_token)
@@ -647,6 +652,7 @@ class Target:
     path: str  # the script's path in it
     revision: str  # the name it was asked for by
     timeout: float
+    resources: dict[str, float] | None = None  # the cluster worker resources it needs
 
 
 def answer(target: Target, report: RunResult) -> dict[str, Any]:

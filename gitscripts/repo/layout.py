@@ -6,7 +6,8 @@
 - A script's metadata lives beside it in `<filename>.meta.json`, a small JSON object a person can edit
   with a text editor: `{"display_name": "...", "description": "..."}`. It moves with the script.
   It may also state the JSON Schema of the script's input (`"input_schema": {...}`), which then
-  replaces the one read from the code (see `gitscripts.inputs`).
+  replaces the one read from the code (see `gitscripts.inputs`). With EXECUTOR=dask it may ask for
+  worker resources (`"resources": {"GPU": 1}`): its runs then go only to workers that offer them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class ScriptMetadata:
     description: str | None = None
     # Written by a person; kept as it is when the API changes the name or description.
     input_schema: dict[str, Any] | None = field(default=None, hash=False)
+    # Dask worker resources a run needs (name -> amount), e.g. {"GPU": 1}.
+    resources: dict[str, float] | None = field(default=None, hash=False)
 
     def to_bytes(self) -> bytes:
         document: dict[str, Any] = {"display_name": self.display_name}
@@ -34,6 +37,8 @@ class ScriptMetadata:
             document["description"] = self.description
         if self.input_schema is not None:
             document["input_schema"] = self.input_schema
+        if self.resources is not None:
+            document["resources"] = self.resources
         return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
@@ -59,11 +64,24 @@ def parse_metadata(raw: bytes) -> ScriptMetadata:
         isinstance(input_schema, dict) and input_schema.get("type", "object") == "object"
     ):
         raise MetadataError('input_schema must be a JSON Schema object with "type": "object"')
-    unknown = set(document) - {"display_name", "description", "input_schema"}
+    resources = document.get("resources")
+    if resources is not None and not (
+        isinstance(resources, dict)
+        and all(
+            isinstance(name, str) and name and isinstance(amount, int | float)
+            and not isinstance(amount, bool) and 0 < amount < float("inf")
+            for name, amount in resources.items()
+        )
+    ):  # fmt: skip
+        raise MetadataError('resources must map names to positive numbers, e.g. {"GPU": 1}')
+    unknown = set(document) - {"display_name", "description", "input_schema", "resources"}
     if unknown:
         raise MetadataError(f"unknown keys: {', '.join(sorted(unknown))}")
     return ScriptMetadata(
-        display_name=display_name, description=description, input_schema=input_schema
+        display_name=display_name,
+        description=description,
+        input_schema=input_schema,
+        resources=resources,
     )
 
 
