@@ -124,11 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = []
     with work_directory("bench-dask-", args.keep) as root:
         # -- the baseline: the local fork engine --------------------------------------------
-        with running_server(root / "fork-data", root / "fork.log") as base:
-            with httpx.Client(base_url=base, timeout=60) as client:
-                sign_in(client, LOGIN)
-                _upload(client, "trivial.py", TRIVIAL)
-                results.append(_latency(client, "trivial.py", args.samples, "trivial, fork engine"))
+        with (
+            running_server(root / "fork-data", root / "fork.log") as base,
+            httpx.Client(base_url=base, timeout=60) as client,
+        ):
+            sign_in(client, LOGIN)
+            _upload(client, "trivial.py", TRIVIAL)
+            results.append(_latency(client, "trivial.py", args.samples, "trivial, fork engine"))
         # -- the cluster ---------------------------------------------------------------------
         print(f"Populating {args.scripts} scripts ...", flush=True)
         populate(root / "data", args.scripts, 100)

@@ -100,6 +100,10 @@ class Settings(BaseSettings):
     # How many times a run whose worker died is run again elsewhere. 0: never (a script may have
     # side effects: its run fails with WORKER_LOST); more only where every script is idempotent.
     dask_worker_lost_retries: int = Field(default=0, ge=0, le=10)
+    # Runs handed to the scheduler beyond the workers' slots, to wait there rather than in the
+    # service: an adaptive cluster (dask-jobqueue's `adapt`) scales up on the runs it sees
+    # waiting. 0: runs wait in the service, and the scheduler only ever sees what runs.
+    dask_scheduler_queue: int = Field(default=0, ge=0)
     # The credential `gitscripts worker` fetches checkouts with (the service's internal tree
     # endpoint answers nothing without it); both sides need the same value.
     worker_token: str | None = None

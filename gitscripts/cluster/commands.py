@@ -198,7 +198,9 @@ async def _serve_cluster(args: argparse.Namespace, service: str) -> None:
     from distributed import Scheduler
 
     # A run whose worker died is not run again (see `cluster.dispatch`).
-    scheduler = Scheduler(host=args.host, port=args.port, dashboard=False, allowed_failures=0)
+    scheduler = Scheduler(
+        host=args.host, port=args.port, dashboard_address=":0", allowed_failures=0
+    )
     await scheduler
     address = scheduler.address
     command = [sys.executable, "-m", "gitscripts", "worker", "--scheduler", address,

@@ -2,7 +2,8 @@
 
 - Capacity: the cluster's workers and their slots (each worker's threads) are read from the
   scheduler every `WATCH_INTERVAL`; admission (`executor.service.Admission`) is resized to their
-  sum, so the service queues and refuses as it would for its own slots.
+  sum, so the service queues and refuses as it would for its own slots (plus
+  DASK_SCHEDULER_QUEUE runs left waiting on the scheduler, where an adaptive cluster sees them).
 - No worker: a synchronous run waits DASK_CAPACITY_WAIT for one, then is refused with 503
   NO_EXECUTION_CAPACITY; an asynchronous run waits, queued, as long as it takes.
 - A lost worker: the scheduler is told not to run a task again when its worker dies
@@ -153,7 +154,11 @@ class Cluster:
         if workers == self.workers:
             return
         self.workers = workers
-        self.admission.resize(self.capacity)
+        capacity = self.capacity
+        # Beyond the slots, DASK_SCHEDULER_QUEUE runs may wait on the scheduler (once there is
+        # a worker at all: with none, runs wait here, see `wait_for_capacity`).
+        ahead = self.settings.dask_scheduler_queue if capacity else 0
+        self.admission.resize(capacity + ahead)
         log.info("cluster_workers", workers=sorted(w.name for w in workers.values()),
                  capacity=self.capacity)  # fmt: skip
         self._changed.set()
