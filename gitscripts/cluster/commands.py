@@ -22,6 +22,7 @@ import sys
 import tempfile
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -181,9 +182,12 @@ async def _serve_worker(
         shutil.rmtree(local, ignore_errors=True)
 
 
-async def _run_until_closed(worker: object) -> None:
-    await worker  # type: ignore[misc]  # starts it: connects and registers
-    await worker.finished()  # type: ignore[attr-defined]
+async def _run_until_closed(worker: Any) -> None:
+    from gitscripts.cluster.dispatch import BATCH_INTERVAL
+
+    await worker  # starts it: connects and registers
+    worker.batched_stream.interval = BATCH_INTERVAL  # see `dispatch.BATCH_INTERVAL`
+    await worker.finished()
 
 
 def serve_cluster(args: argparse.Namespace, settings: Settings) -> int:
