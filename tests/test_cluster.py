@@ -378,6 +378,7 @@ def test_a_worker_killed_mid_run_fails_its_run_with_worker_lost(ready: Cluster) 
     assert reply.json()["error_code"] == "WORKER_LOST"
     record = ready.record(running["id"])
     assert record["status"] == "failed" and "died" in record["error"]
+    assert record["worker"] == worker
     # The other worker takes the next runs.
     survivor = next(name for name in WORKERS if name != worker)
     ready.wait_for_workers(1)

@@ -80,6 +80,8 @@ class Cluster:
         self._client: Client | None = None
         self._changed = asyncio.Event()  # set (and replaced) whenever the workers change
         self._watcher: asyncio.Task[None] | None = None
+        # Results are fetched from the workers directly until that fails once.
+        self._direct = True
 
     # -- life --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -234,8 +236,7 @@ class Cluster:
             # The worker's engine ends the run at its timeout; this bounds a wait on a cluster
             # that lost the task without telling.
             deadline = job["timeout"] + REPORT_GRACE_SECONDS + self.settings.dask_capacity_wait
-            result: RunResult = await asyncio.wait_for(future, deadline)
-            return result
+            return await asyncio.wait_for(self._result(client, future), deadline)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():  # cancelled here: stop it there too
@@ -264,6 +265,19 @@ class Cluster:
             raise errors.InternalError(f"The execution cluster failed to run this: {exc}") from None
         finally:
             self.running -= 1
+
+    async def _result(self, client: Client, future: Future[RunResult]) -> RunResult:
+        """The task's result, straight from its worker when this service reaches the workers
+        (two hops fewer than through the scheduler), else through the scheduler."""
+        if self._direct:
+            try:
+                result: RunResult = await client.gather(future, direct=True)  # type: ignore[no-untyped-call]
+                return result
+            except OSError as exc:  # includes Dask's CommClosedError
+                log.warning("cluster_workers_unreachable", error=str(exc))
+                self._direct = False
+        result = await client.gather(future, direct=False)  # type: ignore[no-untyped-call]
+        return result
 
     async def _cancel(self, client: Client, future: Future[RunResult], key: str) -> None:
         """Cancel the task, and have whichever worker runs it kill the run's process tree."""
