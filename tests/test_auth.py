@@ -918,7 +918,7 @@ def test_an_invalid_setting_stops_the_start_with_one_line_each(tmp_path: Path) -
     assert sorted(completed.stderr.splitlines()) == [
         "gitscripts: invalid setting: EXECUTION_OUTPUT_LIMIT_BYTES=100: "
         "Input should be greater than or equal to 1024",
-        "gitscripts: invalid setting: EXECUTOR=forky: Input should be 'fork' or 'subprocess'",
+        "gitscripts: invalid setting: EXECUTOR=forky: Input should be 'fork', 'subprocess' or 'dask'",
         "gitscripts: invalid setting: LOG_LEVEL=loud: must be DEBUG, INFO, WARNING, ERROR or CRITICAL",
         "gitscripts: invalid setting: PRELOAD_MODULES=json,no_such_module_here: "
         "no module named 'no_such_module_here' is installed",
