@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -184,9 +185,9 @@ class Cluster:
         return dict(reply.json())
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("cluster")
+@contextmanager
+def _started(root: Path, **settings: str) -> Iterator[Cluster]:
+    """A service with EXECUTOR=dask (and `settings`), its scheduler and its two workers."""
     port = free_port()
     data_dir = root / "data"
     with live_server(
@@ -197,6 +198,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         DASK_CAPACITY_WAIT="2",
         WORKER_TOKEN=WORKER_TOKEN,
         LOG_LEVEL="INFO",
+        **settings,
     ) as server:
         handle = Cluster(server.base, data_dir, port, root)
         credentials = {"login": "alice", "password": PASSWORD}
@@ -208,6 +210,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             yield handle
         finally:
             handle.stop()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with _started(tmp_path_factory.mktemp("cluster")) as started:
+        yield started
 
 
 @pytest.fixture
@@ -385,6 +393,31 @@ def test_a_worker_killed_mid_run_fails_its_run_with_worker_lost(ready: Cluster) 
     later = ready.run("who.py", {})
     assert later.json()["success"] is True
     assert ready.record(later.json()["run_id"])["worker"] == survivor
+
+
+def test_a_run_whose_worker_died_runs_again_where_retries_are_allowed(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    with _started(tmp_path_factory.mktemp("retrying"), DASK_WORKER_LOST_RETRIES="1") as cluster:
+        cluster.upload("sleeper.py", SLEEPER)
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(cluster.run, "sleeper.py", {"seconds": 3})
+            _wait(lambda: "running" in _statuses(cluster), what="the run did not start")
+            running = next(r for r in _runs(cluster) if r["status"] == "running")
+            _wait(lambda: _has_sleep(cluster), what="the script did not start")
+            worker = running_worker(cluster, running["id"])
+            cluster.workers[worker].send_signal(signal.SIGKILL)
+            reply = pending.result(timeout=60)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["success"] is True and reply.json()["result"] == {"slept": True}
+        survivor = next(name for name in WORKERS if name != worker)
+        assert cluster.record(running["id"])["worker"] == survivor
+
+
+def _has_sleep(cluster: Cluster) -> bool:
+    table = subprocess.run(["ps", "-o", "pid=,ppid=,args=", "-e"], capture_output=True,
+                           text=True).stdout  # fmt: skip
+    return any(_descends(table, p.pid, "sleep 300") for p in cluster.workers.values())
 
 
 def running_worker(cluster: Cluster, run_id: str) -> str:

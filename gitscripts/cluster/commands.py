@@ -99,7 +99,7 @@ def _worker_settings(settings: Settings, service: str, local: Path, slots: int) 
         update={
             "executor": "fork" if settings.executor == "dask" else settings.executor,
             "data_dir": local / "data",
-            "execution_dir": local / "run",
+            "execution_dir": local / "x",  # short: Unix sockets live in it (108 bytes a path)
             "files_url": "",
             "max_concurrent_executions": slots,
             # Runs with a network reach the file API where the service listens.
@@ -139,7 +139,8 @@ async def _serve_worker(
 
     from gitscripts.cluster import worker as here
 
-    local = Path(args.local_directory or tempfile.gettempdir()) / f"gitscripts-worker-{os.getpid()}"
+    # Short names: the fork server's and the file API's Unix sockets live below.
+    local = Path(args.local_directory or tempfile.gettempdir()) / f"gsw-{os.getpid()}"
     local.mkdir(parents=True, exist_ok=True, mode=0o700)
     runtime = here.WorkerRuntime(_worker_settings(settings, service, local, args.nthreads),
                                  service, token, name)  # fmt: skip
