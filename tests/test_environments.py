@@ -7,6 +7,9 @@ Everything goes through the HTTP API with the real executor, against a wheelhous
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +22,21 @@ from gitscripts import cli
 from gitscripts.app import create_app
 from gitscripts.deps import locks
 from gitscripts.services import Services
-from tests.conftest import HELLO, Caller, commit_behind_the_service, git, make_settings, register
+from tests.conftest import (
+    HELLO,
+    Caller,
+    commit_behind_the_service,
+    git,
+    live_server,
+    make_settings,
+    register,
+)
+from tests.test_sandbox import (
+    ESCAPE,
+    PLAIN_UID,
+    plain_user_can_run_python,  # noqa: F401 - a fixture used below
+    signed_up,
+)
 from tests.wheelhouse import FixturePackage, build_wheel, build_wheelhouse
 
 
@@ -333,3 +350,81 @@ def test_prebuild_builds_the_environments_of_main_and_every_tag(
         key = locks.environment_key(files["tool.py.lock"])
         assert key in out
         assert (data_dir / "environments" / key / "packages" / "gsfixture").is_dir()
+
+
+# -- the sandbox holds for environment runs ----------------------------------------------------------
+ENVIRONMENT_ESCAPE = (
+    '# /// script\n# dependencies = ["gsfixture==1.0"]\n# ///\n'
+    + ESCAPE
+    + r"""
+_escape = main
+
+def main(data):
+    out = _escape(data)
+    import gsfixture
+    packages = os.path.dirname(os.path.dirname(gsfixture.__file__))
+    out["write the environment's package"] = attempt(write(gsfixture.__file__))
+    out["new file in the environment"] = attempt(write(os.path.join(packages, "planted.py")))
+    out["remount the environment rw"] = attempt(
+        call("mount", None, packages.encode(), None, 32 | 4096, None))
+    out["umount the environment"] = attempt(call("umount2", packages.encode(), 2))
+    out["beside the environment"] = sorted(os.listdir(os.path.dirname(packages)))
+    out["version"] = gsfixture.VERSION
+    return out
+"""
+)
+
+
+@pytest.mark.parametrize("mode", ["root", "plain"])
+@pytest.mark.usefixtures("plain_user_can_run_python")
+def test_an_environment_run_is_as_sandboxed_as_any(mode: str) -> None:
+    if mode == "root" and os.geteuid() != 0:
+        pytest.skip("the root deployment needs the tests to run as root")
+    base = Path(tempfile.mkdtemp(prefix="gitscripts-envs-"))
+    as_uid = PLAIN_UID if mode == "plain" and os.geteuid() == 0 else None
+    wheelhouse = build_wheelhouse(base / "wheelhouse")
+    if as_uid is not None:
+        for path in (base, base / "wheelhouse"):
+            os.chown(path, as_uid, as_uid)
+    settings = {
+        "EXECUTION_SANDBOX": "strict",
+        "MAX_CONCURRENT_EXECUTIONS": "2",
+        "PACKAGES_FIND_LINKS": str(wheelhouse),
+        "PACKAGES_NO_INDEX": "true",
+    }
+    env_drop = {"JWT_SECRET_KEY": ""} if mode == "plain" else {}
+    try:
+        with live_server(
+            base / "data", base / "log", as_uid=as_uid, **settings, **env_drop
+        ) as server:
+            service = signed_up(mode, server, base / "data")
+            service.upload("alice", "escape.py", ENVIRONMENT_ESCAPE)
+            data = {
+                "data_dir": str(service.data_dir),
+                "service_pid": server.process.pid,
+                "zygote_pid": service.fork_server_pid(),
+                "port": int(service.base.rsplit(":", 1)[1]),
+            }
+            outcome = service.run("alice", "escape.py", data)
+            assert outcome["success"], outcome["error"]
+            assert outcome["environment"]
+            found = outcome["result"]
+            assert found["version"] == "1.0"
+            got = {name: value for name, value in found.items() if str(value).startswith("GOT")}
+            assert got == {}, got
+            for name in ("write the environment's package", "new file in the environment",
+                         "remount the environment rw", "umount the environment"):  # fmt: skip
+                assert found[name].startswith("blocked"), (name, found[name])
+            # Of the environments a run sees its own packages only: no other environment, no
+            # lock, no log.
+            assert found["beside the environment"] == [outcome["environment"]]
+            status = found["status"]
+            assert status["CapEff"] == "0000000000000000" and status["Seccomp"] == "2"
+            if mode == "root":
+                assert all(int(uid) >= 2_000_000 for uid in status["Uid"].split())
+            # Nothing it tried changed the environment for the next run.
+            again = service.run("bob", "escape.py", data)
+            assert again["result"]["version"] == "1.0"
+            assert again["result"]["new file in the environment"].startswith("blocked")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)

@@ -43,7 +43,7 @@ class EnvironmentEngines:
     def __init__(
         self,
         environments: Environments,
-        make: Callable[[Environment, Packages], Engine],
+        make: Callable[[Environment, list[str]], Engine],
         limit: int,
         idle_seconds: float,
     ) -> None:
@@ -88,7 +88,7 @@ class EnvironmentEngines:
             if warm is not None:
                 return warm
             held = self.environments.hold(environment)
-            engine = self._make(environment, Packages([str(environment.packages)], preload))
+            engine = self._make(environment, preload)
             try:
                 await engine.start()
             except BaseException:
@@ -136,14 +136,25 @@ class EnvironmentEngines:
 
 
 def engine_maker(
-    kind: str, control: Path, env: dict[str, str], sandbox: Callable[[], SandboxConfig]
-) -> Callable[[Environment, Packages], Engine]:
+    kind: str, root: Path, env: dict[str, str], sandbox: Callable[[], SandboxConfig]
+) -> Callable[[Environment, list[str]], Engine]:
     """How an environment's engine is made: the service's kind of engine, its sandbox (as the
-    start-up probe left it) with the environment's packages bound read-only into every run."""
+    start-up probe left it) with the environment's packages bound read-only into every run.
 
-    def make(environment: Environment, packages: Packages) -> Engine:
+    The packages are reached through a link in the execution root (`root`/environments/<key>):
+    the fork server imports through the link, and a run finds the folder itself bound at the
+    link's path, so both see one path, and no run sees even the name of the data directory."""
+    links = root / "environments"
+    control = root / "control"
+
+    def make(environment: Environment, preload: list[str]) -> Engine:
+        links.mkdir(mode=0o700, exist_ok=True)
+        link = links / environment.key
+        if not link.is_symlink():
+            link.symlink_to(environment.packages, target_is_directory=True)
+        packages = Packages([str(link)], preload)
         base = sandbox()
-        config = replace(base, readonly=[*base.readonly, *packages.paths])
+        config = replace(base, readonly=[*base.readonly, str(link)])
         if kind == "fork":
             socket = control / f"zygote-{environment.key}.sock"
             return ForkServerEngine(socket, [], env, config, packages)

@@ -221,7 +221,7 @@ class ExecutionService:
         self.engine: Engine | None = None
         self.environment_engines = EnvironmentEngines(
             environments,
-            engine_maker(settings.executor, control, self._base_env, lambda: self.sandbox),
+            engine_maker(settings.executor, root, self._base_env, lambda: self.sandbox),
             settings.execution_max_environments,
             settings.environment_idle_seconds,
         )
