@@ -79,7 +79,7 @@ class Services:
             environments=environments,
             files=FileService(settings, index, FileStore.from_settings(settings)),
             file_grants=file_grants,
-            git=GitService(settings, index, repo, lookups, metrics),
+            git=GitService(settings, index, repo, lookups, metrics, environments),
             history=HistoryService(index, repo, lookups),
             runs=RunService(settings, index, executor, RunStore(settings.runs_path), metrics),
             metrics=metrics,

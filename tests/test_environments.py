@@ -11,6 +11,7 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from gitscripts import cli
 from gitscripts.app import create_app
 from gitscripts.deps import locks
 from gitscripts.services import Services
+from tests import test_git_http
 from tests.conftest import (
     HELLO,
     Caller,
@@ -428,3 +430,34 @@ def test_an_environment_run_is_as_sandboxed_as_any(mode: str) -> None:
             assert again["result"]["new file in the environment"].startswith("blocked")
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+# -- built ahead -------------------------------------------------------------------------------------
+def test_a_pushed_lock_is_built_before_its_first_run(
+    tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(test_git_http, "_HOME", tmp_path / "home")
+    (tmp_path / "home").mkdir()
+    source = pinned("gsfixture==2.0").encode()
+    other = make_settings(tmp_path / "other", packages_find_links=str(wheelhouse),
+                          packages_no_index=True)  # fmt: skip
+    lock = locks.resolve(other, "tool.py", source)
+    key = locks.environment_key(lock)
+    settings = {"PACKAGES_FIND_LINKS": str(wheelhouse), "PACKAGES_NO_INDEX": "true"}
+    with test_git_http._started(tmp_path / "server", ["alice"], **settings) as server:
+        clone = server.clone("alice")
+        clone.write("tool.py", source)
+        clone.write("tool.py.lock", lock)
+        clone.commit("a script and its lock")
+        pushed = clone.push()
+        assert pushed.returncode == 0, pushed.stderr
+        deadline = time.monotonic() + 60
+        while True:  # no run has asked for it: the push did
+            state = server.api("alice", "GET", f"/api/v1/environments/{key}")
+            if state.status_code == 200 and state.json()["state"] == "ready":
+                break
+            assert time.monotonic() < deadline, state.text
+            time.sleep(0.1)
+        assert state.json()["last_used"] is None
+        outcome = server.run("alice", "tool.py", {})
+        assert outcome["result"] == {"version": "2.0"} and outcome["environment"] == key

@@ -46,7 +46,7 @@ from gitscripts import errors
 from gitscripts.config import Settings
 from gitscripts.deps import locks, uv
 from gitscripts.executor.worker import remove_tree
-from gitscripts.repo import Repository
+from gitscripts.repo import Commit, Repository
 from gitscripts.timestamps import iso_seconds
 
 log = structlog.get_logger("gitscripts.environments")
@@ -381,6 +381,18 @@ def needed_by_refs(repo: Repository) -> dict[str, tuple[bytes, list[str]]]:
             if name not in refs:
                 refs.append(name)
     return needed
+
+
+def locks_introduced(repo: Repository, old: Commit | None, new: Commit) -> list[bytes]:
+    """The locks `new` has that `old` (None: nothing) has not: what a write or push that moved a
+    ref from `old` to `new` asks environments of."""
+    found = []
+    for path in repo.listing(new).scripts:
+        lock_path = locks.lock_path(path)
+        lock_id = repo.entry_id(new.tree, lock_path)
+        if lock_id is not None and (old is None or repo.entry_id(old.tree, lock_path) != lock_id):
+            found.append(repo.blob(lock_id))
+    return found
 
 
 def _failed(key: str, output: str) -> errors.EnvironmentBuildFailed:
