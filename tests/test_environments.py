@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import tempfile
 import threading
 import time
@@ -22,6 +23,7 @@ from fastapi.testclient import TestClient
 from gitscripts import cli
 from gitscripts.app import create_app
 from gitscripts.deps import locks
+from gitscripts.runs import store
 from gitscripts.services import Services
 from tests import test_git_http
 from tests.conftest import (
@@ -461,3 +463,28 @@ def test_a_pushed_lock_is_built_before_its_first_run(
         assert state.json()["last_used"] is None
         outcome = server.run("alice", "tool.py", {})
         assert outcome["result"] == {"version": "2.0"} and outcome["environment"] == key
+
+
+def test_a_run_log_from_before_environments_gains_the_column(
+    data_dir: Path, wheelhouse: Path
+) -> None:
+    """A run log written before runs named their environment opens as it was, and says null."""
+    data_dir.mkdir(parents=True)
+    with sqlite3.connect(data_dir / "runs.sqlite3") as old:
+        old.executescript(store._SCHEMA.replace(",\n    environment TEXT", ""))
+        old.execute(
+            "INSERT INTO runs (id, script_path, revision, commit_id, mode, status, queued_at, "
+            "timeout, stdout, stderr, stdout_cut, stderr_cut, input_stored) "
+            "VALUES ('01J0000000000000000000000A', 'old.py', 'main', 'abc', 'sync', "
+            "'succeeded', ?, 5.0, '', '', 0, 0, 1)",
+            (time.time(),),
+        )
+    with TestClient(create_app(deps_settings(data_dir, wheelhouse))) as client:
+        alice = register(client, "alice")
+        text_script(alice, "one.py", pinned("gsfixture==1.0"))
+        outcome = succeeded(alice, "one.py")
+        record = alice.get(f"/api/v1/runs/{outcome['run_id']}").json()
+        assert record["environment"] == outcome["environment"]
+        before = services(alice).runs.store.get("01J0000000000000000000000A")
+        assert before is not None and before.environment is None
+        assert before.script_path == "old.py" and before.status == "succeeded"
