@@ -280,6 +280,17 @@ def test_at_most_the_configured_environments_are_warm(data_dir: Path, wheelhouse
         assert services(alice).environments.builds == 3
 
 
+def test_the_subprocess_engine_runs_environments_too(data_dir: Path, wheelhouse: Path) -> None:
+    settings = deps_settings(data_dir, wheelhouse, executor="subprocess")
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        text_script(alice, "one.py", pinned("gsfixture==1.0"))
+        text_script(alice, "plus.py", PLUS)
+        assert succeeded(alice, "one.py")["result"] == {"version": "1.0"}
+        assert succeeded(alice, "plus.py")["result"]["plus"] == "plus on gsfixture 2.0"
+        assert succeeded(alice, "one.py")["result"] == {"version": "1.0"}
+
+
 # -- the command line -------------------------------------------------------------------------------
 def test_gc_keeps_what_main_and_tags_need(
     data_dir: Path,

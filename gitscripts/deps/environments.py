@@ -346,11 +346,11 @@ class Environments:
                 os.rename(self.root / key, doomed)
             except FileNotFoundError:
                 return False
-            remove_tree(doomed)
-            log.info("environment_removed", environment=key)
-            return True
         finally:
-            os.close(fd)
+            os.close(fd)  # a service starting to use it waits for the rename only
+        remove_tree(doomed)
+        log.info("environment_removed", environment=key)
+        return True
 
     def _sweep(self) -> None:
         """Remove what builds and removals of processes that are gone left behind."""

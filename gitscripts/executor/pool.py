@@ -21,6 +21,7 @@ from pathlib import Path
 
 import structlog
 
+from gitscripts import errors
 from gitscripts.deps.environments import Environment, Environments
 from gitscripts.executor.engines import Engine, ForkServerEngine, SubprocessEngine
 from gitscripts.executor.packages import Packages
@@ -69,11 +70,13 @@ class EnvironmentEngines:
         warm = self._warm.get(environment.key)
         if warm is None:
             warm = await self._start(environment, preload)
+        # In flight before anything else is awaited: from here on no trim or reaper stops it.
         warm.in_flight += 1
         warm.last_used = time.monotonic()
         self._warm.move_to_end(environment.key)
         self.environments.touch(environment.key)
         try:
+            await self._trim()
             yield warm.engine
         finally:
             warm.in_flight -= 1
@@ -88,6 +91,11 @@ class EnvironmentEngines:
             if warm is not None:
                 return warm
             held = self.environments.hold(environment)
+            if self.environments.built(key) is None:  # removed (gc) since the run found it
+                self.environments.release(held)
+                raise errors.InternalError(
+                    f"The environment {key} was removed while its run started; run it again"
+                )
             engine = self._make(environment, preload)
             try:
                 await engine.start()
@@ -99,7 +107,6 @@ class EnvironmentEngines:
             log.info("environment_engine_started", environment=key, warm=len(self._warm))
         if self._reaper is None:
             self._reaper = asyncio.create_task(self._reap_idle())
-        await self._trim()
         return warm
 
     async def _trim(self) -> None:
