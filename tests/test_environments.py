@@ -280,6 +280,22 @@ def test_at_most_the_configured_environments_are_warm(data_dir: Path, wheelhouse
         assert services(alice).environments.builds == 3
 
 
+def test_an_idle_environment_engine_is_stopped(data_dir: Path, wheelhouse: Path) -> None:
+    settings = deps_settings(data_dir, wheelhouse, environment_idle_seconds=0.5)
+    with TestClient(create_app(settings)) as client:
+        alice = register(client, "alice")
+        text_script(alice, "one.py", pinned("gsfixture==1.0"))
+        assert succeeded(alice, "one.py")["result"] == {"version": "1.0"}
+        engines = services(alice).executor.environment_engines
+        assert engines.warm == 1
+        deadline = time.monotonic() + 10
+        while engines.warm and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert engines.warm == 0
+        # Its next run starts it again.
+        assert succeeded(alice, "one.py")["result"] == {"version": "1.0"}
+
+
 def test_the_subprocess_engine_runs_environments_too(data_dir: Path, wheelhouse: Path) -> None:
     settings = deps_settings(data_dir, wheelhouse, executor="subprocess")
     with TestClient(create_app(settings)) as client:

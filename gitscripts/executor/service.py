@@ -164,7 +164,7 @@ class ExecutionService:
         # and a dict lookup, nothing more.
         self._declared: dict[str, metadata.ScriptMetadata | None] = {}
         self._locks: dict[str, tuple[str, bytes]] = {}
-        self._resolved: dict[str, bytes] = {}
+        self._resolved: dict[str, asyncio.Task[bytes]] = {}  # one resolution however many ask
         # Not dumpable: another process of the same user (a script, when the service does not
         # run as root) can then not read this process's environment or memory through /proc.
         with contextlib.suppress(OSError, AttributeError):
@@ -462,10 +462,8 @@ class ExecutionService:
                 known = self._locks[lock_id] = (locks.environment_key(lock), lock)
             key, lock = known
         else:
-            resolved = self._resolved.get(blob_id)
-            if resolved is None:
-                resolved = await run_in_threadpool(self._resolve, blob_id, path)
-            key, lock = locks.environment_key(resolved), resolved
+            lock = await asyncio.shield(self._resolution(blob_id, path))
+            key = locks.environment_key(lock)
         preload = list(declared.import_guesses) if self.settings.environment_preload else []
         if self.environment_engines.is_warm(key):  # built: its engine uses it
             return Environment(key, self.environments.root / key), preload
@@ -495,14 +493,27 @@ class ExecutionService:
         self._declared[blob_id] = declared
         return declared
 
-    def _resolve(self, blob_id: str, path: str) -> bytes:
+    def _resolution(self, blob_id: str, path: str) -> asyncio.Task[bytes]:
         """The lock of a script committed without one (before locks were, or behind the
-        service): resolved as a write would, once per script content."""
-        lock = locks.resolve(self.settings, os.path.basename(path), self.repo.blob(blob_id))
-        if len(self._resolved) > 10_000:
-            self._resolved.clear()
-        self._resolved[blob_id] = lock
-        return lock
+        service), resolved as a write would, once per script content (a failure is not kept:
+        the next run tries again)."""
+        task = self._resolved.get(blob_id)
+        if task is None:
+            source = self.repo.blob(blob_id)
+            filename = os.path.basename(path)
+            task = asyncio.ensure_future(
+                run_in_threadpool(locks.resolve, self.settings, filename, source)
+            )
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            self._resolved[blob_id] = task
+
+            def forget_failure(done: asyncio.Task[bytes]) -> None:
+                if done.cancelled() or done.exception() is not None:
+                    self._resolved.pop(blob_id, None)
+
+            task.add_done_callback(forget_failure)
+        return task
 
     async def _run_in_slot(
         self, slot: int, user: access.User | None, commit: Any, path: str, data: Any,
