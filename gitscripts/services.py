@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from gitscripts.auth.service import AuthService
 from gitscripts.config import Settings
+from gitscripts.deps.environments import Environments
 from gitscripts.executor.service import ExecutionService
 from gitscripts.files.grants import FileGrants
 from gitscripts.files.service import FileService
@@ -39,6 +40,7 @@ class Services:
     views: Views
     manager: ManagerService
     executor: ExecutionService
+    environments: Environments
     files: FileService
     file_grants: FileGrants
     git: GitService
@@ -57,7 +59,8 @@ class Services:
         lookups = Lookups(index, repo)
         views = Views(index, repo, lookups)
         file_grants = FileGrants()
-        executor = ExecutionService(settings, repo, file_grants)
+        environments = Environments(settings)
+        executor = ExecutionService(settings, repo, file_grants, environments)
         metrics = Metrics()
         metrics.watch(
             queue_depth=lambda: executor.admission.waiting,
@@ -73,9 +76,10 @@ class Services:
             views=views,
             manager=ManagerService(settings, index, repo, lookups, views),
             executor=executor,
+            environments=environments,
             files=FileService(settings, index, FileStore.from_settings(settings)),
             file_grants=file_grants,
-            git=GitService(settings, index, repo, lookups, metrics),
+            git=GitService(settings, index, repo, lookups, metrics, environments),
             history=HistoryService(index, repo, lookups),
             runs=RunService(settings, index, executor, RunStore(settings.runs_path), metrics),
             metrics=metrics,
@@ -101,6 +105,10 @@ def _files(request: Request) -> FileService:
 
 def _executor(request: Request) -> ExecutionService:
     return services_of(request).executor
+
+
+def _environments(request: Request) -> Environments:
+    return services_of(request).environments
 
 
 def _runs(request: Request) -> RunService:
@@ -138,6 +146,7 @@ def _manager(request: Request) -> ManagerService:
 AppSettings = Annotated[Settings, Depends(_settings)]
 Auth = Annotated[AuthService, Depends(_auth)]
 Executor = Annotated[ExecutionService, Depends(_executor)]
+Envs = Annotated[Environments, Depends(_environments)]
 RunLog = Annotated[RunService, Depends(_runs)]
 Files = Annotated[FileService, Depends(_files)]
 Git = Annotated[GitService, Depends(_git)]

@@ -26,6 +26,8 @@ from starlette.concurrency import run_in_threadpool
 import gitscripts
 from gitscripts import access, errors
 from gitscripts.config import ConfigurationError, Settings
+from gitscripts.deps import locks, metadata
+from gitscripts.deps.environments import Environment, Environments
 from gitscripts.executor import cgroups, sandbox
 from gitscripts.executor.checkout import CheckoutCache
 from gitscripts.executor.engines import (
@@ -34,6 +36,7 @@ from gitscripts.executor.engines import (
     ForkServerEngine,
     SubprocessEngine,
 )
+from gitscripts.executor.pool import EnvironmentEngines, engine_maker
 from gitscripts.executor.protocol import Answer, Handover, Job, Limits, Report
 from gitscripts.executor.worker import JOB_FILE, remove_tree
 from gitscripts.files.grants import FileGrants
@@ -144,10 +147,24 @@ def _remove_abandoned(base: Path) -> None:
 class ExecutionService:
     """Runs scripts: admission, checkouts, the sandbox's set-up and report, the engine."""
 
-    def __init__(self, settings: Settings, repo: Repository, file_grants: FileGrants) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        repo: Repository,
+        file_grants: FileGrants,
+        environments: Environments,
+    ) -> None:
         self.settings = settings
         self.repo = repo
         self.file_grants = file_grants
+        self.environments = environments
+        # By blob id (content never changes under an id): a script's block when it declares
+        # dependencies (None: the default environment), a lock's key, a lock resolved for a
+        # script committed without one. So a script without a block costs a run a tree lookup
+        # and a dict lookup, nothing more.
+        self._declared: dict[str, metadata.ScriptMetadata | None] = {}
+        self._locks: dict[str, tuple[str, bytes]] = {}
+        self._resolved: dict[str, asyncio.Task[bytes]] = {}  # one resolution however many ask
         # Not dumpable: another process of the same user (a script, when the service does not
         # run as root) can then not read this process's environment or memory through /proc.
         with contextlib.suppress(OSError, AttributeError):
@@ -202,6 +219,12 @@ class ExecutionService:
         )
         self._base_env = self._worker_environment()
         self.engine: Engine | None = None
+        self.environment_engines = EnvironmentEngines(
+            environments,
+            engine_maker(settings.executor, root, self._base_env, lambda: self.sandbox),
+            settings.execution_max_environments,
+            settings.environment_idle_seconds,
+        )
 
     @property
     def running(self) -> int:
@@ -210,12 +233,15 @@ class ExecutionService:
 
     @property
     def warm_fork_servers(self) -> int:
-        """Fork servers alive and ready to fork runs (0 or 1; 0 with the subprocess engine)."""
+        """Fork servers alive and ready to fork runs: the default one and the environments'
+        (none with the subprocess engine)."""
         engine = self.engine
         if not isinstance(engine, ForkServerEngine):
             return 0
         zygote = engine._zygote  # engines.py says nothing of its health otherwise
-        return int(zygote is not None and zygote.returncode is None)
+        return int(zygote is not None and zygote.returncode is None) + (
+            self.environment_engines.warm
+        )
 
     def _worker_environment(self) -> dict[str, str]:
         """What the worker processes start with: no server secret, no server variable."""
@@ -320,6 +346,7 @@ class ExecutionService:
             log.warning("sandbox_incomplete", inactive=inactive)
 
     async def stop(self) -> None:
+        await self.environment_engines.stop()
         if self.engine is not None:
             await self.engine.stop()
         await run_in_threadpool(remove_tree, self.root)
@@ -377,14 +404,17 @@ class ExecutionService:
         started = time.perf_counter()
         report: RunResult | None = None
         outcome = "failed"  # what the log says of a run that raised before it reported
+        environment: tuple[Environment, list[str]] | None = None
         try:
+            # Before it takes a place: a build others wait for holds no slot.
+            environment = await self._environment_of(target)
             async with self.admission:
                 if on_start is not None:
                     on_start()
                 slot = self._slots.popleft()
                 try:
                     report = await self._run_in_slot(
-                        slot, user, target.commit, target.path, data, target.timeout
+                        slot, user, target.commit, target.path, data, target.timeout, environment
                     )
                 finally:
                     self._slots.append(slot)
@@ -406,12 +436,88 @@ class ExecutionService:
                 total_ms=round((time.perf_counter() - started) * 1000, 2),
                 peak_memory_kb=report.peak_memory_kb if report else None,
                 user=user.login if user else None,
+                environment=environment[0].key if environment else None,
             )
         return report
 
+    async def _environment_of(self, target: Target) -> tuple[Environment, list[str]] | None:
+        """The environment a run of `target` needs (None: the default one) with what its engine
+        may preload: the script's lock at the same revision (resolved now, once per script
+        content, when the revision has none), its environment built (or the build waited for)."""
+        tree, path = target.commit.tree, target.path
+        blob_id = self.repo.entry_id(tree, path)
+        assert blob_id is not None, "a target names a script of its commit"
+        try:
+            declared = self._declared[blob_id]
+        except KeyError:
+            declared = self._read_block(blob_id)
+        if declared is None:
+            return None
+        lock_path = locks.lock_path(path)
+        lock_id = self.repo.entry_id(tree, lock_path)
+        if lock_id is not None:
+            known = self._locks.get(lock_id)
+            if known is None:
+                lock = self.repo.blob(lock_id)
+                known = self._locks[lock_id] = (locks.environment_key(lock), lock)
+            key, lock = known
+        else:
+            lock = await asyncio.shield(self._resolution(blob_id, path))
+            key = locks.environment_key(lock)
+        preload = list(declared.import_guesses) if self.settings.environment_preload else []
+        if self.environment_engines.is_warm(key):  # built: its engine uses it
+            return Environment(key, self.environments.root / key), preload
+        try:
+            return await self.environments.ensure(lock), preload
+        except errors.EnvironmentBuildFailed as exc:
+            where = f"{lock_path} at {str(target.commit.id)[:12]}"
+            if lock_id is None:
+                where = f"the lock resolved for {path} at {str(target.commit.id)[:12]}"
+            raise errors.EnvironmentBuildFailed(
+                f"{path} cannot run: the environment of {where} could not be built "
+                f"({exc.message}); see the log",
+                script=path,
+                lock=lock_path if lock_id is not None else None,
+                revision=str(target.commit.id),
+                **exc.details,
+            ) from None
+
+    def _read_block(self, blob_id: str) -> metadata.ScriptMetadata | None:
+        found = metadata.read(
+            self.repo.blob(blob_id),
+            allow_direct_references=self.settings.packages_allow_direct_references,
+        )
+        declared = found if found is not None and found.has_dependencies else None
+        if len(self._declared) > 100_000:
+            self._declared.clear()
+        self._declared[blob_id] = declared
+        return declared
+
+    def _resolution(self, blob_id: str, path: str) -> asyncio.Task[bytes]:
+        """The lock of a script committed without one (before locks were, or behind the
+        service), resolved as a write would, once per script content (a failure is not kept:
+        the next run tries again)."""
+        task = self._resolved.get(blob_id)
+        if task is None:
+            source = self.repo.blob(blob_id)
+            filename = os.path.basename(path)
+            task = asyncio.ensure_future(
+                run_in_threadpool(locks.resolve, self.settings, filename, source)
+            )
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            self._resolved[blob_id] = task
+
+            def forget_failure(done: asyncio.Task[bytes]) -> None:
+                if done.cancelled() or done.exception() is not None:
+                    self._resolved.pop(blob_id, None)
+
+            task.add_done_callback(forget_failure)
+        return task
+
     async def _run_in_slot(
         self, slot: int, user: access.User | None, commit: Any, path: str, data: Any,
-        timeout: float,
+        timeout: float, environment: tuple[Environment, list[str]] | None,
     ) -> RunResult:  # fmt: skip
         assert self.engine is not None, "the execution service was not started"
         # Writing a checkout out is disk work for a thread; finding one ready is not.
@@ -429,7 +535,11 @@ class ExecutionService:
             self._hand_over(scratch, data, files_token, sandbox.run_uid(self.sandbox, slot))
             job = self._job(root, path, timeout, os.path.basename(scratch), slot)
             try:
-                report = await self.engine.run(job)
+                if environment is None:
+                    report = await self.engine.run(job)
+                else:
+                    async with self.environment_engines.engine(*environment) as engine:
+                        report = await engine.run(job)
             except EngineUnresponsive as exc:
                 # A fork server that died mid-run may leave runs of any slot behind.
                 for each in range(self.settings.max_concurrent_executions):
@@ -441,7 +551,8 @@ class ExecutionService:
                 await run_in_threadpool(self.checkouts.evict)
             if scratch and report is None:  # the runner never took its job
                 await run_in_threadpool(remove_tree, scratch)
-        return _with_answer(report)
+        ended = _with_answer(report)
+        return ended if environment is None else replace(ended, environment=environment[0].key)
 
     def _make_scratch(self) -> str:
         """The run's folder on the service's side: it holds only the job the runner takes from
@@ -525,6 +636,7 @@ class RunResult:
     result: dict[str, Any] | None = None
     error: str | None = None
     peak_memory_kb: int | None = None
+    environment: str | None = None  # the environment's key; None: the default environment
 
 
 @dataclass(frozen=True)
@@ -538,8 +650,8 @@ class Target:
 
 
 def answer(target: Target, report: RunResult) -> dict[str, Any]:
-    """The seed API's answer to a run."""
-    return {
+    """The seed API's answer to a run (with the environment that ran it, unless the default)."""
+    answered = {
         "success": report.ok,
         "result": report.result if report.ok else None,
         "error": None if report.ok else report.error,
@@ -548,6 +660,9 @@ def answer(target: Target, report: RunResult) -> dict[str, Any]:
         "stdout": report.stdout,
         "stderr": report.stderr,
     }
+    if report.environment is not None:
+        answered["environment"] = report.environment
+    return answered
 
 
 def _with_answer(report: Report) -> RunResult:

@@ -39,6 +39,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gitscripts.executor import relay, sandbox
+from gitscripts.executor.packages import Packages
 from gitscripts.executor.protocol import (
     Answer,
     Handover,
@@ -636,6 +637,7 @@ def _death_cause(status: int | None, over_cpu: bool = False) -> str:
 
 def main() -> None:
     config = sandbox.SandboxConfig.from_json(sys.argv[1] if len(sys.argv) > 1 else "")
+    Packages.from_json(sys.argv[2] if len(sys.argv) > 2 else "").use()
     job = read_job(sys.stdin.buffer)
     report = supervise(config, job)
     sys.stdout.buffer.write(encode(report))

@@ -27,12 +27,14 @@ from starlette.concurrency import run_in_threadpool
 
 from gitscripts import access, errors
 from gitscripts.config import ConfigurationError, Settings
+from gitscripts.deps.environments import Environments, locks_introduced
 from gitscripts.githttp.policy import PushPolicy, RefUpdate
 from gitscripts.index import Index, UserRecord
 from gitscripts.index.lookups import Lookups
 from gitscripts.metrics import Metrics
 from gitscripts.repo import MAIN_REF, Author, Landing, Repository
 from gitscripts.repo.pushed import ZERO, PushedObjects
+from gitscripts.repo.repository import TAG_PREFIX
 
 log = structlog.get_logger("gitscripts.git")
 
@@ -90,9 +92,11 @@ class GitService:
         repo: Repository,
         lookups: Lookups,
         metrics: Metrics | None = None,
+        environments: Environments | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.environments = environments
         self.index = index
         self.repo = repo
         self.lookups = lookups
@@ -277,8 +281,29 @@ class GitService:
         )
         # git runs post-receive only once a ref has been updated: the push is in.
         self.metrics.pushes.labels("accepted").inc()
+        if self.environments is not None:
+            # Built in the background now, so the first run of a pushed lock finds it ready.
+            await run_in_threadpool(self._prepare_environments, call.updates)
         messages = [f"gitscripts: main is at {head[:12]}"] if touches_main else []
         return {"accepted": True, "messages": messages}
+
+    def _prepare_environments(self, updates: tuple[RefUpdate, ...]) -> None:
+        assert self.environments is not None
+        for update in updates:
+            if update.new == ZERO:
+                continue
+            if update.ref == MAIN_REF:  # where it landed (on top of newer commits, maybe)
+                old = self.repo.find_commit(update.old) if update.old != ZERO else None
+                new = self.repo.head()
+            elif update.ref.startswith(TAG_PREFIX):
+                tag = self.repo.tag(update.ref.removeprefix(TAG_PREFIX))
+                if tag is None:
+                    continue
+                old, new = None, tag.commit
+            else:
+                continue
+            for lock in locks_introduced(self.repo, old, new):
+                self.environments.prepare(lock)
 
     def _pusher(self, call: HookCall) -> UserRecord | None:
         return self.index.users.get(call.pusher_id) if call.pusher_id is not None else None

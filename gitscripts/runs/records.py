@@ -76,6 +76,7 @@ class Run:
     replay_of: str | None = None
     idempotency_key: str | None = None  # the submitter's, with the request it came with:
     request_hash: str | None = None  # a retry with the key returns this run
+    environment: str | None = None  # the key of the environment it ran in; None: the default
 
     @property
     def ended(self) -> bool:
@@ -114,6 +115,7 @@ class Run:
             "stdout_truncated": self.stdout_cut,
             "stderr_truncated": self.stderr_cut,
             "replay_of": self.replay_of,
+            "environment": self.environment,
         }
 
     def summary(self) -> dict[str, Any]:

@@ -343,6 +343,7 @@ class RunService:
                 stderr=stderr,
                 stdout_cut=stdout_cut,
                 stderr_cut=stderr_cut,
+                environment=result.environment,
             )
         )
 

@@ -54,7 +54,8 @@ CREATE TABLE IF NOT EXISTS runs (
     input_stored INTEGER NOT NULL,
     replay_of TEXT,
     idempotency_key TEXT,
-    request_hash TEXT
+    request_hash TEXT,
+    environment TEXT
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS runs_by_key ON runs (user_id, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
@@ -66,9 +67,12 @@ CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, id);
 _COLUMNS = (
     "id, script_path, script_id, revision, commit_id, user_id, user_login, mode, status, "
     "queued_at, timeout, error, started_at, finished_at, input, result, stdout, stderr, "
-    "stdout_cut, stderr_cut, input_stored, replay_of, idempotency_key, request_hash"
+    "stdout_cut, stderr_cut, input_stored, replay_of, idempotency_key, request_hash, environment"
 )
-_UPSERT = f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 24)})"
+_UPSERT = f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 25)})"
+# Columns added since the first schema, with their definitions: a log written before them gains
+# them when opened (existing rows read NULL).
+_ADDED_COLUMNS = {"environment": "TEXT"}
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ def _row(run: Run) -> tuple[Any, ...]:
         run.user_login, run.mode, run.status, run.queued_at, run.timeout, run.error,
         run.started_at, run.finished_at, _json(run.input), _json(run.result), run.stdout,
         run.stderr, int(run.stdout_cut), int(run.stderr_cut), int(run.input_stored),
-        run.replay_of, run.idempotency_key, run.request_hash,
+        run.replay_of, run.idempotency_key, run.request_hash, run.environment,
     )  # fmt: skip
 
 
@@ -123,6 +127,7 @@ def _run(row: sqlite3.Row) -> Run:
         replay_of=row["replay_of"],
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
+        environment=row["environment"],
     )
 
 
@@ -136,6 +141,17 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
+def _add_missing_columns(connection: sqlite3.Connection) -> None:
+    present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
+    for name, definition in _ADDED_COLUMNS.items():
+        if name not in present:
+            try:
+                connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
+            except sqlite3.OperationalError as exc:  # another process added it just now
+                if "duplicate column" not in str(exc):
+                    raise
+
+
 class RunStore:
     """The run log on disk (`path`), with its writer thread (started by `open`)."""
 
@@ -146,6 +162,7 @@ class RunStore:
         self._writer: threading.Thread | None = None
         self._write_connection = _connect(path)
         self._write_connection.executescript(_SCHEMA)
+        _add_missing_columns(self._write_connection)
         self._read_connection = _connect(path)
         self._read_lock = threading.Lock()
         # The writer thread's connection, also used by `claim` and `prune` from other threads.
