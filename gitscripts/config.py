@@ -110,10 +110,11 @@ class Settings(BaseSettings):
     # one idle this many seconds is stopped too.
     execution_max_environments: int = Field(default=4, ge=1)
     environment_idle_seconds: float = Field(default=600, gt=0)
-    # Import a script's declared packages once in its environment's fork server (a run then
-    # starts with them loaded). Their import-time code runs in the fork server, outside the
-    # runs' sandbox: turn this off where users can name packages anyone may publish (PyPI).
-    environment_preload: bool = True
+    # Packages (import names, comma-separated) an environment's fork server imports once when a
+    # script declares them, so its runs start with them loaded: "numpy,scipy,pandas". Only
+    # packages the operator trusts: their import-time code runs in the fork server, outside the
+    # runs' sandbox. "*" preloads whatever scripts declare (only for a curated package index).
+    environment_preload: str = ""
     # `gitscripts environments gc` removes least recently used environments beyond this size.
     environments_max_bytes: int = Field(default=10 << 30, ge=0)
 

@@ -153,6 +153,28 @@ def test_a_script_without_a_block_runs_as_before(alice: Caller) -> None:
     assert "gsfixture" in run(alice, "bare.py").json()["error"]
 
 
+# Answers whether its package was imported before the script ran (it does not import it itself).
+PRELOAD_PROBE = (
+    '# /// script\n# dependencies = ["gsfixture==2.0"]\n# ///\n'
+    "import sys\n\n"
+    "def main(data):\n"
+    '    return {"preloaded": "gsfixture" in sys.modules}\n'
+)
+
+
+@pytest.mark.parametrize(("trusted", "preloaded"), [("", False), ("numpy, gsfixture", True)])
+def test_only_packages_the_operator_trusts_are_preloaded(
+    tmp_path: Path, wheelhouse: Path, trusted: str, preloaded: bool
+) -> None:
+    # A declared package's import-time code would run in the fork server, outside the sandbox:
+    # by default nothing a user names is imported there.
+    settings = deps_settings(tmp_path / "data", wheelhouse, environment_preload=trusted)
+    with TestClient(create_app(settings)) as client:
+        caller = register(client, "alice")
+        text_script(caller, "probe.py", PRELOAD_PROBE)
+        assert succeeded(caller, "probe.py")["result"] == {"preloaded": preloaded}
+
+
 def test_two_versions_of_one_package_run_side_by_side(alice: Caller) -> None:
     text_script(alice, "one.py", pinned("gsfixture==1.0"))
     text_script(alice, "two.py", pinned("gsfixture==2.0"))

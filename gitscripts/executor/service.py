@@ -440,6 +440,12 @@ class ExecutionService:
             )
         return report
 
+    def _may_preload(self, module: str) -> bool:
+        """Whether the operator trusts `module` to be imported in a fork server (ENVIRONMENT_PRELOAD):
+        a package a user names could be anyone's, and its import-time code runs there unsandboxed."""
+        trusted = {name.strip() for name in self.settings.environment_preload.split(",")}
+        return "*" in trusted or module in trusted
+
     async def _environment_of(self, target: Target) -> tuple[Environment, list[str]] | None:
         """The environment a run of `target` needs (None: the default one) with what its engine
         may preload: the script's lock at the same revision (resolved now, once per script
@@ -464,7 +470,7 @@ class ExecutionService:
         else:
             lock = await asyncio.shield(self._resolution(blob_id, path))
             key = locks.environment_key(lock)
-        preload = list(declared.import_guesses) if self.settings.environment_preload else []
+        preload = [name for name in declared.import_guesses if self._may_preload(name)]
         if self.environment_engines.is_warm(key):  # built: its engine uses it
             return Environment(key, self.environments.root / key), preload
         try:
