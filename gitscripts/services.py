@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 
 from gitscripts.auth.service import AuthService
 from gitscripts.config import Settings
+from gitscripts.deps.views import DependencyViews
 from gitscripts.executor.service import ExecutionService
 from gitscripts.files.grants import FileGrants
 from gitscripts.files.service import FileService
@@ -37,6 +38,7 @@ class Services:
     auth: AuthService
     lookups: Lookups
     views: Views
+    dependencies: DependencyViews
     manager: ManagerService
     executor: ExecutionService
     files: FileService
@@ -71,6 +73,7 @@ class Services:
             auth=auth,
             lookups=lookups,
             views=views,
+            dependencies=DependencyViews(settings, repo, lookups),
             manager=ManagerService(settings, index, repo, lookups, views),
             executor=executor,
             files=FileService(settings, index, FileStore.from_settings(settings)),
@@ -119,6 +122,10 @@ def _views(request: Request) -> Views:
     return services_of(request).views
 
 
+def _dependencies(request: Request) -> DependencyViews:
+    return services_of(request).dependencies
+
+
 def _lookups(request: Request) -> Lookups:
     return services_of(request).lookups
 
@@ -145,5 +152,6 @@ History = Annotated[HistoryService, Depends(_history)]
 Manager = Annotated[ManagerService, Depends(_manager)]
 Lookup = Annotated[Lookups, Depends(_lookups)]
 View = Annotated[Views, Depends(_views)]
+Dependencies = Annotated[DependencyViews, Depends(_dependencies)]
 Repo = Annotated[Repository, Depends(_repo)]
 Store = Annotated[Index, Depends(_index)]

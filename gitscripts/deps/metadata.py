@@ -46,11 +46,17 @@ class ScriptMetadata:
         return bool(self.dependencies)
 
 
+def block(source: bytes | str) -> str | None:
+    """The text of the script's `script` block(s) as written, None when it has none: two
+    versions whose blocks read the same declare the same thing, and keep the same lock."""
+    blocks = _script_blocks(source)
+    return "".join(match.group(0) for match in blocks) if blocks else None
+
+
 def read(source: bytes | str, *, allow_direct_references: bool = False) -> ScriptMetadata | None:
     """The script's metadata, None when it has no `script` block; `InvalidScriptMetadata` when
     the block is there but wrong."""
-    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
-    blocks = [match for match in _BLOCK.finditer(text) if match.group("type") == "script"]
+    blocks = _script_blocks(source)
     if not blocks:
         return None
     if len(blocks) > 1:
@@ -74,6 +80,11 @@ def read(source: bytes | str, *, allow_direct_references: bool = False) -> Scrip
         dependencies=tuple(str(requirement) for requirement in requirements),
         import_guesses=tuple(dict.fromkeys(_import_name(r.name) for r in requirements)),
     )
+
+
+def _script_blocks(source: bytes | str) -> list[re.Match[str]]:
+    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
+    return [match for match in _BLOCK.finditer(text) if match.group("type") == "script"]
 
 
 def _parse_toml(content: str) -> dict[str, object]:

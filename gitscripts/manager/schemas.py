@@ -119,3 +119,39 @@ class ScriptContent(BaseModel):
 class ScriptValidate(BaseModel):
     content: str
     filename: str = Field(default="script.py", min_length=1)
+
+
+class DeclaredOut(BaseModel):
+    requires_python: str | None
+    dependencies: list[str]
+
+
+class LockedSourceOut(BaseModel):
+    kind: str
+    location: str
+
+
+class LockedPackageOut(BaseModel):
+    name: str
+    version: str | None
+    source: LockedSourceOut | None
+
+
+class LockOut(BaseModel):
+    path: str
+    packages: list[LockedPackageOut]
+
+
+class EnvironmentOut(BaseModel):
+    key: str
+
+
+class DependenciesOut(BaseModel):
+    """GET /scripts/{id}/dependencies: see `gitscripts.deps.views`."""
+
+    script_id: int
+    revision: str
+    path: str
+    declared: DeclaredOut | None
+    lock: LockOut | None
+    environment: EnvironmentOut | None

@@ -1,0 +1,118 @@
+"""A script's dependencies as the API shows them: what it declares, what its lock pins, and the
+environment that lock names, at any revision.
+
+Read from the repository only: the block from the script's source (`metadata.read`), the packages
+from its lock (`<script>.py.lock`, uv's TOML, read with `tomllib`), the key from
+`locks.environment_key`. A script without a block has no lock and no environment of its own (it
+runs in the default one): `declared`, `lock` and `environment` are then null. `environment` is an
+object so that what is known of the environment itself (built, building, failed) can join its key.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from typing import TypedDict
+
+from gitscripts.config import Settings
+from gitscripts.deps import locks
+from gitscripts.index.lookups import Lookups
+from gitscripts.repo import Repository, layout, rules
+
+
+class Declared(TypedDict):
+    requires_python: str | None
+    dependencies: list[str]
+
+
+class LockedSource(TypedDict):
+    kind: str  # uv's word: registry, url, git, path, directory, editable, virtual
+    location: str
+
+
+class LockedPackage(TypedDict):
+    name: str
+    version: str | None
+    source: LockedSource | None
+
+
+class Lock(TypedDict):
+    path: str
+    packages: list[LockedPackage]
+
+
+class Environment(TypedDict):
+    key: str
+
+
+class ScriptDependencies(TypedDict):
+    script_id: int
+    revision: str
+    path: str
+    declared: Declared | None
+    lock: Lock | None
+    environment: Environment | None
+
+
+def locked_packages(lock: bytes) -> list[LockedPackage]:
+    """The packages a lock pins, by name; [] for a lock that is not uv's TOML."""
+    try:
+        document = tomllib.loads(lock.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    packages = document.get("package", [])
+    found: list[LockedPackage] = []
+    for package in packages if isinstance(packages, list) else []:
+        if not isinstance(package, dict) or not isinstance(package.get("name"), str):
+            continue
+        version = package.get("version")
+        source = package.get("source")
+        found.append(
+            {
+                "name": package["name"],
+                "version": version if isinstance(version, str) else None,
+                "source": _source(source) if isinstance(source, dict) else None,
+            }
+        )
+    return sorted(found, key=lambda package: package["name"])
+
+
+def _source(source: dict[str, object]) -> LockedSource | None:
+    for kind, location in source.items():
+        if isinstance(location, str):
+            return {"kind": kind, "location": location}
+    return None
+
+
+class DependencyViews:
+    def __init__(self, settings: Settings, repo: Repository, lookups: Lookups) -> None:
+        self.settings = settings
+        self.repo = repo
+        self.lookups = lookups
+
+    def of_script(self, script_id: int, revision: str | None = None) -> ScriptDependencies:
+        """The script's dependencies on `main`, or as they were at `revision`."""
+        self.lookups.ensure_synced()
+        source, commit_id, path = self.lookups.script_content(script_id, revision)
+        commit = self.repo.resolve(commit_id)
+        # Shown as declared: an admin's later refusal of direct references is a rule for new
+        # versions, not a reason to hide what an old one says.
+        declared = rules.script_dependencies(path.rsplit("/", 1)[-1], source, True)
+        lock = self.repo.read_file(commit.tree, layout.lock_path(path))
+        if declared is None or lock is None:
+            lock_view, environment = None, None
+        else:
+            lock_view = Lock(path=layout.lock_path(path), packages=locked_packages(lock))
+            environment = Environment(key=locks.environment_key(lock))
+        return ScriptDependencies(
+            script_id=script_id,
+            revision=commit_id,
+            path=path,
+            declared=None
+            if declared is None
+            else Declared(
+                requires_python=declared.requires_python,
+                dependencies=list(declared.dependencies),
+            ),
+            lock=lock_view,
+            environment=environment,
+        )
