@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi.testclient import TestClient
 
+from gitscripts.app import create_app
+from gitscripts.cli import main as cli
 from gitscripts.config import Settings
-from tests.conftest import HELLO, Caller, commits, git, make_settings, tree_paths
+from tests.conftest import HELLO, Caller, commits, git, make_settings, register, tree_paths
 from tests.wheelhouse import build_wheelhouse
 
 API = "/api/v1/scripts-manager"
@@ -301,3 +304,39 @@ def test_the_dependencies_endpoint_at_main_and_at_an_old_revision(
         "id", "filename", "logical_path", "display_name", "description", "folder_id",
         "created_by", "created_at", "updated_at", "can_edit", "can_delete",
     }  # fmt: skip
+
+
+def test_history_diff_and_reindex_know_the_lock_is_no_script(
+    alice: Caller, data_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = alice.upload("tool.py", ONE)
+    alice.put(f"{API}/scripts/{made['id']}", json={"content": PLUS.decode()})
+    # A script's diff shows its lock changing next to its code.
+    diff = alice.get(f"{API}/scripts/{made['id']}/diff").json()
+    assert [f["new_path"] for f in diff["files"]] == ["tool.py", "tool.py.lock"]
+    # The history lists the script's versions, never a lock as a script of its own.
+    versions = alice.get(f"{API}/scripts/{made['id']}/history").json()["versions"]
+    assert len(versions) == 2
+    # Rebuilding the index from git: the lock is no entry; the script keeps its id.
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    assert cli(["reindex"]) == 0
+    tree = alice.tree()
+    assert [(s["id"], s["filename"]) for s in tree["root_scripts"]] == [(made["id"], "tool.py")]
+
+
+def test_resolution_has_a_time_limit(tmp_path: Path, wheelhouse: Path) -> None:
+    settings = make_settings(
+        tmp_path / "data",
+        packages_find_links=str(wheelhouse),
+        packages_no_index=True,
+        packages_resolve_timeout=0.001,
+    )
+    with TestClient(create_app(settings)) as client:
+        carol = register(client, "carol")
+        reply = carol.post(
+            f"{API}/scripts-from-text",
+            json={"filename": "slow.py", "display_name": "s", "content": PLUS.decode()},
+        )
+        body = refused(reply, "DEPENDENCIES_UNRESOLVABLE")
+        assert "PACKAGES_RESOLVE_TIMEOUT" in body["message"]
+        assert carol.tree()["root_scripts"] == []
