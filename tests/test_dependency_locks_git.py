@@ -231,3 +231,28 @@ def test_a_lock_moved_with_its_script_is_accepted(server: Server, tmp_path: Path
     assert pushed.returncode == 0, pushed.stderr
     assert server.main() == mine
     assert show(server, "mv/renamed.py.lock") == lock
+
+
+def test_pushes_over_the_services_lock_commit_without_pulling(server: Server) -> None:
+    clone = server.clone("alice")
+    clone.write("again/tool.py", PLUS)
+    clone.commit()
+    assert clone.push().returncode == 0
+    lock = show(server, "again/tool.py.lock")
+    locked_at = server.main()
+    # Not pulled: the clone lacks the lock commit. A body edit lands over it (refs/for/main)
+    # and keeps the lock: no new resolution, no commit on top.
+    clone.write("again/tool.py", PLUS + b"# body\n")
+    clone.commit()
+    pushed = clone.push("HEAD:refs/for/main")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "locked" not in pushed.stderr
+    assert server.bare_git("rev-parse", "main^1").strip() == locked_at  # the landing merge
+    assert show(server, "again/tool.py.lock") == lock
+    # A new block, still not pulled: locked anew on top of the landing.
+    clone.write("again/tool.py", ONE)
+    clone.commit()
+    pushed = clone.push("HEAD:refs/for/main")
+    assert pushed.returncode == 0, pushed.stderr
+    assert "locked again/tool.py" in pushed.stderr
+    assert locked(show(server, "again/tool.py.lock")) == {"gsfixture": "1.0"}

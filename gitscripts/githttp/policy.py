@@ -244,11 +244,29 @@ class PushPolicy:
         if lock is not None and pushed_lock:
             locks.check(self.settings, name, source, git.read(lock[0]))
             return None
-        old = git.entry(old_tree, script) if old_tree is not None else None
-        before = git.read(old[0]) if old is not None and old[1] in modes.FILE_MODES else None
-        if lock is not None and rules.lock_still_fits(before, source):
+        fits_as_it_was = (
+            lock is not None
+            and old_tree is not None
+            and self._fitting_lock(git, old_tree, script, source) is not None
+        )
+        if fits_as_it_was:
+            return None  # the block is as it was: so is its lock
+        # `main` may have moved on since the push's base: its lock is kept when it fits (no
+        # drift to newer releases); only a block nobody locked yet is resolved.
+        kept = self._fitting_lock(git, git.tree_of(self.repo.head().id), script, source)
+        if kept is None:
+            kept = locks.resolve(self.settings, name, source)
+        return PendingLock(script, entry[0], kept)
+
+    @staticmethod
+    def _fitting_lock(git: PushedObjects, tree: str, script: str, source: bytes) -> bytes | None:
+        """The lock `script` has in `tree` when the version there declares what `source`
+        declares (`rules.lock_still_fits`), else None."""
+        lock = git.entry(tree, layout.lock_path(script))
+        before = git.entry(tree, script)
+        if lock is None or before is None or before[1] not in modes.FILE_MODES:
             return None
-        return PendingLock(script, entry[0], locks.resolve(self.settings, name, source))
+        return git.read(lock[0]) if rules.lock_still_fits(git.read(before[0]), source) else None
 
     # -- ownership ---------------------------------------------------------------------------
     def _check_ownership(

@@ -319,7 +319,8 @@ class GitService:
     ) -> list[PendingLock]:
         """One commit on top of `main` with the locks a push needed but did not bring, as the
         pusher, compare-and-swap like every API commit; the locks it committed. A script changed
-        again since the push (an API save locked it itself) is left as it is."""
+        again since the push (an API save locked it itself), or one whose lock is already the
+        one needed, is left as it is."""
 
         def plan(parent: Commit) -> Plan[list[PendingLock]]:
             sync_index(self.index, self.repo, target=parent)
@@ -327,6 +328,7 @@ class GitService:
                 lock
                 for lock in pending
                 if self.repo.entry_id(parent.tree, lock.script) == lock.script_id
+                and self.repo.read_file(parent.tree, layout.lock_path(lock.script)) != lock.lock
             ]
             edits: Edits = {layout.lock_path(lock.script): lock.lock for lock in done}
             scripts = ", ".join(lock.script for lock in done)

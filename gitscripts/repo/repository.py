@@ -596,7 +596,7 @@ class Repository:
     def _clashes(
         self, base: pygit2.Commit, head: pygit2.Commit, pushed: pygit2.Commit
     ) -> list[str]:
-        """What both sides changed since `base`: the same script (its file, sidecar or lock), or a
+        """What both sides changed since `base`: the same script (its file or its sidecar), or a
         path inside a folder that the other side removed (or renamed): landing it would bring the
         folder back. Files added to a folder on both sides are no clash, as in the API."""
 
@@ -604,7 +604,10 @@ class Repository:
             paths: set[str] = set()
             for delta in base.tree.diff_to_tree(tip.tree).deltas:
                 paths.update((delta.old_file.path, delta.new_file.path))
-            return {layout.script_of(path) for path in paths}
+            # A lock is not its script here: a push that changed `tool.py` lands over a commit
+            # that only locked it, and what the push needs of its locks is settled apart
+            # (`PushPolicy.locks`, then the commit the service makes on top).
+            return {path.removesuffix(layout.METADATA_SUFFIX) for path in paths}
 
         ours, theirs = touched(pushed), touched(head)
         clashes = ours & theirs
