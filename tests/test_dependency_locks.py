@@ -19,8 +19,17 @@ from fastapi.testclient import TestClient
 from gitscripts.app import create_app
 from gitscripts.cli import main as cli
 from gitscripts.config import Settings
-from tests.conftest import HELLO, Caller, commits, git, make_settings, register, tree_paths
-from tests.wheelhouse import build_wheelhouse
+from tests.conftest import (
+    HELLO,
+    Caller,
+    commit_behind_the_service,
+    commits,
+    git,
+    make_settings,
+    register,
+    tree_paths,
+)
+from tests.wheelhouse import FixturePackage, build_wheel, build_wheelhouse
 
 API = "/api/v1/scripts-manager"
 
@@ -39,9 +48,18 @@ PLUS = script("gsfixture-plus")
 ONE = script("gsfixture==1.0")
 
 
-@pytest.fixture(scope="module")
-def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return build_wheelhouse(tmp_path_factory.mktemp("wheelhouse"))
+@pytest.fixture
+def wheelhouse(tmp_path: Path) -> Path:
+    """The test's own (a test may publish a new release into it)."""
+    return build_wheelhouse(tmp_path / "wheelhouse")
+
+
+def publish_gsfixture_3(wheelhouse: Path) -> None:
+    """A newer gsfixture appears on the index: a new resolution of `gsfixture>=2` picks it."""
+    build_wheel(
+        wheelhouse,
+        FixturePackage("gsfixture", "3.0", {"gsfixture/__init__.py": 'VERSION = "3.0"\n'}),
+    )
 
 
 @pytest.fixture
@@ -105,10 +123,12 @@ def test_the_same_upload_through_scripts_from_text(alice: Caller, data_dir: Path
 
 
 def test_a_save_that_keeps_the_block_keeps_the_lock_and_a_new_block_relocks(
-    alice: Caller, data_dir: Path
+    alice: Caller, data_dir: Path, wheelhouse: Path
 ) -> None:
     made = alice.upload("tool.py", PLUS)
     first_lock = show(data_dir, "tool.py.lock")
+    # Resolving again now would pick gsfixture 3.0: a kept lock shows it was not resolved again.
+    publish_gsfixture_3(wheelhouse)
     # A change below the block: the lock stays byte for byte, in no commit of its own.
     reply = alice.put(
         f"{API}/scripts/{made['id']}", json={"content": (PLUS + b"# more\n").decode()}
@@ -121,6 +141,13 @@ def test_a_save_that_keeps_the_block_keeps_the_lock_and_a_new_block_relocks(
     assert "tool.py.lock" not in changed_in(data_dir)
     assert show(data_dir, "tool.py.lock") == first_lock
     # A new block: a new lock, in the same commit as the script.
+    reply = alice.put(
+        f"{API}/scripts/{made['id']}",
+        json={"content": script("gsfixture-plus", "gsfixture").decode()},
+    )
+    assert reply.status_code == 200, reply.text
+    assert changed_in(data_dir) == {"tool.py", "tool.py.lock"}
+    assert locked(show(data_dir, "tool.py.lock"))["gsfixture"] == "3.0"
     reply = alice.put(f"{API}/scripts/{made['id']}", json={"content": ONE.decode()})
     assert reply.status_code == 200, reply.text
     assert changed_in(data_dir) == {"tool.py", "tool.py.lock"}
@@ -159,6 +186,25 @@ def test_the_lock_follows_rename_move_folder_rename_and_delete(
     assert reply.status_code == 204, reply.text
     assert not {p for p in tree_paths(data_dir) if p.endswith(".lock")}
     assert "moved/.gitkeep" in tree_paths(data_dir)
+
+
+def test_a_folder_whose_last_script_moves_out_with_its_lock_stays(
+    admin: Caller, data_dir: Path, tmp_path: Path
+) -> None:
+    made = admin.upload("tool.py", PLUS)
+    # A folder made by git holds no marker, only the script, its sidecar and its lock (the
+    # script has no owner: an admin moves it).
+    lock = show(data_dir, "tool.py.lock")
+    files = {"gitfolder/other.py": PLUS, "gitfolder/other.py.lock": lock}
+    commit_behind_the_service(data_dir, tmp_path / "work", files)
+    other = next(
+        s for f in admin.tree()["root_folders"] for s in f["scripts"] if s["filename"] == "other.py"
+    )
+    reply = admin.put(f"{API}/scripts/{other['id']}", json={"folder_id": None})
+    assert reply.status_code == 200, reply.text
+    assert {p for p in tree_paths(data_dir) if p.startswith("gitfolder/")} == {"gitfolder/.gitkeep"}
+    assert show(data_dir, "other.py.lock") == lock
+    assert made["id"] != other["id"]
 
 
 def test_a_rename_into_a_helper_drops_the_lock_and_back_locks_again(

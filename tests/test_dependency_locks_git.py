@@ -27,7 +27,7 @@ from tests.test_git_http import (
     _refused_without_trace,
     _started,
 )
-from tests.wheelhouse import build_wheelhouse
+from tests.wheelhouse import FixturePackage, build_wheel, build_wheelhouse
 
 
 @pytest.fixture(scope="module")
@@ -241,10 +241,16 @@ def test_pushes_over_the_services_lock_commit_without_pulling(server: Server) ->
     lock = show(server, "again/tool.py.lock")
     locked_at = server.main()
     # Not pulled: the clone lacks the lock commit. A body edit lands over it (refs/for/main)
-    # and keeps the lock: no new resolution, no commit on top.
+    # and keeps the lock: no new resolution (which would now pick gsfixture 3.0), no commit
+    # on top.
+    wheels = server.data_dir.parent / "wheels"
+    newer = build_wheel(wheels, FixturePackage("gsfixture", "3.0", {"gsfixture/__init__.py": ""}))
     clone.write("again/tool.py", PLUS + b"# body\n")
     clone.commit()
-    pushed = clone.push("HEAD:refs/for/main")
+    try:
+        pushed = clone.push("HEAD:refs/for/main")
+    finally:
+        newer.unlink()  # the other tests' index stays as it was
     assert pushed.returncode == 0, pushed.stderr
     assert "locked" not in pushed.stderr
     assert server.bare_git("rev-parse", "main^1").strip() == locked_at  # the landing merge
