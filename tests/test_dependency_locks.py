@@ -237,6 +237,11 @@ INVALID_BLOCKS = {
     "unknown key": b'# /// script\n# dependencies = []\n# colour = "blue"\n# ///\n' + HELLO,
     "direct URL": script("gsfixture @ https://example.invalid/gsfixture-1.0-py3-none-any.whl"),
     "impossible requires-python": script("gsfixture", requires_python="<3"),
+    # uv obeys these in a block: they would take packages from elsewhere than the index.
+    "uv sources": b'# /// script\n# dependencies = ["gsfixture"]\n# [tool.uv.sources]\n'
+    b'# gsfixture = { path = "/srv/elsewhere/gsfixture-1.0-py3-none-any.whl" }\n# ///\n' + HELLO,
+    "uv index": b'# /// script\n# dependencies = ["gsfixture"]\n# [tool.uv]\n'
+    b'# extra-index-url = ["https://elsewhere.invalid/simple"]\n# ///\n' + HELLO,
 }
 
 

@@ -48,10 +48,10 @@ def show(server: Server, path: str, rev: str = "main") -> bytes:
     return server.bare_git("show", f"{rev}:{path}").encode()
 
 
-def uv_lock(server: Server, clone: Clone, path: str) -> None:
+def uv_lock(server: Server, clone: Clone, path: str, wheels: Path | None = None) -> None:
     """`uv lock --script path` in the clone, as the README tells a developer, against the same
-    wheel folder as the service."""
-    wheels = server.data_dir.parent / "wheels"
+    wheel folder as the service (or `wheels`)."""
+    wheels = wheels or server.data_dir.parent / "wheels"
     env = {
         **os.environ,
         "UV_FIND_LINKS": str(wheels),
@@ -262,3 +262,20 @@ def test_pushes_over_the_services_lock_commit_without_pulling(server: Server) ->
     assert pushed.returncode == 0, pushed.stderr
     assert "locked again/tool.py" in pushed.stderr
     assert locked(show(server, "again/tool.py.lock")) == {"gsfixture": "1.0"}
+
+
+def test_a_pushed_lock_from_another_index_is_refused(server: Server, tmp_path: Path) -> None:
+    clone = server.clone("alice")
+    clone.write("elsewhere/tool.py", ONE)
+    # The same packages, from a folder the service was not told about: uv's own check passes
+    # (the lock satisfies the block), the service's sources do not.
+    uv_lock(server, clone, "elsewhere/tool.py", build_wheelhouse(tmp_path / "elsewhere"))
+    clone.commit()
+    _refused_without_trace(
+        server,
+        clone,
+        [
+            "elsewhere/tool.py: elsewhere/tool.py.lock: the lock takes gsfixture from "
+            f"{tmp_path / 'elsewhere'}, which is not the configured index"
+        ],
+    )

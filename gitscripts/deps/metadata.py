@@ -73,8 +73,10 @@ def read(source: bytes | str, *, allow_direct_references: bool = False) -> Scrip
         )
     requires_python = _requires_python(table.get("requires-python"))
     requirements = _requirements(table.get("dependencies", []), allow_direct_references)
-    if not isinstance(table.get("tool", {}), dict):
+    tool = table.get("tool", {})
+    if not isinstance(tool, dict):
         raise errors.InvalidScriptMetadata("'tool' in the script's block must be a table")
+    _check_uv_settings(tool.get("uv", {}), allow_direct_references)
     return ScriptMetadata(
         requires_python=requires_python,
         dependencies=tuple(str(requirement) for requirement in requirements),
@@ -140,6 +142,30 @@ def _requirements(value: object, allow_direct_references: bool) -> list[Requirem
             )
         requirements.append(requirement)
     return requirements
+
+
+# `[tool.uv]` keys that choose where packages come from: uv obeys them in a script's block, so
+# they would bypass the service's package settings (`sources` names URLs, paths and VCS
+# repositories, like a direct reference).
+_UV_INDEX_KEYS = frozenset(
+    {"index", "index-url", "extra-index-url", "find-links", "no-index", "index-strategy",
+     "keyring-provider", "allow-insecure-host", "python-downloads"}
+)  # fmt: skip
+
+
+def _check_uv_settings(uv: object, allow_direct_references: bool) -> None:
+    if not isinstance(uv, dict):
+        raise errors.InvalidScriptMetadata("'tool.uv' in the script's block must be a table")
+    refused = sorted(key for key in uv if key in _UV_INDEX_KEYS)
+    if "sources" in uv and not allow_direct_references:
+        refused.append("sources")
+    if refused:
+        raise errors.InvalidScriptMetadata(
+            f"[tool.uv] {', '.join(refused)} in the script's block would take packages from "
+            "elsewhere than the configured index; the service's package settings decide that "
+            "(PACKAGES_INDEX_URL, PACKAGES_FIND_LINKS, PACKAGES_ALLOW_DIRECT_REFERENCES)",
+            keys=refused,
+        )
 
 
 def _import_name(distribution: str) -> str:

@@ -2,7 +2,7 @@
 environment that lock names, at any revision.
 
 Read from the repository only: the block from the script's source (`metadata.read`), the packages
-from its lock (`<script>.py.lock`, uv's TOML, read with `tomllib`), the key from
+from its lock (`<script>.py.lock`, see `lockfile`), the key from
 `locks.environment_key`. A script without a block has no lock and no environment of its own (it
 runs in the default one): `declared`, `lock` and `environment` are then null. `environment` is an
 object so that what is known of the environment itself (built, building, failed) can join its key.
@@ -10,11 +10,11 @@ object so that what is known of the environment itself (built, building, failed)
 
 from __future__ import annotations
 
-import tomllib
 from typing import TypedDict
 
 from gitscripts.config import Settings
 from gitscripts.deps import locks
+from gitscripts.deps.lockfile import LockedPackage, locked_packages
 from gitscripts.index.lookups import Lookups
 from gitscripts.repo import Repository, layout, rules
 
@@ -22,17 +22,6 @@ from gitscripts.repo import Repository, layout, rules
 class Declared(TypedDict):
     requires_python: str | None
     dependencies: list[str]
-
-
-class LockedSource(TypedDict):
-    kind: str  # uv's word: registry, url, git, path, directory, editable, virtual
-    location: str
-
-
-class LockedPackage(TypedDict):
-    name: str
-    version: str | None
-    source: LockedSource | None
 
 
 class Lock(TypedDict):
@@ -51,36 +40,6 @@ class ScriptDependencies(TypedDict):
     declared: Declared | None
     lock: Lock | None
     environment: Environment | None
-
-
-def locked_packages(lock: bytes) -> list[LockedPackage]:
-    """The packages a lock pins, by name; [] for a lock that is not uv's TOML."""
-    try:
-        document = tomllib.loads(lock.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
-        return []
-    packages = document.get("package", [])
-    found: list[LockedPackage] = []
-    for package in packages if isinstance(packages, list) else []:
-        if not isinstance(package, dict) or not isinstance(package.get("name"), str):
-            continue
-        version = package.get("version")
-        source = package.get("source")
-        found.append(
-            {
-                "name": package["name"],
-                "version": version if isinstance(version, str) else None,
-                "source": _source(source) if isinstance(source, dict) else None,
-            }
-        )
-    return sorted(found, key=lambda package: package["name"])
-
-
-def _source(source: dict[str, object]) -> LockedSource | None:
-    for kind, location in source.items():
-        if isinstance(location, str):
-            return {"kind": kind, "location": location}
-    return None
 
 
 class DependencyViews:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from gitscripts import access, errors
 from gitscripts.config import Settings
-from gitscripts.deps import locks, metadata
+from gitscripts.deps import lockfile, locks, metadata
 from gitscripts.index import Entry, Index
 from gitscripts.repo import MAIN_REF, Repository, layout, modes, rules
 from gitscripts.repo.pushed import ZERO, PushedCommit, PushedObjects
@@ -242,7 +242,11 @@ class PushPolicy:
                 )
             return PendingLock(script, entry[0], None)  # the block went: so does its lock
         if lock is not None and pushed_lock:
-            locks.check(self.settings, name, source, git.read(lock[0]))
+            pushed = git.read(lock[0])
+            problem = lockfile.source_problem(self.settings, pushed)
+            if problem:
+                raise errors.DependenciesUnresolvable(f"{lock_path}: {problem}")
+            locks.check(self.settings, name, source, pushed)
             return None
         fits_as_it_was = (
             lock is not None
