@@ -9,6 +9,10 @@ internet.
 
 from __future__ import annotations
 
+import functools
+import http.server
+import threading
+import time
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -391,3 +395,55 @@ def test_resolution_has_a_time_limit(tmp_path: Path, wheelhouse: Path) -> None:
         body = refused(reply, "DEPENDENCIES_UNRESOLVABLE")
         assert "PACKAGES_RESOLVE_TIMEOUT" in body["message"]
         assert carol.tree()["root_scripts"] == []
+
+
+class _SlowIndex(http.server.SimpleHTTPRequestHandler):
+    """A folder of wheels served over HTTP, each answer late: a resolution that takes a while."""
+
+    delay = 1.5
+
+    def do_GET(self) -> None:
+        time.sleep(self.delay)
+        super().do_GET()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_other_writers_do_not_wait_while_a_lock_is_resolved(
+    tmp_path: Path, wheelhouse: Path
+) -> None:
+    handler = functools.partial(_SlowIndex, directory=str(wheelhouse))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler) as index:
+        threading.Thread(target=index.serve_forever, daemon=True).start()
+        settings = make_settings(
+            tmp_path / "data",
+            packages_find_links=f"http://127.0.0.1:{index.server_address[1]}/",
+            packages_no_index=True,
+        )
+        with TestClient(create_app(settings)) as client:
+            dave = register(client, "dave")
+            slow: dict[str, Any] = {}
+
+            def locked_upload() -> None:
+                slow["reply"] = dave.post(
+                    f"{API}/scripts-from-text",
+                    json={"filename": "slow.py", "display_name": "s", "content": ONE.decode()},
+                )
+
+            started = time.monotonic()
+            resolving = threading.Thread(target=locked_upload)
+            resolving.start()
+            time.sleep(0.5)  # the upload is resolving now
+            plain = dave.post(
+                f"{API}/scripts-from-text",
+                json={"filename": "plain.py", "display_name": "p", "content": HELLO.decode()},
+            )
+            plain_done = time.monotonic() - started
+            resolving.join()
+            index.shutdown()
+        assert plain.status_code == 201, plain.text
+        assert slow["reply"].status_code == 201, slow["reply"].text
+        slow_done = time.monotonic() - started
+        # The plain upload committed while uv was still waiting for the index.
+        assert plain_done < 1.4 < slow_done, (plain_done, slow_done)
