@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from gitscripts.auth.service import AuthService
 from gitscripts.config import Settings
 from gitscripts.deps.environments import Environments
+from gitscripts.deps.views import DependencyViews
 from gitscripts.executor.service import ExecutionService
 from gitscripts.files.grants import FileGrants
 from gitscripts.files.service import FileService
@@ -38,6 +39,7 @@ class Services:
     auth: AuthService
     lookups: Lookups
     views: Views
+    dependencies: DependencyViews
     manager: ManagerService
     executor: ExecutionService
     environments: Environments
@@ -74,7 +76,8 @@ class Services:
             auth=auth,
             lookups=lookups,
             views=views,
-            manager=ManagerService(settings, index, repo, lookups, views),
+            dependencies=DependencyViews(settings, repo, lookups, environments),
+            manager=ManagerService(settings, index, repo, lookups, views, environments),
             executor=executor,
             environments=environments,
             files=FileService(settings, index, FileStore.from_settings(settings)),
@@ -127,6 +130,10 @@ def _views(request: Request) -> Views:
     return services_of(request).views
 
 
+def _dependencies(request: Request) -> DependencyViews:
+    return services_of(request).dependencies
+
+
 def _lookups(request: Request) -> Lookups:
     return services_of(request).lookups
 
@@ -154,5 +161,6 @@ History = Annotated[HistoryService, Depends(_history)]
 Manager = Annotated[ManagerService, Depends(_manager)]
 Lookup = Annotated[Lookups, Depends(_lookups)]
 View = Annotated[Views, Depends(_views)]
+Dependencies = Annotated[DependencyViews, Depends(_dependencies)]
 Repo = Annotated[Repository, Depends(_repo)]
 Store = Annotated[Index, Depends(_index)]

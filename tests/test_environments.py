@@ -138,6 +138,22 @@ def test_a_script_runs_with_its_dependencies_and_says_which_environment(alice: C
     assert unknown.status_code == 404 and unknown.json()["error_code"] == "ENVIRONMENT_NOT_FOUND"
 
 
+def test_a_rest_write_builds_the_environment_before_the_first_run(alice: Caller) -> None:
+    made = text_script(alice, "plus.py", PLUS)
+    answer = alice.get(f"/api/v1/scripts-manager/scripts/{made['id']}/dependencies").json()
+    environment = answer["environment"]
+    assert environment["url"] == f"/api/v1/environments/{environment['key']}"
+    assert environment["state"] in ("building", "ready")
+    deadline = time.monotonic() + 60
+    while (state := alice.get(environment["url"]).json()["state"]) == "building":
+        assert time.monotonic() < deadline, "the build did not end"
+        time.sleep(0.1)
+    assert state == "ready"
+    assert services(alice).environments.builds == 1  # before any run asked for it
+    assert succeeded(alice, "plus.py")["environment"] == environment["key"]
+    assert services(alice).environments.builds == 1
+
+
 def test_a_script_without_a_block_runs_as_before(alice: Caller) -> None:
     alice.upload("hello.py", HELLO)
     outcome = succeeded(alice, "hello.py")

@@ -354,8 +354,9 @@ def _script_and_sidecar(
     to_commit: Commit,
     new_path: str,
 ) -> list[tuple[str | None, str | None]]:
-    """(old, new) path pairs of the script file and of its sidecar that differ between the two
-    commits, absent sides as None: a script shows its metadata changes next to its code."""
+    """(old, new) path pairs of the script file, its sidecar and its lock that differ between
+    the two commits, absent sides as None: a script shows its metadata and its locked packages
+    changing next to its code."""
     pairs: list[tuple[str | None, str | None]] = []
     for old, new in (
         (old_path, new_path),
@@ -363,6 +364,7 @@ def _script_and_sidecar(
             layout.metadata_path(old_path) if old_path else None,
             layout.metadata_path(new_path),
         ),
+        (layout.lock_path(old_path) if old_path else None, layout.lock_path(new_path)),
     ):
         old_id = repo.entry_id(from_commit.tree, old) if from_commit and old else None
         new_id = repo.entry_id(to_commit.tree, new) if new else None

@@ -7,6 +7,10 @@ commits in order. A plan hands what it found (the entry a save replaces) and the
 worded to the recording step as values (`repo.Plan`). Who may change what is `gitscripts.access`'s;
 ids and paths are looked up through `gitscripts.index.lookups`; answers are shaped by
 `gitscripts.manager.views`.
+
+A script that declares dependencies gets its lock in the same commit (`_lock_edits`). Resolving
+one can take seconds, so a write first plans against `main` before it takes the write lock, and
+the commit's plan reuses what that resolved (`_Resolver`): other writers do not wait for uv.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import structlog
 
 from gitscripts import access, errors
 from gitscripts.config import Settings
+from gitscripts.deps import locks, metadata
+from gitscripts.deps.environments import Environments
 from gitscripts.index import Entry, Index
 from gitscripts.index.lookups import Lookups
 from gitscripts.index.sync import sync_index
@@ -28,6 +34,7 @@ from gitscripts.manager.views import FolderView, RestoredScript, ScriptView, Vie
 from gitscripts.repo import (
     Author,
     Commit,
+    Edit,
     Edits,
     Existing,
     Plan,
@@ -66,6 +73,30 @@ class ScriptChange:
     base_revision: str | _Unset | None = Unset
 
 
+@dataclass(frozen=True)
+class _Locked:
+    """A version of a script and the lock it had (None: none): a new version whose block reads
+    the same keeps that lock."""
+
+    source: bytes | None
+    lock: Edit
+
+
+class _Resolver:
+    """The locks one write resolves, each once (by block): planned against `main` before the
+    write lock is taken, planned again under it (compare-and-swap), resolved only the first time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._resolved: dict[str | None, bytes] = {}
+
+    def lock_of(self, filename: str, content: bytes) -> bytes:
+        key = metadata.block(content)
+        if key not in self._resolved:
+            self._resolved[key] = locks.resolve(self.settings, filename, content)
+        return self._resolved[key]
+
+
 class ManagerService:
     def __init__(
         self,
@@ -74,12 +105,14 @@ class ManagerService:
         repo: Repository,
         lookups: Lookups,
         views: Views,
+        environments: Environments,
     ) -> None:
         self.settings = settings
         self.index = index
         self.repo = repo
         self.lookups = lookups
         self.views = views
+        self.environments = environments
 
     def _commit(
         self,
@@ -105,6 +138,11 @@ class ManagerService:
             recorded = record(done.found)
             self.index.meta.set_synced_head(result.commit.id)
         log.info("commit", message=done.message, revision=result.commit.id)
+        # A lock this commit wrote has its environment built now, in the background, so the
+        # script's first run finds it ready.
+        for path, edit in done.edits.items():
+            if isinstance(edit, bytes) and rules.is_lock_file(path):
+                self.environments.prepare(edit)
         return recorded, result.commit
 
     # -- helpers ------------------------------------------------------------------------------
@@ -142,12 +180,57 @@ class ManagerService:
         if names is None:
             return {}
         leaving_name = leaving.rsplit("/", 1)[-1]
-        others = [
-            name
-            for name in names
-            if name not in (leaving_name, leaving_name + layout.METADATA_SUFFIX)
-        ]
+        others = [name for name in names if layout.script_of(name) != leaving_name]
         return {} if others else {layout.marker_path(folder): b""}
+
+    def _check_content(self, filename: str, content: bytes) -> None:
+        """What every version of a script must pass: the content rules, and a valid block."""
+        rules.check_script_content(filename, content, self.settings.max_script_size)
+        rules.script_dependencies(filename, content, self.settings.packages_allow_direct_references)
+
+    def _locked(self, tree: Tree, path: str) -> _Locked:
+        """The script at `path` in `tree` and its lock, as they are."""
+        lock = self.repo.entry(tree, layout.lock_path(path))
+        return _Locked(
+            self.repo.read_file(tree, path), Existing(lock.id, lock.mode) if lock else None
+        )
+
+    def _lock_edits(
+        self,
+        tree: Tree,
+        path: str,
+        content: bytes,
+        locked: _Locked,
+        resolver: _Resolver,
+        old_path: str | None = None,
+    ) -> Edits:
+        """The edits that leave the script saved at `path` with `content` the lock it needs:
+        `locked`'s lock when its block reads the same, a new one when the block changed, none
+        without a block (or for a helper). A lock left at `old_path` (a move) goes."""
+        edits: Edits = {}
+        if old_path is not None and old_path != path:
+            old_lock = layout.lock_path(old_path)
+            if self.repo.entry(tree, old_lock) is not None:
+                edits[old_lock] = None
+        filename = path.rsplit("/", 1)[-1]
+        wanted: Edit
+        if rules.is_helper_module(filename) or metadata.block(content) is None:
+            wanted = None
+        elif locked.lock is not None and rules.lock_still_fits(locked.source, content):
+            wanted = locked.lock
+        else:
+            wanted = resolver.lock_of(filename, content)
+        lock_path = layout.lock_path(path)
+        current = self.repo.entry(tree, lock_path)
+        if isinstance(wanted, Existing):
+            unchanged = current is not None and current.id == wanted.id
+        elif wanted is None:
+            unchanged = current is None
+        else:
+            unchanged = current is not None and self.repo.read_file(tree, lock_path) == wanted
+        if not unchanged:
+            edits[lock_path] = wanted
+        return edits
 
     # -- folders ------------------------------------------------------------------------------
     def create_folder(
@@ -275,7 +358,7 @@ class ManagerService:
         rules.check_script_filename(filename)
         if display_name is not None:
             rules.check_display_name(display_name)
-        rules.check_script_content(filename, content, self.settings.max_script_size)
+        self._check_content(filename, content)
 
     def save_script(
         self,
@@ -294,14 +377,16 @@ class ManagerService:
         self.lookups.ensure_synced()
         folder_path = self.lookups.folder_path(folder_id)
         path = layout.join(folder_path, filename)
-        metadata = layout.ScriptMetadata(display_name=display_name, description=description)
+        sidecar = layout.ScriptMetadata(display_name=display_name, description=description)
+        resolver = _Resolver(self.settings)
 
         def plan(tree: Tree) -> Plan[Entry | None]:
             """The edits, and the entry of the script they replace (None: a new script)."""
             self._require_folder_parent(tree, folder_path, folder_id, errors.FolderNotFound)
             existing = self.repo.entry(tree, path)
-            edits: Edits = {path: content, layout.metadata_path(path): metadata.to_bytes()}
+            edits: Edits = {path: content, layout.metadata_path(path): sidecar.to_bytes()}
             if existing is None:
+                edits.update(self._lock_edits(tree, path, content, _Locked(None, None), resolver))
                 return Plan(edits, f"Create script {path}", None)
             if not existing.is_blob:
                 raise errors.ScriptAlreadyExists(
@@ -316,6 +401,7 @@ class ManagerService:
                 )
             if entry is not None:
                 self._require_script_owner(user, entry)
+            edits.update(self._lock_edits(tree, path, content, self._locked(tree, path), resolver))
             return Plan(edits, f"Replace script {path}", entry)
 
         def record(replaced: Entry | None) -> Entry:
@@ -324,8 +410,11 @@ class ManagerService:
             self.index.scripts.touch(replaced.id)
             return self.lookups.script(replaced.id)
 
+        # Planned once outside the write lock: a lock is resolved there (it can take seconds),
+        # and a refusal comes before anything is written.
+        plan(self.repo.head().tree)
         saved, _ = self._commit(user, plan, record, message)
-        return self.views.script_view(user, saved, metadata)
+        return self.views.script_view(user, saved, sidecar)
 
     def update_script(
         self,
@@ -359,11 +448,12 @@ class ManagerService:
         new_path = layout.join(folder_path, new_name)
         content = None if isinstance(change.content, _Unset) else change.content
         if content is not None:
-            rules.check_script_content(new_name, content, self.settings.max_script_size)
+            self._check_content(new_name, content)
         elif new_name != old_name:
             # Renaming can turn a helper into a runnable script: it must then have main().
             current = self.repo.read_file(self.repo.head().tree, old_path) or b""
-            rules.check_script_content(new_name, current, self.settings.max_script_size)
+            self._check_content(new_name, current)
+        resolver = _Resolver(self.settings)
         base_revision = None if isinstance(change.base_revision, _Unset) else change.base_revision
         # The source a new content was edited from (its blob), when the caller says which.
         base = None
@@ -422,6 +512,10 @@ class ManagerService:
                     or self.repo.entry(tree, layout.metadata_path(new_path)) is None
                 ):
                     edits[layout.metadata_path(new_path)] = metadata.to_bytes()
+            # After every check: nothing is resolved for a change that is refused anyway.
+            locked = self._locked(tree, old_path)
+            new_content = content if content is not None else locked.source or b""
+            edits.update(self._lock_edits(tree, new_path, new_content, locked, resolver, old_path))
             if content is not None:
                 actions.append(f"Update script {new_path}")
             if metadata != old_metadata:
@@ -451,7 +545,11 @@ class ManagerService:
                 raise errors.ScriptNotFound(
                     f"Script with id {script_id} not found", script_id=str(script_id)
                 )
-            edits: Edits = {path: None, layout.metadata_path(path): None}
+            edits: Edits = {
+                path: None,
+                layout.metadata_path(path): None,
+                layout.lock_path(path): None,
+            }
             edits.update(self._keep_folder_alive(tree, layout.parent_of(path), path))
             return Plan(edits, f"Delete script {path}", None)
 
@@ -473,7 +571,10 @@ class ManagerService:
         content = self.repo.read_file(commit.tree, old_path) or b""
         # The sidecar as it was, byte for byte; none then means none now (the filename shows).
         sidecar = self.repo.read_file(commit.tree, layout.metadata_path(old_path))
-        rules.check_script_content(path.rsplit("/", 1)[-1], content, self.settings.max_script_size)
+        self._check_content(path.rsplit("/", 1)[-1], content)
+        # The lock it had then comes back with it (the environment it ran in), if it fits.
+        then = self._locked(commit.tree, old_path)
+        resolver = _Resolver(self.settings)
 
         def plan(tree: Tree) -> Plan[None]:
             if not self.repo.is_file(tree, path):
@@ -481,6 +582,7 @@ class ManagerService:
                     f"Script with id {script_id} not found", script_id=str(script_id)
                 )
             edits: Edits = {path: content, layout.metadata_path(path): sidecar}
+            edits.update(self._lock_edits(tree, path, content, then, resolver))
             return Plan(edits, f"Restore script {path} to {self.repo.short_id(commit)}", None)
 
         now = head
@@ -488,6 +590,7 @@ class ManagerService:
         if (
             self.repo.read_file(head.tree, path) != content
             or self.repo.read_file(head.tree, layout.metadata_path(path)) != sidecar
+            or self._lock_edits(head.tree, path, content, then, resolver)
         ):
             _, now = self._commit(
                 user, plan, lambda _: self.index.scripts.touch(script_id), message

@@ -7,6 +7,9 @@
   with a text editor: `{"display_name": "...", "description": "..."}`. It moves with the script.
   It may also state the JSON Schema of the script's input (`"input_schema": {...}`), which then
   replaces the one read from the code (see `gitscripts.inputs`).
+- A script that declares dependencies (a PEP 723 block) has its lock beside it in `<filename>.lock`
+  (`tool.py.lock`, uv's own format, see `gitscripts.deps.locks`). It moves and goes with the script;
+  it is no script itself, and no lock stands alone.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import json
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any
+
+from gitscripts.deps.locks import LOCK_SUFFIX as LOCK_SUFFIX
+from gitscripts.deps.locks import lock_path as lock_path
 
 FOLDER_MARKER = ".gitkeep"
 METADATA_SUFFIX = ".meta.json"
@@ -74,6 +80,11 @@ def default_metadata(script_path: str) -> ScriptMetadata:
 
 def metadata_path(script_path: str) -> str:
     return script_path + METADATA_SUFFIX
+
+
+def script_of(path: str) -> str:
+    """The script a file belongs to: itself, or the one its sidecar or lock describes."""
+    return path.removesuffix(METADATA_SUFFIX).removesuffix(LOCK_SUFFIX)
 
 
 def marker_path(folder_path: str) -> str:

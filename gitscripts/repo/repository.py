@@ -604,6 +604,9 @@ class Repository:
             paths: set[str] = set()
             for delta in base.tree.diff_to_tree(tip.tree).deltas:
                 paths.update((delta.old_file.path, delta.new_file.path))
+            # A lock is not its script here: a push that changed `tool.py` lands over a commit
+            # that only locked it, and what the push needs of its locks is settled apart
+            # (`PushPolicy.locks`, then the commit the service makes on top).
             return {path.removesuffix(layout.METADATA_SUFFIX) for path in paths}
 
         ours, theirs = touched(pushed), touched(head)

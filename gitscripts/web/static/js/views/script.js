@@ -5,6 +5,7 @@ import { api, encodePath, guard } from "../api.js";
 import { clear, h, snippet, timeElement } from "../dom.js";
 import { inputsSource, inputsTable, loadInputs, pythonLiteral } from "../inputs.js";
 import { href, navigate, rerender } from "../router.js";
+import { dependenciesSection } from "./dependencies.js";
 import { renderHistoryTab } from "./history.js";
 import { renderRunTab } from "./run.js";
 import { renderSourceTab } from "./source.js";
@@ -101,6 +102,7 @@ export async function renderScript(view, { params, query, app }) {
         ),
       ),
       metadata(script),
+      dependenciesSection(script.id),
       h(
         "nav",
         { class: "tabs", "aria-label": "Script sections" },
