@@ -87,6 +87,50 @@ def test_failures_timeouts_and_output_are_recorded(alice: Caller) -> None:
     assert record["stdout"] == "x" * 65_536 + "\n[... cut: 34465 more characters]"
 
 
+def test_a_timed_out_run_keeps_what_it_printed(alice: Caller) -> None:
+    # Printed lines, then a sleep past the timeout: the script is killed before it could flush.
+    script(
+        alice,
+        "chatty.py",
+        "import sys, time\n"
+        "def main(data):\n"
+        "    print('step 1 done')\n"
+        "    print('partial', end='')\n"
+        "    print('to stderr', file=sys.stderr)\n"
+        "    time.sleep(30)\n",
+    )
+    answer = run(alice, "chatty.py", timeout=0.5)
+    assert answer["success"] is False and answer["stdout"] == "step 1 done\n"
+    record = alice.get(f"/api/v1/runs/{answer['run_id']}").json()
+    assert record["status"] == "timed_out"
+    assert record["stdout"] == "step 1 done\n" and record["stderr"] == "to stderr\n"
+    # An asynchronous run's too.
+    reply = alice.post("/api/v1/runs", json={"path": "chatty.py", "timeout": 0.5})
+    record = alice.get(f"/api/v1/runs/{reply.json()['id']}", params={"wait": 30}).json()
+    assert record["status"] == "timed_out" and record["stdout"] == "step 1 done\n"
+
+
+def test_the_limits_of_a_run_are_published(data_dir: Path) -> None:
+    settings = make_settings(
+        data_dir,
+        max_script_execution_time=12,
+        max_async_execution_time=90,
+        runs_batch_max_inputs=7,
+        runs_store_data=False,
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/v1/runs/limits").status_code == 401
+        alice = register(client, "alice")
+        reply = alice.get("/api/v1/runs/limits")
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {
+            "max_script_execution_time": 12,
+            "max_async_execution_time": 90,
+            "batch_max_inputs": 7,
+            "data_stored": False,
+        }
+
+
 def test_inputs_and_results_can_be_left_out_of_the_log(data_dir: Path) -> None:
     with TestClient(create_app(make_settings(data_dir, runs_store_data=False))) as client:
         alice = register(client, "alice")

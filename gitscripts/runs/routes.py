@@ -121,6 +121,13 @@ async def submit_run(
     return _started(run, response)
 
 
+@router.get("/limits")
+def run_limits(user: CurrentUser, service: RunLog) -> dict[str, Any]:
+    """What a run may ask for, and whether the log keeps its input and result: the default (and
+    longest) timeout of a synchronous and of an asynchronous run, in seconds."""
+    return dict(service.limits())
+
+
 @router.get("/{run_id}")
 async def get_run(
     run_id: str,

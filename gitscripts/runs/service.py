@@ -24,7 +24,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypedDict
 
 import structlog
 from starlette.concurrency import run_in_threadpool
@@ -43,6 +43,15 @@ PRUNE_INTERVAL = 600.0
 # The modes whose runs are queued in the log, and run after a restart if they had not started.
 RESUMED = frozenset({"async", "replay"})
 LOST = "the service stopped while this run was {}; it did not finish"
+
+
+class Limits(TypedDict):
+    """What a client may ask of a run (`RunService.limits`)."""
+
+    max_script_execution_time: float  # seconds: a synchronous run's default and longest
+    max_async_execution_time: float  # an asynchronous run's (or a replay's)
+    batch_max_inputs: int
+    data_stored: bool  # the log keeps inputs and results (RUNS_STORE_DATA)
 
 
 class RunService:
@@ -356,6 +365,15 @@ class RunService:
         self.metrics.run_ended(run.mode, run.status, queue_wait, run_time)
 
     # -- reading -----------------------------------------------------------------------------
+    def limits(self) -> Limits:
+        settings = self.settings
+        return {
+            "max_script_execution_time": settings.max_script_execution_time,
+            "max_async_execution_time": settings.max_async_execution_time,
+            "batch_max_inputs": settings.runs_batch_max_inputs,
+            "data_stored": settings.runs_store_data,
+        }
+
     async def get(self, user: access.User, run_id: str, wait: float = 0) -> Run:
         """One run, whole: its owner's or an admin's to see; with `wait`, once it has ended or
         `wait` seconds have passed."""
