@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -517,6 +518,51 @@ def test_a_batch_keeps_order_per_item_errors_and_isolation(data_dir: Path) -> No
         reply = alice.post("/api/v1/runs/batch", json={"path": "nope.py", "inputs": [{}]})
         assert reply.status_code == 404 and reply.json()["error_code"] == "SCRIPT_NOT_FOUND"
         assert alice.post("/api/v1/runs/batch", json={"path": "counter.py"}).status_code == 400
+
+
+def test_the_runs_of_a_batch_carry_its_id_and_are_listed_by_it(
+    alice: Caller, bob: Caller, admin: Caller
+) -> None:
+    alice.upload("hello.py", HELLO)
+    inputs = [{"name": str(n)} for n in range(3)]
+    batches = []
+    for _ in range(2):
+        reply = alice.post("/api/v1/runs/batch", json={"path": "hello.py", "inputs": inputs})
+        assert reply.status_code == 200, reply.text
+        batches.append(reply.json())
+    first, second = batches
+    assert first["batch_id"] != second["batch_id"] and len(first["batch_id"]) == 26
+    run(alice, "hello.py")  # in no batch
+    listed = runs(alice, batch=first["batch_id"])["runs"]
+    assert sorted(r["id"] for r in listed) == sorted(r["run_id"] for r in first["results"])
+    assert {r["batch_id"] for r in listed} == {first["batch_id"]}
+    assert alice.get(f"/api/v1/runs/{listed[0]['id']}").json()["batch_id"] == first["batch_id"]
+    assert {r["batch_id"] for r in runs(alice)["runs"]} == {
+        None,
+        first["batch_id"],
+        second["batch_id"],
+    }
+    # Visibility as for any listing; a malformed id is refused.
+    assert runs(bob, batch=first["batch_id"])["runs"] == []
+    assert len(runs(admin, batch=second["batch_id"])["runs"]) == 3
+    reply = alice.get("/api/v1/runs", params={"batch": "nope"})
+    assert reply.status_code == 400 and reply.json()["error_code"] == "VALIDATION_ERROR"
+
+
+def test_a_run_log_from_before_batch_ids_gains_them(data_dir: Path) -> None:
+    with TestClient(create_app(make_settings(data_dir))) as client:
+        alice = register(client, "alice")
+        alice.upload("hello.py", HELLO)
+        old = run(alice, "hello.py")["run_id"]
+    # The log as a version without batch ids wrote it.
+    with sqlite3.connect(data_dir / "runs.sqlite3") as connection:
+        connection.execute("DROP INDEX IF EXISTS runs_by_batch")
+        connection.execute("ALTER TABLE runs DROP COLUMN batch_id")
+    with TestClient(create_app(make_settings(data_dir))) as client:
+        alice = _login(client, "alice")
+        assert alice.get(f"/api/v1/runs/{old}").json()["batch_id"] is None
+        batch = alice.post("/api/v1/runs/batch", json={"path": "hello.py", "inputs": [{}]}).json()
+        assert len(runs(alice, batch=batch["batch_id"])["runs"]) == 1
 
 
 def test_a_replay_runs_the_same_input_at_the_same_commit(

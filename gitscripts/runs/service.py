@@ -171,13 +171,16 @@ class RunService:
                 size=len(inputs),
             )
         target = self.executor.target(logical_path, revision, timeout)
+        batch_id = new_run_id()
         answers: list[dict[str, Any]] = [{} for _ in inputs]
         indexes = iter(range(len(inputs)))
 
         async def worker() -> None:
             for index in indexes:
                 try:
-                    answers[index] = await self._recorded(user, target, inputs[index], "batch")
+                    answers[index] = await self._recorded(
+                        user, target, inputs[index], "batch", batch_id
+                    )
                 except errors.AppError as exc:
                     answers[index] = {
                         "success": False,
@@ -189,13 +192,18 @@ class RunService:
 
         workers = min(len(inputs), self.settings.max_concurrent_executions)
         await asyncio.gather(*(worker() for _ in range(workers)))
-        return {"revision": str(target.commit.id), "results": answers}
+        return {"revision": str(target.commit.id), "batch_id": batch_id, "results": answers}
 
     async def _recorded(
-        self, user: access.User | None, target: Target, data: Any, mode: Mode
+        self,
+        user: access.User | None,
+        target: Target,
+        data: Any,
+        mode: Mode,
+        batch_id: str | None = None,
     ) -> dict[str, Any]:
         """Run now (admission permitting), recorded from when it has its place."""
-        run = self._new(user, target, data, mode)
+        run = replace(self._new(user, target, data, mode), batch_id=batch_id)
 
         def started() -> None:
             nonlocal run
@@ -422,12 +430,15 @@ class RunService:
         login: str | None = None,
         since: float | None = None,
         before: str | None = None,
+        batch_id: str | None = None,
         limit: int = 50,
     ) -> dict[str, Any]:
         """The runs the caller may see, newest first, a page of at most `limit`; `next` is the
         `before` of the next page (None: this is the last)."""
         if before is not None and not is_run_id(before):
             raise errors.ValidationError("before must be a run id", before=before)
+        if batch_id is not None and not is_run_id(batch_id):
+            raise errors.ValidationError("batch must be a batch id", batch=batch_id)
         owner: int | None = None
         if login is not None:
             found = self.index.users.by_login(login)
@@ -445,6 +456,7 @@ class RunService:
             status=status,
             since=since,
             before=before,
+            batch_id=batch_id,
         )
         runs = self.store.find(where, limit + 1)
         page = runs[:limit]

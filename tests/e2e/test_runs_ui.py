@@ -177,7 +177,9 @@ def test_the_run_panel_keeps_a_history_to_rerun_load_and_cancel(
     page = signed_in_page
     page.goto(f"/#/scripts/{script['id']}/run")
     # The default timeout is the asynchronous runs' longest (MAX_ASYNC_EXECUTION_TIME).
-    expect(page.get_by_label("Timeout (seconds)")).to_have_attribute("placeholder", "3600 (default)")
+    expect(page.get_by_label("Timeout (seconds)")).to_have_attribute(
+        "placeholder", "3600 (default)"
+    )
 
     payload = page.get_by_label("Input (JSON object passed to main)")
     payload.fill('{"name": "first", "value": 1}')
@@ -304,3 +306,22 @@ def test_a_user_sees_only_their_own_runs(
     expect(history.first).to_have_attribute("data-run-id", mine)
     page.goto(f"/#/runs/{theirs}")
     expect(page.get_by_role("alert")).to_contain_text(f"Run {theirs} is not yours")
+
+
+def test_a_batch_run_links_to_the_runs_of_its_batch(signed_in_page: Page, new_user: User) -> None:
+    script = new_user.api.upload(f"{new_user.login}-hello.py", HELLO)
+    inputs = [{"name": "a"}, {"name": "b"}]
+    reply = new_user.api.post(
+        "/api/v1/runs/batch", json={"path": script["logical_path"], "inputs": inputs}
+    )
+    batch = reply.json()
+    sync_run(new_user, script["logical_path"])  # in no batch
+    page = signed_in_page
+    page.goto(f"/#/runs/{batch['results'][0]['run_id']}")
+    expect(page.get_by_test_id("run-fields")).to_contain_text("batch")
+    page.get_by_test_id("run-batch").click()
+    expect(page.get_by_test_id("runs-batch-filter")).to_contain_text(batch["batch_id"])
+    rows = page.get_by_test_id("runs").locator("tbody tr")
+    expect(rows).to_have_count(2)
+    shown = {rows.nth(n).get_attribute("data-run-id") for n in range(2)}
+    assert shown == {result["run_id"] for result in batch["results"]}

@@ -22,7 +22,7 @@ import {
 
 // What a Runs page's address may carry besides `before` (`user` means something to admins only;
 // `limit`, runs per page, is 50 unless it says otherwise).
-const FILTERS = ["path", "script_id", "status", "user", "limit"];
+const FILTERS = ["path", "script_id", "batch", "status", "user", "limit"];
 
 function runRow(run) {
   return h(
@@ -118,6 +118,7 @@ export async function renderRuns(view, { query, app }) {
       script_id: path ? null : filters.script_id,
       status: statusSelect.value,
       user: userInput ? userInput.value.trim() : null,
+      batch: filters.batch,
       limit: filters.limit,
     });
   });
@@ -158,6 +159,14 @@ export async function renderRuns(view, { query, app }) {
             { class: "hint", "data-testid": "runs-script-filter" },
             `Only the runs of script ${filters.script_id}, whatever its path was. `,
             h("a", { href: href("/runs", { ...filters, script_id: null }) }, "Show all scripts"),
+          )
+        : null,
+      filters.batch
+        ? h(
+            "p",
+            { class: "hint", "data-testid": "runs-batch-filter" },
+            `Only the runs of batch ${filters.batch}. `,
+            h("a", { href: href("/runs", { ...filters, batch: null }) }, "Show all runs"),
           )
         : null,
       first.runs.length
@@ -254,6 +263,16 @@ export async function renderRun(view, { params }) {
                 "a",
                 { href: `#/runs/${run.replay_of}`, "data-testid": "replay-of" },
                 h("code", {}, run.replay_of),
+              ),
+            )
+          : null,
+        run.batch_id
+          ? row(
+              "Batch",
+              h(
+                "a",
+                { href: href("/runs", { batch: run.batch_id }), "data-testid": "run-batch" },
+                "all runs of its batch",
               ),
             )
           : null,
