@@ -8,12 +8,14 @@ import json
 import re
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
+import httpx
 from playwright.sync_api import Page, expect
 
-from tests.conftest import HELLO
-from tests.e2e.conftest import User
+from tests.conftest import HELLO, PASSWORD, live_server, register
+from tests.e2e.conftest import TOKEN_KEY, User
 from tests.test_runs import SLEEPER, _running
 
 SLOW = b"import time\n\ndef main(data):\n    time.sleep(data.get('seconds', 2))\n    return {}\n"
@@ -286,8 +288,6 @@ def test_the_script_page_lists_its_runs_to_open_load_or_run_again(
 def test_a_user_sees_only_their_own_runs(
     signed_in_page: Page, new_user: User, e2e_client: Any
 ) -> None:
-    from tests.conftest import PASSWORD, register
-
     alice = register(e2e_client, f"ui-alice-{uuid.uuid4().hex[:8]}", PASSWORD)
     script = alice.upload(f"{alice.login}-hello.py", HELLO)
     reply = alice.post(f"/api/v1/scripts/{script['logical_path']}", json={"data": {}})
@@ -325,3 +325,28 @@ def test_a_batch_run_links_to_the_runs_of_its_batch(signed_in_page: Page, new_us
     expect(rows).to_have_count(2)
     shown = {rows.nth(n).get_attribute("data-run-id") for n in range(2)}
     assert shown == {result["run_id"] for result in batch["results"]}
+
+
+def test_without_kept_results_the_run_panel_runs_synchronously(page: Page, tmp_path: Path) -> None:
+    # A service whose run log keeps no results: an asynchronous run's result could not be read.
+    with (
+        live_server(tmp_path / "data", RUNS_STORE_DATA="false") as server,
+        httpx.Client(base_url=server.base, timeout=60) as client,
+    ):
+        user = register(client, "nodata", PASSWORD)  # type: ignore[arg-type]
+        script = user.upload("hello.py", HELLO)
+        token = json.dumps(user.token)
+        page.add_init_script(f"localStorage.setItem({json.dumps(TOKEN_KEY)}, {token})")
+        page.goto(f"{server.base}/#/scripts/{script['id']}/run")
+        expect(page.get_by_label("Timeout (seconds)")).to_have_attribute(
+            "placeholder", "300 (default)"
+        )
+        page.get_by_label("Input (JSON object passed to main)").fill('{"name": "kept"}')
+        page.get_by_role("button", name="Run", exact=True).click()
+        expect(page.get_by_test_id("run-result-json")).to_contain_text("Hello, kept!")
+        history = page.get_by_test_id("recent-runs").locator("tbody tr")
+        expect(history).to_have_count(1)
+        run_id = history.first.get_attribute("data-run-id")
+        assert user.get(f"/api/v1/runs/{run_id}").json()["mode"] == "sync"
+        # Its input was not kept: nothing to load or run again.
+        expect(history.first.get_by_role("button")).to_have_count(0)

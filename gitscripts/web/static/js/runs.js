@@ -180,7 +180,15 @@ export function runOutput(run) {
       ),
     );
   }
-  if (isEnded(run) || run.stdout || run.stderr) {
+  if (!isEnded(run)) {
+    blocks.push(
+      h(
+        "p",
+        { class: "hint" },
+        "Its result and output show here when it ends (the page follows it).",
+      ),
+    );
+  } else {
     blocks.push(outputBlock("stdout", run.stdout, run.stdout_truncated, "run-stdout"));
     blocks.push(outputBlock("stderr", run.stderr, run.stderr_truncated, "run-stderr"));
   }
@@ -243,6 +251,7 @@ export function recentRuns(script, { actions, limit = 10 }) {
   let stopped = false;
   let stopTicking = null;
   const refresh = async () => {
+    if (stopped) return;
     clearTimeout(timer);
     stopTicking ||= tickDurations(element);
     let runs;

@@ -225,13 +225,15 @@ export async function renderRunTab(panel, { script, inputs: inputsAtMain, query,
     current = null;
     run.disabled = true;
     cancel.hidden = false;
-    cancel.disabled = false;
+    // A submit cannot be taken back: Cancel waits for the run it makes, and cancels that.
+    cancel.disabled = asynchronous;
     output.replaceChildren(h("p", { class: "loading", role: "status" }, `Running at ${rev}…`));
     try {
       const path = await pathAtRevision(rev);
       let ended;
       if (asynchronous) {
         current = await submitRun({ path, rev, data, timeout: timeout.value });
+        cancel.disabled = false;
         recent.refresh();
         output.replaceChildren(progressView(current, rev));
         ended = await waitForEnd(current, {
@@ -288,9 +290,8 @@ export async function renderRunTab(panel, { script, inputs: inputsAtMain, query,
   };
   run.addEventListener("click", execute);
   cancel.addEventListener("click", async () => {
-    if (!running) return;
     if (!current) {
-      running.abort();
+      if (running) running.abort();
       return;
     }
     // The run ends cancelled; the wait for it then answers with it.
