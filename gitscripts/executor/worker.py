@@ -23,6 +23,7 @@ import base64
 import contextlib
 import ctypes
 import fcntl
+import io
 import json
 import math
 import os
@@ -183,6 +184,10 @@ def _script(header: Job, job: bytes, scratch: str) -> None:
     sys.path[:0] = [folder] if folder == root else [folder, root]
     sys.argv = [header["path"]]
     tempfile.tempdir = scratch
+    # Into the pipe line by line, as on a terminal: a run killed at its timeout keeps what it
+    # printed, which a block buffer would have taken with it.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     outcome = _outcome(header, scratch, body["data"])
     outcome["peak_memory_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Everything printed is in the pipes before the answer: the answer may be reported at once.

@@ -74,6 +74,7 @@ class Run:
     stderr_cut: bool = False
     input_stored: bool = True  # False: RUNS_STORE_DATA was off when it ran
     replay_of: str | None = None
+    batch_id: str | None = None  # the batch it was one input of (every run of a batch shares it)
     idempotency_key: str | None = None  # the submitter's, with the request it came with:
     request_hash: str | None = None  # a retry with the key returns this run
     environment: str | None = None  # the key of the environment it ran in; None: the default
@@ -116,6 +117,7 @@ class Run:
             "stderr_truncated": self.stderr_cut,
             "replay_of": self.replay_of,
             "environment": self.environment,
+            "batch_id": self.batch_id,
         }
 
     def summary(self) -> dict[str, Any]:
