@@ -8,22 +8,26 @@ once per fork server and shared:
   only its own uid) for the privilege to build the rest; a PID namespace it lives in as the first
   process, so that it can return to it after forking each run into a new one; each slot's network
   namespace, with only a loopback (a slot runs one run at a time, and no run has any privilege
-  over it); and the runs' skeleton root, in a mount namespace of its own: a tmpfs holding only
-  what a script needs, each read-only (the system's /usr, /etc and the /lib, /bin links, the
-  Python installation, the gitscripts package, the checkout cache), a /dev with only null, zero,
-  full, random and urandom, and the file API's Unix socket when runs have no network. The
-  service's data directory, its other files, the execution root and every other run are not
-  hidden there: they do not exist. All of it is kept as namespace descriptors (`Shared`).
+  over it); an IPC namespace, which stays empty because the seccomp filter refuses every call
+  that would put something in it (where the kernel refuses the filter, each run makes its own);
+  each slot's cgroup.procs, open; and the runs' skeleton root, in a mount namespace of its own:
+  a tmpfs holding only what a script needs, each read-only (the system's /usr, /etc and the
+  /lib, /bin links, the Python installation, the gitscripts package, the checkout cache), a /dev
+  with only null, zero, full, random and urandom, and the file API's Unix socket when runs have
+  no network. The service's data directory, its other files, the execution root and every other
+  run are not hidden there: they do not exist. All of it is kept as descriptors (`Shared`), with
+  the arguments of each run's own mounts and the seccomp filter, ready for the kernel.
 - Per run, in the run's one process, forked into a new PID namespace (`fork_run`): it sees only
   its own run's processes, and when it ends the kernel kills everything the script started.
   `outer`, still privileged: it joins its slot's cgroup (as root), enters its slot's network
-  namespace and the skeleton's mount namespace, unshares a private copy of the mounts with new
-  IPC, UTS and cgroup namespaces, and mounts its own /tmp, /dev/shm and scratch tmpfs. `inner`:
-  it mounts its own /proc, drops privilege for good (as root, the slot's own uid from a pool that
-  owns nothing of the service's), enters a nested user and mount namespace so every mount is
-  locked (cannot be unmounted or made writable, as bubblewrap does), drops every capability and
-  the bounding set, sets no_new_privs, hard resource limits (soft = hard) and a seccomp filter
-  against the calls a sandbox escape needs. Only then does it take its job (see `worker`).
+  namespace, the IPC namespace and the skeleton's mount namespace, unshares a private copy of
+  the mounts with new UTS and cgroup namespaces, and mounts its own /tmp, /dev/shm and scratch
+  tmpfs. `inner`: it mounts its own /proc, drops privilege for good (as root, the slot's own uid
+  from a pool that owns nothing of the service's), enters a nested user namespace, which does
+  not own the run's mounts, so none can be unmounted or made writable (as bubblewrap does),
+  drops every capability and the bounding set, sets no_new_privs, hard resource limits (soft =
+  hard) and the seccomp filter against the calls a sandbox escape needs. Only then does it take
+  its job (see `worker`).
 
 The fork server and the service are outside every run's PID namespace: a script cannot see,
 signal, trace or write to them. Where the kernel refuses a step, `probe` finds out at start-up; the
@@ -724,6 +728,7 @@ class Shared:
     networks: tuple[int, ...] = ()  # per slot: its network namespace
     skeleton: int = -1
     ipc: int = -1  # -1: each run makes its own (where the filter is refused)
+    users: tuple[int, ...] = ()  # per slot: the user namespace its runs enter
     mounts: tuple[_Mount, ...] = ()  # what each run mounts on its copy of the skeleton
     # The fork server's own PID namespace, where it returns after forking each run into a new one
     # (see `fork_run`); -1 where the kernel refused namespaces.
@@ -733,7 +738,10 @@ class Shared:
         """The descriptors the slot's run needs (every other one it closes at once)."""
         cgroups = self.cgroups[slot] if slot < len(self.cgroups) else ()
         mine = (*self.networks[slot : slot + 1], *cgroups, self.skeleton, self.ipc)
-        return {fd for fd in mine if fd >= 0}
+        return {fd for fd in (*mine, self.user_of(slot)) if fd >= 0}
+
+    def user_of(self, slot: int) -> int:
+        return self.users[slot] if slot < len(self.users) else -1
 
 
 def _namespace_of_self(kind: str) -> int:
@@ -754,6 +762,34 @@ def _new_networks(slots: int) -> list[int]:
         _loopback_up()
         networks.append(_namespace_of_self("net"))
     return networks
+
+
+def _new_user_namespaces(uids: tuple[int, ...]) -> list[int]:
+    """Per slot, a user namespace owned by the slot's uid, mapping only that uid (see `Shared`),
+    each made by a child that becomes the uid first (the owner is the maker)."""
+    namespaces = []
+    for uid in uids:
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ours.close()
+                if os.geteuid() != uid:
+                    become(uid, uid)
+                _enter_user_namespace(0)
+                socket.send_fds(theirs, [b"made"], [_namespace_of_self("user")])
+            finally:
+                os._exit(0)
+        theirs.close()
+        try:
+            _, fds, _, _ = socket.recv_fds(ours, 16, 1)
+        finally:
+            ours.close()
+            os.waitpid(pid, 0)
+        if not fds:
+            raise SandboxError(errno.EPERM, f"no user namespace could be made for uid {uid}")
+        namespaces.append(fds[0])
+    return namespaces
 
 
 def _new_ipc() -> int:
@@ -799,31 +835,34 @@ def prepare(config: SandboxConfig, outcome: Outcome, required: bool) -> Shared:
     if pid == 0:
         ours.close()
         made = Outcome()
-        descriptors: list[int] = []
+        parts: dict[str, list[int]] = {}  # what was made: its descriptors, in this order
         try:
             if config.network != "host":
-                made_networks = made.step(
+                parts["networks"] = made.step(
                     "network_isolated", skip, lambda: _new_networks(config.slots), required=False
                 )
-                descriptors += made_networks or []
-            ipc = False
             if _FILTER is not None and "seccomp" not in skip:
                 with contextlib.suppress(OSError):  # else each run makes its own (see `outer`)
-                    descriptors.append(_new_ipc())
-                    ipc = True
+                    parts["ipc"] = [_new_ipc()]
+            parts["users"] = made.step(
+                "locked_mounts", skip, lambda: _new_user_namespaces(uids), required=False
+            )
             skeleton = made.step(
                 "private_root", skip, lambda: _new_skeleton(config, binds), required=False
             )
-            descriptors += [skeleton] if skeleton is not None else []
-            report = {"applied": made.applied, "refused": made.refused, "ipc": ipc}
+            parts["skeleton"] = [skeleton] if skeleton is not None else []
         except BaseException as exc:
-            report = {"applied": {}, "refused": {**made.refused, "shared": str(exc)}, "ipc": False}
-            descriptors = []
+            made = Outcome(refused={**made.refused, "shared": str(exc)})
+            parts = {}
+        parts = {name: fds for name, fds in parts.items() if fds}
+        counts = {name: len(fds) for name, fds in parts.items()}
+        report = {"applied": made.applied, "refused": made.refused, "counts": counts}
+        descriptors = [fd for fds in parts.values() for fd in fds]
         socket.send_fds(theirs, [json.dumps(report).encode()], descriptors)
         os._exit(0)
     theirs.close()
     try:
-        message, received, _, _ = socket.recv_fds(ours, 1 << 16, config.slots + 2)
+        message, received, _, _ = socket.recv_fds(ours, 1 << 16, 2 * config.slots + 2)
     finally:
         ours.close()
         os.waitpid(pid, 0)
@@ -831,11 +870,9 @@ def prepare(config: SandboxConfig, outcome: Outcome, required: bool) -> Shared:
     report = json.loads(message or b'{"applied": {}, "refused": {"shared": "no answer"}}')
     outcome.applied.update(report["applied"])
     outcome.refused.update(report["refused"])
-    networks: tuple[int, ...] = ()
-    if "network_isolated" in report["applied"]:
-        networks, descriptors = tuple(descriptors[: config.slots]), descriptors[config.slots :]
-    ipc = descriptors.pop(0) if report["ipc"] else -1
-    skeleton = descriptors[0] if "private_root" in report["applied"] else -1
+    shares: dict[str, tuple[int, ...]] = {}
+    for name, count in report.get("counts", {}).items():
+        shares[name], descriptors = tuple(descriptors[:count]), descriptors[count:]
     missing = [name for name in report["refused"] if name not in skip]
     if required and missing:
         problems = "; ".join(f"{name}: {report['refused'][name]}" for name in missing)
@@ -844,10 +881,11 @@ def prepare(config: SandboxConfig, outcome: Outcome, required: bool) -> Shared:
     return Shared(
         uids=uids,
         cgroups=without_namespaces.cgroups,
-        networks=networks,
-        skeleton=skeleton,
-        ipc=ipc,
-        mounts=_per_run_mounts(config, stashed) if skeleton >= 0 else (),
+        networks=shares.get("networks", ()),
+        users=shares.get("users", ()),
+        skeleton=shares.get("skeleton", (-1,))[0],
+        ipc=shares.get("ipc", (-1,))[0],
+        mounts=_per_run_mounts(config, stashed) if "skeleton" in shares else (),
         home=home,
     )
 
@@ -928,7 +966,7 @@ def outer(
         outcome.step(
             "namespaces", skip, lambda: _setns(shared.ipc, CLONE_NEWIPC), required=required
         )
-    for fd in shared.kept_by(slot):  # neither the run nor its processes keep a way back
+    for fd in shared.kept_by(slot) - {shared.user_of(slot)}:  # no way back (`inner`: the last)
         os.close(fd)
     # A cgroup namespace too (after joining the slot's cgroup): the run sees its cgroup as "/".
     # Its PID namespace it was born in (`fork_run`).
@@ -966,9 +1004,13 @@ def inner(
         outcome.applied["own_uid"] = "the service's uid, alone in its namespaces"
     # A nested user namespace, as bubblewrap's: it does not own the run's mounts, so no
     # capability in it can unmount them to uncover what is beneath, nor make a read-only one
-    # writable; a mount namespace made from it would hold them locked.
-    if "private_root" in outcome.applied:
-        outcome.step("locked_mounts", skip, lambda: _enter_user_namespace(0), required=required)
+    # writable; a mount namespace made from it would hold them locked. The slot's, made once
+    # (see `Shared`); where that was refused, `prepare` said so.
+    user = shared.user_of(slot)
+    if user >= 0:
+        if "private_root" in outcome.applied:
+            outcome.step("locked_mounts", skip, lambda: _enter(user), required=required)
+        os.close(user)
     outcome.step("capabilities_dropped", skip, drop_capabilities, required=required)
     outcome.step(
         "no_new_privs",
@@ -983,6 +1025,12 @@ def inner(
 
     outcome.step("hard_limits", skip, hard_limits, required=True)
     outcome.step("seccomp", skip, _install_filter, required=required)
+
+
+def _enter(user: int) -> None:
+    """Enter the slot's user namespace, and stay dumpable as a run that made its own was."""
+    _setns(user, CLONE_NEWUSER)
+    _prctl(PR_SET_DUMPABLE, 1, "dumpable")
 
 
 def _install_filter() -> None:
