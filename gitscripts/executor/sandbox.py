@@ -718,6 +718,10 @@ class Shared:
       message queue call, so nothing is ever put in it (POSIX shared memory is a file in the
       run's own /dev/shm). Not the host's: its /proc/sysvipc would show the host's objects. Each
       run making its own instead cost the kernel a mount and a grace period to take down.
+    - Each slot's nested user namespace, owned by and mapping only the slot's uid (the service's,
+      as an ordinary user): a run enters it (its owner may) and then drops every capability, so
+      it holds no privilege over anything; it owns none of the run's mounts (`inner`), and a
+      run without capabilities can change nothing in it (keyrings are refused by the filter).
 
     Building these once instead of per run is what keeps the sandbox cheap: a network namespace
     and a dozen bind mounts cost milliseconds each time, entering a made one microseconds.
