@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from gitscripts.auth.deps import CurrentUser
 from gitscripts.history.service import (
     CommitDetail,
+    DeletedScript,
+    DeletedScriptView,
     Log,
     ScriptDiff,
     ScriptHistory,
@@ -39,6 +41,16 @@ class RestoreIn(BaseModel):
 class RestoreOut(ScriptOut):
     revision: str
     restored_from: str
+
+
+class RestoreDeletedIn(BaseModel):
+    message: str | None = CommitMessage
+
+
+class RestoreAtIn(BaseModel):
+    path: str = Field(min_length=1, description="where the script was, e.g. 'geology/calc.py'")
+    revision: str = Field(min_length=1, description="a revision at which it was there")
+    message: str | None = CommitMessage
 
 
 class TagIn(BaseModel):
@@ -87,6 +99,41 @@ def restore_script(
     script_id: int, body: RestoreIn, user: CurrentUser, manager: Manager
 ) -> RestoredScript:
     return manager.restore_script(user, script_id, body.revision, body.message)
+
+
+# -- deleted scripts ------------------------------------------------------------------------------
+@router.get("/deleted", response_model=list[dict[str, Any]])
+def deleted_scripts(
+    user: CurrentUser,
+    history: History,
+    folder: Annotated[
+        str | None, Query(description="a folder's path: the scripts deleted inside it")
+    ] = None,
+) -> list[DeletedScriptView]:
+    """Scripts deleted inside a folder (default: anywhere), most recently deleted first."""
+    return history.deleted_scripts(user, folder)
+
+
+@router.get("/deleted/{script_id}", response_model=dict[str, Any])
+def deleted_script(script_id: int, user: CurrentUser, history: History) -> DeletedScript:
+    """One deleted script, with its last content."""
+    return history.deleted_script(user, script_id)
+
+
+@router.post(
+    "/deleted/{script_id}/restore", status_code=status.HTTP_201_CREATED, response_model=RestoreOut
+)
+def restore_deleted(
+    script_id: int, user: CurrentUser, manager: Manager, body: RestoreDeletedIn | None = None
+) -> RestoredScript:
+    """The deleted script back, under its old id, as it was when it was deleted."""
+    return manager.restore_deleted(user, script_id, body.message if body else None)
+
+
+@router.post("/deleted/restore", status_code=status.HTTP_201_CREATED, response_model=RestoreOut)
+def restore_deleted_at(body: RestoreAtIn, user: CurrentUser, manager: Manager) -> RestoredScript:
+    """The script that was at `path` in `revision` back (its old id when it is known)."""
+    return manager.restore_deleted_at(user, body.path, body.revision, body.message)
 
 
 # -- the repository -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from gitscripts import errors
 from gitscripts.index.entries import Entry
 from gitscripts.index.store import Index
 from gitscripts.index.sync import sync_index
+from gitscripts.index.tombstones import Tombstone
 from gitscripts.repo import Commit, Repository
 
 
@@ -72,3 +73,39 @@ class Lookups:
         commit = self.repo.head() if revision is None else self.repo.resolve(revision)
         path = self.script_path_at(script_id, commit, revision or "main")
         return self.repo.read_file(commit.tree, path) or b"", str(commit.id), path
+
+    # -- deleted scripts (callers ensure the sync first) ---------------------------------------
+    def tombstone(self, script_id: int) -> Tombstone:
+        stone = self.index.deleted.get(script_id)
+        if stone is None:
+            raise errors.ScriptNotFound(
+                f"Deleted script with id {script_id} not found", script_id=str(script_id)
+            )
+        return stone
+
+    def last_version(self, stone: Tombstone) -> Commit:
+        """The commit holding a deleted script's last version: the deleting commit's parent (or,
+        when the deletion was put on a later commit, the newest one before it that had it)."""
+        deleting = self.repo.find_commit(stone.deleted_in)
+        if deleting is not None and deleting.parent_ids:
+            parent = self.repo.find_commit(deleting.parent_ids[0])
+            if parent is not None and self.repo.is_file(parent.tree, stone.deleted_path):
+                return parent
+            for commit in self.repo.log(deleting, stone.deleted_path, after_start=True):
+                if self.repo.is_file(commit.tree, stone.deleted_path):
+                    return commit
+        raise errors.ScriptNotFound(
+            f"Deleted script with id {stone.id} has no version in the history",
+            script_id=str(stone.id),
+        )
+
+    def tombstone_of(self, path: str, commit: Commit) -> Tombstone | None:
+        """The deleted script whose history holds the script at `path` in `commit` (the most
+        recently deleted, when several do); None when the index remembers none."""
+        for stone in reversed(self.index.deleted.all()):
+            if path not in (stone.path, stone.deleted_path):
+                continue
+            last = self.last_version(stone)
+            if self.repo.path_at(last, stone.deleted_path, commit) == path:
+                return stone
+        return None

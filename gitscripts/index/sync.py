@@ -5,11 +5,16 @@ hearing of it (a push, a crash between commit and index write, a lost index file
 index from Git again: entries whose path still exists keep their id and owner, moved ones (found by git's
 rename detection, or by identical content) keep theirs at the new path, vanished ones are dropped, and
 new ones get a fresh id and an owner (the given actor, or the user whose API commit introduced them).
+A vanished script leaves a tombstone (`index.deleted`) naming the commit that deleted it, and
+tombstones move with the folders they were in, so a script deleted by a push can be restored under
+its id like one deleted through the API.
 """
 
 from __future__ import annotations
 
-from gitscripts.index.entries import Entries
+from dataclasses import dataclass
+
+from gitscripts.index.entries import Entries, Entry
 from gitscripts.index.store import Index
 from gitscripts.repo import Commit, Repository
 
@@ -38,15 +43,19 @@ def sync_index(
         # Owners of unknown paths are looked for in the commits since the index was last in step;
         # a full rebuild does not trust that and looks through all of history.
         since = None if full else previous
-        changed = _sync_kind(
+        scripts = _sync_kind(
             index, repo, index.scripts, set(listing.scripts), script_moves, actor_id, head, since
         )
+        if scripts.removed:
+            deleted_in = _deleting_commits(repo, head, previous, {e.path for e in scripts.removed})
+            index.deleted.bury(scripts.removed, deleted_in)
         moved_folders = _index_folder_moves(script_moves)
-        changed |= _sync_kind(
+        folders = _sync_kind(
             index, repo, index.folders, set(listing.folders), moved_folders, actor_id, head, since
         )
+        index.deleted.move_folders(folders.moved)
         index.meta.set_synced_head(str(head.id))
-        return changed
+        return scripts.changed or folders.changed
 
 
 def folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
@@ -84,6 +93,13 @@ def _index_folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
     return moves
 
 
+@dataclass(frozen=True)
+class _Synced:
+    changed: bool
+    moved: dict[str, str]  # old path -> new, of entries that kept their id
+    removed: list[Entry]  # entries whose path vanished
+
+
 def _sync_kind(
     index: Index,
     repo: Repository,
@@ -93,21 +109,35 @@ def _sync_kind(
     actor_id: int | None,
     head: Commit,
     since: Commit | None,
-) -> bool:
+) -> _Synced:
     entries = table.by_path()
     vanished = {path for path in entries if path not in present}
     appeared = {path for path in present if path not in entries}
     if not vanished and not appeared:
-        return False
+        return _Synced(changed=False, moved={}, removed=[])
     moves = {old: new for old, new in detected_moves.items() if old in vanished and new in appeared}
     table.move(moves)
     appeared -= set(moves.values())
     vanished -= moves.keys()
-    table.remove([entries[path].id for path in vanished])
+    removed = [entries[path] for path in sorted(vanished)]
+    table.remove([entry.id for entry in removed])
     if appeared:
         owners = _introducers(index, repo, head, appeared, since) if actor_id is None else {}
         table.add_many({path: owners.get(path, actor_id) for path in sorted(appeared)})
-    return True
+    return _Synced(changed=True, moved=moves, removed=removed)
+
+
+def _deleting_commits(
+    repo: Repository, head: Commit, since: Commit | None, paths: set[str]
+) -> dict[str, str]:
+    """The commit that deleted each of `paths` (gone in `head`): the last one since `since` that
+    removed it. A path git shows no deletion of (`since` unknown to it) is put on `head`."""
+    found = dict.fromkeys(paths, str(head.id))
+    for step in repo.replay(head, since):
+        for path, added in step.added_or_deleted:
+            if not added and path in found:
+                found[path] = str(step.commit.id)
+    return found
 
 
 def responsible_user_id(index: Index, commit: Commit) -> int | None:
