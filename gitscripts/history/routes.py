@@ -13,6 +13,7 @@ from gitscripts.history.service import (
     DeletedScript,
     DeletedScriptView,
     Log,
+    ScriptBlame,
     ScriptDiff,
     ScriptHistory,
     ScriptTagView,
@@ -86,6 +87,14 @@ def script_diff(
 ) -> ScriptDiff:
     """The script between two revisions; by default its previous version against the current."""
     return history.script_diff(script_id, from_rev, to_rev)
+
+
+@router.get("/scripts/{script_id}/blame", response_model=dict[str, Any])
+def script_blame(
+    script_id: int, user: CurrentUser, history: History, rev: Revision = None
+) -> ScriptBlame:
+    """Each line of the script at `rev` (default: `main`) with the commit that last changed it."""
+    return history.script_blame(script_id, rev)
 
 
 @router.get("/scripts/{script_id}/tags", response_model=list[dict[str, Any]])

@@ -96,6 +96,22 @@ ScriptDiff = TypedDict(
 )
 
 
+class BlameLine(TypedDict):
+    line: int
+    content: str
+    revision: str  # the commit that last changed the line: a key of `ScriptBlame.commits`
+    original_line: int  # its number in that commit's version
+    path: str  # the script's path in that commit
+
+
+class ScriptBlame(TypedDict):
+    script_id: int
+    revision: str
+    path: str
+    commits: dict[str, CommitView]  # each commit the lines name, once: who, when, why
+    lines: list[BlameLine]
+
+
 class Log(TypedDict):
     path: str | None
     commits: list[LoggedCommit]
@@ -229,6 +245,35 @@ class HistoryService:
                 "patch": diffs.unified_patch(files),
                 "files": [file.to_dict() for file in files],
             }
+        )
+
+    def script_blame(self, script_id: int, revision: str | None) -> ScriptBlame:
+        """Each line of the script at `revision` (default: `main`) with the commit that last
+        changed it, followed back through renames and moves."""
+        commit = self.repo.resolve(revision) if revision is not None else self.repo.head()
+        path = self.lookups.script_path_at(script_id, commit, revision or "main")
+        text = (self.repo.read_file(commit.tree, path) or b"").decode("utf-8", errors="replace")
+        texts = text.split("\n")
+        if text.endswith("\n") or not text:
+            texts.pop()  # git counts a final newline as the end of the last line, not a line
+        commits: dict[str, CommitView] = {}
+        lines: list[BlameLine] = []
+        for blamed in self.repo.blame(commit, path):
+            if blamed.commit.id not in commits:
+                commits[blamed.commit.id] = self._commit_summary(blamed.commit)
+            for offset in range(blamed.lines):
+                number = blamed.start + offset
+                lines.append(
+                    BlameLine(
+                        line=number,
+                        content=texts[number - 1] if number <= len(texts) else "",
+                        revision=blamed.commit.id,
+                        original_line=blamed.original_start + offset,
+                        path=blamed.path,
+                    )
+                )
+        return ScriptBlame(
+            script_id=script_id, revision=commit.id, path=path, commits=commits, lines=lines
         )
 
     # -- deleted scripts ------------------------------------------------------------------------
