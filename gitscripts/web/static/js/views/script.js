@@ -5,6 +5,7 @@ import { api, encodePath, guard } from "../api.js";
 import { clear, h, snippet, timeElement } from "../dom.js";
 import { inputsSource, inputsTable, loadInputs, pythonLiteral } from "../inputs.js";
 import { href, navigate, rerender } from "../router.js";
+import { renderBlameTab } from "./blame.js";
 import { renderHistoryTab } from "./history.js";
 import { renderRunTab } from "./run.js";
 import { renderSourceTab } from "./source.js";
@@ -13,6 +14,7 @@ const TABS = [
   { id: "source", label: "Source", render: renderSourceTab },
   { id: "run", label: "Run", render: renderRunTab },
   { id: "history", label: "History", render: renderHistoryTab },
+  { id: "blame", label: "Blame", render: renderBlameTab },
 ];
 
 export async function renderScript(view, { params, query, app }) {
