@@ -203,3 +203,47 @@ def test_restore_by_path_and_revision(alice: Caller, bob: Caller, data_dir: Path
     )
     assert body["details"]["logical_path"] == "calc.py"
     assert commits(data_dir)[0]["id"] == head
+
+
+def test_a_deletion_reverted_by_git_push_gives_the_script_its_id_back(
+    alice: Caller, data_dir: Path, tmp_path: Path
+) -> None:
+    calc = alice.upload("calc.py", source(1).encode())
+    other = alice.upload("other.py", source(2).encode())
+    assert alice.delete(f"{API}/scripts/{calc['id']}").status_code == 204
+    deletion = commits(data_dir)[0]["id"]
+    assert alice.delete(f"{API}/scripts/{other['id']}").status_code == 204
+    work = tmp_path / "work"
+    subprocess.run(["git", "clone", "-q", str(data_dir / "scripts.git"), str(work)], check=True)
+    (work / "other.py").write_text(source(3))  # other.py back, but not as it was
+    for command in (
+        ["revert", "--no-edit", deletion],  # calc.py back as it was
+        ["add", "other.py"],
+        ["commit", "-qm", "A new other.py"],
+        PUSH_BEHIND_THE_SERVICE,
+    ):
+        subprocess.run(["git", "-C", str(work), *command], check=True, env=GIT_ENV)
+    scripts = {s["filename"]: s for s in alice.tree()["root_scripts"]}
+    assert scripts["calc.py"]["id"] == calc["id"]
+    assert scripts["calc.py"]["created_by"]["login"] == "alice"
+    assert run(alice, "calc.py", "main") == {"version": 1}
+    # A different script at a deleted one's path is a new script; the deleted one stays deleted.
+    assert scripts["other.py"]["id"] not in (calc["id"], other["id"])
+    [item] = deleted(alice)
+    assert item["script_id"] == other["id"] and item["path_taken"] is True
+
+
+def test_an_older_copy_of_the_index_keeps_a_restored_scripts_id(
+    alice: Caller, data_dir: Path, monkeypatch: Any
+) -> None:
+    calc = alice.upload("calc.py", source(1).encode())
+    assert alice.delete(f"{API}/scripts/{calc['id']}").status_code == 204
+    index_path = data_dir / "index.json"
+    backup = index_path.read_text()  # a backup that knows calc.py only as deleted...
+    restore(alice, calc["id"])
+    index_path.write_text(backup)  # ...is all that is left
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    assert cli(["reindex"]) == 0
+    [back] = alice.tree()["root_scripts"]
+    assert back["id"] == calc["id"] and back["created_by"]["login"] == "alice"
+    assert deleted(alice) == []

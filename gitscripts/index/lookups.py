@@ -12,7 +12,7 @@ from __future__ import annotations
 from gitscripts import errors
 from gitscripts.index.entries import Entry
 from gitscripts.index.store import Index
-from gitscripts.index.sync import sync_index
+from gitscripts.index.sync import last_version, sync_index
 from gitscripts.index.tombstones import Tombstone
 from gitscripts.repo import Commit, Repository
 
@@ -84,20 +84,14 @@ class Lookups:
         return stone
 
     def last_version(self, stone: Tombstone) -> Commit:
-        """The commit holding a deleted script's last version: the deleting commit's parent (or,
-        when the deletion was put on a later commit, the newest one before it that had it)."""
-        deleting = self.repo.find_commit(stone.deleted_in)
-        if deleting is not None and deleting.parent_ids:
-            parent = self.repo.find_commit(deleting.parent_ids[0])
-            if parent is not None and self.repo.is_file(parent.tree, stone.deleted_path):
-                return parent
-            for commit in self.repo.log(deleting, stone.deleted_path, after_start=True):
-                if self.repo.is_file(commit.tree, stone.deleted_path):
-                    return commit
-        raise errors.ScriptNotFound(
-            f"Deleted script with id {stone.id} has no version in the history",
-            script_id=str(stone.id),
-        )
+        """The commit holding a deleted script's last version (see `sync.last_version`)."""
+        last = last_version(self.repo, stone)
+        if last is None:
+            raise errors.ScriptNotFound(
+                f"Deleted script with id {stone.id} has no version in the history",
+                script_id=str(stone.id),
+            )
+        return last
 
     def tombstone_of(self, path: str, commit: Commit) -> Tombstone | None:
         """The deleted script whose history holds the script at `path` in `commit` (the most

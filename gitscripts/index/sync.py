@@ -7,15 +7,18 @@ rename detection, or by identical content) keep theirs at the new path, vanished
 new ones get a fresh id and an owner (the given actor, or the user whose API commit introduced them).
 A vanished script leaves a tombstone (`index.deleted`) naming the commit that deleted it, and
 tombstones move with the folders they were in, so a script deleted by a push can be restored under
-its id like one deleted through the API.
+its id like one deleted through the API; one that comes back at its path exactly as it went (a
+pushed revert, or a restore an older copy of the index missed) takes its id back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from gitscripts.index.entries import Entries, Entry
 from gitscripts.index.store import Index
+from gitscripts.index.tombstones import Tombstone
 from gitscripts.repo import Commit, Repository
 
 
@@ -44,7 +47,15 @@ def sync_index(
         # a full rebuild does not trust that and looks through all of history.
         since = None if full else previous
         scripts = _sync_kind(
-            index, repo, index.scripts, set(listing.scripts), script_moves, actor_id, head, since
+            index,
+            repo,
+            index.scripts,
+            set(listing.scripts),
+            script_moves,
+            actor_id,
+            head,
+            since,
+            revive=lambda paths: _revive(index, repo, head, paths),
         )
         if scripts.removed:
             deleted_in = _deleting_commits(repo, head, previous, {e.path for e in scripts.removed})
@@ -109,6 +120,7 @@ def _sync_kind(
     actor_id: int | None,
     head: Commit,
     since: Commit | None,
+    revive: Callable[[set[str]], set[str]] | None = None,
 ) -> _Synced:
     entries = table.by_path()
     vanished = {path for path in entries if path not in present}
@@ -121,10 +133,44 @@ def _sync_kind(
     vanished -= moves.keys()
     removed = [entries[path] for path in sorted(vanished)]
     table.remove([entry.id for entry in removed])
+    if appeared and revive is not None:
+        appeared -= revive(appeared)
     if appeared:
         owners = _introducers(index, repo, head, appeared, since) if actor_id is None else {}
         table.add_many({path: owners.get(path, actor_id) for path in sorted(appeared)})
     return _Synced(changed=True, moved=moves, removed=removed)
+
+
+def last_version(repo: Repository, stone: Tombstone) -> Commit | None:
+    """The commit holding a deleted script's last version: the deleting commit's parent (or,
+    when the deletion was put on a later commit, the newest one before it that had it)."""
+    deleting = repo.find_commit(stone.deleted_in)
+    if deleting is None or not deleting.parent_ids:
+        return None
+    parent = repo.find_commit(deleting.parent_ids[0])
+    if parent is not None and repo.is_file(parent.tree, stone.deleted_path):
+        return parent
+    for commit in repo.log(deleting, stone.deleted_path, after_start=True):
+        if repo.is_file(commit.tree, stone.deleted_path):
+            return commit
+    return None
+
+
+def _revive(index: Index, repo: Repository, head: Commit, paths: set[str]) -> set[str]:
+    """Deleted scripts that came back by git exactly as they went (a revert, or an API restore
+    an older index never heard of) take their id and owner back; the paths they are at."""
+    revived: set[str] = set()
+    for stone in reversed(index.deleted.all()):  # the most recently deleted first
+        if stone.path not in paths or stone.path in revived:
+            continue
+        last = last_version(repo, stone)
+        if last is None:
+            continue
+        if repo.entry_id(last.tree, stone.deleted_path) == repo.entry_id(head.tree, stone.path):
+            index.deleted.remove([stone.id])
+            index.scripts.revive(stone.id, stone.path, stone.owner_id, stone.created_at)
+            revived.add(stone.path)
+    return revived
 
 
 def _deleting_commits(
