@@ -247,3 +247,37 @@ def test_an_older_copy_of_the_index_keeps_a_restored_scripts_id(
     [back] = alice.tree()["root_scripts"]
     assert back["id"] == calc["id"] and back["created_by"]["login"] == "alice"
     assert deleted(alice) == []
+
+
+def test_reindex_finds_deleted_scripts_an_index_lost(
+    alice: Caller, bob: Caller, data_dir: Path, monkeypatch: Any
+) -> None:
+    index_path = data_dir / "index.json"
+    backup = index_path.read_text()  # users only: no script yet
+    geo = alice.folder("geo")
+    gone = alice.upload("gone.py", source(1).encode(), folder_id=geo["id"])
+    replaced = bob.upload("replaced.py", source(2).encode())
+    assert alice.delete(f"{API}/scripts/{gone['id']}").status_code == 204
+    assert bob.delete(f"{API}/scripts/{replaced['id']}").status_code == 204
+    bob.upload("replaced.py", source(3).encode())  # its path is taken again
+    reply = alice.put(f"{API}/folders/{geo['id']}", json={"name": "geology"})
+    assert reply.status_code == 200, reply.text
+    index_path.write_text(backup)
+    monkeypatch.setenv("DATA_DIR", str(data_dir))
+    assert cli(["reindex"]) == 0
+
+    # What history shows deleted, at a path that is free now, is found again: a new id (the old
+    # one went with the index), its creator as owner, where its folder is now.
+    [item] = deleted(alice)
+    assert item["path"] == "geology/gone.py" and item["deleted_path"] == "geo/gone.py"
+    assert item["created_by"] == {"id": alice.id, "login": "alice"}
+    assert item["deleted_in"]["message"] == "Delete script geo/gone.py"
+    live_ids = {s["id"] for f in alice.tree()["root_folders"] for s in f["scripts"]}
+    live_ids |= {s["id"] for s in alice.tree()["root_scripts"]}
+    assert item["script_id"] not in live_ids
+    restored = restore(alice, item["script_id"])
+    assert restored["logical_path"] == "geology/gone.py"
+    assert run(alice, "geology/gone.py", "main") == {"version": 1}
+    # A second reindex finds nothing new.
+    assert cli(["reindex"]) == 0
+    assert deleted(alice) == []

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 from gitscripts.index.entries import Entries, Entry
 from gitscripts.index.store import Index
-from gitscripts.index.tombstones import Tombstone
-from gitscripts.repo import Commit, Repository
+from gitscripts.index.tombstones import Tombstone, relocated
+from gitscripts.repo import Commit, Repository, layout
 
 
 def sync_index(
@@ -65,6 +65,8 @@ def sync_index(
             index, repo, index.folders, set(listing.folders), moved_folders, actor_id, head, since
         )
         index.deleted.move_folders(folders.moved)
+        if full:
+            _rebuild_tombstones(index, repo, head, set(listing.scripts))
         index.meta.set_synced_head(str(head.id))
         return scripts.changed or folders.changed
 
@@ -206,26 +208,75 @@ def _introducers(
     since: Commit | None,
 ) -> dict[str, int]:
     """Who made each path appear, for paths nobody is known to own, by replaying history
-    (since the last commit the index described, when it is known).
+    (since the last commit the index described, when it is known)."""
+    owners = _replay(index, repo, head, since).owners
+    return {path: owner for path, owner in owners.items() if path in paths and owner is not None}
+
+
+@dataclass(frozen=True)
+class _Deletion:
+    path: str  # where the script was deleted
+    commit: str
+    owner: int | None
+
+
+@dataclass(frozen=True)
+class _Replayed:
+    owners: dict[str, int | None]  # each path at `head`: who made it appear
+    deletions: dict[str, _Deletion]  # the last script deleted at each path, moved with its folders
+
+
+def _replay(index: Index, repo: Repository, head: Commit, since: Commit | None) -> _Replayed:
+    """Who made each path appear, and which scripts were deleted, by replaying history.
 
     Ownership follows a file or folder through its moves. A commit's author counts only when
     gitscripts made the commit itself (an API call); a pushed commit's author is whatever the
-    pusher typed, so for those the pusher recorded at push time is the owner.
+    pusher typed, so for those the pusher recorded at push time is the owner. A deleted script
+    is kept at the path it would come back to: its folder's, as the folder moved since.
     """
     owners: dict[str, int | None] = {}
+    deletions: dict[str, _Deletion] = {}
     for step in repo.replay(head, since):
         author_id = responsible_user_id(index, step.commit)
-        for old, new in {**folder_moves(step.moves), **step.moves}.items():
+        moved_folders = folder_moves(step.moves)
+        for old, new in {**moved_folders, **step.moves}.items():
             if old in owners:
                 owners[new] = owners.pop(old)
+        if moved_folders:
+            deletions = {
+                relocated(path, moved_folders) or path: deletion
+                for path, deletion in deletions.items()
+            }
         for path, added in step.added_or_deleted:
             if not added:
-                owners.pop(path, None)
+                owner = owners.pop(path, None)
+                if layout.is_script_path(path) and path not in step.moves:
+                    deletions[path] = _Deletion(path, str(step.commit.id), owner)
             elif path not in owners:
                 owners[path] = author_id
                 for folder in _ancestors(path):
                     owners.setdefault(folder, author_id)
-    return {path: owner for path, owner in owners.items() if path in paths and owner is not None}
+    return _Replayed(owners, deletions)
+
+
+def _rebuild_tombstones(index: Index, repo: Repository, head: Commit, live: set[str]) -> None:
+    """Tombstones for the scripts history shows deleted that the index does not remember (an
+    index lost, or older than tombstones): the last one deleted at each path that is free now,
+    under a new id (the old one is lost with the index that held it), owned by its creator."""
+    stones = index.deleted.all()
+    known = {(stone.deleted_path, stone.deleted_in) for stone in stones}
+    taken = live | {stone.path for stone in stones}
+    missing = {
+        path: deletion
+        for path, deletion in _replay(index, repo, head, None).deletions.items()
+        if path not in taken and (deletion.path, deletion.commit) not in known
+    }
+    index.deleted.add(
+        [
+            (path, deletion.path, deletion.commit, deletion.owner)
+            for path, deletion in sorted(missing.items())
+        ]
+    )
 
 
 def _ancestors(path: str) -> list[str]:

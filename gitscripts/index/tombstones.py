@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 from gitscripts.index.entries import Entry
 from gitscripts.index.table import Doc, Table
+from gitscripts.timestamps import utc_now
 
 
 @dataclass(frozen=True)
@@ -65,19 +66,39 @@ class Tombstones(Table[Tombstone]):
                 ids=[entry.id for entry in entries],
             )
 
+    def add(self, deletions: list[tuple[str, str, str, int | None]]) -> None:
+        """Tombstones for deleted scripts whose ids are lost: (path, deleted_path, deleted_in,
+        owner) each, under new script ids (never any script's before)."""
+        if deletions:
+            now = utc_now()
+            self._insert(
+                [
+                    {
+                        "path": path,
+                        "deleted_path": deleted_path,
+                        "deleted_in": deleted_in,
+                        "owner_id": owner,
+                        "created_at": now,
+                    }
+                    for path, deleted_path, deleted_in, owner in deletions
+                ],
+                ids=self._meta.next_ids("scripts", len(deletions)),
+            )
+
     def move_folders(self, moves: Mapping[str, str]) -> None:
         """Re-point tombstones inside folders that moved (old folder path -> new)."""
-
-        def moved(path: str) -> str | None:
-            # The innermost folder that moved decides: `a -> x` and `a/b -> y` put a/b/c at y/c.
-            for folder in sorted(moves, key=len, reverse=True):
-                if path.startswith(folder + "/"):
-                    return moves[folder] + path[len(folder) :]
-            return None
-
         if moves:
-            changing = [stone.id for stone in self.all() if moved(stone.path) is not None]
-            self._change(changing, lambda doc: doc.update(path=moved(doc["path"])))
+            changing = [stone.id for stone in self.all() if relocated(stone.path, moves)]
+            self._change(changing, lambda doc: doc.update(path=relocated(doc["path"], moves)))
 
     def remove(self, ids: list[int]) -> None:
         self._remove(ids)
+
+
+def relocated(path: str, folder_moves: Mapping[str, str]) -> str | None:
+    """Where `path` is after folders moved (old folder path -> new); None when none held it.
+    The innermost folder that moved decides: `a -> x` and `a/b -> y` put a/b/c at y/c."""
+    for folder in sorted(folder_moves, key=len, reverse=True):
+        if path.startswith(folder + "/"):
+            return folder_moves[folder] + path[len(folder) :]
+    return None
