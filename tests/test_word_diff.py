@@ -52,3 +52,7 @@ def test_rewritten_lines_and_unpaired_lines_mark_no_words(alice: Caller) -> None
     assert added[-1]["content"] == "# one more line" and "changed_ranges" not in added[-1]
     # Nothing in common but spaces and brackets: a rewrite, not an edit of words.
     assert "changed_ranges" not in added[0]
+    # The next pair is an edit: only what went is marked, and nothing in what stayed.
+    deleted = [line for line in lines if line["kind"] == "deleted"]
+    assert changed_words(deleted[1]) == ["'total': total"]
+    assert added[1]["content"] == "    return {}" and added[1]["changed_ranges"] == []
