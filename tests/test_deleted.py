@@ -50,6 +50,10 @@ def test_a_deleted_script_is_listed_in_its_folder_and_restored_with_its_old_id(
     # The root's view holds everything deleted anywhere, most recently deleted first.
     assert [i["path"] for i in deleted(alice)] == ["other.py", "geo/calc.py"]
     assert deleted(bob, "geo")[0]["can_restore"] is False
+    assert deleted(alice, "nowhere") == []
+    for bad in ("..", "geo/../x", "/"):
+        assert_error(alice.get(f"{API}/deleted", params={"folder": bad}), 400, "VALIDATION_ERROR")
+    assert_error(alice.get(f"{API}/deleted/{other['id'] + 100}"), 404, "SCRIPT_NOT_FOUND")
     # Its last content is there to read.
     detail = alice.get(f"{API}/deleted/{script['id']}").json()
     assert detail["content"] == source(2)
