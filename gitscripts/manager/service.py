@@ -30,6 +30,7 @@ from gitscripts.deps.environments import Environments
 from gitscripts.index import Entry, Index
 from gitscripts.index.lookups import Lookups
 from gitscripts.index.sync import sync_index
+from gitscripts.index.tombstones import Tombstone
 from gitscripts.manager.views import FolderView, RestoredScript, ScriptView, Views
 from gitscripts.repo import (
     Author,
@@ -118,12 +119,12 @@ class ManagerService:
         self,
         user: access.User,
         plan: Callable[[Tree], Plan[T]],
-        record: Callable[[T], R],
+        record: Callable[[T, Commit], R],
         message: str | None = None,
     ) -> tuple[R, Commit]:
         """Commit what `plan` makes of the tree on `main`, then let `record` update the index
-        from what the committed plan found; what `record` returns, and the new commit. The
-        caller's `message`, when given, replaces the one the plan words."""
+        from what the committed plan found (and the commit made); what `record` returns, and the
+        new commit. The caller's `message`, when given, replaces the one the plan words."""
         own_message = rules.commit_message(message)
 
         def planned(parent: Commit) -> Plan[T]:
@@ -135,7 +136,7 @@ class ManagerService:
 
         with self.repo.write_lock, self.index.transaction():
             result, done = self.repo.commit_plan(Author(user.id, user.login), planned)
-            recorded = record(done.found)
+            recorded = record(done.found, result.commit)
             self.index.meta.set_synced_head(result.commit.id)
         log.info("commit", message=done.message, revision=result.commit.id)
         # A lock this commit wrote has its environment built now, in the background, so the
@@ -146,6 +147,11 @@ class ManagerService:
         return recorded, result.commit
 
     # -- helpers ------------------------------------------------------------------------------
+    def _bury(self, scripts: list[Entry], commit: Commit) -> None:
+        """Scripts `commit` deleted leave their entries as tombstones: restorable, ids kept."""
+        self.index.scripts.remove([entry.id for entry in scripts])
+        self.index.deleted.bury(scripts, {entry.path: commit.id for entry in scripts})
+
     @staticmethod
     def _require_script_owner(user: access.User, entry: Entry) -> None:
         if not access.may_change_script(user, entry.owner_id):
@@ -248,7 +254,7 @@ class ManagerService:
             return Plan({layout.marker_path(path): b""}, f"Create folder {path}", None)
 
         created, _ = self._commit(
-            user, plan, lambda _: self.index.folders.add(path, user.id), message
+            user, plan, lambda _, __: self.index.folders.add(path, user.id), message
         )
         return self.views.folder_view(user, created)
 
@@ -306,9 +312,10 @@ class ManagerService:
             edits.update(self._keep_folder_alive(tree, layout.parent_of(old_path), old_path))
             return Plan(edits, f"{verb} folder {old_path} -> {new_path}", None)
 
-        def record(_: None) -> None:
+        def record(_: None, __: Commit) -> None:
             self.index.folders.move_under(old_path, new_path)
             self.index.scripts.move_under(old_path, new_path)
+            self.index.deleted.move_folders({old_path: new_path})
             self.index.folders.touch(folder_id)
 
         self._commit(user, plan, record, message)
@@ -343,9 +350,9 @@ class ManagerService:
             edits.update(self._keep_folder_alive(tree, layout.parent_of(path), path))
             return Plan(edits, f"Delete folder {path}", None)
 
-        def record(_: None) -> None:
-            for table in (self.index.folders, self.index.scripts):
-                table.remove([item.id for item in table.under(path)])
+        def record(_: None, commit: Commit) -> None:
+            self.index.folders.remove([item.id for item in self.index.folders.under(path)])
+            self._bury(self.index.scripts.under(path), commit)
 
         self._commit(user, plan, record, message)
 
@@ -404,7 +411,7 @@ class ManagerService:
             edits.update(self._lock_edits(tree, path, content, self._locked(tree, path), resolver))
             return Plan(edits, f"Replace script {path}", entry)
 
-        def record(replaced: Entry | None) -> Entry:
+        def record(replaced: Entry | None, _: Commit) -> Entry:
             if replaced is None:
                 return self.index.scripts.add(path, user.id)
             self.index.scripts.touch(replaced.id)
@@ -522,7 +529,7 @@ class ManagerService:
                 actions.append(f"Update metadata of {new_path}")
             return Plan(edits, "; ".join(actions) or f"Update script {new_path}", None)
 
-        def record(_: None) -> None:
+        def record(_: None, __: Commit) -> None:
             if new_path != old_path:
                 self.index.scripts.move({old_path: new_path})
             self.index.scripts.touch(script_id)
@@ -553,7 +560,7 @@ class ManagerService:
             edits.update(self._keep_folder_alive(tree, layout.parent_of(path), path))
             return Plan(edits, f"Delete script {path}", None)
 
-        self._commit(user, plan, lambda _: self.index.scripts.remove([script_id]), message)
+        self._commit(user, plan, lambda _, commit: self._bury([entry], commit), message)
 
     def restore_script(
         self, user: access.User, script_id: int, revision: str, message: str | None = None
@@ -593,10 +600,99 @@ class ManagerService:
             or self._lock_edits(head.tree, path, content, then, resolver)
         ):
             _, now = self._commit(
-                user, plan, lambda _: self.index.scripts.touch(script_id), message
+                user, plan, lambda _, __: self.index.scripts.touch(script_id), message
             )
         return RestoredScript(
             **self.views.script_view(user, self.lookups.script(script_id)),
             revision=now.id,
             restored_from=commit.id,
+        )
+
+    # -- deleted scripts ------------------------------------------------------------------------
+    def restore_deleted(
+        self, user: access.User, script_id: int, message: str | None = None
+    ) -> RestoredScript:
+        """Bring a deleted script back as it was just before it was deleted: under its old id,
+        owner and creation time, where its tombstone says (its folder may have moved since)."""
+        self.lookups.ensure_synced()
+        stone = self.lookups.tombstone(script_id)
+        last = self.lookups.last_version(stone)
+        return self._bring_back(user, stone, last, stone.deleted_path, message)
+
+    def restore_deleted_at(
+        self, user: access.User, path: str, revision: str, message: str | None = None
+    ) -> RestoredScript:
+        """Bring back the script that was at `path` in `revision`, as it was there: under its
+        old id when the index remembers it deleted, else as a new script of the caller's."""
+        self.lookups.ensure_synced()
+        commit = self.repo.resolve(revision)
+        if not layout.is_script_path(path) or not self.repo.is_file(commit.tree, path):
+            raise errors.ScriptNotFound(
+                f"No script at '{path}' in revision {revision}",
+                logical_path=path,
+                revision=revision,
+            )
+        stone = self.lookups.tombstone_of(path, commit)
+        return self._bring_back(user, stone, commit, path, message)
+
+    def _bring_back(
+        self,
+        user: access.User,
+        stone: Tombstone | None,
+        source: Commit,
+        source_path: str,
+        message: str | None,
+    ) -> RestoredScript:
+        """One commit putting the script at `source_path` in `source` back on `main`, at its
+        tombstone's path (or its own, for a script the index does not remember); folders on the
+        way that are gone are made again. Restoring is creating a script there (which anyone
+        may) that takes back a deleted script's id, which is its owner's or an admin's to do."""
+        path = stone.path if stone is not None else source_path
+        if stone is not None and not access.may_change_script(user, stone.owner_id):
+            raise errors.NotScriptOwner(
+                "Only the deleted script's owner or an admin can restore it",
+                script_id=str(stone.id),
+            )
+        content = self.repo.read_file(source.tree, source_path) or b""
+        sidecar = self.repo.read_file(source.tree, layout.metadata_path(source_path))
+        rules.check_script_content(path.rsplit("/", 1)[-1], content, self.settings.max_script_size)
+
+        def plan(tree: Tree) -> Plan[list[str]]:
+            """The edits, and the folders on the way that are made again."""
+            if self.repo.entry(tree, path) is not None:
+                taken = self.index.scripts.at(path)
+                raise errors.ScriptAlreadyExists(
+                    f"'{path}' is taken now: rename or move what is there to restore this script",
+                    logical_path=path,
+                    **({"script_id": str(taken.id)} if taken else {}),
+                )
+            missing: list[str] = []
+            folder = layout.parent_of(path)
+            while folder is not None:
+                found = self.repo.entry(tree, folder)
+                if found is not None and not found.is_folder:
+                    raise errors.ScriptAlreadyExists(
+                        f"A file named '{folder}' is in the way", logical_path=path
+                    )
+                if found is None:
+                    missing.append(folder)
+                folder = layout.parent_of(folder)
+            edits: Edits = {path: content}
+            if sidecar is not None:
+                edits[layout.metadata_path(path)] = sidecar
+            restored = f"Restore deleted script {path} from {self.repo.short_id(source)}"
+            return Plan(edits, restored, missing)
+
+        def record(missing: list[str], _: Commit) -> Entry:
+            self.index.folders.add_many({folder: user.id for folder in reversed(missing)})
+            if stone is None:
+                return self.index.scripts.add(path, user.id)
+            self.index.deleted.remove([stone.id])
+            return self.index.scripts.revive(stone.id, path, stone.owner_id, stone.created_at)
+
+        entry, commit = self._commit(user, plan, record, message)
+        return RestoredScript(
+            **self.views.script_view(user, entry),
+            revision=commit.id,
+            restored_from=source.id,
         )

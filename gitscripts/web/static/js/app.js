@@ -16,6 +16,7 @@ import { currentLocation, match, navigate } from "./router.js";
 import { renderAccount } from "./views/account.js";
 import { renderActivity, renderCommit } from "./views/activity.js";
 import { renderLogin, renderRegister } from "./views/auth.js";
+import { renderDeleted } from "./views/deleted.js";
 import { renderFiles } from "./views/files.js";
 import { renderRun, renderRuns } from "./views/runs.js";
 import { renderScript } from "./views/script.js";
@@ -28,6 +29,7 @@ const routes = [
   { pattern: "/", render: renderTree, nav: "scripts" },
   { pattern: "/scripts/:id", render: renderScript, nav: "scripts" },
   { pattern: "/scripts/:id/:tab", render: renderScript, nav: "scripts" },
+  { pattern: "/deleted", render: renderDeleted, nav: "scripts" },
   { pattern: "/activity", render: renderActivity, nav: "activity" },
   { pattern: "/commits/:rev", render: renderCommit, nav: "activity" },
   { pattern: "/runs", render: renderRuns, nav: "runs" },

@@ -6,6 +6,7 @@ import { clear, h, snippet, timeElement } from "../dom.js";
 import { inputsSource, inputsTable, loadInputs, pythonLiteral } from "../inputs.js";
 import { href, navigate, rerender } from "../router.js";
 import { recentRuns } from "../runs.js";
+import { renderBlameTab } from "./blame.js";
 import { dependenciesSection } from "./dependencies.js";
 import { renderHistoryTab } from "./history.js";
 import { renderRunTab } from "./run.js";
@@ -15,6 +16,7 @@ const TABS = [
   { id: "source", label: "Source", render: renderSourceTab },
   { id: "run", label: "Run", render: renderRunTab },
   { id: "history", label: "History", render: renderHistoryTab },
+  { id: "blame", label: "Blame", render: renderBlameTab },
 ];
 
 export async function renderScript(view, { params, query, app }) {
