@@ -236,6 +236,18 @@ def test_restore_brings_back_the_lock_the_version_had(alice: Caller, data_dir: P
     assert show(data_dir, "tool.py.lock") == old_lock
 
 
+def test_a_deleted_script_comes_back_with_its_lock(alice: Caller, data_dir: Path) -> None:
+    made = alice.upload("tool.py", ONE)
+    lock = show(data_dir, "tool.py.lock")
+    assert alice.delete(f"{API}/scripts/{made['id']}").status_code == 204
+    assert "tool.py.lock" not in tree_paths(data_dir)
+    reply = alice.post(f"{API}/deleted/{made['id']}/restore", json={})
+    assert reply.status_code == 201, reply.text
+    assert reply.json()["id"] == made["id"]
+    assert {"tool.py", "tool.py.lock"} <= changed_in(data_dir)
+    assert show(data_dir, "tool.py.lock") == lock  # the lock it had, not a new resolution
+
+
 INVALID_BLOCKS = {
     "bad TOML": b"# /// script\n# dependencies = [\n# ///\n" + HELLO,
     "unknown key": b'# /// script\n# dependencies = []\n# colour = "blue"\n# ///\n' + HELLO,

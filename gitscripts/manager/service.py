@@ -655,7 +655,12 @@ class ManagerService:
             )
         content = self.repo.read_file(source.tree, source_path) or b""
         sidecar = self.repo.read_file(source.tree, layout.metadata_path(source_path))
-        rules.check_script_content(path.rsplit("/", 1)[-1], content, self.settings.max_script_size)
+        self._check_content(path.rsplit("/", 1)[-1], content)
+        # The lock it had comes back with it, as for any restore; resolved (if it must be)
+        # here, before the write lock is taken.
+        then = self._locked(source.tree, source_path)
+        resolver = _Resolver(self.settings)
+        self._lock_edits(self.repo.head().tree, path, content, then, resolver)
 
         def plan(tree: Tree) -> Plan[list[str]]:
             """The edits, and the folders on the way that are made again."""
@@ -680,6 +685,7 @@ class ManagerService:
             edits: Edits = {path: content}
             if sidecar is not None:
                 edits[layout.metadata_path(path)] = sidecar
+            edits.update(self._lock_edits(tree, path, content, then, resolver))
             restored = f"Restore deleted script {path} from {self.repo.short_id(source)}"
             return Plan(edits, restored, missing)
 
