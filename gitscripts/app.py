@@ -16,6 +16,7 @@ from gitscripts.auth.routes import admin_router
 from gitscripts.auth.routes import router as auth_router
 from gitscripts.cluster.routes import router as cluster_router
 from gitscripts.config import ConfigurationError, Settings, load_settings
+from gitscripts.deps.environment_routes import router as environments_router
 from gitscripts.examples.routes import router as examples_router
 from gitscripts.executor.files_socket import FilesSocket
 from gitscripts.executor.gate import AdmissionGate
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 sweeper.cancel()
             await services.runs.stop()  # its runs first, while the executor can end them
             await services.executor.stop()
+            services.environments.close()
             await files_socket.stop()
 
     # /docs and /redoc with their scripts served from here, not a CDN: they work offline too.
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(search_router)
     app.include_router(executor_router)
     app.include_router(runs_router)
+    app.include_router(environments_router)
     app.include_router(metrics_router)
     app.include_router(files_router())
     app.include_router(git_router)

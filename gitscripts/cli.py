@@ -16,6 +16,7 @@ from gitscripts.logging import configure_logging
 
 if TYPE_CHECKING:
     from gitscripts.auth.service import AuthService
+    from gitscripts.deps.environments import Environments
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -105,6 +106,75 @@ def _reindex(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _with_environments(
+    settings: Settings,
+) -> tuple[Environments, dict[str, tuple[bytes, list[str]]]]:
+    """The environments of the data directory, and what `main` and every tag need of them."""
+    from gitscripts.deps.environments import Environments, needed_by_refs
+    from gitscripts.repo import Repository
+
+    return Environments(settings), needed_by_refs(Repository(settings.repo_path))
+
+
+def _size(count: int | None) -> str:
+    if count is None:
+        return "-"
+    if count < 1024:
+        return f"{count} B"
+    amount, units = count / 1024, ["KiB", "MiB", "GiB"]
+    while amount >= 1024 and len(units) > 1:
+        amount, units = amount / 1024, units[1:]
+    return f"{amount:.1f} {units[0]}"
+
+
+def _environments_list(args: argparse.Namespace, settings: Settings) -> int:
+    from gitscripts.errors import EnvironmentNotFound
+    from gitscripts.timestamps import iso_seconds
+
+    environments, needed = _with_environments(settings)
+    print(f"{'ENVIRONMENT':20}  {'STATE':8}  {'SIZE':>10}  {'LAST USE':20}  NEEDED BY")
+    for key in sorted(set(environments.keys()) | set(needed)):
+        state: str = "absent"
+        size, used = "-", None
+        try:
+            info = environments.info(key)
+            state, size, used = info.state, _size(info.size), info.last_used
+        except EnvironmentNotFound:
+            pass  # a ref needs it; it was never built
+        refs = ", ".join(needed[key][1]) if key in needed else "-"
+        last = iso_seconds(used) if used is not None else "-"
+        print(f"{key:20}  {state:8}  {size:>10}  {last:20}  {refs}")
+    return 0
+
+
+def _environments_prebuild(args: argparse.Namespace, settings: Settings) -> int:
+    environments, needed = _with_environments(settings)
+    failed = 0
+    try:
+        for key, (lock, refs) in sorted(needed.items()):
+            environments.retry(key)  # a build that failed before is tried again
+            try:
+                environments.future(lock).result()
+            except AppError as exc:
+                failed += 1
+                print(f"{key}  failed  {exc.message}")
+                continue
+            print(f"{key}  ready   {', '.join(refs)}")
+    finally:
+        environments.close()
+    print(f"{len(needed) - failed} of {len(needed)} environment(s) ready.", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _environments_gc(args: argparse.Namespace, settings: Settings) -> int:
+    environments, needed = _with_environments(settings)
+    removed = environments.collect(set(needed))
+    for key in removed:
+        print(f"{key}  removed")
+    print(f"{len(removed)} environment(s) removed.", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="gitscripts", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +215,21 @@ def main(argv: list[str] | None = None) -> int:
         "reindex", help="rebuild the id/path index from Git, keeping ids and owners"
     )
     reindex.set_defaults(run=_reindex)
+    environments = commands.add_parser(
+        "environments", help="the environments of scripts with dependencies"
+    ).add_subparsers(dest="action", required=True)
+    environments.add_parser(
+        "list", help="each environment's state, size, last use and the refs that need it"
+    ).set_defaults(run=_environments_list)
+    environments.add_parser(
+        "prebuild",
+        help="build the environments of main and every tag now (retrying failed builds)",
+    ).set_defaults(run=_environments_prebuild)
+    environments.add_parser(
+        "gc",
+        help="remove environments no branch or tag needs, then the least recently used beyond "
+        "ENVIRONMENTS_MAX_BYTES (never one in use)",
+    ).set_defaults(run=_environments_gc)
     if importlib.util.find_spec("distributed") is not None:  # the `gitscripts[dask]` extra
         from gitscripts.cluster.commands import add_commands
 

@@ -123,6 +123,19 @@ class Settings(BaseSettings):
     packages_allow_direct_references: bool = False
     # Seconds resolving one script's dependencies may take before the write is refused.
     packages_resolve_timeout: float = Field(default=120, gt=0)
+    # Seconds building one environment (installing a lock's packages) may take.
+    environment_build_timeout: float = Field(default=600, gt=0)
+    # Environments with their own warm fork server at most (least recently used stopped first);
+    # one idle this many seconds is stopped too.
+    execution_max_environments: int = Field(default=4, ge=1)
+    environment_idle_seconds: float = Field(default=600, gt=0)
+    # Packages (import names, comma-separated) an environment's fork server imports once when a
+    # script declares them, so its runs start with them loaded: "numpy,scipy,pandas". Only
+    # packages the operator trusts: their import-time code runs in the fork server, outside the
+    # runs' sandbox. "*" preloads whatever scripts declare (only for a curated package index).
+    environment_preload: str = ""
+    # `gitscripts environments gc` removes least recently used environments beyond this size.
+    environments_max_bytes: int = Field(default=10 << 30, ge=0)
 
     # Seconds an asynchronous run (POST /api/v1/runs) may last: it holds no connection open.
     max_async_execution_time: float = Field(default=3600, gt=0)
@@ -199,6 +212,11 @@ class Settings(BaseSettings):
     def uv_cache_dir(self) -> Path:
         """uv's cache: beside the environments (same file system), so installs are hard links."""
         return self.data_dir / "uv-cache"
+
+    @property
+    def environments_dir(self) -> Path:
+        """The scripts' environments: beside uv's cache, on the same file system."""
+        return self.data_dir / "environments"
 
     @property
     def files_location(self) -> str:

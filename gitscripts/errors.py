@@ -144,6 +144,10 @@ class NotFound(AppError):
     error_code = "NOT_FOUND"
 
 
+class EnvironmentNotFound(NotFound):
+    error_code = "ENVIRONMENT_NOT_FOUND"
+
+
 class FolderNotFound(NotFound):
     error_code = "FOLDER_NOT_FOUND"
 
@@ -237,6 +241,19 @@ class RunNotReplayable(Conflict):
 # -- well-formed, but not to be done
 class Unprocessable(AppError):
     error_code = "UNPROCESSABLE"
+
+
+class EnvironmentBuildFailed(Unprocessable):
+    """The environment of a script's lock could not be built (a package gone from the index, a
+    wheel that does not install): its runs fail until the lock changes or it is rebuilt."""
+
+    error_code = "ENVIRONMENT_BUILD_FAILED"
+
+
+class DependenciesNotOnCluster(Unprocessable):
+    """A script that declares dependencies, with EXECUTOR=dask: workers have no environments."""
+
+    error_code = "DEPENDENCIES_NOT_ON_CLUSTER"
 
 
 class IdempotencyKeyReused(Unprocessable):

@@ -13,6 +13,8 @@ from fastapi import Depends, Request
 
 from gitscripts.auth.service import AuthService
 from gitscripts.config import Settings
+from gitscripts.deps.environments import Environments
+from gitscripts.deps.views import DependencyViews
 from gitscripts.executor.service import ExecutionService
 from gitscripts.files.grants import FileGrants
 from gitscripts.files.service import FileService
@@ -37,8 +39,10 @@ class Services:
     auth: AuthService
     lookups: Lookups
     views: Views
+    dependencies: DependencyViews
     manager: ManagerService
     executor: ExecutionService
+    environments: Environments
     files: FileService
     file_grants: FileGrants
     git: GitService
@@ -57,7 +61,8 @@ class Services:
         lookups = Lookups(index, repo)
         views = Views(index, repo, lookups)
         file_grants = FileGrants()
-        executor = ExecutionService(settings, repo, file_grants)
+        environments = Environments(settings)
+        executor = ExecutionService(settings, repo, file_grants, environments)
         metrics = Metrics()
         metrics.watch(
             queue_depth=lambda: executor.admission.waiting,
@@ -77,11 +82,13 @@ class Services:
             auth=auth,
             lookups=lookups,
             views=views,
-            manager=ManagerService(settings, index, repo, lookups, views),
+            dependencies=DependencyViews(settings, repo, lookups, environments),
+            manager=ManagerService(settings, index, repo, lookups, views, environments),
             executor=executor,
+            environments=environments,
             files=FileService(settings, index, FileStore.from_settings(settings)),
             file_grants=file_grants,
-            git=GitService(settings, index, repo, lookups, metrics),
+            git=GitService(settings, index, repo, lookups, metrics, environments),
             history=HistoryService(index, repo, lookups),
             runs=RunService(settings, index, executor, RunStore(settings.runs_path), metrics),
             metrics=metrics,
@@ -109,6 +116,10 @@ def _executor(request: Request) -> ExecutionService:
     return services_of(request).executor
 
 
+def _environments(request: Request) -> Environments:
+    return services_of(request).environments
+
+
 def _runs(request: Request) -> RunService:
     return services_of(request).runs
 
@@ -123,6 +134,10 @@ def _history(request: Request) -> HistoryService:
 
 def _views(request: Request) -> Views:
     return services_of(request).views
+
+
+def _dependencies(request: Request) -> DependencyViews:
+    return services_of(request).dependencies
 
 
 def _lookups(request: Request) -> Lookups:
@@ -144,6 +159,7 @@ def _manager(request: Request) -> ManagerService:
 AppSettings = Annotated[Settings, Depends(_settings)]
 Auth = Annotated[AuthService, Depends(_auth)]
 Executor = Annotated[ExecutionService, Depends(_executor)]
+Envs = Annotated[Environments, Depends(_environments)]
 RunLog = Annotated[RunService, Depends(_runs)]
 Files = Annotated[FileService, Depends(_files)]
 Git = Annotated[GitService, Depends(_git)]
@@ -151,5 +167,6 @@ History = Annotated[HistoryService, Depends(_history)]
 Manager = Annotated[ManagerService, Depends(_manager)]
 Lookup = Annotated[Lookups, Depends(_lookups)]
 View = Annotated[Views, Depends(_views)]
+Dependencies = Annotated[DependencyViews, Depends(_dependencies)]
 Repo = Annotated[Repository, Depends(_repo)]
 Store = Annotated[Index, Depends(_index)]

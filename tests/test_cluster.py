@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.conftest import HELLO, PASSWORD, free_port, live_server
+from tests.conftest import HELLO, PASSWORD, commit_behind_the_service, free_port, live_server
 
 pytest.importorskip("distributed")
 
@@ -317,6 +317,18 @@ def test_runs_go_only_to_workers_with_the_resources_their_script_asks_for(
     # No worker offers a TPU: as if there were no worker at all.
     reply = ready.run("tpu.py", {})
     assert reply.status_code == 503 and reply.json()["error_code"] == "NO_EXECUTION_CAPACITY"
+
+
+def test_a_script_with_dependencies_is_refused_not_run_without_them(
+    ready: Cluster, tmp_path: Path
+) -> None:
+    # Workers have no script environments yet: running it there would run it without its
+    # packages, so the service says so instead.
+    needs = b'# /// script\n# dependencies = ["gsfixture"]\n# ///\n' + HELLO
+    commit_behind_the_service(ready.data_dir, tmp_path / "work", {"needs.py": needs})
+    reply = ready.run("needs.py", {})
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["error_code"] == "DEPENDENCIES_NOT_ON_CLUSTER"
 
 
 def test_a_worker_never_sees_the_services_data_or_secrets(ready: Cluster) -> None:

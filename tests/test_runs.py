@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,50 @@ def test_failures_timeouts_and_output_are_recorded(alice: Caller) -> None:
     record = alice.get(f"/api/v1/runs/{loud['run_id']}").json()
     assert record["stdout_truncated"] is True and record["stderr_truncated"] is False
     assert record["stdout"] == "x" * 65_536 + "\n[... cut: 34465 more characters]"
+
+
+def test_a_timed_out_run_keeps_what_it_printed(alice: Caller) -> None:
+    # Printed lines, then a sleep past the timeout: the script is killed before it could flush.
+    script(
+        alice,
+        "chatty.py",
+        "import sys, time\n"
+        "def main(data):\n"
+        "    print('step 1 done')\n"
+        "    print('partial', end='')\n"
+        "    print('to stderr', file=sys.stderr)\n"
+        "    time.sleep(30)\n",
+    )
+    answer = run(alice, "chatty.py", timeout=0.5)
+    assert answer["success"] is False and answer["stdout"] == "step 1 done\n"
+    record = alice.get(f"/api/v1/runs/{answer['run_id']}").json()
+    assert record["status"] == "timed_out"
+    assert record["stdout"] == "step 1 done\n" and record["stderr"] == "to stderr\n"
+    # An asynchronous run's too.
+    reply = alice.post("/api/v1/runs", json={"path": "chatty.py", "timeout": 0.5})
+    record = alice.get(f"/api/v1/runs/{reply.json()['id']}", params={"wait": 30}).json()
+    assert record["status"] == "timed_out" and record["stdout"] == "step 1 done\n"
+
+
+def test_the_limits_of_a_run_are_published(data_dir: Path) -> None:
+    settings = make_settings(
+        data_dir,
+        max_script_execution_time=12,
+        max_async_execution_time=90,
+        runs_batch_max_inputs=7,
+        runs_store_data=False,
+    )
+    with TestClient(create_app(settings)) as client:
+        assert client.get("/api/v1/runs/limits").status_code == 401
+        alice = register(client, "alice")
+        reply = alice.get("/api/v1/runs/limits")
+        assert reply.status_code == 200, reply.text
+        assert reply.json() == {
+            "max_script_execution_time": 12,
+            "max_async_execution_time": 90,
+            "batch_max_inputs": 7,
+            "data_stored": False,
+        }
 
 
 def test_inputs_and_results_can_be_left_out_of_the_log(data_dir: Path) -> None:
@@ -473,6 +518,51 @@ def test_a_batch_keeps_order_per_item_errors_and_isolation(data_dir: Path) -> No
         reply = alice.post("/api/v1/runs/batch", json={"path": "nope.py", "inputs": [{}]})
         assert reply.status_code == 404 and reply.json()["error_code"] == "SCRIPT_NOT_FOUND"
         assert alice.post("/api/v1/runs/batch", json={"path": "counter.py"}).status_code == 400
+
+
+def test_the_runs_of_a_batch_carry_its_id_and_are_listed_by_it(
+    alice: Caller, bob: Caller, admin: Caller
+) -> None:
+    alice.upload("hello.py", HELLO)
+    inputs = [{"name": str(n)} for n in range(3)]
+    batches = []
+    for _ in range(2):
+        reply = alice.post("/api/v1/runs/batch", json={"path": "hello.py", "inputs": inputs})
+        assert reply.status_code == 200, reply.text
+        batches.append(reply.json())
+    first, second = batches
+    assert first["batch_id"] != second["batch_id"] and len(first["batch_id"]) == 26
+    run(alice, "hello.py")  # in no batch
+    listed = runs(alice, batch=first["batch_id"])["runs"]
+    assert sorted(r["id"] for r in listed) == sorted(r["run_id"] for r in first["results"])
+    assert {r["batch_id"] for r in listed} == {first["batch_id"]}
+    assert alice.get(f"/api/v1/runs/{listed[0]['id']}").json()["batch_id"] == first["batch_id"]
+    assert {r["batch_id"] for r in runs(alice)["runs"]} == {
+        None,
+        first["batch_id"],
+        second["batch_id"],
+    }
+    # Visibility as for any listing; a malformed id is refused.
+    assert runs(bob, batch=first["batch_id"])["runs"] == []
+    assert len(runs(admin, batch=second["batch_id"])["runs"]) == 3
+    reply = alice.get("/api/v1/runs", params={"batch": "nope"})
+    assert reply.status_code == 400 and reply.json()["error_code"] == "VALIDATION_ERROR"
+
+
+def test_a_run_log_from_before_batch_ids_gains_them(data_dir: Path) -> None:
+    with TestClient(create_app(make_settings(data_dir))) as client:
+        alice = register(client, "alice")
+        alice.upload("hello.py", HELLO)
+        old = run(alice, "hello.py")["run_id"]
+    # The log as a version without batch ids wrote it.
+    with sqlite3.connect(data_dir / "runs.sqlite3") as connection:
+        connection.execute("DROP INDEX IF EXISTS runs_by_batch")
+        connection.execute("ALTER TABLE runs DROP COLUMN batch_id")
+    with TestClient(create_app(make_settings(data_dir))) as client:
+        alice = _login(client, "alice")
+        assert alice.get(f"/api/v1/runs/{old}").json()["batch_id"] is None
+        batch = alice.post("/api/v1/runs/batch", json={"path": "hello.py", "inputs": [{}]}).json()
+        assert len(runs(alice, batch=batch["batch_id"])["runs"]) == 1
 
 
 def test_a_replay_runs_the_same_input_at_the_same_commit(

@@ -184,6 +184,15 @@ def call(name, *args):
         return "succeeded"
     return go
 
+def made(name, *args):  # a call that answers a new object's id (>= 0), or -1 with errno
+    def go():
+        found = getattr(libc, name)(*args)
+        if found < 0:
+            number = ctypes.get_errno()
+            raise OSError(number, os.strerror(number))
+        return found
+    return go
+
 def read(path):
     return lambda: open(path, "rb").read()[:100]
 
@@ -266,6 +275,14 @@ def main(data):
                           if " - proc " in line]
     out["cgroups"] = open("/proc/self/cgroup").read()
     out["vsock"] = attempt(lambda: socket.socket(40, socket.SOCK_STREAM))  # AF_VSOCK
+    # SysV IPC and POSIX message queues: the runs share an IPC namespace that none can put
+    # anything in (IPC_PRIVATE | IPC_CREAT, O_CREAT | O_RDWR), and it is not the host's.
+    out["shmget"] = attempt(made("shmget", 0, 4096, 0o1600))
+    out["semget"] = attempt(made("semget", 0, 1, 0o1600))
+    out["msgget"] = attempt(made("msgget", 0, 0o1600))
+    out["mq_open"] = attempt(made("mq_open", b"/gitscripts-run", 0o102, 0o600, None))
+    out["sysvipc"] = [open("/proc/sysvipc/" + kind).read().splitlines()[1:]
+                      for kind in ("shm", "sem", "msg")]
     # Of the folder that holds the gitscripts package, only the package (and a virtual
     # environment inside it) is there: not what lies beside the code (.env, data, tests).
     import gitscripts
@@ -303,6 +320,7 @@ def test_an_attacker_cannot_leave_its_run(service: Service) -> None:
     assert found["limit RLIMIT_AS"] == [512 << 20, 512 << 20]
     assert found["interfaces"] == ["lo"]
     assert found["proc mounts"] == ["/proc"]  # its own, and only that one
+    assert found["sysvipc"] == [[], [], []]
     assert found["host proc"] == []  # where the runs' shared root had the host's, nothing
     assert set(found["beside the package"]) <= {"gitscripts", ".venv", "venv"}
     # A cgroup namespace of its own: the run's cgroup is its root (see the next test for where

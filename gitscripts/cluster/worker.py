@@ -92,7 +92,7 @@ class WorkerRuntime:
     def __init__(self, settings: Settings, service_url: str, token: str, name: str) -> None:
         self.name = name
         self.trees = RemoteTrees(service_url, token)
-        self.executor = ExecutionService(settings, None, FileGrants(), self.trees)
+        self.executor = ExecutionService(settings, None, FileGrants(), trees=self.trees)
         self._forwarder = FilesForwarder(service_url)
         self._files_socket = FilesSocket(self._forwarder, self.executor.files_socket)
         self._runs: dict[str, asyncio.Task[RunResult]] = {}

@@ -46,11 +46,17 @@ class ScriptMetadata:
         return bool(self.dependencies)
 
 
+def block(source: bytes | str) -> str | None:
+    """The text of the script's `script` block(s) as written, None when it has none: two
+    versions whose blocks read the same declare the same thing, and keep the same lock."""
+    blocks = _script_blocks(source)
+    return "".join(match.group(0) for match in blocks) if blocks else None
+
+
 def read(source: bytes | str, *, allow_direct_references: bool = False) -> ScriptMetadata | None:
     """The script's metadata, None when it has no `script` block; `InvalidScriptMetadata` when
     the block is there but wrong."""
-    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
-    blocks = [match for match in _BLOCK.finditer(text) if match.group("type") == "script"]
+    blocks = _script_blocks(source)
     if not blocks:
         return None
     if len(blocks) > 1:
@@ -67,13 +73,20 @@ def read(source: bytes | str, *, allow_direct_references: bool = False) -> Scrip
         )
     requires_python = _requires_python(table.get("requires-python"))
     requirements = _requirements(table.get("dependencies", []), allow_direct_references)
-    if not isinstance(table.get("tool", {}), dict):
+    tool = table.get("tool", {})
+    if not isinstance(tool, dict):
         raise errors.InvalidScriptMetadata("'tool' in the script's block must be a table")
+    _check_uv_settings(tool.get("uv", {}), allow_direct_references)
     return ScriptMetadata(
         requires_python=requires_python,
         dependencies=tuple(str(requirement) for requirement in requirements),
         import_guesses=tuple(dict.fromkeys(_import_name(r.name) for r in requirements)),
     )
+
+
+def _script_blocks(source: bytes | str) -> list[re.Match[str]]:
+    text = source.decode("utf-8", errors="replace") if isinstance(source, bytes) else source
+    return [match for match in _BLOCK.finditer(text) if match.group("type") == "script"]
 
 
 def _parse_toml(content: str) -> dict[str, object]:
@@ -129,6 +142,30 @@ def _requirements(value: object, allow_direct_references: bool) -> list[Requirem
             )
         requirements.append(requirement)
     return requirements
+
+
+# `[tool.uv]` keys that choose where packages come from: uv obeys them in a script's block, so
+# they would bypass the service's package settings (`sources` names URLs, paths and VCS
+# repositories, like a direct reference).
+_UV_INDEX_KEYS = frozenset(
+    {"index", "index-url", "extra-index-url", "find-links", "no-index", "index-strategy",
+     "keyring-provider", "allow-insecure-host", "python-downloads"}
+)  # fmt: skip
+
+
+def _check_uv_settings(uv: object, allow_direct_references: bool) -> None:
+    if not isinstance(uv, dict):
+        raise errors.InvalidScriptMetadata("'tool.uv' in the script's block must be a table")
+    refused = sorted(key for key in uv if key in _UV_INDEX_KEYS)
+    if "sources" in uv and not allow_direct_references:
+        refused.append("sources")
+    if refused:
+        raise errors.InvalidScriptMetadata(
+            f"[tool.uv] {', '.join(refused)} in the script's block would take packages from "
+            "elsewhere than the configured index; the service's package settings decide that "
+            "(PACKAGES_INDEX_URL, PACKAGES_FIND_LINKS, PACKAGES_ALLOW_DIRECT_REFERENCES)",
+            keys=refused,
+        )
 
 
 def _import_name(distribution: str) -> str:

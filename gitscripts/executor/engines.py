@@ -24,6 +24,7 @@ from typing import Protocol, cast
 import structlog
 
 from gitscripts.executor import protocol
+from gitscripts.executor.packages import Packages
 from gitscripts.executor.protocol import Job, Report
 from gitscripts.executor.sandbox import SandboxConfig
 
@@ -62,12 +63,18 @@ def _terminate(pid: int | None) -> None:
 
 class ForkServerEngine:
     def __init__(
-        self, socket_path: Path, preload: list[str], env: dict[str, str], sandbox: SandboxConfig
+        self,
+        socket_path: Path,
+        preload: list[str],
+        env: dict[str, str],
+        sandbox: SandboxConfig,
+        packages: Packages | None = None,
     ) -> None:
         self.socket_path = socket_path
         self.preload = preload
         self.env = env
         self.sandbox = sandbox
+        self.packages = packages or Packages()
         self._zygote: asyncio.subprocess.Process | None = None
         self._ready: asyncio.Future[None] | None = None
         self._starting = asyncio.Lock()
@@ -86,6 +93,7 @@ class ForkServerEngine:
                 str(self.socket_path),
                 ",".join(self.preload),
                 self.sandbox.to_json(),
+                self.packages.to_json(),
                 stdin=asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 env=self.env,
@@ -147,9 +155,12 @@ class ForkServerEngine:
 
 
 class SubprocessEngine:
-    def __init__(self, env: dict[str, str], sandbox: SandboxConfig) -> None:
+    def __init__(
+        self, env: dict[str, str], sandbox: SandboxConfig, packages: Packages | None = None
+    ) -> None:
         self.env = env
         self.sandbox = sandbox
+        self.packages = packages or Packages()
 
     async def start(self) -> None:
         return None
@@ -161,6 +172,7 @@ class SubprocessEngine:
             "-m",
             "gitscripts.executor.worker",
             self.sandbox.to_json(),
+            self.packages.to_json(),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env=self.env,

@@ -8,22 +8,26 @@ once per fork server and shared:
   only its own uid) for the privilege to build the rest; a PID namespace it lives in as the first
   process, so that it can return to it after forking each run into a new one; each slot's network
   namespace, with only a loopback (a slot runs one run at a time, and no run has any privilege
-  over it); and the runs' skeleton root, in a mount namespace of its own: a tmpfs holding only
-  what a script needs, each read-only (the system's /usr, /etc and the /lib, /bin links, the
-  Python installation, the gitscripts package, the checkout cache), a /dev with only null, zero,
-  full, random and urandom, and the file API's Unix socket when runs have no network. The
-  service's data directory, its other files, the execution root and every other run are not
-  hidden there: they do not exist. All of it is kept as namespace descriptors (`Shared`).
+  over it); an IPC namespace, which stays empty because the seccomp filter refuses every call
+  that would put something in it (where the kernel refuses the filter, each run makes its own);
+  each slot's cgroup.procs, open; and the runs' skeleton root, in a mount namespace of its own:
+  a tmpfs holding only what a script needs, each read-only (the system's /usr, /etc and the
+  /lib, /bin links, the Python installation, the gitscripts package, the checkout cache), a /dev
+  with only null, zero, full, random and urandom, and the file API's Unix socket when runs have
+  no network. The service's data directory, its other files, the execution root and every other
+  run are not hidden there: they do not exist. All of it is kept as descriptors (`Shared`), with
+  the arguments of each run's own mounts and the seccomp filter, ready for the kernel.
 - Per run, in the run's one process, forked into a new PID namespace (`fork_run`): it sees only
   its own run's processes, and when it ends the kernel kills everything the script started.
   `outer`, still privileged: it joins its slot's cgroup (as root), enters its slot's network
-  namespace and the skeleton's mount namespace, unshares a private copy of the mounts with new
-  IPC, UTS and cgroup namespaces, and mounts its own /tmp, /dev/shm and scratch tmpfs. `inner`:
-  it mounts its own /proc, drops privilege for good (as root, the slot's own uid from a pool that
-  owns nothing of the service's), enters a nested user and mount namespace so every mount is
-  locked (cannot be unmounted or made writable, as bubblewrap does), drops every capability and
-  the bounding set, sets no_new_privs, hard resource limits (soft = hard) and a seccomp filter
-  against the calls a sandbox escape needs. Only then does it take its job (see `worker`).
+  namespace, the IPC namespace and the skeleton's mount namespace, unshares a private copy of
+  the mounts with new UTS and cgroup namespaces, and mounts its own /tmp, /dev/shm and scratch
+  tmpfs. `inner`: it mounts its own /proc, drops privilege for good (as root, the slot's own uid
+  from a pool that owns nothing of the service's), enters a nested user namespace, which does
+  not own the run's mounts, so none can be unmounted or made writable (as bubblewrap does),
+  drops every capability and the bounding set, sets no_new_privs, hard resource limits (soft =
+  hard) and the seccomp filter against the calls a sandbox escape needs. Only then does it take
+  its job (see `worker`).
 
 The fork server and the service are outside every run's PID namespace: a script cannot see,
 signal, trace or write to them. Where the kernel refuses a step, `probe` finds out at start-up; the
@@ -42,13 +46,13 @@ import fcntl
 import json
 import os
 import platform
-import secrets
+import resource
 import signal
 import socket
 import struct
 import sys
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from gitscripts.executor.protocol import Limits
 
@@ -164,9 +168,10 @@ class SandboxConfig:
 
 
 # -- system calls -------------------------------------------------------------------------------
-def _check(result: int, what: str) -> int:
+def _check(result: int, what: str, subject: str = "") -> int:
     if result < 0:
         number = ctypes.get_errno()
+        what = f"{what} {subject}" if subject else what
         raise SandboxError(number, f"{what}: {os.strerror(number)}")
     return result
 
@@ -180,7 +185,8 @@ def _mount(source: str | None, target: str, fstype: str | None, flags: int, data
             ctypes.c_ulong(flags),
             data.encode() if data else None,
         ),
-        f"mount {target}",
+        "mount",
+        target,
     )
 
 
@@ -213,6 +219,10 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "iopl": 172, "ioperm": 173, "vhangup": 153, "personality": 135, "uselib": 134,
         "sethostname": 170, "setdomainname": 171, "kcmp": 312, "lookup_dcookie": 212,
         "pidfd_getfd": 438, "quotactl_fd": 443,
+        "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65,
+        "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
+        "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243,
+        "mq_notify": 244, "mq_getsetattr": 245,
         "clone": 56, "clone3": 435, "ioctl": 16, "socket": 41,
     },
     "aarch64": {
@@ -228,6 +238,10 @@ _SYSCALLS: dict[str, dict[str, int]] = {
         "settimeofday": 170, "clock_settime": 112, "clock_adjtime": 266, "adjtimex": 171,
         "vhangup": 58, "personality": 92, "sethostname": 161, "setdomainname": 162,
         "kcmp": 272, "lookup_dcookie": 18, "pidfd_getfd": 438, "quotactl_fd": 443,
+        "shmget": 194, "shmat": 196, "shmctl": 195, "shmdt": 197, "semget": 190, "semop": 193,
+        "semctl": 191, "semtimedop": 192, "msgget": 186, "msgsnd": 189, "msgrcv": 188,
+        "msgctl": 187, "mq_open": 180, "mq_unlink": 181, "mq_timedsend": 182,
+        "mq_timedreceive": 183, "mq_notify": 184, "mq_getsetattr": 185,
         "clone": 220, "clone3": 435, "ioctl": 29, "socket": 198,
     },
 }  # fmt: skip
@@ -245,6 +259,60 @@ def _bpf(code: int, jt: int, jf: int, k: int) -> bytes:
 _LD_W_ABS, _JEQ, _JSET, _JGE, _RET = 0x20, 0x15, 0x45, 0x35, 0x06
 _RET_ALLOW, _RET_KILL = 0x7FFF0000, 0x80000000
 _RET_ERRNO = 0x00050000
+# The calls whose verdict depends on their arguments (or is not EPERM): each has a block of its own.
+_SPECIAL = ("clone", "clone3", "ioctl", "socket")
+
+_Jump = int | str  # a relative offset, or the label of an instruction further on
+
+
+def _assemble(program: list[tuple[int, _Jump, _Jump, int] | str]) -> bytes:
+    """Classic BPF from instructions whose jumps may name a label (a str in the list) ahead."""
+    labels: dict[str, int] = {}
+    instructions: list[tuple[int, _Jump, _Jump, int]] = []
+    for item in program:
+        if isinstance(item, str):
+            labels[item] = len(instructions)
+        else:
+            instructions.append(item)
+
+    def offset(jump: _Jump, at: int) -> int:
+        value = jump if isinstance(jump, int) else labels[jump] - at - 1
+        assert 0 <= value <= 255, "a classic BPF jump goes forward, at most 255 instructions"
+        return value
+
+    return b"".join(
+        _bpf(code, offset(jt, at), offset(jf, at), k)
+        for at, (code, jt, jf, k) in enumerate(instructions)
+    )
+
+
+def _search(
+    intervals: list[tuple[int, str]],
+) -> tuple[list[tuple[int, _Jump, _Jump, int] | str], str]:
+    """A binary search over intervals of call numbers, each (its first number, its verdict's
+    label), sorted: the code, and where to jump to run it. A call takes a handful of comparisons
+    to its verdict, not one per listed call. That matters to the kernel most: installing a filter
+    runs it for every call number of the architecture (to cache the ones it always allows), so a
+    linear list cost every run a tenth of a millisecond."""
+    if len(intervals) == 1:
+        return [], intervals[0][1]
+    middle = len(intervals) // 2
+    below, below_start = _search(intervals[:middle])
+    above, above_start = _search(intervals[middle:])
+    here = f"from-{intervals[0][0]}-to-below-{intervals[-1][0]}"
+    return [here, (_JGE, above_start, below_start, intervals[middle][0]), *below, *above], here
+
+
+def _intervals(labels: dict[int, str], machine: str) -> list[tuple[int, str]]:
+    """Runs of consecutive call numbers with the same verdict; what is not listed is allowed."""
+    intervals: list[tuple[int, str]] = []
+    for number in range(max(labels) + 2):
+        label = labels.get(number, "allow")
+        if not intervals or intervals[-1][1] != label:
+            intervals.append((number, label))
+    if machine == "x86_64":  # the x32 ABI reuses numbers with this bit: refuse it whole
+        intervals.append((0x40000000, "eperm"))
+    return intervals
 
 
 def seccomp_program(machine: str | None = None) -> bytes:
@@ -253,71 +321,66 @@ def seccomp_program(machine: str | None = None) -> bytes:
     Denied calls fail with EPERM (so a library that probes them carries on); clone3 fails with
     ENOSYS so the C library falls back to clone, whose flags the filter can read; new namespaces
     are refused either way. A foreign architecture (x32 or 32-bit calls on x86_64) is killed.
+    SysV IPC and POSIX message queues are refused too: runs share one IPC namespace (see
+    `Shared`), which stays empty because no run can put anything in it.
     """
     machine = machine or platform.machine()
     numbers = _SYSCALLS[machine]
-    denied = [
-        number
-        for name, number in numbers.items()
-        if name not in ("clone", "clone3", "ioctl", "socket")
-    ]
-    eperm = (_RET, 0, 0, _RET_ERRNO | errno.EPERM)
-    program: list[tuple[int, int, int, int]] = [
+    labels = {number: name if name in _SPECIAL else "eperm" for name, number in numbers.items()}
+    search, _ = _search(_intervals(labels, machine))
+    program: list[tuple[int, _Jump, _Jump, int] | str] = [
         (_LD_W_ABS, 0, 0, 4),  # seccomp_data.arch
         (_JEQ, 1, 0, _AUDIT_ARCH[machine]),
         (_RET, 0, 0, _RET_KILL),
         (_LD_W_ABS, 0, 0, 0),  # seccomp_data.nr
     ]
-    if machine == "x86_64":  # the x32 ABI reuses numbers with this bit: refuse it whole
-        program += [(_JGE, 0, 1, 0x40000000), eperm]
-    for number in denied:
-        program += [(_JEQ, 0, 1, number), eperm]
     program += [
-        (_JEQ, 0, 1, numbers["clone3"]),
+        *search,
+        "clone3",
         (_RET, 0, 0, _RET_ERRNO | errno.ENOSYS),
-        (_JEQ, 0, 4, numbers["clone"]),
+        "clone",
         (_LD_W_ABS, 0, 0, 16),  # args[0] (flags), low word
-        (_JSET, 0, 1, _NAMESPACE_FLAGS),
-        eperm,
-        (_RET, 0, 0, _RET_ALLOW),
-        (_JEQ, 0, 5, numbers["ioctl"]),
+        (_JSET, "eperm", "allow", _NAMESPACE_FLAGS),
+        "ioctl",
         (_LD_W_ABS, 0, 0, 24),  # args[1] (request), low word
-        (_JEQ, 1, 0, _TIOCSTI),
-        (_JEQ, 0, 1, _TIOCLINUX),
-        eperm,
-        (_RET, 0, 0, _RET_ALLOW),
+        (_JEQ, "eperm", 0, _TIOCSTI),
+        (_JEQ, "eperm", "allow", _TIOCLINUX),
         # Sockets of the families a script has a use for; not vsock (which no network namespace
         # isolates), packet, bluetooth, ...
-        (_JEQ, 0, 7, numbers["socket"]),
+        "socket",
         (_LD_W_ABS, 0, 0, 16),  # args[0] (family), low word
-        (_JEQ, 3, 0, socket.AF_UNIX),
-        (_JEQ, 2, 0, socket.AF_INET),
-        (_JEQ, 1, 0, socket.AF_INET6),
-        (_JEQ, 0, 1, socket.AF_NETLINK),
+        (_JEQ, "allow", 0, socket.AF_UNIX),
+        (_JEQ, "allow", 0, socket.AF_INET),
+        (_JEQ, "allow", 0, socket.AF_INET6),
+        (_JEQ, "allow", "eperm", socket.AF_NETLINK),
+        "allow",
         (_RET, 0, 0, _RET_ALLOW),
-        eperm,
-        (_RET, 0, 0, _RET_ALLOW),
+        "eperm",
+        (_RET, 0, 0, _RET_ERRNO | errno.EPERM),
     ]
-    return b"".join(_bpf(*instruction) for instruction in program)
+    return _assemble(program)
 
 
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 
 
+class _Filter:
+    """A program ready for the kernel, built once: a run installs it with a single call."""
+
+    def __init__(self, program: bytes) -> None:
+        self.buffer = ctypes.create_string_buffer(program)
+        self.fprog = _SockFprog(len(program) // 8, ctypes.cast(self.buffer, ctypes.c_void_p))
+        zero = ctypes.c_ulong(0)
+        mode = ctypes.c_ulong(SECCOMP_MODE_FILTER)
+        self.arguments = (PR_SET_SECCOMP, mode, ctypes.pointer(self.fprog), zero, zero)
+
+    def install(self) -> None:
+        _check(_libc.prctl(*self.arguments), "seccomp")
+
+
 def install_seccomp(program: bytes) -> None:
-    buffer = ctypes.create_string_buffer(program)
-    fprog = _SockFprog(len(program) // 8, ctypes.cast(buffer, ctypes.c_void_p))
-    _check(
-        _libc.prctl(
-            PR_SET_SECCOMP,
-            ctypes.c_ulong(SECCOMP_MODE_FILTER),
-            ctypes.byref(fprog),
-            ctypes.c_ulong(0),
-            ctypes.c_ulong(0),
-        ),
-        "seccomp",
-    )
+    _Filter(program).install()
 
 
 # -- capabilities and identity ------------------------------------------------------------------
@@ -350,16 +413,16 @@ def _drop_bounding_set() -> None:
 def drop_capabilities() -> None:
     """No capability left: effective, permitted, inheritable, bounding and ambient all empty."""
     _drop_bounding_set()
-    header = struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0)
-    data = bytes(24)  # two (effective, permitted, inheritable) triples, all empty
-    _check(
-        _libc.syscall(
-            ctypes.c_long(_CAPSET[platform.machine()]),
-            ctypes.c_char_p(header),
-            ctypes.c_char_p(data),
-        ),
-        "capset",
-    )
+    _check(_libc.syscall(*_CAPSET_ARGUMENTS), "capset")
+
+
+# capset(header, data): version 3, this process; two (effective, permitted, inheritable) triples,
+# all empty. Made once: the kernel may write its preferred version into the header.
+_CAPSET_ARGUMENTS = (
+    ctypes.c_long(_CAPSET.get(platform.machine(), -1)),
+    ctypes.create_string_buffer(struct.pack("Ii", _LINUX_CAPABILITY_VERSION_3, 0), 8),
+    ctypes.create_string_buffer(24),
+)
 
 
 def _write(path: str, text: str) -> None:
@@ -383,8 +446,10 @@ def _enter_user_namespace(extra_flags: int) -> None:
 
 
 def become(uid: int, gid: int) -> None:
-    """As root: be `uid` for good (no supplementary groups; the capabilities go with root)."""
-    _drop_bounding_set()
+    """As root: be `uid` for good (no supplementary groups; the capabilities go with root).
+
+    The bounding set is emptied after, by `drop_capabilities`: nothing is executed in between,
+    and the nested user namespace entered in between would fill it again anyway."""
     os.setgroups([])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
@@ -517,27 +582,52 @@ def _binds(config: SandboxConfig) -> list[tuple[str, str]]:
 
 
 def scratch_folder() -> str:
-    return f"{SCRATCH}/{secrets.token_hex(8)}"
+    return f"{SCRATCH}/{os.urandom(8).hex()}"
 
 
-def _mount_per_run(
-    config: SandboxConfig, uid: int, stashed: tuple[tuple[str, str], ...], scratch: str
-) -> None:
-    """In the run's own copy of the skeleton: its private /tmp, /dev/shm and scratch folder."""
-    size = config.tmp_size_bytes
-    for path in ("/tmp", "/dev/shm"):
-        _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, f"mode=1777,size={size}")
-    _mount(
-        "tmpfs",
-        SCRATCH,
-        "tmpfs",
-        MS_NOSUID | MS_NODEV,
-        f"mode=0755,size={config.scratch_size_bytes},nr_inodes=65536",
-    )
+class _Mount(NamedTuple):
+    """One of a run's own mounts, its arguments made once (`_per_run_mounts`): a run only calls."""
+
+    folders: tuple[str, ...]  # made first, on the run's fresh tmpfs beneath
+    target: str
+    arguments: tuple[bytes, bytes, bytes | None, ctypes.c_ulong, bytes | None]
+
+
+def _per_run_mounts(
+    config: SandboxConfig, stashed: tuple[tuple[str, str], ...]
+) -> tuple[_Mount, ...]:
+    """What each run mounts on its copy of the skeleton: its private /tmp, /dev/shm and scratch
+    tmpfs, then the stashed folders bound back at their paths on its /tmp (a bind of the
+    skeleton's read-only stash is read-only itself)."""
+    flags = ctypes.c_ulong(MS_NOSUID | MS_NODEV)
+    tmp = f"mode=1777,size={config.tmp_size_bytes}".encode()
+    scratch = f"mode=0755,size={config.scratch_size_bytes},nr_inodes=65536".encode()
+    mounts = [
+        _Mount((), path, (b"tmpfs", path.encode(), b"tmpfs", flags, data))
+        for path, data in (("/tmp", tmp), ("/dev/shm", tmp), (SCRATCH, scratch))
+    ]
+    made: set[str] = set()
+    for path, stash in stashed:
+        folders = []
+        for root in _PER_RUN_TMPFS:
+            if path.startswith(root + "/"):
+                parts = path[len(root) + 1 :].split("/")
+                folders = [root + "/" + "/".join(parts[: n + 1]) for n in range(len(parts))]
+        bind = (stash.encode(), path.encode(), None, ctypes.c_ulong(MS_BIND), None)
+        mounts.append(_Mount(tuple(f for f in folders if f not in made), path, bind))
+        made.update(folders)
+    return tuple(mounts)
+
+
+def _mount_per_run(shared: Shared, slot: int, scratch: str) -> None:
+    """In the run's own copy of the skeleton: its own writable mounts and its scratch folder."""
+    for mount in shared.mounts:
+        for folder in mount.folders:
+            os.mkdir(folder, 0o755)
+        _check(_libc.mount(*mount.arguments), "mount", mount.target)
+    uid = shared.uids[slot]
     os.mkdir(scratch, 0o700)
     os.chown(scratch, uid, uid)
-    for path, stash in stashed:
-        _bind(stash, _make_target("", path, directory=True), readonly=True)
 
 
 def mount_proc() -> str:
@@ -565,9 +655,30 @@ def _loopback_up() -> None:
         fcntl.ioctl(sock, _SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | _IFF_UP))
 
 
-def _join_cgroups(config: SandboxConfig, slot: int) -> None:
-    for parent in config.cgroups.values():
-        _write(f"{parent}/slot-{slot}/cgroup.procs", "0")
+def _open_cgroups(config: SandboxConfig) -> tuple[tuple[int, ...], ...]:
+    """Per slot, its cgroups' cgroup.procs, opened once by the fork server (for each slot's runs
+    to join with a write, not a lookup); none for a slot where one would not open."""
+    slots = []
+    for slot in range(config.slots):
+        fds: list[int] = []
+        try:
+            for parent in config.cgroups.values():
+                path = f"{parent}/slot-{slot}/cgroup.procs"
+                fds.append(_out_of_the_way(os.open(path, os.O_WRONLY | os.O_CLOEXEC)))
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            fds = []
+        slots.append(tuple(fds))
+    return tuple(slots)
+
+
+def _join_cgroups(config: SandboxConfig, shared: Shared, slot: int) -> None:
+    fds = shared.cgroups[slot] if slot < len(shared.cgroups) else ()
+    if len(fds) != len(config.cgroups):
+        raise SandboxError(errno.ENOENT, "the slot's cgroups could not be opened")
+    for fd in fds:
+        os.write(fd, b"0")
 
 
 # -- what runs share, and the two halves of a run -------------------------------------------------
@@ -603,22 +714,38 @@ class Shared:
     - The mount namespace whose root is the runs' skeleton (`_build_skeleton`): read-only, and
       holding nothing of the host's but what is bound in. Each run enters it and unshares a
       private copy, then mounts its own /proc and writable tmpfs on it.
+    - An IPC namespace, where the seccomp filter is active: it refuses every SysV IPC and POSIX
+      message queue call, so nothing is ever put in it (POSIX shared memory is a file in the
+      run's own /dev/shm). Not the host's: its /proc/sysvipc would show the host's objects. Each
+      run making its own instead cost the kernel a mount and a grace period to take down.
+    - Each slot's nested user namespace, owned by and mapping only the slot's uid (the service's,
+      as an ordinary user): a run enters it (its owner may) and then drops every capability, so
+      it holds no privilege over anything; it owns none of the run's mounts (`inner`), and a
+      run without capabilities can change nothing in it (keyrings are refused by the filter).
 
     Building these once instead of per run is what keeps the sandbox cheap: a network namespace
     and a dozen bind mounts cost milliseconds each time, entering a made one microseconds.
     """
 
     uids: tuple[int, ...] = ()  # per slot: the uid its runs' processes and files have
+    cgroups: tuple[tuple[int, ...], ...] = ()  # per slot: its cgroups (see `_open_cgroups`)
     networks: tuple[int, ...] = ()  # per slot: its network namespace
     skeleton: int = -1
-    stashed: tuple[tuple[str, str], ...] = ()  # (path, stash) each run binds back (see `_binds`)
+    ipc: int = -1  # -1: each run makes its own (where the filter is refused)
+    users: tuple[int, ...] = ()  # per slot: the user namespace its runs enter
+    mounts: tuple[_Mount, ...] = ()  # what each run mounts on its copy of the skeleton
     # The fork server's own PID namespace, where it returns after forking each run into a new one
     # (see `fork_run`); -1 where the kernel refused namespaces.
     home: int = -1
 
     def kept_by(self, slot: int) -> set[int]:
         """The descriptors the slot's run needs (every other one it closes at once)."""
-        return {fd for fd in (*self.networks[slot : slot + 1], self.skeleton) if fd >= 0}
+        cgroups = self.cgroups[slot] if slot < len(self.cgroups) else ()
+        mine = (*self.networks[slot : slot + 1], *cgroups, self.skeleton, self.ipc)
+        return {fd for fd in (*mine, self.user_of(slot)) if fd >= 0}
+
+    def user_of(self, slot: int) -> int:
+        return self.users[slot] if slot < len(self.users) else -1
 
 
 def _namespace_of_self(kind: str) -> int:
@@ -641,6 +768,39 @@ def _new_networks(slots: int) -> list[int]:
     return networks
 
 
+def _new_user_namespaces(uids: tuple[int, ...]) -> list[int]:
+    """Per slot, a user namespace owned by the slot's uid, mapping only that uid (see `Shared`),
+    each made by a child that becomes the uid first (the owner is the maker)."""
+    namespaces = []
+    for uid in uids:
+        ours, theirs = socket.socketpair()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                ours.close()
+                if os.geteuid() != uid:
+                    become(uid, uid)
+                _enter_user_namespace(0)
+                socket.send_fds(theirs, [b"made"], [_namespace_of_self("user")])
+            finally:
+                os._exit(0)
+        theirs.close()
+        try:
+            _, fds, _, _ = socket.recv_fds(ours, 16, 1)
+        finally:
+            ours.close()
+            os.waitpid(pid, 0)
+        if not fds:
+            raise SandboxError(errno.EPERM, f"no user namespace could be made for uid {uid}")
+        namespaces.append(fds[0])
+    return namespaces
+
+
+def _new_ipc() -> int:
+    _unshare(CLONE_NEWIPC)
+    return _namespace_of_self("ipc")
+
+
 def _new_skeleton(config: SandboxConfig, binds: list[tuple[str, str]]) -> int:
     _unshare(CLONE_NEWNS)
     skeleton = _namespace_of_self("mnt")  # the namespace itself: the pivot below changes it
@@ -659,42 +819,54 @@ def prepare(config: SandboxConfig, outcome: Outcome, required: bool) -> Shared:
     binds = _binds(config)  # as the host shows them: a run sees only the skeleton
     if not config.enabled:
         return Shared(uids=uids)
+    if config.cgroups and "cgroup" not in config.skip:
+        without_namespaces = Shared(uids=uids, cgroups=_open_cgroups(config))
+    else:
+        without_namespaces = Shared(uids=uids)
     skip = config.skip
     if os.geteuid() != 0:
         outcome.step("namespaces", skip, lambda: _enter_user_namespace(0), required=required)
         with contextlib.suppress(SandboxError):  # the fork server's memory stays its own
             _prctl(PR_SET_DUMPABLE, 0, "not dumpable")
         if "namespaces" not in outcome.applied:
-            return Shared(uids=uids)
+            return without_namespaces
     outcome.step("namespaces", skip, _become_first_of_pid_namespace, required=required)
     if "namespaces" not in outcome.applied:
-        return Shared(uids=uids)
+        return without_namespaces
     home = _out_of_the_way(_namespace_of_self("pid"))
     ours, theirs = socket.socketpair()
     pid = os.fork()
     if pid == 0:
         ours.close()
         made = Outcome()
-        descriptors: list[int] = []
+        parts: dict[str, list[int]] = {}  # what was made: its descriptors, in this order
         try:
             if config.network != "host":
-                made_networks = made.step(
+                parts["networks"] = made.step(
                     "network_isolated", skip, lambda: _new_networks(config.slots), required=False
                 )
-                descriptors += made_networks or []
+            if _FILTER is not None and "seccomp" not in skip:
+                with contextlib.suppress(OSError):  # else each run makes its own (see `outer`)
+                    parts["ipc"] = [_new_ipc()]
+            parts["users"] = made.step(
+                "locked_mounts", skip, lambda: _new_user_namespaces(uids), required=False
+            )
             skeleton = made.step(
                 "private_root", skip, lambda: _new_skeleton(config, binds), required=False
             )
-            descriptors += [skeleton] if skeleton is not None else []
-            report = {"applied": made.applied, "refused": made.refused}
+            parts["skeleton"] = [skeleton] if skeleton is not None else []
         except BaseException as exc:
-            report = {"applied": {}, "refused": {**made.refused, "shared": str(exc)}}
-            descriptors = []
+            made = Outcome(refused={**made.refused, "shared": str(exc)})
+            parts = {}
+        parts = {name: fds for name, fds in parts.items() if fds}
+        counts = {name: len(fds) for name, fds in parts.items()}
+        report = {"applied": made.applied, "refused": made.refused, "counts": counts}
+        descriptors = [fd for fds in parts.values() for fd in fds]
         socket.send_fds(theirs, [json.dumps(report).encode()], descriptors)
         os._exit(0)
     theirs.close()
     try:
-        message, received, _, _ = socket.recv_fds(ours, 1 << 16, config.slots + 1)
+        message, received, _, _ = socket.recv_fds(ours, 1 << 16, 2 * config.slots + 2)
     finally:
         ours.close()
         os.waitpid(pid, 0)
@@ -702,16 +874,24 @@ def prepare(config: SandboxConfig, outcome: Outcome, required: bool) -> Shared:
     report = json.loads(message or b'{"applied": {}, "refused": {"shared": "no answer"}}')
     outcome.applied.update(report["applied"])
     outcome.refused.update(report["refused"])
-    networks: tuple[int, ...] = ()
-    if "network_isolated" in report["applied"]:
-        networks, descriptors = tuple(descriptors[: config.slots]), descriptors[config.slots :]
-    skeleton = descriptors[0] if "private_root" in report["applied"] else -1
+    shares: dict[str, tuple[int, ...]] = {}
+    for name, count in report.get("counts", {}).items():
+        shares[name], descriptors = tuple(descriptors[:count]), descriptors[count:]
     missing = [name for name in report["refused"] if name not in skip]
     if required and missing:
         problems = "; ".join(f"{name}: {report['refused'][name]}" for name in missing)
         raise SandboxError(errno.EPERM, f"the runs' shared namespaces failed: {problems}")
     stashed = tuple((path, stash) for path, stash in binds if stash)
-    return Shared(uids=uids, networks=networks, skeleton=skeleton, stashed=stashed, home=home)
+    return Shared(
+        uids=uids,
+        cgroups=without_namespaces.cgroups,
+        networks=shares.get("networks", ()),
+        users=shares.get("users", ()),
+        skeleton=shares.get("skeleton", (-1,))[0],
+        ipc=shares.get("ipc", (-1,))[0],
+        mounts=_per_run_mounts(config, stashed) if "skeleton" in shares else (),
+        home=home,
+    )
 
 
 def _become_first_of_pid_namespace() -> None:
@@ -774,7 +954,7 @@ def outer(
     and its writable mounts."""
     skip = config.skip
     if config.cgroups:
-        outcome.step("cgroup", skip, lambda: _join_cgroups(config, slot), required=False)
+        outcome.step("cgroup", skip, lambda: _join_cgroups(config, shared, slot), required=False)
     if shared.networks:
         outcome.step(
             "network_isolated",
@@ -786,11 +966,15 @@ def outer(
         outcome.step(
             "private_root", skip, lambda: _setns(shared.skeleton, CLONE_NEWNS), required=required
         )
-    for fd in shared.kept_by(slot):  # neither the run nor its processes keep a way back
+    if shared.ipc >= 0:  # the shared one, kept empty by the filter (see `Shared`)
+        outcome.step(
+            "namespaces", skip, lambda: _setns(shared.ipc, CLONE_NEWIPC), required=required
+        )
+    for fd in shared.kept_by(slot) - {shared.user_of(slot)}:  # no way back (`inner`: the last)
         os.close(fd)
     # A cgroup namespace too (after joining the slot's cgroup): the run sees its cgroup as "/".
     # Its PID namespace it was born in (`fork_run`).
-    flags = CLONE_NEWNS | CLONE_NEWIPC | CLONE_NEWUTS | CLONE_NEWCGROUP
+    flags = CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWCGROUP | (0 if shared.ipc >= 0 else CLONE_NEWIPC)
     outcome.step("namespaces", skip, lambda: _unshare(flags), required=required)
     if "namespaces" not in outcome.applied:
         return
@@ -800,7 +984,7 @@ def outer(
         outcome.step(
             "private_root",
             skip,
-            lambda: _mount_per_run(config, shared.uids[slot], shared.stashed, scratch),
+            lambda: _mount_per_run(shared, slot, scratch),
             required=required,
         )
 
@@ -814,8 +998,6 @@ def inner(
     limits: list[tuple[int, int]],
 ) -> None:
     """Then, still before any script code: its /proc, and no privilege ever after."""
-    import resource
-
     skip = config.skip
     if "private_root" in outcome.applied:
         outcome.step("proc", skip, mount_proc, required=required)
@@ -826,9 +1008,13 @@ def inner(
         outcome.applied["own_uid"] = "the service's uid, alone in its namespaces"
     # A nested user namespace, as bubblewrap's: it does not own the run's mounts, so no
     # capability in it can unmount them to uncover what is beneath, nor make a read-only one
-    # writable; a mount namespace made from it would hold them locked.
-    if "private_root" in outcome.applied:
-        outcome.step("locked_mounts", skip, lambda: _enter_user_namespace(0), required=required)
+    # writable; a mount namespace made from it would hold them locked. The slot's, made once
+    # (see `Shared`); where that was refused, `prepare` said so.
+    user = shared.user_of(slot)
+    if user >= 0:
+        if "private_root" in outcome.applied:
+            outcome.step("locked_mounts", skip, lambda: _enter(user), required=required)
+        os.close(user)
     outcome.step("capabilities_dropped", skip, drop_capabilities, required=required)
     outcome.step(
         "no_new_privs",
@@ -842,15 +1028,25 @@ def inner(
             resource.setrlimit(name, (value, value))
 
     outcome.step("hard_limits", skip, hard_limits, required=True)
-    outcome.step(
-        "seccomp", skip, lambda: install_seccomp(_PROGRAM or seccomp_program()), required=required
-    )
+    outcome.step("seccomp", skip, _install_filter, required=required)
 
 
-try:
-    _PROGRAM: bytes | None = seccomp_program()
+def _enter(user: int) -> None:
+    """Enter the slot's user namespace, and stay dumpable as a run that made its own was."""
+    _setns(user, CLONE_NEWUSER)
+    _prctl(PR_SET_DUMPABLE, 1, "dumpable")
+
+
+def _install_filter() -> None:
+    if _FILTER is None:
+        raise SandboxError(errno.ENOSYS, f"no seccomp filter for {platform.machine()}")
+    _FILTER.install()
+
+
+try:  # built here, once: each run only hands it to the kernel
+    _FILTER: _Filter | None = _Filter(seccomp_program())
 except KeyError:  # an architecture the filter does not know: the probe reports it refused
-    _PROGRAM = None
+    _FILTER = None
 
 
 # -- the start-up probe ---------------------------------------------------------------------------
@@ -861,8 +1057,6 @@ def probe(config: SandboxConfig) -> dict[str, Any]:
     touches the service. Each step that fails is recorded and skipped, so the answer lists every
     protection the kernel refuses, not only the first.
     """
-    import resource
-
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:

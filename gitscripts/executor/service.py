@@ -26,6 +26,8 @@ from starlette.concurrency import run_in_threadpool
 import gitscripts
 from gitscripts import access, errors
 from gitscripts.config import ConfigurationError, Settings
+from gitscripts.deps import locks, metadata
+from gitscripts.deps.environments import Environment, Environments
 from gitscripts.executor import cgroups, sandbox
 from gitscripts.executor.checkout import CheckoutCache, TreeSource
 from gitscripts.executor.engines import (
@@ -34,6 +36,7 @@ from gitscripts.executor.engines import (
     ForkServerEngine,
     SubprocessEngine,
 )
+from gitscripts.executor.pool import EnvironmentEngines, engine_maker
 from gitscripts.executor.protocol import Answer, Handover, Job, Limits, Report
 from gitscripts.executor.worker import JOB_FILE, remove_tree
 from gitscripts.files.grants import FileGrants
@@ -181,13 +184,23 @@ class ExecutionService:
         settings: Settings,
         repo: Repository | None,
         file_grants: FileGrants,
+        environments: Environments | None = None,
         trees: TreeSource | None = None,
     ) -> None:
         """`repo` is the repository runs are resolved in; a cluster worker has none: it runs
-        trees the service names, read from `trees` (fetched from the service)."""
+        trees the service names, read from `trees` (fetched from the service). `environments`:
+        where scripts with dependencies get theirs (a cluster worker has none yet)."""
         self.settings = settings
         self.repo = repo
         self.file_grants = file_grants
+        self.environments = environments
+        # By blob id (content never changes under an id): a script's block when it declares
+        # dependencies (None: the default environment), a lock's key, a lock resolved for a
+        # script committed without one. So a script without a block costs a run a tree lookup
+        # and a dict lookup, nothing more.
+        self._declared: dict[str, metadata.ScriptMetadata | None] = {}
+        self._locks: dict[str, tuple[str, bytes]] = {}
+        self._resolved: dict[str, asyncio.Task[bytes]] = {}  # one resolution however many ask
         # Not dumpable: another process of the same user (a script, when the service does not
         # run as root) can then not read this process's environment or memory through /proc.
         with contextlib.suppress(OSError, AttributeError):
@@ -246,6 +259,16 @@ class ExecutionService:
         self.engine: Engine | None = None
         # EXECUTOR=dask: runs go to the cluster's workers (`gitscripts.cluster`), not an engine.
         self.cluster: Cluster | None = None
+        self.environment_engines = (
+            None
+            if environments is None
+            else EnvironmentEngines(
+                environments,
+                engine_maker(settings.executor, root, self._base_env, lambda: self.sandbox),
+                settings.execution_max_environments,
+                settings.environment_idle_seconds,
+            )
+        )
 
     @property
     def running(self) -> int:
@@ -256,12 +279,14 @@ class ExecutionService:
 
     @property
     def warm_fork_servers(self) -> int:
-        """Fork servers alive and ready to fork runs (0 or 1; 0 with the subprocess engine)."""
+        """Fork servers alive and ready to fork runs: the default one and the environments'
+        (none with the subprocess engine)."""
         engine = self.engine
         if not isinstance(engine, ForkServerEngine):
             return 0
         zygote = engine._zygote  # engines.py says nothing of its health otherwise
-        return int(zygote is not None and zygote.returncode is None)
+        warm_environments = self.environment_engines.warm if self.environment_engines else 0
+        return int(zygote is not None and zygote.returncode is None) + warm_environments
 
     def _worker_environment(self) -> dict[str, str]:
         """What the worker processes start with: no server secret, no server variable."""
@@ -376,6 +401,8 @@ class ExecutionService:
     async def stop(self) -> None:
         if self.cluster is not None:
             await self.cluster.stop()
+        if self.environment_engines is not None:
+            await self.environment_engines.stop()
         if self.engine is not None:
             await self.engine.stop()
         await run_in_threadpool(remove_tree, self.root)
@@ -440,9 +467,14 @@ class ExecutionService:
         started = time.perf_counter()
         report: RunResult | None = None
         outcome = "failed"  # what the log says of a run that raised before it reported
+        environment: tuple[Environment, list[str]] | None = None
         try:
             if self.cluster is not None:
+                self._refuse_dependencies_on_cluster(target)
                 await self.cluster.wait_for_capacity(patient, target.resources)
+            else:
+                # Before it takes a place: a build others wait for holds no slot.
+                environment = await self._environment_of(target)
             async with self.admission:
                 if on_start is not None:
                     on_start()
@@ -452,8 +484,9 @@ class ExecutionService:
                     slot = self._slots.popleft()
                     try:
                         report = await self._run_in_slot(
-                            slot, user, target.commit, target.path, data, target.timeout
-                        )
+                            slot, user, target.commit, target.path, data, target.timeout,
+                            environment,
+                        )  # fmt: skip
                     finally:
                         self._slots.append(slot)
             outcome = "success" if report.ok else ("timeout" if report.timed_out else "error")
@@ -474,19 +507,123 @@ class ExecutionService:
                 total_ms=round((time.perf_counter() - started) * 1000, 2),
                 peak_memory_kb=report.peak_memory_kb if report else None,
                 user=user.login if user else None,
+                environment=environment[0].key if environment else None,
             )
         return report
 
+    def _may_preload(self, module: str) -> bool:
+        """Whether the operator trusts `module` to be imported in a fork server (ENVIRONMENT_PRELOAD):
+        a package a user names could be anyone's, and its import-time code runs there unsandboxed."""
+        trusted = {name.strip() for name in self.settings.environment_preload.split(",")}
+        return "*" in trusted or module in trusted
+
+    async def _environment_of(self, target: Target) -> tuple[Environment, list[str]] | None:
+        """The environment a run of `target` needs (None: the default one) with what its engine
+        may preload: the script's lock at the same revision (resolved now, once per script
+        content, when the revision has none), its environment built (or the build waited for)."""
+        assert self.repo is not None and self.environments is not None
+        assert self.environment_engines is not None
+        tree, path = target.commit.tree, target.path
+        blob_id, declared = self._declared_block(target)
+        if declared is None:
+            return None
+        lock_path = locks.lock_path(path)
+        lock_id = self.repo.entry_id(tree, lock_path)
+        if lock_id is not None:
+            known = self._locks.get(lock_id)
+            if known is None:
+                lock = self.repo.blob(lock_id)
+                known = self._locks[lock_id] = (locks.environment_key(lock), lock)
+            key, lock = known
+        else:
+            lock = await asyncio.shield(self._resolution(blob_id, path))
+            key = locks.environment_key(lock)
+        preload = [name for name in declared.import_guesses if self._may_preload(name)]
+        if self.environment_engines.is_warm(key):  # built: its engine uses it
+            return Environment(key, self.environments.root / key), preload
+        try:
+            return await self.environments.ensure(lock), preload
+        except errors.EnvironmentBuildFailed as exc:
+            where = f"{lock_path} at {str(target.commit.id)[:12]}"
+            if lock_id is None:
+                where = f"the lock resolved for {path} at {str(target.commit.id)[:12]}"
+            raise errors.EnvironmentBuildFailed(
+                f"{path} cannot run: the environment of {where} could not be built "
+                f"({exc.message}); see the log",
+                script=path,
+                lock=lock_path if lock_id is not None else None,
+                revision=str(target.commit.id),
+                **exc.details,
+            ) from None
+
+    def _declared_block(self, target: Target) -> tuple[str, metadata.ScriptMetadata | None]:
+        """The script's blob id, and its PEP 723 block when it declares dependencies (read
+        once per blob)."""
+        assert self.repo is not None, "a cluster worker resolves no scripts"
+        blob_id = self.repo.entry_id(target.commit.tree, target.path)
+        assert blob_id is not None, "a target names a script of its commit"
+        try:
+            return blob_id, self._declared[blob_id]
+        except KeyError:
+            return blob_id, self._read_block(blob_id)
+
+    def _refuse_dependencies_on_cluster(self, target: Target) -> None:
+        """Cluster workers have no script environments yet: a script that needs packages is
+        refused, rather than run without them."""
+        if self._declared_block(target)[1] is not None:
+            raise errors.DependenciesNotOnCluster(
+                f"{target.path} declares dependencies, and scripts with dependencies cannot run "
+                "on the cluster yet (EXECUTOR=dask): run it on a service with EXECUTOR=fork",
+                logical_path=target.path,
+            )
+
+    def _read_block(self, blob_id: str) -> metadata.ScriptMetadata | None:
+        assert self.repo is not None, "a cluster worker resolves no scripts"
+        found = metadata.read(
+            self.repo.blob(blob_id),
+            allow_direct_references=self.settings.packages_allow_direct_references,
+        )
+        declared = found if found is not None and found.has_dependencies else None
+        if len(self._declared) > 100_000:
+            self._declared.clear()
+        self._declared[blob_id] = declared
+        return declared
+
+    def _resolution(self, blob_id: str, path: str) -> asyncio.Task[bytes]:
+        """The lock of a script committed without one (before locks were, or behind the
+        service), resolved as a write would, once per script content (a failure is not kept:
+        the next run tries again)."""
+        task = self._resolved.get(blob_id)
+        if task is None:
+            assert self.repo is not None, "a cluster worker resolves no scripts"
+            source = self.repo.blob(blob_id)
+            filename = os.path.basename(path)
+            task = asyncio.ensure_future(
+                run_in_threadpool(locks.resolve, self.settings, filename, source)
+            )
+            if len(self._resolved) > 10_000:
+                self._resolved.clear()
+            self._resolved[blob_id] = task
+
+            def forget_failure(done: asyncio.Task[bytes]) -> None:
+                if done.cancelled() or done.exception() is not None:
+                    self._resolved.pop(blob_id, None)
+
+            task.add_done_callback(forget_failure)
+        return task
+
     async def _run_in_slot(
         self, slot: int, user: access.User | None, commit: Any, path: str, data: Any,
-        timeout: float,
+        timeout: float, environment: tuple[Environment, list[str]] | None,
     ) -> RunResult:  # fmt: skip
         # The script reaches the file store as the user who ran it, for this run only.
         files_token = self.file_grants.issue(user.id if user else None, timeout)
         try:
             limits = self._run_limits(timeout)
             tree_id = str(commit.tree.id)
-            return await self._run_tree(slot, tree_id, path, data, timeout, files_token, limits)
+            return await self._run_tree(
+                slot, tree_id, path, data, timeout, files_token, limits, environment
+            )
         finally:
             self.file_grants.revoke(files_token)
 
@@ -525,7 +662,7 @@ class ExecutionService:
 
     async def _run_tree(
         self, slot: int, tree_id: str, path: str, data: Any, timeout: float, files_token: str,
-        limits: Limits,
+        limits: Limits, environment: tuple[Environment, list[str]] | None = None,
     ) -> RunResult:  # fmt: skip
         assert self.engine is not None, "the execution service was not started"
         # Writing a checkout out is disk work for a thread; finding one ready is not.
@@ -540,7 +677,12 @@ class ExecutionService:
             self._hand_over(scratch, data, files_token, sandbox.run_uid(self.sandbox, slot))
             job = self._job(root, path, timeout, os.path.basename(scratch), slot, limits)
             try:
-                report = await self.engine.run(job)
+                if environment is None:
+                    report = await self.engine.run(job)
+                else:
+                    assert self.environment_engines is not None
+                    async with self.environment_engines.engine(*environment) as engine:
+                        report = await engine.run(job)
             except EngineUnresponsive as exc:
                 # A fork server that died mid-run may leave runs of any slot behind.
                 for each in range(self.settings.max_concurrent_executions):
@@ -551,7 +693,8 @@ class ExecutionService:
                 await run_in_threadpool(self.checkouts.evict)
             if scratch and report is None:  # the runner never took its job
                 await run_in_threadpool(remove_tree, scratch)
-        return _with_answer(report)
+        ended = _with_answer(report)
+        return ended if environment is None else replace(ended, environment=environment[0].key)
 
     def _make_scratch(self) -> str:
         """The run's folder on the service's side: it holds only the job the runner takes from
@@ -642,6 +785,7 @@ class RunResult:
     error: str | None = None
     peak_memory_kb: int | None = None
     worker: str | None = None  # the cluster worker that ran it (EXECUTOR=dask)
+    environment: str | None = None  # the environment's key; None: the default environment
 
 
 @dataclass(frozen=True)
@@ -656,8 +800,8 @@ class Target:
 
 
 def answer(target: Target, report: RunResult) -> dict[str, Any]:
-    """The seed API's answer to a run."""
-    return {
+    """The seed API's answer to a run (with the environment that ran it, unless the default)."""
+    answered = {
         "success": report.ok,
         "result": report.result if report.ok else None,
         "error": None if report.ok else report.error,
@@ -666,6 +810,9 @@ def answer(target: Target, report: RunResult) -> dict[str, Any]:
         "stdout": report.stdout,
         "stderr": report.stderr,
     }
+    if report.environment is not None:
+        answered["environment"] = report.environment
+    return answered
 
 
 def _with_answer(report: Report) -> RunResult:

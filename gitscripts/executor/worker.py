@@ -23,6 +23,7 @@ import base64
 import contextlib
 import ctypes
 import fcntl
+import io
 import json
 import math
 import os
@@ -39,6 +40,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gitscripts.executor import relay, sandbox
+from gitscripts.executor.packages import Packages
 from gitscripts.executor.protocol import (
     Answer,
     Handover,
@@ -182,6 +184,10 @@ def _script(header: Job, job: bytes, scratch: str) -> None:
     sys.path[:0] = [folder] if folder == root else [folder, root]
     sys.argv = [header["path"]]
     tempfile.tempdir = scratch
+    # Into the pipe line by line, as on a terminal: a run killed at its timeout keeps what it
+    # printed, which a block buffer would have taken with it.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(line_buffering=True)
     outcome = _outcome(header, scratch, body["data"])
     outcome["peak_memory_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     # Everything printed is in the pipes before the answer: the answer may be reported at once.
@@ -636,6 +642,7 @@ def _death_cause(status: int | None, over_cpu: bool = False) -> str:
 
 def main() -> None:
     config = sandbox.SandboxConfig.from_json(sys.argv[1] if len(sys.argv) > 1 else "")
+    Packages.from_json(sys.argv[2] if len(sys.argv) > 2 else "").use()
     job = read_job(sys.stdin.buffer)
     report = supervise(config, job)
     sys.stdout.buffer.write(encode(report))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import cast
 
 from gitscripts.executor import protocol, sandbox
+from gitscripts.executor.packages import Packages
 from gitscripts.executor.worker import Run, become_subreaper, kill_orphans
 
 _PR_SET_PDEATHSIG = 1
@@ -227,12 +228,15 @@ class ForkServer:
         connection.sock.close()
 
 
-def serve(socket_path: str, preload: list[str], config: sandbox.SandboxConfig) -> None:
+def serve(
+    socket_path: str, preload: list[str], config: sandbox.SandboxConfig, packages: Packages
+) -> None:
     # Die with the service that started us, however it ends; and keep our memory and /proc
     # entries closed to every other process of our uid.
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
         ctypes.CDLL(None).prctl(sandbox.PR_SET_DUMPABLE, 0, 0, 0, 0)
+    packages.use()  # a script environment's, first on sys.path
     for name in preload:
         importlib.import_module(name)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -261,4 +265,5 @@ if __name__ == "__main__":
         sys.argv[1],
         [name for name in sys.argv[2].split(",") if name],
         sandbox.SandboxConfig.from_json(sys.argv[3] if len(sys.argv) > 3 else ""),
+        Packages.from_json(sys.argv[4] if len(sys.argv) > 4 else ""),
     )

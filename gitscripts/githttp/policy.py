@@ -7,6 +7,13 @@ are the API's too (`gitscripts.access`): only the owner (or an admin) may change
 a folder, in every commit that enters `main`. Branch and tag names follow
 `Repository.ref_name_problem`, so that no pushed name can stand in for a commit id, `HEAD`, `main` or
 another ref in `?rev=`; a branch other than `main` is its pusher's, under their login.
+
+Scripts that declare dependencies (see `gitscripts.deps`): every pushed version's block must be
+valid, and a lock (`tool.py.lock`) only ever stands beside its runnable script, in every commit.
+What the push makes of `main` is then judged as a whole (`locks`): a lock the push brings must
+match its script's block (uv checks it), and a script whose block the push changed without
+bringing its lock must resolve; the service commits that lock on top right after the push
+(`PendingLock`, see `GitService.post_receive`), so pushing never requires uv on the laptop.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from dataclasses import dataclass
 
 from gitscripts import access, errors
 from gitscripts.config import Settings
+from gitscripts.deps import lockfile, locks, metadata
 from gitscripts.index import Entry, Index
 from gitscripts.repo import MAIN_REF, Repository, layout, modes, rules
 from gitscripts.repo.pushed import ZERO, PushedCommit, PushedObjects
@@ -27,6 +35,16 @@ class RefUpdate:
     old: str
     new: str
     ref: str
+
+
+@dataclass(frozen=True)
+class PendingLock:
+    """A lock the service commits after a push: `lock` (None: remove it) for the script at
+    `script` as the push left it (`script_id`, its blob), unless someone changed it since."""
+
+    script: str
+    script_id: str
+    lock: bytes | None
 
 
 class PushPolicy:
@@ -107,16 +125,18 @@ class PushPolicy:
         problems = []
         for change in git.changes(first_parent, commit.tree):
             if change.deleted:
-                continue
-            if not change.utf8:  # names travel as JSON text through the API
-                problem: str | None = "file and folder names must be UTF-8 text"
+                problem: str | None = self._lone_lock_problem(git, commit.tree, change.path)
+            elif not change.utf8:  # names travel as JSON text through the API
+                problem = "file and folder names must be UTF-8 text"
             else:
-                problem = self._path_problem(git, change.path, change.mode, change.id)
+                problem = self._path_problem(git, commit.tree, change.path, change.mode, change.id)
             if problem:
                 problems.append(f"{change.path}: {problem} (commit {commit.id[:10]})")
         return problems
 
-    def _path_problem(self, git: PushedObjects, path: str, mode: int, oid: str) -> str | None:
+    def _path_problem(
+        self, git: PushedObjects, tree: str, path: str, mode: int, oid: str
+    ) -> str | None:
         parts = path.split("/")
         for position, part in enumerate(parts, 1):
             if part.lower() == ".git":
@@ -145,10 +165,112 @@ class PushPolicy:
         elif name.endswith(layout.SCRIPT_SUFFIX):
             try:
                 rules.check_script_filename(name)
-                rules.check_script_content(name, git.read(oid), limit)
+                content = git.read(oid)
+                rules.check_script_content(name, content, limit)
+                rules.script_dependencies(
+                    name, content, self.settings.packages_allow_direct_references
+                )
             except errors.AppError as exc:
                 return exc.message
+        elif rules.is_lock_file(name):
+            return rules.lock_file_problem(name, _kind(git, tree, layout.script_of(path)))
         return None
+
+    @staticmethod
+    def _lone_lock_problem(git: PushedObjects, tree: str, path: str) -> str | None:
+        """A script that went (deleted, moved, or replaced by a folder) and left its lock."""
+        if not path.endswith(layout.SCRIPT_SUFFIX) or _kind(git, tree, path) == "file":
+            return None
+        lock = layout.lock_path(path)
+        if git.entry(tree, lock) is None:
+            return None
+        return f"the script is gone but its lock {lock} is not; move or delete them together"
+
+    # -- locks -------------------------------------------------------------------------------
+    def locks(
+        self, updates: list[RefUpdate], quarantine: str | None
+    ) -> tuple[list[str], list[PendingLock]]:
+        """What the push makes of `main`'s locks: the problems that refuse it, and the locks the
+        service commits after it. Only the scripts the push changes (or whose lock or sidecar it
+        changes) are judged; uv runs here, before the push holds any lock of the repository."""
+        git = PushedObjects(self.repo.path, quarantine)
+        problems: list[str] = []
+        pending: list[PendingLock] = []
+        for update in updates:
+            if update.ref != MAIN_REF or update.new == ZERO:
+                continue
+            new_tree = git.tree_of(update.new)
+            old_tree = git.tree_of(update.old) if update.old != ZERO else None
+            scripts = sorted(
+                {
+                    layout.script_of(change.path)
+                    for change in git.changes(old_tree, new_tree)
+                    if layout.script_of(change.path).endswith(layout.SCRIPT_SUFFIX)
+                }
+            )
+            for script in scripts:
+                try:
+                    found = self._lock_of(git, old_tree, new_tree, script)
+                except errors.AppError as exc:
+                    problems.append(f"{script}: {exc.message}")
+                else:
+                    if found is not None:
+                        pending.append(found)
+        return problems, pending
+
+    def _lock_of(
+        self, git: PushedObjects, old_tree: str | None, new_tree: str, script: str
+    ) -> PendingLock | None:
+        """Check the lock of `script` as the push leaves it; the lock to commit after the push,
+        if it needs one (or needs its stale one removed)."""
+        entry = git.entry(new_tree, script)
+        name = posixpath.basename(script)
+        if entry is None or entry[1] not in modes.FILE_MODES or rules.is_helper_module(name):
+            return None  # not a runnable script (a lone lock was refused per commit)
+        source = git.read(entry[0])
+        lock_path = layout.lock_path(script)
+        lock = git.entry(new_tree, lock_path)
+        pushed_lock = lock is not None and (
+            old_tree is None or git.entry(old_tree, lock_path) != lock
+        )
+        if metadata.block(source) is None:
+            if lock is None:
+                return None
+            if pushed_lock:
+                raise errors.InvalidScriptMetadata(
+                    f"the script declares no dependencies: delete {lock_path}"
+                )
+            return PendingLock(script, entry[0], None)  # the block went: so does its lock
+        if lock is not None and pushed_lock:
+            pushed = git.read(lock[0])
+            problem = lockfile.source_problem(self.settings, pushed)
+            if problem:
+                raise errors.DependenciesUnresolvable(f"{lock_path}: {problem}")
+            locks.check(self.settings, name, source, pushed)
+            return None
+        fits_as_it_was = (
+            lock is not None
+            and old_tree is not None
+            and self._fitting_lock(git, old_tree, script, source) is not None
+        )
+        if fits_as_it_was:
+            return None  # the block is as it was: so is its lock
+        # `main` may have moved on since the push's base: its lock is kept when it fits (no
+        # drift to newer releases); only a block nobody locked yet is resolved.
+        kept = self._fitting_lock(git, git.tree_of(self.repo.head().id), script, source)
+        if kept is None:
+            kept = locks.resolve(self.settings, name, source)
+        return PendingLock(script, entry[0], kept)
+
+    @staticmethod
+    def _fitting_lock(git: PushedObjects, tree: str, script: str, source: bytes) -> bytes | None:
+        """The lock `script` has in `tree` when the version there declares what `source`
+        declares (`rules.lock_still_fits`), else None."""
+        lock = git.entry(tree, layout.lock_path(script))
+        before = git.entry(tree, script)
+        if lock is None or before is None or before[1] not in modes.FILE_MODES:
+            return None
+        return git.read(lock[0]) if rules.lock_still_fits(git.read(before[0]), source) else None
 
     # -- ownership ---------------------------------------------------------------------------
     def _check_ownership(
@@ -213,7 +335,7 @@ class _Owners:
                 continue
             # The script a file belongs to: itself, or the one its metadata describes. A path
             # the index does not know is new, and nobody's yet.
-            script = path.removesuffix(layout.METADATA_SUFFIX)
+            script = layout.script_of(path)
             owner = self.foreign(self.scripts.get(script), access.may_change_script)
             if owner:
                 verb = "delete" if deleted else "change"
@@ -236,3 +358,13 @@ class _Owners:
                     f"{folder}/: folder belongs to {owner}; only its owner or an admin may delete it"
                 )
         return problems
+
+
+def _kind(git: PushedObjects, tree: str, path: str) -> str | None:
+    """What `tree` holds at `path`: "file", "folder" or None (nothing, a symlink, ...)."""
+    found = git.entry(tree, path)
+    if found is None:
+        return None
+    if found[1] == modes.FOLDER:
+        return "folder"
+    return "file" if found[1] in modes.FILE_MODES else None

@@ -6,6 +6,10 @@ The service moves `main` itself: git hands it the pushed updates of `refs/heads/
 `refs/for/main` (its proc-receive hook) after pre-receive has checked them, and `Repository.land`
 puts them on `main` under the lock API commits take. So a push that was accepted lands, and a push
 that is behind only because of commits touching none of its paths lands too, as a merge.
+
+A push that brings a script with dependencies but not its lock is accepted when the block resolves
+(pre-receive resolves it, before anything is locked); right after the push, the service commits
+the lock on top of `main` as the pusher (`_commit_pending_locks`), and tells them to pull it.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import re
 import secrets
 import subprocess
 import sys
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
@@ -27,12 +33,15 @@ from starlette.concurrency import run_in_threadpool
 
 from gitscripts import access, errors
 from gitscripts.config import ConfigurationError, Settings
-from gitscripts.githttp.policy import PushPolicy, RefUpdate
+from gitscripts.deps.environments import Environments, locks_introduced
+from gitscripts.githttp.policy import PendingLock, PushPolicy, RefUpdate
 from gitscripts.index import Index, UserRecord
 from gitscripts.index.lookups import Lookups
+from gitscripts.index.sync import sync_index
 from gitscripts.metrics import Metrics
-from gitscripts.repo import MAIN_REF, Author, Landing, Repository
+from gitscripts.repo import MAIN_REF, Author, Commit, Edits, Landing, Plan, Repository, layout
 from gitscripts.repo.pushed import ZERO, PushedObjects
+from gitscripts.repo.repository import TAG_PREFIX
 
 log = structlog.get_logger("gitscripts.git")
 
@@ -53,6 +62,8 @@ _LANDED_BY_THE_SERVICE = {
 # of these names, and it tells the stage from the name.
 _HOOK = "hook"
 _HOOK_NAMES = ("pre-receive", "proc-receive", "post-receive")
+# Accepted pushes whose post-receive has not come yet (a refused landing never sends one).
+_PENDING_PUSHES = 64
 
 
 @dataclass(frozen=True)
@@ -90,13 +101,18 @@ class GitService:
         repo: Repository,
         lookups: Lookups,
         metrics: Metrics | None = None,
+        environments: Environments | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()
+        self.environments = environments
         self.index = index
         self.repo = repo
         self.lookups = lookups
         self.policy = PushPolicy(settings, index, repo)
+        # Pushed tip -> the locks to commit on top of it once it landed (see the module's doc).
+        self._pending_locks: OrderedDict[str, list[PendingLock]] = OrderedDict()
+        self._pending_guard = threading.Lock()
         # Known only to this process and the git processes it starts: proves a hook call is ours.
         self.hook_secret = secrets.token_urlsafe(32)
         _install_hooks(repo)
@@ -155,6 +171,9 @@ class GitService:
         problems, new_commits = await run_in_threadpool(
             self.policy.check, pusher, updates, quarantine
         )
+        pending: list[PendingLock] = []
+        if not problems:
+            problems, pending = await run_in_threadpool(self.policy.locks, updates, quarantine)
         log.info(
             "push_checked",
             user=pusher.login,
@@ -172,6 +191,13 @@ class GitService:
                 ],
             }
         await run_in_threadpool(self.index.pushes.record, new_commits, pusher.id)
+        if pending:
+            with self._pending_guard:
+                for update in updates:
+                    if update.ref == MAIN_REF:
+                        self._pending_locks[update.new] = pending
+                while len(self._pending_locks) > _PENDING_PUSHES:
+                    self._pending_locks.popitem(last=False)
         return {"accepted": True, "messages": []}
 
     def _as_update_of_main(self, update: RefUpdate, quarantine: str | None) -> RefUpdate:
@@ -266,6 +292,16 @@ class GitService:
     async def post_receive(self, call: HookCall) -> HookVerdict:
         pusher = self._pusher(call)
         touches_main = any(update.ref == MAIN_REF for update in call.updates)
+        locked: list[PendingLock] = []
+        if touches_main and pusher is not None:
+            with self._pending_guard:
+                pending = [
+                    lock
+                    for update in call.updates
+                    for lock in self._pending_locks.pop(update.new, [])
+                ]
+            if pending:
+                locked = await run_in_threadpool(self._commit_pending_locks, pusher, pending)
         if touches_main:
             await run_in_threadpool(self.lookups.ensure_synced)
         head = str(self.repo.head().id)
@@ -277,11 +313,73 @@ class GitService:
         )
         # git runs post-receive only once a ref has been updated: the push is in.
         self.metrics.pushes.labels("accepted").inc()
-        messages = [f"gitscripts: main is at {head[:12]}"] if touches_main else []
+        if self.environments is not None:
+            # Built in the background now, so the first run of a pushed lock finds it ready.
+            await run_in_threadpool(self._prepare_environments, call.updates)
+        messages = [_told(lock) for lock in locked]
+        if touches_main:
+            messages.append(f"gitscripts: main is at {head[:12]}")
         return {"accepted": True, "messages": messages}
+
+    def _prepare_environments(self, updates: tuple[RefUpdate, ...]) -> None:
+        assert self.environments is not None
+        for update in updates:
+            if update.new == ZERO:
+                continue
+            if update.ref == MAIN_REF:  # where it landed (on top of newer commits, maybe)
+                old = self.repo.find_commit(update.old) if update.old != ZERO else None
+                new = self.repo.head()
+            elif update.ref.startswith(TAG_PREFIX):
+                tag = self.repo.tag(update.ref.removeprefix(TAG_PREFIX))
+                if tag is None:
+                    continue
+                old, new = None, tag.commit
+            else:
+                continue
+            for lock in locks_introduced(self.repo, old, new):
+                self.environments.prepare(lock)
+
+    def _commit_pending_locks(
+        self, pusher: access.User, pending: list[PendingLock]
+    ) -> list[PendingLock]:
+        """One commit on top of `main` with the locks a push needed but did not bring, as the
+        pusher, compare-and-swap like every API commit; the locks it committed. A script changed
+        again since the push (an API save locked it itself), or one whose lock is already the
+        one needed, is left as it is."""
+
+        def plan(parent: Commit) -> Plan[list[PendingLock]]:
+            sync_index(self.index, self.repo, target=parent)
+            done = [
+                lock
+                for lock in pending
+                if self.repo.entry_id(parent.tree, lock.script) == lock.script_id
+                and self.repo.read_file(parent.tree, layout.lock_path(lock.script)) != lock.lock
+            ]
+            edits: Edits = {layout.lock_path(lock.script): lock.lock for lock in done}
+            scripts = ", ".join(lock.script for lock in done)
+            message = f"Update the locks of {scripts}, pushed by {pusher.login} without them"
+            return Plan(edits, message, done)
+
+        with self.repo.write_lock, self.index.transaction():
+            if not plan(self.repo.head()).edits:
+                return []
+            result, committed = self.repo.commit_plan(Author(pusher.id, pusher.login), plan)
+            self.index.meta.set_synced_head(result.commit.id)
+        log.info(
+            "push_locked", user=pusher.login, scripts=[lock.script for lock in committed.found]
+        )
+        return committed.found
 
     def _pusher(self, call: HookCall) -> UserRecord | None:
         return self.index.users.get(call.pusher_id) if call.pusher_id is not None else None
+
+
+def _told(lock: PendingLock) -> str:
+    """What the pusher reads of a lock the service committed after their push."""
+    path = layout.lock_path(lock.script)
+    if lock.lock is None:
+        return f"gitscripts: {lock.script} declares no dependencies now: removed {path}; pull"
+    return f"gitscripts: locked {lock.script}: pull to get {path}"
 
 
 def _install_hooks(repo: Repository) -> None:

@@ -10,7 +10,10 @@ from pydantic import BaseModel, Field
 from gitscripts.auth.deps import CurrentUser
 from gitscripts.history.service import (
     CommitDetail,
+    DeletedScript,
+    DeletedScriptView,
     Log,
+    ScriptBlame,
     ScriptDiff,
     ScriptHistory,
     ScriptTagView,
@@ -39,6 +42,16 @@ class RestoreIn(BaseModel):
 class RestoreOut(ScriptOut):
     revision: str
     restored_from: str
+
+
+class RestoreDeletedIn(BaseModel):
+    message: str | None = CommitMessage
+
+
+class RestoreAtIn(BaseModel):
+    path: str = Field(min_length=1, description="where the script was, e.g. 'geology/calc.py'")
+    revision: str = Field(min_length=1, description="a revision at which it was there")
+    message: str | None = CommitMessage
 
 
 class TagIn(BaseModel):
@@ -76,6 +89,14 @@ def script_diff(
     return history.script_diff(script_id, from_rev, to_rev)
 
 
+@router.get("/scripts/{script_id}/blame", response_model=dict[str, Any])
+def script_blame(
+    script_id: int, user: CurrentUser, history: History, rev: Revision = None
+) -> ScriptBlame:
+    """Each line of the script at `rev` (default: `main`) with the commit that last changed it."""
+    return history.script_blame(script_id, rev)
+
+
 @router.get("/scripts/{script_id}/tags", response_model=list[dict[str, Any]])
 def script_tags(script_id: int, user: CurrentUser, history: History) -> list[ScriptTagView]:
     """The tags at which the script existed, with its path at each."""
@@ -87,6 +108,41 @@ def restore_script(
     script_id: int, body: RestoreIn, user: CurrentUser, manager: Manager
 ) -> RestoredScript:
     return manager.restore_script(user, script_id, body.revision, body.message)
+
+
+# -- deleted scripts ------------------------------------------------------------------------------
+@router.get("/deleted", response_model=list[dict[str, Any]])
+def deleted_scripts(
+    user: CurrentUser,
+    history: History,
+    folder: Annotated[
+        str | None, Query(description="a folder's path: the scripts deleted inside it")
+    ] = None,
+) -> list[DeletedScriptView]:
+    """Scripts deleted inside a folder (default: anywhere), most recently deleted first."""
+    return history.deleted_scripts(user, folder)
+
+
+@router.get("/deleted/{script_id}", response_model=dict[str, Any])
+def deleted_script(script_id: int, user: CurrentUser, history: History) -> DeletedScript:
+    """One deleted script, with its last content."""
+    return history.deleted_script(user, script_id)
+
+
+@router.post(
+    "/deleted/{script_id}/restore", status_code=status.HTTP_201_CREATED, response_model=RestoreOut
+)
+def restore_deleted(
+    script_id: int, user: CurrentUser, manager: Manager, body: RestoreDeletedIn | None = None
+) -> RestoredScript:
+    """The deleted script back, under its old id, as it was when it was deleted."""
+    return manager.restore_deleted(user, script_id, body.message if body else None)
+
+
+@router.post("/deleted/restore", status_code=status.HTTP_201_CREATED, response_model=RestoreOut)
+def restore_deleted_at(body: RestoreAtIn, user: CurrentUser, manager: Manager) -> RestoredScript:
+    """The script that was at `path` in `revision` back (its old id when it is known)."""
+    return manager.restore_deleted_at(user, body.path, body.revision, body.message)
 
 
 # -- the repository -------------------------------------------------------------------------------

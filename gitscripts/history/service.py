@@ -17,6 +17,7 @@ from gitscripts.history import diffs
 from gitscripts.index import Index, Person
 from gitscripts.index.lookups import Lookups
 from gitscripts.index.sync import responsible_user_id
+from gitscripts.index.tombstones import Tombstone
 from gitscripts.repo import Author, Commit, Repository, layout
 from gitscripts.repo.repository import TAG_PREFIX, Change, TagInfo, Version
 from gitscripts.timestamps import iso_seconds
@@ -95,6 +96,22 @@ ScriptDiff = TypedDict(
 )
 
 
+class BlameLine(TypedDict):
+    line: int
+    content: str
+    revision: str  # the commit that last changed the line: a key of `ScriptBlame.commits`
+    original_line: int  # its number in that commit's version
+    path: str  # the script's path in that commit
+
+
+class ScriptBlame(TypedDict):
+    script_id: int
+    revision: str
+    path: str
+    commits: dict[str, CommitView]  # each commit the lines name, once: who, when, why
+    lines: list[BlameLine]
+
+
 class Log(TypedDict):
     path: str | None
     commits: list[LoggedCommit]
@@ -114,6 +131,26 @@ class TagView(TypedDict):
 
 class ScriptTagView(TagView):
     path: str  # the script's path at the tag: where to run it with `?rev=<tag>`
+
+
+class DeletedScriptView(TypedDict):
+    """A deleted script: where it was, who deleted it and when, and where a restore puts it."""
+
+    script_id: int
+    path: str  # where a restore puts it (its folder may have moved since it was deleted)
+    deleted_path: str  # where it was when it was deleted
+    display_name: str
+    description: str | None
+    created_by: Person | None
+    created_at: str
+    deleted_in: CommitView  # the commit that deleted it: by whom, when, why
+    last_revision: str  # the commit holding its last version
+    path_taken: bool  # something is at `path` now: a restore would be refused
+    can_restore: bool
+
+
+class DeletedScript(DeletedScriptView):
+    content: str
 
 
 Paged = TypeVar("Paged", VersionView, LoggedCommit)
@@ -209,6 +246,72 @@ class HistoryService:
                 "files": [file.to_dict() for file in files],
             }
         )
+
+    def script_blame(self, script_id: int, revision: str | None) -> ScriptBlame:
+        """Each line of the script at `revision` (default: `main`) with the commit that last
+        changed it, followed back through renames and moves."""
+        commit = self.repo.resolve(revision) if revision is not None else self.repo.head()
+        path = self.lookups.script_path_at(script_id, commit, revision or "main")
+        text = (self.repo.read_file(commit.tree, path) or b"").decode("utf-8", errors="replace")
+        texts = text.split("\n")
+        if text.endswith("\n") or not text:
+            texts.pop()  # git counts a final newline as the end of the last line, not a line
+        commits: dict[str, CommitView] = {}
+        lines: list[BlameLine] = []
+        for blamed in self.repo.blame(commit, path):
+            if blamed.commit.id not in commits:
+                commits[blamed.commit.id] = self._commit_summary(blamed.commit)
+            for offset in range(blamed.lines):
+                number = blamed.start + offset
+                lines.append(
+                    BlameLine(
+                        line=number,
+                        content=texts[number - 1] if number <= len(texts) else "",
+                        revision=blamed.commit.id,
+                        original_line=blamed.original_start + offset,
+                        path=blamed.path,
+                    )
+                )
+        return ScriptBlame(
+            script_id=script_id, revision=commit.id, path=path, commits=commits, lines=lines
+        )
+
+    # -- deleted scripts ------------------------------------------------------------------------
+    def _deleted_view(self, user: access.User, stone: Tombstone) -> DeletedScriptView:
+        last = self.lookups.last_version(stone)
+        deleting = self.repo.find_commit(stone.deleted_in)
+        metadata = self.repo.script_metadata(last.tree, stone.deleted_path)
+        return DeletedScriptView(
+            script_id=stone.id,
+            path=stone.path,
+            deleted_path=stone.deleted_path,
+            display_name=metadata.display_name,
+            description=metadata.description,
+            created_by=self.index.users.person(stone.owner_id),
+            created_at=stone.created_at,
+            deleted_in=self._commit_summary(deleting or last),
+            last_revision=last.id,
+            path_taken=self.repo.entry(self.repo.head().tree, stone.path) is not None,
+            can_restore=access.may_change_script(user, stone.owner_id),
+        )
+
+    def deleted_scripts(self, user: access.User, folder: str | None) -> list[DeletedScriptView]:
+        """The scripts deleted inside `folder` (None: anywhere), at any depth, most recently
+        deleted first; each restorable by its id while it stays deleted."""
+        self.lookups.ensure_synced()
+        inside = _clean_path(folder) if folder is not None else None
+        stones = reversed(self.index.deleted.under(inside))  # ties: the later buried first
+        views = [self._deleted_view(user, stone) for stone in stones]
+        return sorted(views, key=lambda view: view["deleted_in"]["committed_at"], reverse=True)
+
+    def deleted_script(self, user: access.User, script_id: int) -> DeletedScript:
+        """One deleted script, with its last content."""
+        self.lookups.ensure_synced()
+        stone = self.lookups.tombstone(script_id)
+        view = self._deleted_view(user, stone)
+        last = self.repo.resolve(view["last_revision"])
+        content = self.repo.read_file(last.tree, stone.deleted_path) or b""
+        return DeletedScript(**view, content=content.decode("utf-8", errors="replace"))
 
     # -- the repository -----------------------------------------------------------------------
     def log(self, path: str | None, limit: int, before: str | None) -> Log:
@@ -354,8 +457,9 @@ def _script_and_sidecar(
     to_commit: Commit,
     new_path: str,
 ) -> list[tuple[str | None, str | None]]:
-    """(old, new) path pairs of the script file and of its sidecar that differ between the two
-    commits, absent sides as None: a script shows its metadata changes next to its code."""
+    """(old, new) path pairs of the script file, its sidecar and its lock that differ between
+    the two commits, absent sides as None: a script shows its metadata and its locked packages
+    changing next to its code."""
     pairs: list[tuple[str | None, str | None]] = []
     for old, new in (
         (old_path, new_path),
@@ -363,6 +467,7 @@ def _script_and_sidecar(
             layout.metadata_path(old_path) if old_path else None,
             layout.metadata_path(new_path),
         ),
+        (layout.lock_path(old_path) if old_path else None, layout.lock_path(new_path)),
     ):
         old_id = repo.entry_id(from_commit.tree, old) if from_commit and old else None
         new_id = repo.entry_id(to_commit.tree, new) if new else None

@@ -93,6 +93,11 @@ class Entries(Table[Entry]):
             ]
         )
 
+    def revive(self, entry_id: int, path: str, owner_id: int | None, created_at: str) -> Entry:
+        """A deleted script's entry again, under its old id, owner and creation time."""
+        doc = {"path": path, "owner_id": owner_id, "created_at": created_at}
+        return self._insert([{**doc, "updated_at": utc_now()}], ids=[entry_id])[0]
+
     def touch(self, entry_id: int) -> None:
         """Record that the folder or script changed now (paths change only by `move`)."""
         self._update([entry_id], {"updated_at": utc_now()})

@@ -12,7 +12,8 @@ from __future__ import annotations
 from gitscripts import errors
 from gitscripts.index.entries import Entry
 from gitscripts.index.store import Index
-from gitscripts.index.sync import sync_index
+from gitscripts.index.sync import last_version, sync_index
+from gitscripts.index.tombstones import Tombstone
 from gitscripts.repo import Commit, Repository
 
 
@@ -72,3 +73,33 @@ class Lookups:
         commit = self.repo.head() if revision is None else self.repo.resolve(revision)
         path = self.script_path_at(script_id, commit, revision or "main")
         return self.repo.read_file(commit.tree, path) or b"", str(commit.id), path
+
+    # -- deleted scripts (callers ensure the sync first) ---------------------------------------
+    def tombstone(self, script_id: int) -> Tombstone:
+        stone = self.index.deleted.get(script_id)
+        if stone is None:
+            raise errors.ScriptNotFound(
+                f"Deleted script with id {script_id} not found", script_id=str(script_id)
+            )
+        return stone
+
+    def last_version(self, stone: Tombstone) -> Commit:
+        """The commit holding a deleted script's last version (see `sync.last_version`)."""
+        last = last_version(self.repo, stone)
+        if last is None:
+            raise errors.ScriptNotFound(
+                f"Deleted script with id {stone.id} has no version in the history",
+                script_id=str(stone.id),
+            )
+        return last
+
+    def tombstone_of(self, path: str, commit: Commit) -> Tombstone | None:
+        """The deleted script whose history holds the script at `path` in `commit` (the most
+        recently deleted, when several do); None when the index remembers none."""
+        for stone in reversed(self.index.deleted.all()):
+            if path not in (stone.path, stone.deleted_path):
+                continue
+            last = self.last_version(stone)
+            if self.repo.path_at(last, stone.deleted_path, commit) == path:
+                return stone
+        return None

@@ -23,6 +23,7 @@ from gitscripts.index.files import FileRecords
 from gitscripts.index.pushes import Pushes
 from gitscripts.index.storage import AtomicJSONStorage
 from gitscripts.index.table import Meta
+from gitscripts.index.tombstones import Tombstones
 
 
 class Index:
@@ -36,6 +37,7 @@ class Index:
         self.revoked_sessions = RevokedSessions(self.storage, self.db, self.meta)
         self.folders = Entries(self.storage, self.db, self.meta, "folders")
         self.scripts = Entries(self.storage, self.db, self.meta, "scripts")
+        self.deleted = Tombstones(self.storage, self.db, self.meta)
         self.pushes = Pushes(self.storage, self.db, self.meta)
         self.files = FileRecords(self.storage, self.db, self.meta)
 

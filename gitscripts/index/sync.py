@@ -5,13 +5,21 @@ hearing of it (a push, a crash between commit and index write, a lost index file
 index from Git again: entries whose path still exists keep their id and owner, moved ones (found by git's
 rename detection, or by identical content) keep theirs at the new path, vanished ones are dropped, and
 new ones get a fresh id and an owner (the given actor, or the user whose API commit introduced them).
+A vanished script leaves a tombstone (`index.deleted`) naming the commit that deleted it, and
+tombstones move with the folders they were in, so a script deleted by a push can be restored under
+its id like one deleted through the API; one that comes back at its path exactly as it went (a
+pushed revert, or a restore an older copy of the index missed) takes its id back.
 """
 
 from __future__ import annotations
 
-from gitscripts.index.entries import Entries
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from gitscripts.index.entries import Entries, Entry
 from gitscripts.index.store import Index
-from gitscripts.repo import Commit, Repository
+from gitscripts.index.tombstones import Tombstone, relocated
+from gitscripts.repo import Commit, Repository, layout
 
 
 def sync_index(
@@ -38,15 +46,29 @@ def sync_index(
         # Owners of unknown paths are looked for in the commits since the index was last in step;
         # a full rebuild does not trust that and looks through all of history.
         since = None if full else previous
-        changed = _sync_kind(
-            index, repo, index.scripts, set(listing.scripts), script_moves, actor_id, head, since
+        scripts = _sync_kind(
+            index,
+            repo,
+            index.scripts,
+            set(listing.scripts),
+            script_moves,
+            actor_id,
+            head,
+            since,
+            revive=lambda paths: _revive(index, repo, head, paths),
         )
+        if scripts.removed:
+            deleted_in = _deleting_commits(repo, head, previous, {e.path for e in scripts.removed})
+            index.deleted.bury(scripts.removed, deleted_in)
         moved_folders = _index_folder_moves(script_moves)
-        changed |= _sync_kind(
+        folders = _sync_kind(
             index, repo, index.folders, set(listing.folders), moved_folders, actor_id, head, since
         )
+        index.deleted.move_folders(folders.moved)
+        if full:
+            _rebuild_tombstones(index, repo, head, set(listing.scripts))
         index.meta.set_synced_head(str(head.id))
-        return changed
+        return scripts.changed or folders.changed
 
 
 def folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
@@ -84,6 +106,13 @@ def _index_folder_moves(script_moves: dict[str, str]) -> dict[str, str]:
     return moves
 
 
+@dataclass(frozen=True)
+class _Synced:
+    changed: bool
+    moved: dict[str, str]  # old path -> new, of entries that kept their id
+    removed: list[Entry]  # entries whose path vanished
+
+
 def _sync_kind(
     index: Index,
     repo: Repository,
@@ -93,21 +122,70 @@ def _sync_kind(
     actor_id: int | None,
     head: Commit,
     since: Commit | None,
-) -> bool:
+    revive: Callable[[set[str]], set[str]] | None = None,
+) -> _Synced:
     entries = table.by_path()
     vanished = {path for path in entries if path not in present}
     appeared = {path for path in present if path not in entries}
     if not vanished and not appeared:
-        return False
+        return _Synced(changed=False, moved={}, removed=[])
     moves = {old: new for old, new in detected_moves.items() if old in vanished and new in appeared}
     table.move(moves)
     appeared -= set(moves.values())
     vanished -= moves.keys()
-    table.remove([entries[path].id for path in vanished])
+    removed = [entries[path] for path in sorted(vanished)]
+    table.remove([entry.id for entry in removed])
+    if appeared and revive is not None:
+        appeared -= revive(appeared)
     if appeared:
         owners = _introducers(index, repo, head, appeared, since) if actor_id is None else {}
         table.add_many({path: owners.get(path, actor_id) for path in sorted(appeared)})
-    return True
+    return _Synced(changed=True, moved=moves, removed=removed)
+
+
+def last_version(repo: Repository, stone: Tombstone) -> Commit | None:
+    """The commit holding a deleted script's last version: the deleting commit's parent (or,
+    when the deletion was put on a later commit, the newest one before it that had it)."""
+    deleting = repo.find_commit(stone.deleted_in)
+    if deleting is None or not deleting.parent_ids:
+        return None
+    parent = repo.find_commit(deleting.parent_ids[0])
+    if parent is not None and repo.is_file(parent.tree, stone.deleted_path):
+        return parent
+    for commit in repo.log(deleting, stone.deleted_path, after_start=True):
+        if repo.is_file(commit.tree, stone.deleted_path):
+            return commit
+    return None
+
+
+def _revive(index: Index, repo: Repository, head: Commit, paths: set[str]) -> set[str]:
+    """Deleted scripts that came back by git exactly as they went (a revert, or an API restore
+    an older index never heard of) take their id and owner back; the paths they are at."""
+    revived: set[str] = set()
+    for stone in reversed(index.deleted.all()):  # the most recently deleted first
+        if stone.path not in paths or stone.path in revived:
+            continue
+        last = last_version(repo, stone)
+        if last is None:
+            continue
+        if repo.entry_id(last.tree, stone.deleted_path) == repo.entry_id(head.tree, stone.path):
+            index.deleted.remove([stone.id])
+            index.scripts.revive(stone.id, stone.path, stone.owner_id, stone.created_at)
+            revived.add(stone.path)
+    return revived
+
+
+def _deleting_commits(
+    repo: Repository, head: Commit, since: Commit | None, paths: set[str]
+) -> dict[str, str]:
+    """The commit that deleted each of `paths` (gone in `head`): the last one since `since` that
+    removed it. A path git shows no deletion of (`since` unknown to it) is put on `head`."""
+    found = dict.fromkeys(paths, str(head.id))
+    for step in repo.replay(head, since):
+        for path, added in step.added_or_deleted:
+            if not added and path in found:
+                found[path] = str(step.commit.id)
+    return found
 
 
 def responsible_user_id(index: Index, commit: Commit) -> int | None:
@@ -130,26 +208,75 @@ def _introducers(
     since: Commit | None,
 ) -> dict[str, int]:
     """Who made each path appear, for paths nobody is known to own, by replaying history
-    (since the last commit the index described, when it is known).
+    (since the last commit the index described, when it is known)."""
+    owners = _replay(index, repo, head, since).owners
+    return {path: owner for path, owner in owners.items() if path in paths and owner is not None}
+
+
+@dataclass(frozen=True)
+class _Deletion:
+    path: str  # where the script was deleted
+    commit: str
+    owner: int | None
+
+
+@dataclass(frozen=True)
+class _Replayed:
+    owners: dict[str, int | None]  # each path at `head`: who made it appear
+    deletions: dict[str, _Deletion]  # the last script deleted at each path, moved with its folders
+
+
+def _replay(index: Index, repo: Repository, head: Commit, since: Commit | None) -> _Replayed:
+    """Who made each path appear, and which scripts were deleted, by replaying history.
 
     Ownership follows a file or folder through its moves. A commit's author counts only when
     gitscripts made the commit itself (an API call); a pushed commit's author is whatever the
-    pusher typed, so for those the pusher recorded at push time is the owner.
+    pusher typed, so for those the pusher recorded at push time is the owner. A deleted script
+    is kept at the path it would come back to: its folder's, as the folder moved since.
     """
     owners: dict[str, int | None] = {}
+    deletions: dict[str, _Deletion] = {}
     for step in repo.replay(head, since):
         author_id = responsible_user_id(index, step.commit)
-        for old, new in {**folder_moves(step.moves), **step.moves}.items():
+        moved_folders = folder_moves(step.moves)
+        for old, new in {**moved_folders, **step.moves}.items():
             if old in owners:
                 owners[new] = owners.pop(old)
+        if moved_folders:
+            deletions = {
+                relocated(path, moved_folders) or path: deletion
+                for path, deletion in deletions.items()
+            }
         for path, added in step.added_or_deleted:
             if not added:
-                owners.pop(path, None)
+                owner = owners.pop(path, None)
+                if layout.is_script_path(path) and path not in step.moves:
+                    deletions[path] = _Deletion(path, str(step.commit.id), owner)
             elif path not in owners:
                 owners[path] = author_id
                 for folder in _ancestors(path):
                     owners.setdefault(folder, author_id)
-    return {path: owner for path, owner in owners.items() if path in paths and owner is not None}
+    return _Replayed(owners, deletions)
+
+
+def _rebuild_tombstones(index: Index, repo: Repository, head: Commit, live: set[str]) -> None:
+    """Tombstones for the scripts history shows deleted that the index does not remember (an
+    index lost, or older than tombstones): the last one deleted at each path that is free now,
+    under a new id (the old one is lost with the index that held it), owned by its creator."""
+    stones = index.deleted.all()
+    known = {(stone.deleted_path, stone.deleted_in) for stone in stones}
+    taken = live | {stone.path for stone in stones}
+    missing = {
+        path: deletion
+        for path, deletion in _replay(index, repo, head, None).deletions.items()
+        if path not in taken and (deletion.path, deletion.commit) not in known
+    }
+    index.deleted.add(
+        [
+            (path, deletion.path, deletion.commit, deletion.owner)
+            for path, deletion in sorted(missing.items())
+        ]
+    )
 
 
 def _ancestors(path: str) -> list[str]:

@@ -12,7 +12,7 @@ is `gitscripts.index.storage`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, MutableMapping
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any, Generic, Protocol, TypeVar
 
 from tinydb import TinyDB
@@ -129,11 +129,13 @@ class Table(Generic[R]):
             self._unindex(record)
         return record
 
-    def _insert(self, docs: list[dict[str, Any]]) -> list[R]:
-        """Store new documents under fresh ids, in one write however many there are."""
+    def _insert(self, docs: list[dict[str, Any]], ids: Sequence[int] | None = None) -> list[R]:
+        """Store new documents under fresh ids (or under `ids`, which a record kept when it moved
+        between tables: a deleted script's), in one write however many there are."""
         with self._storage.transaction():
             self._records()
-            ids = self._meta.next_ids(self.name, len(docs))
+            if ids is None:
+                ids = self._meta.next_ids(self.name, len(docs))
             documents = [
                 Document(doc, doc_id=doc_id) for doc_id, doc in zip(ids, docs, strict=True)
             ]

@@ -7,8 +7,10 @@ from starlette.concurrency import run_in_threadpool
 
 from gitscripts import errors
 from gitscripts.auth.deps import CurrentUser
+from gitscripts.deps.views import ScriptDependencies
 from gitscripts.manager.highlight import highlight_python
 from gitscripts.manager.schemas import (
+    DependenciesOut,
     FolderCreate,
     FolderOut,
     FolderUpdate,
@@ -21,7 +23,7 @@ from gitscripts.manager.schemas import (
 )
 from gitscripts.manager.service import ScriptChange, Unset
 from gitscripts.manager.views import FolderView, ScriptView
-from gitscripts.services import AppSettings, Lookup, Manager, View
+from gitscripts.services import AppSettings, Dependencies, Lookup, Manager, View
 
 router = APIRouter(prefix="/api/v1/scripts-manager", tags=["scripts-manager"])
 
@@ -167,6 +169,15 @@ def script_content(
         path=None if rev is None else path,
         html=highlight_python(text) if highlight else None,
     )
+
+
+@router.get("/scripts/{script_id}/dependencies", response_model=DependenciesOut)
+def script_dependencies(
+    script_id: int, user: CurrentUser, dependencies: Dependencies, rev: Revision = None
+) -> ScriptDependencies:
+    """What the script declares (its PEP 723 block), the packages its lock pins, and the key of
+    the environment it runs in; all null for a script without a block."""
+    return dependencies.of_script(script_id, rev)
 
 
 @router.put("/scripts/{script_id}", response_model=ScriptOut)

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, model_validator
 
 
@@ -119,3 +121,41 @@ class ScriptContent(BaseModel):
 class ScriptValidate(BaseModel):
     content: str
     filename: str = Field(default="script.py", min_length=1)
+
+
+class DeclaredOut(BaseModel):
+    requires_python: str | None
+    dependencies: list[str]
+
+
+class LockedSourceOut(BaseModel):
+    kind: str
+    location: str
+
+
+class LockedPackageOut(BaseModel):
+    name: str
+    version: str | None
+    source: LockedSourceOut | None
+
+
+class LockOut(BaseModel):
+    path: str
+    packages: list[LockedPackageOut]
+
+
+class EnvironmentOut(BaseModel):
+    key: str
+    state: Literal["ready", "building", "failed", "not_built"]
+    url: str
+
+
+class DependenciesOut(BaseModel):
+    """GET /scripts/{id}/dependencies: see `gitscripts.deps.views`."""
+
+    script_id: int
+    revision: str
+    path: str
+    declared: DeclaredOut | None
+    lock: LockOut | None
+    environment: EnvironmentOut | None

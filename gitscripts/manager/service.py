@@ -7,6 +7,10 @@ commits in order. A plan hands what it found (the entry a save replaces) and the
 worded to the recording step as values (`repo.Plan`). Who may change what is `gitscripts.access`'s;
 ids and paths are looked up through `gitscripts.index.lookups`; answers are shaped by
 `gitscripts.manager.views`.
+
+A script that declares dependencies gets its lock in the same commit (`_lock_edits`). Resolving
+one can take seconds, so a write first plans against `main` before it takes the write lock, and
+the commit's plan reuses what that resolved (`_Resolver`): other writers do not wait for uv.
 """
 
 from __future__ import annotations
@@ -21,13 +25,17 @@ import structlog
 
 from gitscripts import access, errors
 from gitscripts.config import Settings
+from gitscripts.deps import locks, metadata
+from gitscripts.deps.environments import Environments
 from gitscripts.index import Entry, Index
 from gitscripts.index.lookups import Lookups
 from gitscripts.index.sync import sync_index
+from gitscripts.index.tombstones import Tombstone
 from gitscripts.manager.views import FolderView, RestoredScript, ScriptView, Views
 from gitscripts.repo import (
     Author,
     Commit,
+    Edit,
     Edits,
     Existing,
     Plan,
@@ -66,6 +74,30 @@ class ScriptChange:
     base_revision: str | _Unset | None = Unset
 
 
+@dataclass(frozen=True)
+class _Locked:
+    """A version of a script and the lock it had (None: none): a new version whose block reads
+    the same keeps that lock."""
+
+    source: bytes | None
+    lock: Edit
+
+
+class _Resolver:
+    """The locks one write resolves, each once (by block): planned against `main` before the
+    write lock is taken, planned again under it (compare-and-swap), resolved only the first time."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._resolved: dict[str | None, bytes] = {}
+
+    def lock_of(self, filename: str, content: bytes) -> bytes:
+        key = metadata.block(content)
+        if key not in self._resolved:
+            self._resolved[key] = locks.resolve(self.settings, filename, content)
+        return self._resolved[key]
+
+
 class ManagerService:
     def __init__(
         self,
@@ -74,23 +106,25 @@ class ManagerService:
         repo: Repository,
         lookups: Lookups,
         views: Views,
+        environments: Environments,
     ) -> None:
         self.settings = settings
         self.index = index
         self.repo = repo
         self.lookups = lookups
         self.views = views
+        self.environments = environments
 
     def _commit(
         self,
         user: access.User,
         plan: Callable[[Tree], Plan[T]],
-        record: Callable[[T], R],
+        record: Callable[[T, Commit], R],
         message: str | None = None,
     ) -> tuple[R, Commit]:
         """Commit what `plan` makes of the tree on `main`, then let `record` update the index
-        from what the committed plan found; what `record` returns, and the new commit. The
-        caller's `message`, when given, replaces the one the plan words."""
+        from what the committed plan found (and the commit made); what `record` returns, and the
+        new commit. The caller's `message`, when given, replaces the one the plan words."""
         own_message = rules.commit_message(message)
 
         def planned(parent: Commit) -> Plan[T]:
@@ -102,12 +136,22 @@ class ManagerService:
 
         with self.repo.write_lock, self.index.transaction():
             result, done = self.repo.commit_plan(Author(user.id, user.login), planned)
-            recorded = record(done.found)
+            recorded = record(done.found, result.commit)
             self.index.meta.set_synced_head(result.commit.id)
         log.info("commit", message=done.message, revision=result.commit.id)
+        # A lock this commit wrote has its environment built now, in the background, so the
+        # script's first run finds it ready.
+        for path, edit in done.edits.items():
+            if isinstance(edit, bytes) and rules.is_lock_file(path):
+                self.environments.prepare(edit)
         return recorded, result.commit
 
     # -- helpers ------------------------------------------------------------------------------
+    def _bury(self, scripts: list[Entry], commit: Commit) -> None:
+        """Scripts `commit` deleted leave their entries as tombstones: restorable, ids kept."""
+        self.index.scripts.remove([entry.id for entry in scripts])
+        self.index.deleted.bury(scripts, {entry.path: commit.id for entry in scripts})
+
     @staticmethod
     def _require_script_owner(user: access.User, entry: Entry) -> None:
         if not access.may_change_script(user, entry.owner_id):
@@ -142,12 +186,57 @@ class ManagerService:
         if names is None:
             return {}
         leaving_name = leaving.rsplit("/", 1)[-1]
-        others = [
-            name
-            for name in names
-            if name not in (leaving_name, leaving_name + layout.METADATA_SUFFIX)
-        ]
+        others = [name for name in names if layout.script_of(name) != leaving_name]
         return {} if others else {layout.marker_path(folder): b""}
+
+    def _check_content(self, filename: str, content: bytes) -> None:
+        """What every version of a script must pass: the content rules, and a valid block."""
+        rules.check_script_content(filename, content, self.settings.max_script_size)
+        rules.script_dependencies(filename, content, self.settings.packages_allow_direct_references)
+
+    def _locked(self, tree: Tree, path: str) -> _Locked:
+        """The script at `path` in `tree` and its lock, as they are."""
+        lock = self.repo.entry(tree, layout.lock_path(path))
+        return _Locked(
+            self.repo.read_file(tree, path), Existing(lock.id, lock.mode) if lock else None
+        )
+
+    def _lock_edits(
+        self,
+        tree: Tree,
+        path: str,
+        content: bytes,
+        locked: _Locked,
+        resolver: _Resolver,
+        old_path: str | None = None,
+    ) -> Edits:
+        """The edits that leave the script saved at `path` with `content` the lock it needs:
+        `locked`'s lock when its block reads the same, a new one when the block changed, none
+        without a block (or for a helper). A lock left at `old_path` (a move) goes."""
+        edits: Edits = {}
+        if old_path is not None and old_path != path:
+            old_lock = layout.lock_path(old_path)
+            if self.repo.entry(tree, old_lock) is not None:
+                edits[old_lock] = None
+        filename = path.rsplit("/", 1)[-1]
+        wanted: Edit
+        if rules.is_helper_module(filename) or metadata.block(content) is None:
+            wanted = None
+        elif locked.lock is not None and rules.lock_still_fits(locked.source, content):
+            wanted = locked.lock
+        else:
+            wanted = resolver.lock_of(filename, content)
+        lock_path = layout.lock_path(path)
+        current = self.repo.entry(tree, lock_path)
+        if isinstance(wanted, Existing):
+            unchanged = current is not None and current.id == wanted.id
+        elif wanted is None:
+            unchanged = current is None
+        else:
+            unchanged = current is not None and self.repo.read_file(tree, lock_path) == wanted
+        if not unchanged:
+            edits[lock_path] = wanted
+        return edits
 
     # -- folders ------------------------------------------------------------------------------
     def create_folder(
@@ -165,7 +254,7 @@ class ManagerService:
             return Plan({layout.marker_path(path): b""}, f"Create folder {path}", None)
 
         created, _ = self._commit(
-            user, plan, lambda _: self.index.folders.add(path, user.id), message
+            user, plan, lambda _, __: self.index.folders.add(path, user.id), message
         )
         return self.views.folder_view(user, created)
 
@@ -223,9 +312,10 @@ class ManagerService:
             edits.update(self._keep_folder_alive(tree, layout.parent_of(old_path), old_path))
             return Plan(edits, f"{verb} folder {old_path} -> {new_path}", None)
 
-        def record(_: None) -> None:
+        def record(_: None, __: Commit) -> None:
             self.index.folders.move_under(old_path, new_path)
             self.index.scripts.move_under(old_path, new_path)
+            self.index.deleted.move_folders({old_path: new_path})
             self.index.folders.touch(folder_id)
 
         self._commit(user, plan, record, message)
@@ -260,9 +350,9 @@ class ManagerService:
             edits.update(self._keep_folder_alive(tree, layout.parent_of(path), path))
             return Plan(edits, f"Delete folder {path}", None)
 
-        def record(_: None) -> None:
-            for table in (self.index.folders, self.index.scripts):
-                table.remove([item.id for item in table.under(path)])
+        def record(_: None, commit: Commit) -> None:
+            self.index.folders.remove([item.id for item in self.index.folders.under(path)])
+            self._bury(self.index.scripts.under(path), commit)
 
         self._commit(user, plan, record, message)
 
@@ -275,7 +365,7 @@ class ManagerService:
         rules.check_script_filename(filename)
         if display_name is not None:
             rules.check_display_name(display_name)
-        rules.check_script_content(filename, content, self.settings.max_script_size)
+        self._check_content(filename, content)
 
     def save_script(
         self,
@@ -294,14 +384,16 @@ class ManagerService:
         self.lookups.ensure_synced()
         folder_path = self.lookups.folder_path(folder_id)
         path = layout.join(folder_path, filename)
-        metadata = layout.ScriptMetadata(display_name=display_name, description=description)
+        sidecar = layout.ScriptMetadata(display_name=display_name, description=description)
+        resolver = _Resolver(self.settings)
 
         def plan(tree: Tree) -> Plan[Entry | None]:
             """The edits, and the entry of the script they replace (None: a new script)."""
             self._require_folder_parent(tree, folder_path, folder_id, errors.FolderNotFound)
             existing = self.repo.entry(tree, path)
-            edits: Edits = {path: content, layout.metadata_path(path): metadata.to_bytes()}
+            edits: Edits = {path: content, layout.metadata_path(path): sidecar.to_bytes()}
             if existing is None:
+                edits.update(self._lock_edits(tree, path, content, _Locked(None, None), resolver))
                 return Plan(edits, f"Create script {path}", None)
             if not existing.is_blob:
                 raise errors.ScriptAlreadyExists(
@@ -316,16 +408,20 @@ class ManagerService:
                 )
             if entry is not None:
                 self._require_script_owner(user, entry)
+            edits.update(self._lock_edits(tree, path, content, self._locked(tree, path), resolver))
             return Plan(edits, f"Replace script {path}", entry)
 
-        def record(replaced: Entry | None) -> Entry:
+        def record(replaced: Entry | None, _: Commit) -> Entry:
             if replaced is None:
                 return self.index.scripts.add(path, user.id)
             self.index.scripts.touch(replaced.id)
             return self.lookups.script(replaced.id)
 
+        # Planned once outside the write lock: a lock is resolved there (it can take seconds),
+        # and a refusal comes before anything is written.
+        plan(self.repo.head().tree)
         saved, _ = self._commit(user, plan, record, message)
-        return self.views.script_view(user, saved, metadata)
+        return self.views.script_view(user, saved, sidecar)
 
     def update_script(
         self,
@@ -359,11 +455,12 @@ class ManagerService:
         new_path = layout.join(folder_path, new_name)
         content = None if isinstance(change.content, _Unset) else change.content
         if content is not None:
-            rules.check_script_content(new_name, content, self.settings.max_script_size)
+            self._check_content(new_name, content)
         elif new_name != old_name:
             # Renaming can turn a helper into a runnable script: it must then have main().
             current = self.repo.read_file(self.repo.head().tree, old_path) or b""
-            rules.check_script_content(new_name, current, self.settings.max_script_size)
+            self._check_content(new_name, current)
+        resolver = _Resolver(self.settings)
         base_revision = None if isinstance(change.base_revision, _Unset) else change.base_revision
         # The source a new content was edited from (its blob), when the caller says which.
         base = None
@@ -422,13 +519,17 @@ class ManagerService:
                     or self.repo.entry(tree, layout.metadata_path(new_path)) is None
                 ):
                     edits[layout.metadata_path(new_path)] = metadata.to_bytes()
+            # After every check: nothing is resolved for a change that is refused anyway.
+            locked = self._locked(tree, old_path)
+            new_content = content if content is not None else locked.source or b""
+            edits.update(self._lock_edits(tree, new_path, new_content, locked, resolver, old_path))
             if content is not None:
                 actions.append(f"Update script {new_path}")
             if metadata != old_metadata:
                 actions.append(f"Update metadata of {new_path}")
             return Plan(edits, "; ".join(actions) or f"Update script {new_path}", None)
 
-        def record(_: None) -> None:
+        def record(_: None, __: Commit) -> None:
             if new_path != old_path:
                 self.index.scripts.move({old_path: new_path})
             self.index.scripts.touch(script_id)
@@ -451,11 +552,15 @@ class ManagerService:
                 raise errors.ScriptNotFound(
                     f"Script with id {script_id} not found", script_id=str(script_id)
                 )
-            edits: Edits = {path: None, layout.metadata_path(path): None}
+            edits: Edits = {
+                path: None,
+                layout.metadata_path(path): None,
+                layout.lock_path(path): None,
+            }
             edits.update(self._keep_folder_alive(tree, layout.parent_of(path), path))
             return Plan(edits, f"Delete script {path}", None)
 
-        self._commit(user, plan, lambda _: self.index.scripts.remove([script_id]), message)
+        self._commit(user, plan, lambda _, commit: self._bury([entry], commit), message)
 
     def restore_script(
         self, user: access.User, script_id: int, revision: str, message: str | None = None
@@ -473,7 +578,10 @@ class ManagerService:
         content = self.repo.read_file(commit.tree, old_path) or b""
         # The sidecar as it was, byte for byte; none then means none now (the filename shows).
         sidecar = self.repo.read_file(commit.tree, layout.metadata_path(old_path))
-        rules.check_script_content(path.rsplit("/", 1)[-1], content, self.settings.max_script_size)
+        self._check_content(path.rsplit("/", 1)[-1], content)
+        # The lock it had then comes back with it (the environment it ran in), if it fits.
+        then = self._locked(commit.tree, old_path)
+        resolver = _Resolver(self.settings)
 
         def plan(tree: Tree) -> Plan[None]:
             if not self.repo.is_file(tree, path):
@@ -481,6 +589,7 @@ class ManagerService:
                     f"Script with id {script_id} not found", script_id=str(script_id)
                 )
             edits: Edits = {path: content, layout.metadata_path(path): sidecar}
+            edits.update(self._lock_edits(tree, path, content, then, resolver))
             return Plan(edits, f"Restore script {path} to {self.repo.short_id(commit)}", None)
 
         now = head
@@ -488,12 +597,108 @@ class ManagerService:
         if (
             self.repo.read_file(head.tree, path) != content
             or self.repo.read_file(head.tree, layout.metadata_path(path)) != sidecar
+            or self._lock_edits(head.tree, path, content, then, resolver)
         ):
             _, now = self._commit(
-                user, plan, lambda _: self.index.scripts.touch(script_id), message
+                user, plan, lambda _, __: self.index.scripts.touch(script_id), message
             )
         return RestoredScript(
             **self.views.script_view(user, self.lookups.script(script_id)),
             revision=now.id,
             restored_from=commit.id,
+        )
+
+    # -- deleted scripts ------------------------------------------------------------------------
+    def restore_deleted(
+        self, user: access.User, script_id: int, message: str | None = None
+    ) -> RestoredScript:
+        """Bring a deleted script back as it was just before it was deleted: under its old id,
+        owner and creation time, where its tombstone says (its folder may have moved since)."""
+        self.lookups.ensure_synced()
+        stone = self.lookups.tombstone(script_id)
+        last = self.lookups.last_version(stone)
+        return self._bring_back(user, stone, last, stone.deleted_path, message)
+
+    def restore_deleted_at(
+        self, user: access.User, path: str, revision: str, message: str | None = None
+    ) -> RestoredScript:
+        """Bring back the script that was at `path` in `revision`, as it was there: under its
+        old id when the index remembers it deleted, else as a new script of the caller's."""
+        self.lookups.ensure_synced()
+        commit = self.repo.resolve(revision)
+        if not layout.is_script_path(path) or not self.repo.is_file(commit.tree, path):
+            raise errors.ScriptNotFound(
+                f"No script at '{path}' in revision {revision}",
+                logical_path=path,
+                revision=revision,
+            )
+        stone = self.lookups.tombstone_of(path, commit)
+        return self._bring_back(user, stone, commit, path, message)
+
+    def _bring_back(
+        self,
+        user: access.User,
+        stone: Tombstone | None,
+        source: Commit,
+        source_path: str,
+        message: str | None,
+    ) -> RestoredScript:
+        """One commit putting the script at `source_path` in `source` back on `main`, at its
+        tombstone's path (or its own, for a script the index does not remember); folders on the
+        way that are gone are made again. Restoring is creating a script there (which anyone
+        may) that takes back a deleted script's id, which is its owner's or an admin's to do."""
+        path = stone.path if stone is not None else source_path
+        if stone is not None and not access.may_change_script(user, stone.owner_id):
+            raise errors.NotScriptOwner(
+                "Only the deleted script's owner or an admin can restore it",
+                script_id=str(stone.id),
+            )
+        content = self.repo.read_file(source.tree, source_path) or b""
+        sidecar = self.repo.read_file(source.tree, layout.metadata_path(source_path))
+        self._check_content(path.rsplit("/", 1)[-1], content)
+        # The lock it had comes back with it, as for any restore; resolved (if it must be)
+        # here, before the write lock is taken.
+        then = self._locked(source.tree, source_path)
+        resolver = _Resolver(self.settings)
+        self._lock_edits(self.repo.head().tree, path, content, then, resolver)
+
+        def plan(tree: Tree) -> Plan[list[str]]:
+            """The edits, and the folders on the way that are made again."""
+            if self.repo.entry(tree, path) is not None:
+                taken = self.index.scripts.at(path)
+                raise errors.ScriptAlreadyExists(
+                    f"'{path}' is taken now: rename or move what is there to restore this script",
+                    logical_path=path,
+                    **({"script_id": str(taken.id)} if taken else {}),
+                )
+            missing: list[str] = []
+            folder = layout.parent_of(path)
+            while folder is not None:
+                found = self.repo.entry(tree, folder)
+                if found is not None and not found.is_folder:
+                    raise errors.ScriptAlreadyExists(
+                        f"A file named '{folder}' is in the way", logical_path=path
+                    )
+                if found is None:
+                    missing.append(folder)
+                folder = layout.parent_of(folder)
+            edits: Edits = {path: content}
+            if sidecar is not None:
+                edits[layout.metadata_path(path)] = sidecar
+            edits.update(self._lock_edits(tree, path, content, then, resolver))
+            restored = f"Restore deleted script {path} from {self.repo.short_id(source)}"
+            return Plan(edits, restored, missing)
+
+        def record(missing: list[str], _: Commit) -> Entry:
+            self.index.folders.add_many({folder: user.id for folder in reversed(missing)})
+            if stone is None:
+                return self.index.scripts.add(path, user.id)
+            self.index.deleted.remove([stone.id])
+            return self.index.scripts.revive(stone.id, path, stone.owner_id, stone.created_at)
+
+        entry, commit = self._commit(user, plan, record, message)
+        return RestoredScript(
+            **self.views.script_view(user, entry),
+            revision=commit.id,
+            restored_from=source.id,
         )

@@ -8,6 +8,9 @@
   It may also state the JSON Schema of the script's input (`"input_schema": {...}`), which then
   replaces the one read from the code (see `gitscripts.inputs`). With EXECUTOR=dask it may ask for
   worker resources (`"resources": {"GPU": 1}`): its runs then go only to workers that offer them.
+- A script that declares dependencies (a PEP 723 block) has its lock beside it in `<filename>.lock`
+  (`tool.py.lock`, uv's own format, see `gitscripts.deps.locks`). It moves and goes with the script;
+  it is no script itself, and no lock stands alone.
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ import json
 import posixpath
 from dataclasses import dataclass, field
 from typing import Any
+
+from gitscripts.deps.locks import LOCK_SUFFIX as LOCK_SUFFIX
+from gitscripts.deps.locks import lock_path as lock_path
 
 FOLDER_MARKER = ".gitkeep"
 METADATA_SUFFIX = ".meta.json"
@@ -92,6 +98,11 @@ def default_metadata(script_path: str) -> ScriptMetadata:
 
 def metadata_path(script_path: str) -> str:
     return script_path + METADATA_SUFFIX
+
+
+def script_of(path: str) -> str:
+    """The script a file belongs to: itself, or the one its sidecar or lock describes."""
+    return path.removesuffix(METADATA_SUFFIX).removesuffix(LOCK_SUFFIX)
 
 
 def marker_path(folder_path: str) -> str:

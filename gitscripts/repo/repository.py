@@ -162,6 +162,18 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Blamed:
+    """Lines of a file that one commit last changed (`blame`): `lines` lines from `start` (1-based)
+    in the blamed file, which were `path`'s lines from `original_start` in `commit`."""
+
+    start: int
+    lines: int
+    commit: Commit
+    path: str
+    original_start: int
+
+
+@dataclass(frozen=True)
 class TagInfo:
     name: str
     # What the ref holds: the tag object's id, or the commit's of a lightweight tag (a symbolic
@@ -604,6 +616,9 @@ class Repository:
             paths: set[str] = set()
             for delta in base.tree.diff_to_tree(tip.tree).deltas:
                 paths.update((delta.old_file.path, delta.new_file.path))
+            # A lock is not its script here: a push that changed `tool.py` lands over a commit
+            # that only locked it, and what the push needs of its locks is settled apart
+            # (`PushPolicy.locks`, then the commit the service makes on top).
             return {path.removesuffix(layout.METADATA_SUFFIX) for path in paths}
 
         ours, theirs = touched(pushed), touched(head)
@@ -805,6 +820,21 @@ class Repository:
                 self._idents.clear()
             self._idents[key] = known
         return known
+
+    def blame(self, commit: Commit, path: str) -> list[Blamed]:
+        """Which commit last changed each line of the file at `path` in `commit`, in line order,
+        following the file back through renames (libgit2's blame, as `git blame` answers)."""
+        hunks = self.git.blame(path, newest_commit=pygit2.Oid(hex=commit.id))
+        return [
+            Blamed(
+                start=hunk.final_start_line_number,
+                lines=hunk.lines_in_hunk,
+                commit=self._value(self.git[hunk.final_commit_id]),  # type: ignore[arg-type]  # a commit id
+                path=hunk.orig_path or path,
+                original_start=hunk.orig_start_line_number,
+            )
+            for hunk in hunks
+        ]
 
     def detected_moves(self, previous: Commit, head: Commit) -> dict[str, str]:
         """Old path -> new path for every file that moved between two commits.

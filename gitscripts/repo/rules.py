@@ -7,7 +7,8 @@ import re
 import unicodedata
 
 from gitscripts import errors
-from gitscripts.repo.layout import METADATA_SUFFIX
+from gitscripts.deps import metadata
+from gitscripts.repo.layout import LOCK_SUFFIX, METADATA_SUFFIX
 from gitscripts.repo.layout import SCRIPT_SUFFIX as SCRIPT_SUFFIX  # the rules' callers use it
 
 MAX_NAME_BYTES = 255
@@ -176,6 +177,45 @@ def check_script_content(filename: str, content: bytes, max_size: int) -> None:
             "(annotated dict or unannotated)",
             filename=filename,
         )
+
+
+def script_dependencies(
+    filename: str, content: bytes, allow_direct_references: bool
+) -> metadata.ScriptMetadata | None:
+    """A script's checked PEP 723 block (`InvalidScriptMetadata` when wrong); None when it has
+    none, or when it is a helper module: a helper runs in the environment of the script that
+    imports it, so its own block means nothing and it never has a lock."""
+    if is_helper_module(filename):
+        return None
+    return metadata.read(content, allow_direct_references=allow_direct_references)
+
+
+def lock_file_problem(lock_name: str, beside: str | None) -> str | None:
+    """Why a file `lock_name` (ending in `.py.lock`) cannot be in the repository, or None.
+
+    `beside` says what is at the script's path next to it: "file", "folder" or None. A lock is
+    only ever the lock of a runnable script beside it (`tool.py` -> `tool.py.lock`).
+    """
+    script = lock_name.removesuffix(LOCK_SUFFIX)
+    if is_helper_module(script):
+        return (
+            f"{script} is a helper module: helpers run in the environment of the script that "
+            "imports them and have no lock"
+        )
+    if beside != "file":
+        return f"a lock needs its script {script} beside it; move or delete it with its script"
+    return None
+
+
+def lock_still_fits(locked_source: bytes | None, source: bytes) -> bool:
+    """Whether the lock made for `locked_source` is `source`'s too: their blocks read the same.
+    A save that leaves the block as it was keeps the lock as it was (no new resolution), so a
+    script's packages never drift to newer releases because someone fixed a typo."""
+    return locked_source is not None and metadata.block(locked_source) == metadata.block(source)
+
+
+def is_lock_file(name: str) -> bool:
+    return name.endswith(SCRIPT_SUFFIX + LOCK_SUFFIX)
 
 
 def _is_main(node: ast.stmt, typed_dicts: set[str]) -> bool:

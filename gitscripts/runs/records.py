@@ -74,9 +74,11 @@ class Run:
     stderr_cut: bool = False
     input_stored: bool = True  # False: RUNS_STORE_DATA was off when it ran
     replay_of: str | None = None
+    batch_id: str | None = None  # the batch it was one input of (every run of a batch shares it)
     idempotency_key: str | None = None  # the submitter's, with the request it came with:
     request_hash: str | None = None  # a retry with the key returns this run
     worker: str | None = None  # the cluster worker that ran it (EXECUTOR=dask); None: the service
+    environment: str | None = None  # the key of the environment it ran in; None: the default
 
     @property
     def ended(self) -> bool:
@@ -116,6 +118,8 @@ class Run:
             "stderr_truncated": self.stderr_cut,
             "replay_of": self.replay_of,
             "worker": self.worker,
+            "environment": self.environment,
+            "batch_id": self.batch_id,
         }
 
     def summary(self) -> dict[str, Any]:

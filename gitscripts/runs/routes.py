@@ -35,6 +35,7 @@ def list_runs(
     before: Annotated[
         str | None, Query(description="a run id: runs older than it (paging)")
     ] = None,
+    batch: Annotated[str | None, Query(description="a batch's id: the runs of that batch")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
     """The runs the caller may see (admins: everyone's), newest first."""
@@ -46,6 +47,7 @@ def list_runs(
         login=user_login,
         since=_moment(since),
         before=before,
+        batch_id=batch,
         limit=limit,
     )
 
@@ -83,7 +85,8 @@ async def run_batch(
     batch: Batch, request: Request, user: OptionalUser, service: RunLog
 ) -> Response:
     """Run one script at one revision once per input, each in its own process, in parallel:
-    `{"revision", "results"}`, the results in the inputs' order."""
+    `{"revision", "batch_id", "results"}`, the results in the inputs' order; every run of the
+    batch carries its `batch_id`."""
     outcome = await unless_client_leaves(
         request, service.batch(user, batch.path, batch.inputs, batch.rev, batch.timeout)
     )
@@ -119,6 +122,13 @@ async def submit_run(
         idempotency_key,
     )
     return _started(run, response)
+
+
+@router.get("/limits")
+def run_limits(user: CurrentUser, service: RunLog) -> dict[str, Any]:
+    """What a run may ask for, and whether the log keeps its input and result: the default (and
+    longest) timeout of a synchronous and of an asynchronous run, in seconds."""
+    return dict(service.limits())
 
 
 @router.get("/{run_id}")

@@ -24,7 +24,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypedDict
 
 import structlog
 from starlette.concurrency import run_in_threadpool
@@ -43,6 +43,15 @@ PRUNE_INTERVAL = 600.0
 # The modes whose runs are queued in the log, and run after a restart if they had not started.
 RESUMED = frozenset({"async", "replay"})
 LOST = "the service stopped while this run was {}; it did not finish"
+
+
+class Limits(TypedDict):
+    """What a client may ask of a run (`RunService.limits`)."""
+
+    max_script_execution_time: float  # seconds: a synchronous run's default and longest
+    max_async_execution_time: float  # an asynchronous run's (or a replay's)
+    batch_max_inputs: int
+    data_stored: bool  # the log keeps inputs and results (RUNS_STORE_DATA)
 
 
 class RunService:
@@ -162,13 +171,16 @@ class RunService:
                 size=len(inputs),
             )
         target = self.executor.target(logical_path, revision, timeout)
+        batch_id = new_run_id()
         answers: list[dict[str, Any]] = [{} for _ in inputs]
         indexes = iter(range(len(inputs)))
 
         async def worker() -> None:
             for index in indexes:
                 try:
-                    answers[index] = await self._recorded(user, target, inputs[index], "batch")
+                    answers[index] = await self._recorded(
+                        user, target, inputs[index], "batch", batch_id
+                    )
                 except errors.AppError as exc:
                     answers[index] = {
                         "success": False,
@@ -180,13 +192,18 @@ class RunService:
 
         workers = min(len(inputs), self.settings.max_concurrent_executions)
         await asyncio.gather(*(worker() for _ in range(workers)))
-        return {"revision": str(target.commit.id), "results": answers}
+        return {"revision": str(target.commit.id), "batch_id": batch_id, "results": answers}
 
     async def _recorded(
-        self, user: access.User | None, target: Target, data: Any, mode: Mode
+        self,
+        user: access.User | None,
+        target: Target,
+        data: Any,
+        mode: Mode,
+        batch_id: str | None = None,
     ) -> dict[str, Any]:
         """Run now (admission permitting), recorded from when it has its place."""
-        run = self._new(user, target, data, mode)
+        run = replace(self._new(user, target, data, mode), batch_id=batch_id)
 
         def started() -> None:
             nonlocal run
@@ -348,6 +365,7 @@ class RunService:
                 stdout_cut=stdout_cut,
                 stderr_cut=stderr_cut,
                 worker=result.worker,
+                environment=result.environment,
             )
         )
 
@@ -361,6 +379,15 @@ class RunService:
         self.metrics.run_ended(run.mode, run.status, queue_wait, run_time)
 
     # -- reading -----------------------------------------------------------------------------
+    def limits(self) -> Limits:
+        settings = self.settings
+        return {
+            "max_script_execution_time": settings.max_script_execution_time,
+            "max_async_execution_time": settings.max_async_execution_time,
+            "batch_max_inputs": settings.runs_batch_max_inputs,
+            "data_stored": settings.runs_store_data,
+        }
+
     async def get(self, user: access.User, run_id: str, wait: float = 0) -> Run:
         """One run, whole: its owner's or an admin's to see; with `wait`, once it has ended or
         `wait` seconds have passed."""
@@ -409,12 +436,15 @@ class RunService:
         login: str | None = None,
         since: float | None = None,
         before: str | None = None,
+        batch_id: str | None = None,
         limit: int = 50,
     ) -> dict[str, Any]:
         """The runs the caller may see, newest first, a page of at most `limit`; `next` is the
         `before` of the next page (None: this is the last)."""
         if before is not None and not is_run_id(before):
             raise errors.ValidationError("before must be a run id", before=before)
+        if batch_id is not None and not is_run_id(batch_id):
+            raise errors.ValidationError("batch must be a batch id", batch=batch_id)
         owner: int | None = None
         if login is not None:
             found = self.index.users.by_login(login)
@@ -432,6 +462,7 @@ class RunService:
             status=status,
             since=since,
             before=before,
+            batch_id=batch_id,
         )
         runs = self.store.find(where, limit + 1)
         page = runs[:limit]

@@ -55,6 +55,8 @@ CREATE TABLE IF NOT EXISTS runs (
     replay_of TEXT,
     idempotency_key TEXT,
     request_hash TEXT,
+    environment TEXT,
+    batch_id TEXT,
     worker TEXT
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX IF NOT EXISTS runs_by_key ON runs (user_id, idempotency_key)
@@ -64,15 +66,19 @@ CREATE INDEX IF NOT EXISTS runs_by_script ON runs (script_id, id);
 CREATE INDEX IF NOT EXISTS runs_by_path ON runs (script_path, id);
 CREATE INDEX IF NOT EXISTS runs_by_status ON runs (status, id);
 """
+# Columns added since the first run logs, with their types: a log without one gains it at open
+# (its rows read NULL there).
+_ADDED = {"environment": "TEXT", "batch_id": "TEXT", "worker": "TEXT"}
+_INDEXES_OF_ADDED = "CREATE INDEX IF NOT EXISTS runs_by_batch ON runs (batch_id, id);"
 _COLUMNS = (
     "id, script_path, script_id, revision, commit_id, user_id, user_login, mode, status, "
     "queued_at, timeout, error, started_at, finished_at, input, result, stdout, stderr, "
-    "stdout_cut, stderr_cut, input_stored, replay_of, idempotency_key, request_hash, worker"
+    "stdout_cut, stderr_cut, input_stored, replay_of, idempotency_key, request_hash, environment, "
+    "batch_id, worker"
 )
-_UPSERT = f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 25)})"
-# Columns added since the first schema, each with its definition: a log made before gains them
-# when it is opened (`_migrate`).
-_ADDED_COLUMNS = {"worker": "TEXT"}
+_UPSERT = (
+    f"INSERT OR REPLACE INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * len(_COLUMNS.split(',')))})"
+)
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,7 @@ class Filter:
     status: Status | None = None
     since: float | None = None  # queued at or after (Unix seconds)
     before: str | None = None  # ids older than this one
+    batch_id: str | None = None
 
 
 def _row(run: Run) -> tuple[Any, ...]:
@@ -93,7 +100,8 @@ def _row(run: Run) -> tuple[Any, ...]:
         run.user_login, run.mode, run.status, run.queued_at, run.timeout, run.error,
         run.started_at, run.finished_at, _json(run.input), _json(run.result), run.stdout,
         run.stderr, int(run.stdout_cut), int(run.stderr_cut), int(run.input_stored),
-        run.replay_of, run.idempotency_key, run.request_hash, run.worker,
+        run.replay_of, run.idempotency_key, run.request_hash, run.environment, run.batch_id,
+        run.worker,
     )  # fmt: skip
 
 
@@ -127,6 +135,8 @@ def _run(row: sqlite3.Row) -> Run:
         replay_of=row["replay_of"],
         idempotency_key=row["idempotency_key"],
         request_hash=row["request_hash"],
+        environment=row["environment"],
+        batch_id=row["batch_id"],
         worker=row["worker"],
     )
 
@@ -141,18 +151,6 @@ def _connect(path: Path) -> sqlite3.Connection:
     return connection
 
 
-def _migrate(connection: sqlite3.Connection) -> None:
-    """Add the columns a log made by an earlier version lacks (NULL in its old rows)."""
-    present = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
-    for name, definition in _ADDED_COLUMNS.items():
-        if name not in present:
-            try:
-                connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {definition}")
-            except sqlite3.OperationalError as exc:  # another process added it just now
-                if "duplicate column" not in str(exc):
-                    raise
-
-
 class RunStore:
     """The run log on disk (`path`), with its writer thread (started by `open`)."""
 
@@ -163,11 +161,24 @@ class RunStore:
         self._writer: threading.Thread | None = None
         self._write_connection = _connect(path)
         self._write_connection.executescript(_SCHEMA)
-        _migrate(self._write_connection)
+        self._add_columns()
         self._read_connection = _connect(path)
         self._read_lock = threading.Lock()
         # The writer thread's connection, also used by `claim` and `prune` from other threads.
         self._write_lock = threading.Lock()
+
+    def _add_columns(self) -> None:
+        """Bring a log written by an earlier version up to this one's columns."""
+        connection = self._write_connection
+        have = {row["name"] for row in connection.execute("PRAGMA table_info(runs)")}
+        for name, kind in _ADDED.items():
+            if name not in have:
+                try:
+                    connection.execute(f"ALTER TABLE runs ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:  # another process added it just now
+                    if "duplicate column" not in str(exc):
+                        raise
+        connection.executescript(_INDEXES_OF_ADDED)
 
     def open(self) -> None:
         if self._writer is None:
@@ -294,6 +305,7 @@ class RunStore:
             ("script_path", where.script_path),
             ("status", where.status),
             ("user_id", where.user_id),
+            ("batch_id", where.batch_id),
         ):
             if value is not None:
                 clauses.append(f"{column} = ?")

@@ -22,6 +22,7 @@ import pytest
 from playwright.sync_api import Locator, Page
 
 from tests.conftest import PASSWORD, Caller, LiveServer, live_server, register
+from tests.wheelhouse import build_wheelhouse
 
 TOKEN_KEY = "gitscripts.token"  # where the UI keeps its API token in localStorage
 
@@ -33,10 +34,14 @@ def e2e_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def e2e_server(e2e_data_dir: Path) -> Iterator[LiveServer]:
-    # Login throttling as gentle as the rest of the suite's, for tests of a wrong password.
+    # Login throttling as gentle as the rest of the suite's, for tests of a wrong password;
+    # packages from the tests' own wheels, never the internet.
+    wheels = build_wheelhouse(e2e_data_dir.parent / "wheels")
     with live_server(
         e2e_data_dir,
         e2e_data_dir.parent / "server.log",
+        PACKAGES_FIND_LINKS=str(wheels),
+        PACKAGES_NO_INDEX="true",
         LOG_LEVEL="INFO",
         LOGIN_THROTTLE_BASE_DELAY="0.2",
         LOGIN_THROTTLE_MAX_DELAY="1.0",

@@ -167,7 +167,7 @@ def test_run_panel_validates_input_and_runs_any_revision(
     payload.fill('{"value": 21}')
     page.get_by_role("button", name="Run", exact=True).click()
     result = page.get_by_test_id("run-result")
-    expect(result).to_contain_text("Success")
+    expect(result).to_contain_text("Succeeded")
     expect(page.get_by_test_id("run-result-json")).to_contain_text('"version": 2')
     expect(page.get_by_test_id("run-result-json")).to_contain_text('"doubled": 42')
     expect(page.get_by_test_id("run-stdout")).to_contain_text("running version 2")
@@ -211,7 +211,8 @@ def test_a_long_run_can_be_cancelled_and_the_service_stops_it(
     expect(page.get_by_role("button", name="Run", exact=True)).to_be_disabled()
     page.wait_for_timeout(500)  # the run has started on the service
     page.get_by_role("button", name="Cancel").click()
-    expect(page.locator(".run-output")).to_contain_text("Cancelled: the run was stopped.")
+    expect(page.get_by_test_id("run-result").get_by_test_id("run-status")).to_have_text("Cancelled")
+    expect(page.get_by_test_id("run-error")).to_have_text(f"cancelled by {new_user.login}")
     expect(page.get_by_role("button", name="Run", exact=True)).to_be_enabled()
 
     log = e2e_data_dir.parent / "server.log"

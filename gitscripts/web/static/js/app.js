@@ -16,7 +16,9 @@ import { currentLocation, match, navigate } from "./router.js";
 import { renderAccount } from "./views/account.js";
 import { renderActivity, renderCommit } from "./views/activity.js";
 import { renderLogin, renderRegister } from "./views/auth.js";
+import { renderDeleted } from "./views/deleted.js";
 import { renderFiles } from "./views/files.js";
+import { renderRun, renderRuns } from "./views/runs.js";
 import { renderScript } from "./views/script.js";
 import { renderSearch } from "./views/search.js";
 import { renderTree } from "./views/tree.js";
@@ -27,8 +29,11 @@ const routes = [
   { pattern: "/", render: renderTree, nav: "scripts" },
   { pattern: "/scripts/:id", render: renderScript, nav: "scripts" },
   { pattern: "/scripts/:id/:tab", render: renderScript, nav: "scripts" },
+  { pattern: "/deleted", render: renderDeleted, nav: "scripts" },
   { pattern: "/activity", render: renderActivity, nav: "activity" },
   { pattern: "/commits/:rev", render: renderCommit, nav: "activity" },
+  { pattern: "/runs", render: renderRuns, nav: "runs" },
+  { pattern: "/runs/:id", render: renderRun, nav: "runs" },
   { pattern: "/search", render: renderSearch, nav: "search" },
   { pattern: "/files", render: renderFiles, nav: "files" },
   { pattern: "/account", render: renderAccount, nav: "account" },

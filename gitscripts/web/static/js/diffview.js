@@ -1,8 +1,33 @@
 // Renders the service's structured diff (files -> hunks -> lines) unified or side by side.
 
 import { h } from "./dom.js";
+import { LINE_TITLE } from "./lines.js";
 
 const SIGN = { added: "+", deleted: "-", context: " " };
+
+// The line's text, its changed words (`changed_ranges`, code point offsets) marked.
+function content(line) {
+  if (!line.changed_ranges) return line.content;
+  const chars = Array.from(line.content);
+  const parts = [];
+  let at = 0;
+  for (const [start, end] of line.changed_ranges) {
+    parts.push(chars.slice(at, start).join(""));
+    parts.push(h("mark", { class: "word" }, chars.slice(start, end).join("")));
+    at = end;
+  }
+  parts.push(chars.slice(at).join(""));
+  return parts;
+}
+
+// A line's key for permalinks (see lines.js): its new number, or its old one when deleted.
+function lineKey(line) {
+  return line.kind === "deleted" ? `L${line.old_line}` : `R${line.new_line}`;
+}
+
+function number(value, extra = "") {
+  return h("td", { class: `num ln ${extra}`.trim(), title: LINE_TITLE }, value ?? "");
+}
 
 function unified(file) {
   const rows = [];
@@ -12,9 +37,9 @@ function unified(file) {
       rows.push(
         h(
           "tr",
-          { class: line.kind },
-          h("td", { class: "num" }, line.old_line ?? ""),
-          h("td", { class: "num" }, line.new_line ?? ""),
+          { class: line.kind, "data-line": lineKey(line) },
+          number(line.old_line),
+          number(line.new_line),
           h(
             "td",
             { class: "code" },
@@ -23,7 +48,7 @@ function unified(file) {
               { class: "sign", "aria-label": line.kind === "context" ? null : line.kind },
               SIGN[line.kind] ?? " ",
             ),
-            line.content,
+            content(line),
           ),
         ),
       );
@@ -35,17 +60,14 @@ function unified(file) {
 // Side by side: a run of deletions is paired line by line with the additions that follow it.
 function split(file) {
   const rows = [];
-  const cell = (line, side) =>
-    line
-      ? [
-          h(
-            "td",
-            { class: `num ${line.kind}` },
-            (side === "old" ? line.old_line : line.new_line) ?? "",
-          ),
-          h("td", { class: `code ${line.kind}` }, line.content),
-        ]
-      : [h("td", { class: "num empty" }), h("td", { class: "code empty" })];
+  // Each side's cells carry the line's key: a context line is one line on both sides.
+  const cell = (line, side) => {
+    if (!line) return [h("td", { class: "num empty" }), h("td", { class: "code empty" })];
+    const key = side === "old" && line.kind === "deleted" ? lineKey(line) : `R${line.new_line}`;
+    const numberCell = number(side === "old" ? line.old_line : line.new_line, line.kind);
+    numberCell.dataset.line = key;
+    return [numberCell, h("td", { class: `code ${line.kind}`, "data-line": key }, content(line))];
+  };
   for (const hunk of file.hunks) {
     rows.push(h("tr", { class: "hunk" }, h("td", { colspan: 4 }, hunk.header)));
     let deleted = [];
@@ -101,7 +123,7 @@ export function diffView(files, mode) {
     files.map((file) =>
       h(
         "section",
-        { class: "diff-file" },
+        { class: "diff-file", "data-file": file.new_path || file.old_path },
         h(
           "h3",
           {},

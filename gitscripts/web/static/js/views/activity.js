@@ -2,6 +2,7 @@
 
 import { api, guard } from "../api.js";
 import { diffModeSwitch, diffView } from "../diffview.js";
+import { linkLines } from "../lines.js";
 import { authorName, clear, h, timeElement } from "../dom.js";
 import { rerender, updateQuery } from "../router.js";
 
@@ -107,9 +108,11 @@ export async function renderCommit(view, { params, query }) {
     (file) => !(file.new_path || file.old_path).endsWith(".gitkeep"),
   );
   const diffArea = h("div", {}, diffView(files, mode));
+  const markLines = linkLines(diffArea);
   const toggle = diffModeSwitch(mode, (chosen) => {
     updateQuery({ mode: chosen === "split" ? "split" : null });
     clear(diffArea, diffView(files, chosen));
+    markLines();
   });
   clear(
     view,

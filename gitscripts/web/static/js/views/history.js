@@ -4,6 +4,7 @@ import { messageField, withMessage } from "../actions.js";
 import { api, describeError, guard } from "../api.js";
 import { confirmDialog, formDialog } from "../dialogs.js";
 import { diffModeSwitch, diffView } from "../diffview.js";
+import { linkLines } from "../lines.js";
 import { authorName, clear, formatDate, h, notify, timeElement } from "../dom.js";
 import { navigate, rerender, updateQuery } from "../router.js";
 
@@ -263,6 +264,7 @@ export async function renderHistoryTab(panel, { script, query }) {
   );
 
   const diffArea = h("div", { class: "diff-area" });
+  const markLines = linkLines(diffArea);
   let diffRequest = 0;
   const showDiff = async () => {
     if (!from || !to) {
@@ -291,6 +293,7 @@ export async function renderHistoryTab(panel, { script, query }) {
         ),
         diffView(diff.files, mode),
       );
+      markLines();
     } catch (error) {
       if (ticket === diffRequest && error.status !== 401)
         clear(diffArea, h("p", { class: "form-error", role: "alert" }, describeError(error)));
@@ -303,6 +306,7 @@ export async function renderHistoryTab(panel, { script, query }) {
   const pickDiff = (event) => {
     if (event.target.name === "diff-from") from = event.target.value;
     if (event.target.name === "diff-to") to = event.target.value;
+    updateQuery({ line: null, file: null }); // a line of another diff
     showDiff();
   };
   rowsBody.addEventListener("change", pickDiff);

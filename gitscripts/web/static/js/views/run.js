@@ -1,9 +1,25 @@
-// The Run tab: JSON input, a revision to run, and what came out.
+// The Run tab: JSON input, a revision to run, what came out, and the script's recent runs.
+//
+// A run goes through the run log's asynchronous API (`POST /runs`, then long-polls until it
+// ends): it can be cancelled, keeps going when the page is left, and shows in the Runs page while
+// it runs. When the log keeps no results (RUNS_STORE_DATA off) it runs synchronously instead, as
+// the simulator does, and Cancel closes the request (which stops the run).
 
-import { api, describeError, encodePath, send } from "../api.js";
-import { authorName, copyButton, debounce, formatDate, h, timeElement } from "../dom.js";
+import { api, describeError, encodePath, guard, send } from "../api.js";
+import { authorName, debounce, formatDate, h } from "../dom.js";
 import { inputsSource, inputsTable, loadInputs, missingKeys } from "../inputs.js";
 import { updateQuery } from "../router.js";
+import {
+  durationElement,
+  formatMs,
+  recentRuns,
+  runLink,
+  runOutput,
+  statusBadge,
+  submitRun,
+  tickDurations,
+  waitForEnd,
+} from "../runs.js";
 
 const inputKey = (script, user) => `gitscripts.input.${user.id}.${script.id}`;
 const OTHER = "__other__";
@@ -35,10 +51,6 @@ function parseInput(text) {
   return { value };
 }
 
-function formatDuration(seconds) {
-  return seconds < 1 ? `${(seconds * 1000).toFixed(1)} ms` : `${seconds.toFixed(2)} s`;
-}
-
 const exampleText = (inputs) => JSON.stringify(inputs.example, null, 2);
 
 export async function renderRunTab(panel, { script, inputs: inputsAtMain, query, app }) {
@@ -47,11 +59,14 @@ export async function renderRunTab(panel, { script, inputs: inputsAtMain, query,
   // What the script expects as it was at a revision; main's when that revision cannot be read.
   const inputsAt = (rev) =>
     rev === "main" ? Promise.resolve(inputsAtMain) : loadInputs(script.id, rev).catch(() => null);
-  const [history, tags, inputsThen] = await Promise.all([
+  const [history, tags, inputsThen, limits] = await Promise.all([
     api(`scripts-manager/scripts/${script.id}/history?limit=100`),
     api("scripts-manager/tags"),
     inputsAt(wanted),
+    api("runs/limits"),
   ]);
+  const asynchronous = limits.data_stored;
+  const longest = asynchronous ? limits.max_async_execution_time : limits.max_script_execution_time;
   let inputs = inputsThen || inputsAtMain;
   // Where the script lived at each revision: a renamed or moved script is run by the path it had
   // then. Its versions say so; for a tag or any other revision, the service follows it back.
@@ -173,14 +188,86 @@ export async function renderRunTab(panel, { script, inputs: inputsAtMain, query,
     type: "number",
     min: "0.1",
     step: "any",
-    placeholder: "default",
+    max: String(longest),
+    placeholder: `${longest} (default)`,
     class: "narrow",
+    "aria-describedby": "run-timeout-hint",
   });
   const run = h("button", { type: "button", class: "primary" }, "Run");
   const cancel = h("button", { type: "button", class: "secondary", hidden: true }, "Cancel");
   const output = h("div", { class: "run-output", "aria-live": "polite" });
+  const stopTicking = tickDurations(output);
+  // What is going on: the request (aborted to stop following, or a synchronous run), and the
+  // asynchronous run once it was submitted.
   let running = null;
+  let current = null;
 
+  const chooseRevision = async (rev) => {
+    const known = [...revision.options].some((option) => option.value === rev);
+    revision.value = known ? rev : OTHER;
+    otherRevision.hidden = known;
+    otherRevision.value = known ? "" : rev;
+    await followRevision(rev);
+  };
+  // A run's input and revision, put into the form (its input must have been kept).
+  const load = async (summary) => {
+    const full = await api(`runs/${summary.id}`);
+    await chooseRevision(full.revision);
+    input.value = JSON.stringify(full.input, null, 2);
+    localStorage.setItem(inputKey(script, user), input.value);
+    check();
+    return full;
+  };
+
+  const start = async (data, rev) => {
+    updateQuery({ rev: rev === "main" ? null : rev });
+    running = new AbortController();
+    current = null;
+    run.disabled = true;
+    cancel.hidden = false;
+    // A submit cannot be taken back: Cancel waits for the run it makes, and cancels that.
+    cancel.disabled = asynchronous;
+    output.replaceChildren(h("p", { class: "loading", role: "status" }, `Running at ${rev}…`));
+    try {
+      const path = await pathAtRevision(rev);
+      let ended;
+      if (asynchronous) {
+        current = await submitRun({ path, rev, data, timeout: timeout.value });
+        cancel.disabled = false;
+        recent.refresh();
+        output.replaceChildren(progressView(current, rev));
+        ended = await waitForEnd(current, {
+          signal: running.signal,
+          onUpdate: (latest) => output.replaceChildren(progressView(latest, rev)),
+        });
+      } else {
+        const params = new URLSearchParams({ rev });
+        if (timeout.value) params.set("timeout", timeout.value);
+        const response = await send(`/api/v1/scripts/${encodePath(path)}?${params}`, {
+          method: "POST",
+          json: { data },
+          signal: running.signal,
+        });
+        ended = asRun(await response.json(), rev);
+      }
+      output.replaceChildren(resultView(ended, rev));
+    } catch (error) {
+      if (error.status === 401 || (error.name === "AbortError" && current)) return;
+      output.replaceChildren(
+        h(
+          "p",
+          { class: "form-error", role: "alert" },
+          error.name === "AbortError" ? "Cancelled: the run was stopped." : describeError(error),
+        ),
+      );
+    } finally {
+      running = null;
+      current = null;
+      run.disabled = false;
+      cancel.hidden = true;
+      recent.refresh();
+    }
+  };
   const execute = async () => {
     const parsed = check();
     if (parsed.error) {
@@ -195,38 +282,51 @@ export async function renderRunTab(panel, { script, inputs: inputsAtMain, query,
       otherRevision.focus();
       return;
     }
-    updateQuery({ rev: rev === "main" ? null : rev });
-    const params = new URLSearchParams({ rev });
-    if (timeout.value) params.set("timeout", timeout.value);
-    running = new AbortController();
-    run.disabled = true;
-    cancel.hidden = false;
-    output.replaceChildren(h("p", { class: "loading", role: "status" }, `Running at ${rev}…`));
-    try {
-      const path = await pathAtRevision(rev);
-      const response = await send(`/api/v1/scripts/${encodePath(path)}?${params}`, {
-        method: "POST",
-        json: { data: parsed.value },
-        signal: running.signal,
-      });
-      output.replaceChildren(resultView(await response.json(), rev));
-    } catch (error) {
-      if (error.status === 401) return;
-      output.replaceChildren(
-        h(
-          "p",
-          { class: "form-error", role: "alert" },
-          error.name === "AbortError" ? "Cancelled: the run was stopped." : describeError(error),
-        ),
-      );
-    } finally {
-      running = null;
-      run.disabled = false;
-      cancel.hidden = true;
-    }
+    await start(parsed.value, rev);
+  };
+  const rerun = async (summary) => {
+    const full = await guard(() => load(summary));
+    if (full) await start(full.input, full.revision);
   };
   run.addEventListener("click", execute);
-  cancel.addEventListener("click", () => running && running.abort());
+  cancel.addEventListener("click", async () => {
+    if (!current) {
+      if (running) running.abort();
+      return;
+    }
+    // The run ends cancelled; the wait for it then answers with it.
+    cancel.disabled = true;
+    if (!(await guard(() => api(`runs/${current.id}/cancel`, { method: "POST" }))))
+      cancel.disabled = false;
+  });
+  const recent = recentRuns(script, {
+    actions: (each) =>
+      each.data_stored
+        ? [
+            h(
+              "button",
+              {
+                type: "button",
+                class: "secondary small",
+                title: "Put its input and revision into the form",
+                onclick: () => guard(() => load(each)),
+              },
+              "Load",
+            ),
+            h(
+              "button",
+              {
+                type: "button",
+                class: "secondary small",
+                title: "The same input at the same revision (main: as it is now)",
+                disabled: Boolean(running),
+                onclick: () => !running && rerun(each),
+              },
+              "Run again",
+            ),
+          ]
+        : null,
+  });
   input.addEventListener("keydown", (event) => {
     if ((event.ctrlKey || event.metaKey) && event.key === "Enter") {
       event.preventDefault();
@@ -275,6 +375,11 @@ export async function renderRunTab(panel, { script, inputs: inputsAtMain, query,
             { class: "field" },
             h("label", { for: "run-timeout" }, "Timeout (seconds)"),
             timeout,
+            h(
+              "span",
+              { class: "hint", id: "run-timeout-hint" },
+              `At most ${longest} s${asynchronous ? "" : " (MAX_SCRIPT_EXECUTION_TIME)"}.`,
+            ),
           ),
         ),
         h(
@@ -287,56 +392,82 @@ export async function renderRunTab(panel, { script, inputs: inputsAtMain, query,
       ),
       output,
     ),
+    h("div", { class: "panel" }, recent.element),
   );
-  return () => running && running.abort();
+  recent.refresh();
+  // From a script's page: a run to load into the form, or to run again. Once only: a reload
+  // must not run it again.
+  const from = query.get("from") || query.get("rerun");
+  if (from) {
+    updateQuery({ from: null, rerun: null });
+    if (query.get("rerun")) rerun({ id: from });
+    else guard(() => load({ id: from }));
+  }
+  // Leaving the page stops following an asynchronous run, not the run: it shows in its list.
+  return () => {
+    if (running) running.abort();
+    recent.stop();
+    stopTicking();
+  };
 }
 
-function outputBlock(title, text, testid) {
-  return h(
-    "section",
-    { class: "output-block", "data-testid": testid },
-    h("h3", {}, title),
-    text ? h("pre", {}, text) : h("p", { class: "hint" }, "(empty)"),
-  );
+// A synchronous answer in the shape of a run, for the same view.
+function asRun(answer, rev) {
+  return {
+    id: answer.run_id,
+    status: answer.success ? "succeeded" : "failed",
+    result: answer.result,
+    error: answer.error,
+    stdout: answer.stdout,
+    stderr: answer.stderr,
+    commit: answer.revision,
+    revision: rev,
+    run_time_ms: answer.execution_time * 1000,
+    data_stored: true,
+  };
 }
 
-function resultView(answer, rev) {
-  const json = answer.success ? JSON.stringify(answer.result, null, 2) : null;
+function progressView(run, rev) {
   return h(
     "div",
-    { class: `run-result ${answer.success ? "ok" : "failed"}`, "data-testid": "run-result" },
+    { class: "run-progress", "data-testid": "run-progress" },
+    h(
+      "p",
+      { class: "loading", role: "status" },
+      statusBadge(run),
+      ` Running at ${rev}… `,
+      durationElement(run),
+      " · ",
+      runLink(run, "open the run"),
+    ),
+    runOutput(run),
+  );
+}
+
+function resultView(run, rev) {
+  return h(
+    "div",
+    {
+      class: `run-result ${run.status === "succeeded" ? "ok" : "failed"}`,
+      "data-testid": "run-result",
+      "data-status": run.status,
+    },
     h(
       "p",
       { class: "run-summary" },
-      h(
-        "span",
-        { class: `badge ${answer.success ? "ok" : "failed"}` },
-        answer.success ? "Success" : "Failed",
-      ),
-      ` in ${formatDuration(answer.execution_time)} · revision `,
+      statusBadge(run),
+      run.run_time_ms === null || run.run_time_ms === undefined
+        ? ""
+        : ` in ${formatMs(run.run_time_ms)}`,
+      " · revision ",
       h(
         "a",
-        { href: `#/commits/${answer.revision}`, "data-testid": "run-revision" },
-        h("code", {}, answer.revision.slice(0, 10)),
+        { href: `#/commits/${run.commit}`, "data-testid": "run-revision" },
+        h("code", {}, run.commit.slice(0, 10)),
       ),
-      rev !== answer.revision ? ` (${rev})` : "",
-      " · ",
-      timeElement(new Date().toISOString()),
+      rev !== run.commit ? ` (${rev})` : "",
+      run.id ? [" · ", runLink(run, "details")] : null,
     ),
-    answer.success
-      ? h(
-          "section",
-          { class: "output-block", "data-testid": "run-result-json" },
-          h("div", { class: "label-row" }, h("h3", {}, "Result"), copyButton(json, "Copy result")),
-          h("pre", {}, json),
-        )
-      : h(
-          "section",
-          { class: "output-block error-block" },
-          h("h3", {}, "Error"),
-          h("pre", { "data-testid": "run-error" }, answer.error),
-        ),
-    outputBlock("stdout", answer.stdout, "run-stdout"),
-    outputBlock("stderr", answer.stderr, "run-stderr"),
+    runOutput(run),
   );
 }

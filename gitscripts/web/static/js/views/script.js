@@ -5,6 +5,9 @@ import { api, encodePath, guard } from "../api.js";
 import { clear, h, snippet, timeElement } from "../dom.js";
 import { inputsSource, inputsTable, loadInputs, pythonLiteral } from "../inputs.js";
 import { href, navigate, rerender } from "../router.js";
+import { recentRuns } from "../runs.js";
+import { renderBlameTab } from "./blame.js";
+import { dependenciesSection } from "./dependencies.js";
 import { renderHistoryTab } from "./history.js";
 import { renderRunTab } from "./run.js";
 import { renderSourceTab } from "./source.js";
@@ -13,6 +16,7 @@ const TABS = [
   { id: "source", label: "Source", render: renderSourceTab },
   { id: "run", label: "Run", render: renderRunTab },
   { id: "history", label: "History", render: renderHistoryTab },
+  { id: "blame", label: "Blame", render: renderBlameTab },
 ];
 
 export async function renderScript(view, { params, query, app }) {
@@ -37,6 +41,34 @@ export async function renderScript(view, { params, query, app }) {
     else rerender(); // show the new state
   };
 
+  // The Run tab shows the script's recent runs beside its form; the other tabs, under them.
+  const recent =
+    tab.id === "run"
+      ? null
+      : recentRuns(script, {
+          limit: 5,
+          actions: (run) =>
+            run.data_stored
+              ? [
+                  h(
+                    "a",
+                    {
+                      class: "button secondary small",
+                      href: href(`/scripts/${script.id}/run`, { from: run.id }),
+                    },
+                    "Load into the Run form",
+                  ),
+                  h(
+                    "a",
+                    {
+                      class: "button secondary small",
+                      href: href(`/scripts/${script.id}/run`, { rerun: run.id }),
+                    },
+                    "Run again",
+                  ),
+                ]
+              : null,
+        });
   const tabPanel = h("div", {
     class: "tab-panel",
     id: "tab-panel",
@@ -101,6 +133,7 @@ export async function renderScript(view, { params, query, app }) {
         ),
       ),
       metadata(script),
+      dependenciesSection(script.id),
       h(
         "nav",
         { class: "tabs", "aria-label": "Script sections" },
@@ -116,10 +149,17 @@ export async function renderScript(view, { params, query, app }) {
         ),
       ),
       tabPanel,
+      recent && h("div", { class: "panel" }, recent.element),
       callSnippets(script, inputs),
     ),
   );
-  return tab.render(tabPanel, { script, inputs, query, app });
+  const tabCleanup = await tab.render(tabPanel, { script, inputs, query, app });
+  if (!recent) return tabCleanup;
+  recent.refresh();
+  return () => {
+    recent.stop();
+    if (tabCleanup) tabCleanup();
+  };
 }
 
 function breadcrumb(script) {

@@ -4,6 +4,7 @@ import { withMessage } from "../actions.js";
 import { ApiError, InputError, api, describeError } from "../api.js";
 import { confirmDialog } from "../dialogs.js";
 import { clear, copyButton, debounce, h, notify, timeElement } from "../dom.js";
+import { LINE_TITLE, linkLines } from "../lines.js";
 import { navigate } from "../router.js";
 import {
   Compartment,
@@ -30,21 +31,21 @@ function readDraft(script, user) {
   }
 }
 
-/** Highlighted lines from the service's Pygments markup (one source line per markup line);
- * `target`, a line number, is marked and scrolled to (a search result links to it). */
-function sourceView(html, target) {
+/** Highlighted lines from the service's Pygments markup (one source line per markup line), each
+ * with its number, which links to it: `?line=` marks lines and scrolls to them (a search result
+ * links to one). */
+function sourceView(html) {
   const lines = html.replace(/\n$/, "").split("\n");
   const code = h("code", {});
   // The markup is the service's own escaped HTML (see gitscripts/manager/highlight.py).
   code.innerHTML = lines.map((line) => `<span class="line">${line || "\n"}</span>`).join("");
-  const line = target ? code.children[target - 1] : null;
-  if (line) {
-    line.classList.add("target-line");
-    line.setAttribute("aria-current", "location");
-    // Once the screen is on the page.
-    requestAnimationFrame(() => line.scrollIntoView({ block: "center" }));
-  }
-  return h("pre", { class: "source hl", tabindex: "0", "aria-label": "Source code" }, code);
+  Array.from(code.children).forEach((line, index) => {
+    line.dataset.line = String(index + 1);
+    line.prepend(h("span", { class: "ln", title: LINE_TITLE }, String(index + 1)));
+  });
+  const view = h("pre", { class: "source hl", tabindex: "0", "aria-label": "Source code" }, code);
+  linkLines(view);
+  return view;
 }
 
 export async function renderSourceTab(panel, { script, query, app }) {
@@ -148,7 +149,7 @@ export async function renderSourceTab(panel, { script, query, app }) {
             )
           : null,
       ),
-      sourceView(content.html, Number(query.get("line")) || null),
+      sourceView(content.html),
     );
 
   // `start`: the version the edit begins from (a resumed draft: the one it began from).

@@ -229,6 +229,10 @@ export async function renderTree(view, { query, app }) {
             label: "Move…",
             run: () => act(() => actions.moveFolder(folder, folders()), revealFolder),
           },
+          {
+            label: "Deleted scripts",
+            run: () => navigate("/deleted", { folder: folder.path }),
+          },
           folder.can_delete && {
             label: "Delete…",
             danger: true,
@@ -344,6 +348,7 @@ export async function renderTree(view, { query, app }) {
             },
             "New script",
           ),
+          h("a", { class: "button secondary", href: "#/deleted" }, "Deleted scripts"),
         ),
       ),
       welcome,
