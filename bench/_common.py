@@ -198,3 +198,14 @@ def git_environment(home: Path, author: str) -> dict[str, str]:
         LC_ALL="C",
     )
     return env
+
+
+def descendants(parents: dict[int, int], root: int) -> set[int]:
+    """`root` and every process below it, given each process's parent (from /proc)."""
+    members, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, of in parents.items() if of == parent]
+        members.update(children)
+        frontier.extend(children)
+    return members

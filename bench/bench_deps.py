@@ -28,7 +28,14 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import git_environment, percentile, server_process, sign_in, work_directory
+from _common import (
+    descendants,
+    git_environment,
+    percentile,
+    server_process,
+    sign_in,
+    work_directory,
+)
 from bench_execution import TRIVIAL, create_script, series
 from bench_git import git
 
@@ -115,13 +122,7 @@ def process_tree(pid: int) -> set[int]:
                     parents[int(entry)] = int(handle.read().rsplit(")", 1)[1].split()[1])
             except OSError:
                 continue
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, of in parents.items() if of == parent]
-        tree.update(children)
-        frontier.extend(children)
-    return tree
+    return descendants(parents, pid)
 
 
 def pss_kb(pid: int) -> int:

@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 import httpx
-from _common import remove_tree, server_process, sign_in
+from _common import descendants, remove_tree, server_process, sign_in
 from bench_execution import NUMPY, TRIVIAL, create_script, load_test, series
 
 P50_OVERHEAD_MS = 1.0
@@ -98,18 +98,11 @@ def tree_cpu_seconds(pid: int) -> tuple[float, float]:
             parents[int(entry)] = int(fields[1])
             times[int(entry)] = sum(int(value) for value in fields[11:15])
 
-    def tree(root: int) -> set[int]:
-        members, frontier = {root}, [root]
-        while frontier:
-            parent = frontier.pop()
-            children = [child for child, of in parents.items() if of == parent]
-            members.update(children)
-            frontier.extend(children)
-        return members
-
-    everything = tree(pid)
+    everything = descendants(parents, pid)
     # The fork server the service started (in a PID namespace of its own, it runs below it).
-    runs = set().union(*(tree(z) for z in zygotes & everything if parents.get(z) == pid))
+    runs = set().union(
+        *(descendants(parents, z) for z in zygotes & everything if parents.get(z) == pid)
+    )
     return (
         sum(times.get(member, 0) for member in everything) / ticks,
         sum(times.get(member, 0) for member in runs) / ticks,

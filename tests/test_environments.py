@@ -346,6 +346,16 @@ def test_the_subprocess_engine_runs_environments_too(data_dir: Path, wheelhouse:
 
 
 # -- the command line -------------------------------------------------------------------------------
+def command_line_settings(
+    monkeypatch: pytest.MonkeyPatch, data_dir: Path, wheelhouse: Path
+) -> None:
+    """What `gitscripts environments ...` reads: the environment of the test's own service."""
+    for name, value in {"DATA_DIR": str(data_dir), "PACKAGES_FIND_LINKS": str(wheelhouse),
+                        "PACKAGES_NO_INDEX": "true",
+                        "JWT_SECRET_KEY": "k" * 48}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+
+
 def test_gc_keeps_what_main_and_tags_need(
     data_dir: Path,
     wheelhouse: Path,
@@ -353,10 +363,7 @@ def test_gc_keeps_what_main_and_tags_need(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for name, value in {"DATA_DIR": str(data_dir), "PACKAGES_FIND_LINKS": str(wheelhouse),
-                        "PACKAGES_NO_INDEX": "true",
-                        "JWT_SECRET_KEY": "k" * 48}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
+    command_line_settings(monkeypatch, data_dir, wheelhouse)
     work = tmp_path / "work"
     with TestClient(create_app(deps_settings(data_dir, wheelhouse))) as client:
         alice = register(client, "alice")
@@ -401,10 +408,7 @@ def test_prebuild_builds_the_environments_of_main_and_every_tag(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for name, value in {"DATA_DIR": str(data_dir), "PACKAGES_FIND_LINKS": str(wheelhouse),
-                        "PACKAGES_NO_INDEX": "true",
-                        "JWT_SECRET_KEY": "k" * 48}.items():  # fmt: skip
-        monkeypatch.setenv(name, value)
+    command_line_settings(monkeypatch, data_dir, wheelhouse)
     work = tmp_path / "work"
     with TestClient(create_app(deps_settings(data_dir, wheelhouse))) as client:
         alice = register(client, "alice")

@@ -208,3 +208,16 @@ export function ignoreStrayFileDrops() {
       if (carriesFiles(event)) event.preventDefault();
     });
 }
+
+/** The note above a script shown as it was at a past revision: what is shown, the commit (a
+ * link to it), and the way back to the current version. */
+export function pastRevisionNote(words, revision, currentHref) {
+  return h(
+    "div",
+    { class: "notice-inline info", role: "note" },
+    words,
+    h("a", { href: `#/commits/${revision}` }, h("code", {}, revision.slice(0, 10))),
+    ". ",
+    h("a", { href: currentHref }, "Show the current version"),
+  );
+}

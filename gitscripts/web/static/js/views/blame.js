@@ -2,7 +2,7 @@
 // (linking to its diff), its author and date.
 
 import { api } from "../api.js";
-import { authorName, clear, h, timeElement } from "../dom.js";
+import { authorName, clear, h, pastRevisionNote, timeElement } from "../dom.js";
 import { LINE_TITLE, linkLines } from "../lines.js";
 
 export async function renderBlameTab(panel, { script, query }) {
@@ -44,20 +44,7 @@ export async function renderBlameTab(panel, { script, query }) {
   );
   clear(
     panel,
-    rev
-      ? h(
-          "div",
-          { class: "notice-inline info", role: "note" },
-          "Blame as of ",
-          h(
-            "a",
-            { href: `#/commits/${blame.revision}` },
-            h("code", {}, blame.revision.slice(0, 10)),
-          ),
-          ". ",
-          h("a", { href: `#/scripts/${script.id}/blame` }, "Show the current version"),
-        )
-      : null,
+    rev ? pastRevisionNote("Blame as of ", blame.revision, `#/scripts/${script.id}/blame`) : null,
     h(
       "p",
       { class: "hint" },

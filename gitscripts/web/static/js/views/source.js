@@ -3,7 +3,7 @@
 import { withMessage } from "../actions.js";
 import { ApiError, InputError, api, describeError } from "../api.js";
 import { confirmDialog } from "../dialogs.js";
-import { clear, copyButton, debounce, h, notify, timeElement } from "../dom.js";
+import { clear, copyButton, debounce, h, notify, pastRevisionNote, timeElement } from "../dom.js";
 import { LINE_TITLE, linkLines } from "../lines.js";
 import { navigate } from "../router.js";
 import {
@@ -80,17 +80,10 @@ export async function renderSourceTab(panel, { script, query, app }) {
     clear(
       panel,
       rev
-        ? h(
-            "div",
-            { class: "notice-inline info", role: "note" },
+        ? pastRevisionNote(
             "You are looking at this script as it was at ",
-            h(
-              "a",
-              { href: `#/commits/${content.revision}` },
-              h("code", {}, content.revision.slice(0, 10)),
-            ),
-            ". ",
-            h("a", { href: `#/scripts/${script.id}/source` }, "Show the current version"),
+            content.revision,
+            `#/scripts/${script.id}/source`,
           )
         : null,
       draft
