@@ -31,6 +31,9 @@ class Settings(BaseSettings):
 
     # Let clients without credentials clone and fetch over git (pushing always needs them).
     git_anonymous_read: bool = False
+    # After an API commit, at most once this many seconds, `git gc --auto` packs the repository's
+    # loose objects when git finds enough of them (as git does after a push).
+    git_housekeeping_seconds: float = Field(default=60, ge=0)
 
     data_dir: Path = Path("./repo_data")
 

@@ -27,6 +27,7 @@ from gitscripts.manager.service import ManagerService
 from gitscripts.manager.views import Views
 from gitscripts.metrics import Metrics
 from gitscripts.repo import Repository
+from gitscripts.repo.housekeeping import Housekeeping
 from gitscripts.runs.service import RunService
 from gitscripts.runs.store import RunStore
 
@@ -57,6 +58,7 @@ class Services:
         settings.data_dir.chmod(0o700)
         index = Index(settings.index_path)
         repo = Repository(settings.repo_path)
+        repo.housekeeping = Housekeeping(settings.repo_path, settings.git_housekeeping_seconds)
         auth = AuthService(settings, index)
         lookups = Lookups(index, repo)
         views = Views(index, repo, lookups)

@@ -34,6 +34,7 @@ from pygit2.enums import SortMode
 from gitscripts import errors
 from gitscripts.repo import layout, modes, rules
 from gitscripts.repo.commits import Commit, Signature, Tree
+from gitscripts.repo.housekeeping import Housekeeping
 from gitscripts.repo.trees import TreeEntry
 
 MAIN_REF = "refs/heads/main"
@@ -206,6 +207,8 @@ class Repository:
         # Facts about commits, which never change: see `_follow`.
         self._graph: dict[pygit2.Oid, list[tuple[int, pygit2.Oid]]] = {}
         self._idents: dict[tuple[pygit2.Oid, str], tuple[pygit2.Oid | None, pygit2.Oid | None]] = {}
+        # Packs the loose objects the commits below write (the service sets it; see housekeeping).
+        self.housekeeping: Housekeeping | None = None
 
     @classmethod
     def _open(cls, path: Path) -> pygit2.Repository:
@@ -512,6 +515,8 @@ class Repository:
                     pass  # lost a race (or git holds the ref's lock): plan again on top
                 else:
                     made = self._value(self._commit_at(commit_id))
+                    if self.housekeeping is not None:
+                        self.housekeeping.after_commit()
                     return CommitResult(parent=seen, commit=made), planned
                 # Compare-and-swap failed: only compare what we planned against.
                 if str(self.head().id) == str(parent.id):
