@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise
             await services.runs.start()
             sweeper = asyncio.create_task(_sweep_leftovers(settings))
+            if services.repo.housekeeping is not None:  # what a previous process left loose
+                services.repo.housekeeping.after_commit()
             structlog.get_logger("gitscripts").info(
                 "started",
                 data_dir=str(settings.data_dir),
@@ -80,6 +82,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             if sweeper is not None:
                 sweeper.cancel()
             await services.runs.stop()  # its runs first, while the executor can end them
+            if services.repo.housekeeping is not None:
+                services.repo.housekeeping.stop()
             await services.executor.stop()
             services.environments.close()
             await files_socket.stop()
