@@ -214,16 +214,22 @@ def _login(client: TestClient, login: str) -> Caller:
     return Caller(client, login, me["id"], token)
 
 
+def _raw_run_of_slow(base: str, token: str) -> tuple[int, bytes]:
+    """The server's port, and a synchronous run of slow.py as raw HTTP (to hang up mid-run)."""
+    port = int(base.rsplit(":", 1)[1])
+    request = (
+        f"POST /api/v1/scripts/slow.py HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}"
+        "\r\nContent-Length: 2\r\n\r\n{}"
+    ).encode()
+    return port, request
+
+
 def test_a_client_going_away_is_a_cancelled_run(tmp_path: Path) -> None:
     with live_server(tmp_path / "data") as server:
         token = _account(server.base)
         auth = {"Authorization": f"Bearer {token}"}
         _upload(server.base, auth, "slow.py", "import time\ndef main(data):\n    time.sleep(30)\n")
-        port = int(server.base.rsplit(":", 1)[1])
-        request = (
-            f"POST /api/v1/scripts/slow.py HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}"
-            "\r\nContent-Length: 2\r\n\r\n{}"
-        ).encode()
+        port, request = _raw_run_of_slow(server.base, token)
         with socket.create_connection(("127.0.0.1", port)) as connection:
             connection.sendall(request)
             time.sleep(1)
@@ -258,11 +264,7 @@ def test_a_run_killed_with_the_service_is_failed_after_the_restart(tmp_path: Pat
         token = _account(server.base)
         auth = {"Authorization": f"Bearer {token}"}
         _upload(server.base, auth, "slow.py", "import time\ndef main(data):\n    time.sleep(20)\n")
-        port = int(server.base.rsplit(":", 1)[1])
-        request = (
-            f"POST /api/v1/scripts/slow.py HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}"
-            "\r\nContent-Length: 2\r\n\r\n{}"
-        ).encode()
+        port, request = _raw_run_of_slow(server.base, token)
         connection = socket.create_connection(("127.0.0.1", port))
         connection.sendall(request)
         # Recorded as running (the log is written off the request path, but soon).
