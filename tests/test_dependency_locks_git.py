@@ -35,7 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("git-deps")
     wheels = build_wheelhouse(root / "wheels")
     with _started(
-        root, ["alice"], PACKAGES_FIND_LINKS=str(wheels), PACKAGES_NO_INDEX="true"
+        root, ["alice", "bob"], PACKAGES_FIND_LINKS=str(wheels), PACKAGES_NO_INDEX="true"
     ) as started:
         yield started
 
@@ -156,6 +156,27 @@ def test_a_pushed_lock_must_match_its_block(server: Server) -> None:
             "declares; update it with `uv lock --script tool.py`"
         ],
     )
+
+
+def test_nobody_changes_or_deletes_someone_elses_lock(server: Server) -> None:
+    alice = server.clone("alice")
+    alice.write("owned/tool.py", ONE)
+    uv_lock(server, alice, "owned/tool.py")
+    alice.commit()
+    assert alice.push().returncode == 0
+    lock = show(server, "owned/tool.py.lock")
+    # A lock that still matches the block (uv accepts it), so only ownership can refuse it.
+    bob = server.clone("bob")
+    bob.write("owned/tool.py.lock", lock + b"\n")
+    bob.commit()
+    _refused_without_trace(
+        server, bob, ["owned/tool.py: belongs to alice; only its owner or an admin may change it"]
+    )
+    bob.git("reset", "--quiet", "--hard", "origin/main")
+    bob.git("rm", "--quiet", "owned/tool.py.lock")
+    bob.commit()
+    _refused_without_trace(server, bob, ["owned/tool.py: belongs to alice"])
+    assert show(server, "owned/tool.py.lock") == lock
 
 
 def test_a_lone_lock_is_refused(server: Server) -> None:
