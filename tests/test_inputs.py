@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import Caller, commit_behind_the_service
+from tests.conftest import Caller, commit_behind_the_service, git
 from tests.test_git_http import Server, _git_home, server  # noqa: F401 - the real git server
 
 API = "/api/v1/scripts-manager"
@@ -212,7 +212,7 @@ def test_a_schema_stated_in_the_metadata_wins_and_survives_api_edits(
         "properties": {"well": {"type": "string", "default": "A-1"}},
         "required": ["well"],
     }
-    sidecar = {"display_name": "Stated", "input_schema": stated}
+    sidecar = {"display_name": "Stated", "input_schema": stated, "resources": {"GPU": 1}}
     commit_behind_the_service(
         data_dir, tmp_path / "work", {"stated.py.meta.json": json.dumps(sidecar).encode()}
     )
@@ -232,6 +232,17 @@ def test_a_schema_stated_in_the_metadata_wins_and_survives_api_edits(
     assert answer["path"] == "s2.py"
     assert answer["schema"]["properties"] == stated["properties"]
     assert alice.get(f"{API}/scripts/{script['id']}").json()["display_name"] == "Renamed"
+
+    # So does replacing its content by a new upload, which names a display name of its own.
+    replaced = alice.upload(
+        "s2.py", b"def main(data):\n    return {'b': data['a']}\n", display_name="Again",
+        replace=True,
+    )  # fmt: skip
+    assert replaced["id"] == script["id"]
+    answer = schema_of(alice, script["id"])
+    assert (answer["source"], answer["schema"]["properties"]) == ("metadata", stated["properties"])
+    kept = json.loads(git(data_dir, "show", "main:s2.py.meta.json"))
+    assert kept == {"display_name": "Again", "input_schema": stated, "resources": {"GPU": 1}}
 
 
 def test_bad_requests_for_a_schema_get_the_unified_error(alice: Caller, client: Any) -> None:

@@ -408,6 +408,14 @@ class ManagerService:
                 )
             if entry is not None:
                 self._require_script_owner(user, entry)
+            # The upload names the display name and description; what else a person wrote in
+            # the sidecar (input_schema, resources) is kept.
+            kept = dataclasses.replace(
+                self.repo.script_metadata(tree, path),
+                display_name=display_name,
+                description=description,
+            )
+            edits[layout.metadata_path(path)] = kept.to_bytes()
             edits.update(self._lock_edits(tree, path, content, self._locked(tree, path), resolver))
             return Plan(edits, f"Replace script {path}", entry)
 
