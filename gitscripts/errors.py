@@ -250,12 +250,6 @@ class EnvironmentBuildFailed(Unprocessable):
     error_code = "ENVIRONMENT_BUILD_FAILED"
 
 
-class DependenciesNotOnCluster(Unprocessable):
-    """A script that declares dependencies, with EXECUTOR=dask: workers have no environments."""
-
-    error_code = "DEPENDENCIES_NOT_ON_CLUSTER"
-
-
 class IdempotencyKeyReused(Unprocessable):
     """An Idempotency-Key sent again with a different request."""
 

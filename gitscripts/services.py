@@ -13,7 +13,7 @@ from fastapi import Depends, Request
 
 from gitscripts.auth.service import AuthService
 from gitscripts.config import Settings
-from gitscripts.deps.environments import Environments
+from gitscripts.deps.environments import EnvironmentBuilds, Environments
 from gitscripts.deps.views import DependencyViews
 from gitscripts.executor.service import ExecutionService
 from gitscripts.files.grants import FileGrants
@@ -43,7 +43,7 @@ class Services:
     dependencies: DependencyViews
     manager: ManagerService
     executor: ExecutionService
-    environments: Environments
+    environments: EnvironmentBuilds
     files: FileService
     file_grants: FileGrants
     git: GitService
@@ -63,11 +63,20 @@ class Services:
         lookups = Lookups(index, repo)
         views = Views(index, repo, lookups)
         file_grants = FileGrants()
-        environments = Environments(settings)
-        executor = ExecutionService(settings, repo, file_grants, environments)
+        environments: EnvironmentBuilds
+        if settings.executor == "dask":  # built on the cluster's workers, none here
+            from gitscripts.cluster.environments import ClusterEnvironments
+
+            executor = ExecutionService(settings, repo, file_grants)
+            assert executor.cluster is not None
+            environments = ClusterEnvironments(executor.cluster)
+        else:
+            local = Environments(settings)
+            executor = ExecutionService(settings, repo, file_grants, local)
+            environments = local
         metrics = Metrics()
         metrics.watch(
-            queue_depth=lambda: executor.admission.waiting,
+            queue_depth=lambda: executor.waiting,
             running=lambda: executor.running,
             fork_servers=lambda: executor.warm_fork_servers,
         )
@@ -118,7 +127,7 @@ def _executor(request: Request) -> ExecutionService:
     return services_of(request).executor
 
 
-def _environments(request: Request) -> Environments:
+def _environments(request: Request) -> EnvironmentBuilds:
     return services_of(request).environments
 
 
@@ -161,7 +170,7 @@ def _manager(request: Request) -> ManagerService:
 AppSettings = Annotated[Settings, Depends(_settings)]
 Auth = Annotated[AuthService, Depends(_auth)]
 Executor = Annotated[ExecutionService, Depends(_executor)]
-Envs = Annotated[Environments, Depends(_environments)]
+Envs = Annotated[EnvironmentBuilds, Depends(_environments)]
 RunLog = Annotated[RunService, Depends(_runs)]
 Files = Annotated[FileService, Depends(_files)]
 Git = Annotated[GitService, Depends(_git)]

@@ -22,7 +22,16 @@ from urllib.parse import quote
 import httpx
 import pytest
 
-from tests.conftest import HELLO, PASSWORD, commit_behind_the_service, free_port, live_server
+from tests.conftest import (
+    HELLO,
+    PASSWORD,
+    commit_behind_the_service,
+    free_port,
+    live_server,
+    make_settings,
+    register,
+)
+from tests.wheelhouse import FixturePackage, build_wheel, build_wheelhouse
 
 pytest.importorskip("distributed")
 
@@ -63,6 +72,14 @@ def main(data):
     return {"seen": seen, "names": names, "leaks": leaks}
 """
 
+VERSION_OF = b"""# /// script
+# dependencies = ["DEPENDENCY"]
+# ///
+import gsfixture
+def main(data):
+    return {"version": gsfixture.VERSION}
+"""
+
 FILES = b"""from gitscripts.runtime import files
 def main(data):
     with files.open("from-worker.txt", "w") as handle:
@@ -99,7 +116,8 @@ class Cluster:
     def start_worker(self, name: str) -> None:
         # Only what a worker machine would have: no DATA_DIR, no JWT secret of the service's.
         env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
-        env.update(WORKER_TOKEN=WORKER_TOKEN, LOG_LEVEL="INFO")
+        env.update(WORKER_TOKEN=WORKER_TOKEN, LOG_LEVEL="INFO", PACKAGES_NO_INDEX="true",
+                   PACKAGES_FIND_LINKS=str(self.root / "worker-wheels"))  # fmt: skip
         command = [sys.executable, "-m", "gitscripts", "worker", "--scheduler", self.address,
                    "--service", self.base, "--nthreads", "2", "--name", name,
                    "--local-directory", str(self.root / name),
@@ -149,7 +167,7 @@ class Cluster:
             self.scheduler.wait(timeout=30)
 
     # -- the API ---------------------------------------------------------------------------------
-    def upload(self, filename: str, content: bytes) -> None:
+    def upload(self, filename: str, content: bytes) -> dict[str, Any]:
         reply = httpx.post(
             f"{self.base}/api/v1/scripts-manager/scripts",
             headers=self.auth,
@@ -157,6 +175,7 @@ class Cluster:
             data={"display_name": filename, "replace": "true"},
         )
         assert reply.status_code in (200, 201), reply.text
+        return dict(reply.json())
 
     def run(self, path: str, data: Any = None, rev: str | None = None) -> httpx.Response:
         query = f"?rev={rev}" if rev else ""
@@ -190,10 +209,17 @@ def _started(root: Path, **settings: str) -> Iterator[Cluster]:
     """A service with EXECUTOR=dask (and `settings`), its scheduler and its two workers."""
     port = free_port()
     data_dir = root / "data"
+    # The service's package index, and the workers' own: the same, but for gsfixture 3.0,
+    # which only the service's has.
+    build_wheelhouse(root / "worker-wheels")
+    newer = FixturePackage("gsfixture", "3.0", {"gsfixture/__init__.py": 'VERSION = "3.0"\n'})
+    build_wheel(build_wheelhouse(root / "service-wheels"), newer)
     with live_server(
         data_dir,
         root / "service.log",
         EXECUTOR="dask",
+        PACKAGES_FIND_LINKS=str(root / "service-wheels"),
+        PACKAGES_NO_INDEX="true",
         DASK_SCHEDULER_ADDRESS=f"tcp://127.0.0.1:{port}",
         DASK_CAPACITY_WAIT="2",
         WORKER_TOKEN=WORKER_TOKEN,
@@ -319,16 +345,55 @@ def test_runs_go_only_to_workers_with_the_resources_their_script_asks_for(
     assert reply.status_code == 503 and reply.json()["error_code"] == "NO_EXECUTION_CAPACITY"
 
 
-def test_a_script_with_dependencies_is_refused_not_run_without_them(
+def _dependencies(cluster: Cluster, script_id: int) -> dict[str, Any]:
+    reply = httpx.get(
+        f"{cluster.base}/api/v1/scripts-manager/scripts/{script_id}/dependencies",
+        headers=cluster.auth, timeout=30,
+    )  # fmt: skip
+    assert reply.status_code == 200, reply.text
+    return dict(reply.json())
+
+
+def test_scripts_with_dependencies_run_in_environments_the_workers_build(
     ready: Cluster, tmp_path: Path
 ) -> None:
-    # Workers have no script environments yet: running it there would run it without its
-    # packages, so the service says so instead.
-    needs = b'# /// script\n# dependencies = ["gsfixture"]\n# ///\n' + HELLO
-    commit_behind_the_service(ready.data_dir, tmp_path / "work", {"needs.py": needs})
-    reply = ready.run("needs.py", {})
-    assert reply.status_code == 422, reply.text
-    assert reply.json()["error_code"] == "DEPENDENCIES_NOT_ON_CLUSTER"
+    # A write hands the new lock to every worker, which builds it ahead of the first run.
+    script = ready.upload("deps.py", VERSION_OF.replace(b"DEPENDENCY", b"gsfixture==2.0"))
+    deadline = time.monotonic() + 60
+    while (environment := _dependencies(ready, script["id"])["environment"])[
+        "state"
+    ] != "ready" or (environment.get("workers") != {"w1": "ready", "w2": "ready"}):
+        assert time.monotonic() < deadline, (environment, ready.logs())
+        time.sleep(0.2)
+    first = ready.run("deps.py").json()
+    assert first["success"] is True, first
+    assert first["result"] == {"version": "2.0"}
+    assert first["environment"] == environment["key"]
+    assert ready.record(first["run_id"])["worker"] in WORKERS
+
+    # A new lock runs in a new environment; the old revision still runs with its old one.
+    ready.upload("deps.py", VERSION_OF.replace(b"DEPENDENCY", b'gsfixture-plus", "gsfixture==2.0')
+                 .replace(b"gsfixture.VERSION", b"__import__('gsfixture_plus').describe()"))  # fmt: skip
+    plus = ready.run("deps.py").json()
+    assert plus["result"] == {"version": "plus on gsfixture 2.0"}, plus
+    assert plus["environment"] != first["environment"]
+    again = ready.run("deps.py", rev=first["revision"]).json()
+    assert again["result"] == {"version": "2.0"} and again["environment"] == first["environment"]
+
+    # Workers install from their own package sources (PACKAGES_*): one that cannot install
+    # what a lock pins fails that run with the build's own words. The lock is resolved by the
+    # service for a commit that has none, and carried to the worker all the same.
+    newer = VERSION_OF.replace(b"DEPENDENCY", b"gsfixture==3.0")
+    commit_behind_the_service(ready.data_dir, tmp_path / "work", {"newer.py": newer})
+    refused = ready.run("newer.py")
+    assert refused.status_code == 422, refused.text
+    error = refused.json()
+    assert error["error_code"] == "ENVIRONMENT_BUILD_FAILED"
+    assert error["details"]["script"] == "newer.py" and "revision" in error["details"]
+    assert "gsfixture" in error["details"]["log"], error["details"]["log"]
+    state = httpx.get(f"{ready.base}/api/v1/environments/{error['details']['environment']}",
+                      headers=ready.auth).json()  # fmt: skip
+    assert state["state"] == "failed" and "failed" in state["workers"].values(), state
 
 
 def test_a_worker_never_sees_the_services_data_or_secrets(ready: Cluster) -> None:
@@ -497,12 +562,40 @@ def test_no_worker_answers_503_and_an_async_run_stays_queued(ready: Cluster) -> 
     queued = ready.submit("who.py", {})
     time.sleep(1)
     assert ready.record(queued["id"])["status"] == "queued"
+    # Waiting for a worker is waiting in the queue: /metrics counts it.
+    assert "gitscripts_run_queue_depth 1.0" in httpx.get(f"{ready.base}/metrics").text
     ready.ensure_workers()
     ended = ready.record(queued["id"], wait=30)
     assert ended["status"] == "succeeded" and ended["worker"] in WORKERS
 
 
 # -- the pieces, without a cluster -------------------------------------------------------------
+def test_runs_waiting_for_a_first_worker_are_queued_runs(tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from gitscripts.app import create_app
+
+    settings = make_settings(
+        tmp_path / "data", executor="dask", dask_capacity_wait=3, max_queued_executions=1,
+        dask_scheduler_address=f"tcp://127.0.0.1:{free_port()}",  # nobody there
+        metrics_token=WORKER_TOKEN,
+    )  # fmt: skip
+    scrape = {"Authorization": f"Bearer {WORKER_TOKEN}"}
+    with TestClient(create_app(settings)) as client, ThreadPoolExecutor(1) as pool:
+        alice = register(client, "alice")
+        alice.upload("who.py", WHO)
+        first = pool.submit(alice.post, "/api/v1/scripts/who.py", json={"data": {}})
+        deadline = time.monotonic() + 2
+        while "gitscripts_run_queue_depth 1.0" not in client.get("/metrics", headers=scrape).text:
+            assert time.monotonic() < deadline and not first.done()
+            time.sleep(0.02)
+        # It holds the queue's one place: the next synchronous run is refused, as with slots.
+        second = alice.post("/api/v1/scripts/who.py", json={"data": {}})
+        assert second.status_code == 429, second.text
+        assert second.json()["error_code"] == "TOO_MANY_EXECUTIONS"
+        assert first.result().status_code == 503
+
+
 def test_the_tree_endpoint_serves_workers_only_what_they_lack(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 

@@ -240,6 +240,26 @@ def test_a_helper_module_imports_the_environment_of_its_script(
     assert succeeded(alice, "tool.py")["result"] == {"version": "1.0"}
 
 
+def test_a_lock_resolved_elsewhere_is_built_from_the_configured_sources_alone(
+    alice: Caller, tmp_path: Path, wheelhouse: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Resolved with another uv cache (a clone's, another service's): this service's cache has
+    # none of its wheels, so the build must find them in PACKAGES_FIND_LINKS with
+    # PACKAGES_NO_INDEX, never asking the public index (unreachable here, as on an air-gapped
+    # site: any request through this proxy fails).
+    other = deps_settings(tmp_path / "other", wheelhouse)
+    source = pinned("gsfixture==2.0").encode()
+    lock = locks.resolve(other, "fresh.py", source)
+    for variable in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy"):
+        monkeypatch.setenv(variable, "http://127.0.0.1:9")
+    commit_behind_the_service(
+        services(alice).settings.data_dir,
+        tmp_path / "work",
+        {"fresh.py": source, "fresh.py.lock": lock},
+    )
+    assert succeeded(alice, "fresh.py")["result"] == {"version": "2.0"}
+
+
 def test_a_failed_build_is_a_clear_error_with_its_log(
     alice: Caller, tmp_path: Path, wheelhouse: Path
 ) -> None:

@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -92,14 +91,21 @@ def _service_url(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _worker_settings(settings: Settings, service: str, local: Path, slots: int) -> Settings:
-    """The runtime's settings on a worker: the service's limits and sandbox settings (the same
-    variables), a private data directory, no secret of the service's."""
+    """The runtime's settings on a worker: the service's limits, sandbox and package settings
+    (the same variables), its own data directory, no secret of the service's.
+
+    The data directory (`local`) holds the script environments and uv's cache: it outlives the
+    worker, so a restarted worker finds its environments built, and the workers of one user on
+    one machine share them (builds are locked per environment). Each worker process has its own
+    execution folder, and clears those of workers that are gone (`ExecutionService`)."""
     parsed = urllib.parse.urlsplit(service)
     return settings.model_copy(
         update={
             "executor": "fork" if settings.executor == "dask" else settings.executor,
-            "data_dir": local / "data",
-            "execution_dir": local / "x",  # short: Unix sockets live in it (108 bytes a path)
+            "data_dir": local,
+            # The default, in the system's temporary folder, named after the data directory:
+            # short whatever `--local-directory` is, as the Unix sockets in it need.
+            "execution_dir": None,
             "files_url": "",
             "max_concurrent_executions": slots,
             # Runs with a network reach the file API where the service listens.
@@ -139,8 +145,7 @@ async def _serve_worker(
 
     from gitscripts.cluster import worker as here
 
-    # Short names: the fork server's and the file API's Unix sockets live below.
-    local = Path(args.local_directory or tempfile.gettempdir()) / f"gsw-{os.getpid()}"
+    local = Path(args.local_directory or tempfile.gettempdir()) / f"gitscripts-worker-{os.getuid()}"
     local.mkdir(parents=True, exist_ok=True, mode=0o700)
     runtime = here.WorkerRuntime(_worker_settings(settings, service, local, args.nthreads),
                                  service, token, name)  # fmt: skip
@@ -180,7 +185,6 @@ async def _serve_worker(
     finally:
         here.runtime = None
         await runtime.stop()
-        shutil.rmtree(local, ignore_errors=True)
 
 
 async def _run_until_closed(worker: Any) -> None:

@@ -32,8 +32,9 @@ from distributed.scheduler import KilledWorker
 
 from gitscripts import errors
 from gitscripts.cluster.jobs import ClusterJob
-from gitscripts.cluster.worker import cancel_run, run_job
+from gitscripts.cluster.worker import cancel_run, environment_info, prepare_environment, run_job
 from gitscripts.config import Settings
+from gitscripts.deps.environments import EnvironmentInfo
 from gitscripts.executor.engines import REPORT_GRACE_SECONDS
 from gitscripts.executor.service import Admission, RunResult
 
@@ -77,15 +78,18 @@ class Cluster:
         self.admission = admission
         self.workers: dict[str, WorkerInfo] = {}
         self.running = 0  # runs submitted and not ended
+        self.waiting = 0  # runs waiting for a worker (with the resources they ask for)
         self._client: Client | None = None
         self._changed = asyncio.Event()  # set (and replaced) whenever the workers change
         self._watcher: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # the client's, once started
         # Results are fetched from the workers directly until that fails once.
         self._direct = True
 
     # -- life --------------------------------------------------------------------------------
     async def start(self) -> None:
         """Watch the cluster from now on; the service starts whether a scheduler answers or not."""
+        self.loop = asyncio.get_running_loop()
         self.admission.resize(0)  # no worker known yet
         self._watcher = asyncio.create_task(self._watch())
 
@@ -190,21 +194,28 @@ class Cluster:
     # -- runs --------------------------------------------------------------------------------
     async def wait_for_capacity(self, patient: bool, resources: dict[str, float] | None) -> None:
         """Return once a worker (with `resources`) is there; refuse after DASK_CAPACITY_WAIT
-        unless `patient`."""
+        unless `patient`. Runs waiting here are queued runs: counted in `waiting` (the queue
+        depth); synchronous ones are bounded by the admission gate like any run."""
+        if self.capacity_for(resources):
+            return
         loop = asyncio.get_running_loop()
         deadline = None if patient else loop.time() + self.settings.dask_capacity_wait
-        while not self.capacity_for(resources):
-            remaining = None if deadline is None else deadline - loop.time()
-            if remaining is not None and remaining <= 0:
-                wait = self.settings.dask_capacity_wait
-                raise errors.NoExecutionCapacity(
-                    "No worker of the execution cluster is available; try again later",
-                    retry_after=max(1, math.ceil(wait)),
-                    connected=self.connected,
-                    resources=resources,
-                )
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
+        self.waiting += 1
+        try:
+            while not self.capacity_for(resources):
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    wait = self.settings.dask_capacity_wait
+                    raise errors.NoExecutionCapacity(
+                        "No worker of the execution cluster is available; try again later",
+                        retry_after=max(1, math.ceil(wait)),
+                        connected=self.connected,
+                        resources=resources,
+                    )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), remaining)
+        finally:
+            self.waiting -= 1
 
     async def run(self, job: ClusterJob, resources: dict[str, float] | None) -> RunResult:
         """Run `job` on a worker (one that offers `resources`): its result, named by it."""
@@ -278,6 +289,37 @@ class Cluster:
                 self._direct = False
         result = await client.gather(future, direct=False)  # type: ignore[no-untyped-call]
         return result
+
+    # -- environments (built on the workers) -----------------------------------------------------
+    async def prepare_environment(self, lock: bytes) -> None:
+        """Have every worker start building `lock`'s environment (a worker that joins later
+        builds it at its first run of it)."""
+        client = self._client
+        if client is None:
+            return
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                client.run(prepare_environment, lock, on_error="ignore"), CANCEL_TIMEOUT
+            )
+
+    async def environment_states(self, key: str) -> dict[str, EnvironmentInfo]:
+        """What each worker (by name) knows of environment `key` (the workers that know it)."""
+        client = self._client
+        if client is None:
+            return {}
+        try:
+            found = await asyncio.wait_for(
+                client.run(environment_info, key, on_error="return"), CANCEL_TIMEOUT
+            )
+        except Exception as exc:
+            log.warning("cluster_environment_info_failed", error=str(exc))
+            return {}
+        return {
+            (self.workers[address].name if address in self.workers else address):
+                EnvironmentInfo(**info)
+            for address, info in found.items()
+            if isinstance(info, dict)
+        }  # fmt: skip
 
     async def _cancel(self, client: Client, future: Future[RunResult], key: str) -> None:
         """Cancel the task, and have whichever worker runs it kill the run's process tree."""

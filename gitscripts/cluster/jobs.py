@@ -15,3 +15,7 @@ class ClusterJob(TypedDict):
     timeout: float
     files_token: str  # the run's own token for the service's file API
     limits: Limits  # the service's limits, not the worker's
+    # The script's lock (None: no dependencies): the worker builds its environment from it, from
+    # its own package sources (PACKAGES_*).
+    lock: bytes | None
+    imports: list[str]  # the modules the script's block names (preloaded where the worker trusts)

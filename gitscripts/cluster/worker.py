@@ -12,23 +12,31 @@ service's HTTP (file endpoints only, `executor.files_socket.files_only`). The wo
 never in a run's environment; the worker process is not dumpable (`ExecutionService`), so a run
 cannot read it from the worker's memory either.
 
-`run_job` is the Dask task; `cancel_run`, run on every worker by the service, stops one.
+Scripts with dependencies run in environments the worker builds itself, from the lock the job
+carries (exact versions; for packages from an index, their files' hashes, which uv checks), from
+its own package sources (the PACKAGES_* variables, as on the service), kept in its data directory
+across restarts.
+
+`run_job` is the Dask task; `cancel_run`, run on every worker by the service, stops one;
+`prepare_environment` and `environment_info` are how the service builds ahead and asks.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import replace
+from dataclasses import asdict, replace
 from typing import Any
 
 import aiohttp
 import structlog
 from starlette.types import Receive, Scope, Send
 
+from gitscripts import errors
 from gitscripts.cluster.jobs import ClusterJob
 from gitscripts.cluster.trees import RemoteTrees
 from gitscripts.config import Settings
+from gitscripts.deps.environments import Environments
 from gitscripts.executor.files_socket import FilesSocket
 from gitscripts.executor.service import ExecutionService, RunResult
 from gitscripts.files.grants import FileGrants
@@ -92,7 +100,10 @@ class WorkerRuntime:
     def __init__(self, settings: Settings, service_url: str, token: str, name: str) -> None:
         self.name = name
         self.trees = RemoteTrees(service_url, token)
-        self.executor = ExecutionService(settings, None, FileGrants(), trees=self.trees)
+        self.environments = Environments(settings)
+        self.executor = ExecutionService(
+            settings, None, FileGrants(), self.environments, trees=self.trees
+        )
         self._forwarder = FilesForwarder(service_url)
         self._files_socket = FilesSocket(self._forwarder, self.executor.files_socket)
         self._runs: dict[str, asyncio.Task[RunResult]] = {}
@@ -109,14 +120,10 @@ class WorkerRuntime:
         await self.executor.stop()
         await self._files_socket.stop()
         await self._forwarder.close()
+        self.environments.close()
 
     async def run(self, job: ClusterJob) -> RunResult:
-        task = asyncio.create_task(
-            self.executor.run_tree(
-                job["tree"], job["path"], job["data"], job["timeout"], job["files_token"],
-                job["limits"],
-            )
-        )  # fmt: skip
+        task = asyncio.create_task(self.executor.run_job(job))
         self._runs[job["key"]] = task
         try:
             result = await asyncio.shield(task)
@@ -155,6 +162,22 @@ def _runtime() -> WorkerRuntime:
 async def run_job(job: ClusterJob) -> RunResult:
     """The Dask task of one run (a coroutine: it runs in the worker's event loop)."""
     return await _runtime().run(job)
+
+
+async def prepare_environment(lock: bytes) -> None:
+    """Run on every worker by the service when a write brings a new lock: the build starts
+    here, so the first run finds the environment ready (`Environments.prepare`)."""
+    with contextlib.suppress(RuntimeError):
+        _runtime().environments.prepare(lock)
+
+
+async def environment_info(key: str) -> dict[str, Any] | None:
+    """Run on every worker by the service: the state of environment `key` here (None: unknown
+    here; never built nor tried)."""
+    try:
+        return asdict(_runtime().environments.info(key))
+    except (RuntimeError, errors.EnvironmentNotFound):
+        return None
 
 
 async def cancel_run(key: str) -> bool:

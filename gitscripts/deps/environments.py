@@ -38,7 +38,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -86,6 +86,9 @@ class EnvironmentInfo:
     build_seconds: float | None = None
     last_used: float | None = None  # Unix seconds; None: never run
     log: str = ""  # the build's log: uv's own words
+    # With EXECUTOR=dask, where environments are built: its state on each worker, by name
+    # (None: not a cluster).
+    workers: dict[str, State] | None = None
 
     def public(self) -> dict[str, Any]:
         """As the API answers it: times in ISO 8601."""
@@ -93,6 +96,17 @@ class EnvironmentInfo:
         for name in ("built_at", "last_used"):
             shown[name] = None if shown[name] is None else iso_seconds(shown[name])
         return shown
+
+
+class EnvironmentBuilds(Protocol):
+    """Where the environments of a service are built and asked about: its own data directory
+    (`Environments`), or the workers of its cluster (`cluster.environments`)."""
+
+    def prepare(self, lock: bytes) -> None: ...
+
+    def info(self, key: str) -> EnvironmentInfo: ...
+
+    def close(self) -> None: ...
 
 
 class Environments:
@@ -207,7 +221,10 @@ class Environments:
             ["export", "--script", "environment.py", "--frozen", "--no-header", "--no-annotate",
              "--quiet", "--output-file", "requirements.txt"],
             ["pip", "install", "--target", str(work / "packages"), "--no-deps",
-             "--link-mode", "hardlink", "--compile-bytecode", "-r", "requirements.txt"],
+             "--link-mode", "hardlink", "--compile-bytecode", "-r", "requirements.txt",
+             # `uv pip` does not read UV_NO_INDEX (uv 0.13): without the flag it asks the
+             # public index whenever its cache lacks a wheel.
+             *(["--no-index"] if self.settings.packages_no_index else [])],
         ]  # fmt: skip
         output: list[str] = []
         try:

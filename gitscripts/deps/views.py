@@ -15,7 +15,7 @@ from typing import TypedDict
 from gitscripts import errors
 from gitscripts.config import Settings
 from gitscripts.deps import locks
-from gitscripts.deps.environments import Environments
+from gitscripts.deps.environments import EnvironmentBuilds
 from gitscripts.deps.lockfile import LockedPackage, locked_packages
 from gitscripts.index.lookups import Lookups
 from gitscripts.repo import Repository, layout, rules
@@ -36,6 +36,8 @@ class Environment(TypedDict):
     # "ready", "building", "failed" (its log at `url`), or "not_built" (built at its first run)
     state: str
     url: str  # GET: the environment's state, size, last use and build log
+    # With EXECUTOR=dask: its state on each worker that has it or tried (None: not a cluster).
+    workers: dict[str, str] | None
 
 
 class ScriptDependencies(TypedDict):
@@ -49,7 +51,11 @@ class ScriptDependencies(TypedDict):
 
 class DependencyViews:
     def __init__(
-        self, settings: Settings, repo: Repository, lookups: Lookups, environments: Environments
+        self,
+        settings: Settings,
+        repo: Repository,
+        lookups: Lookups,
+        environments: EnvironmentBuilds,
     ) -> None:
         self.settings = settings
         self.repo = repo
@@ -86,7 +92,10 @@ class DependencyViews:
 
     def _environment(self, key: str) -> Environment:
         try:
-            state: str = self.environments.info(key).state
+            info = self.environments.info(key)
         except errors.EnvironmentNotFound:
-            state = "not_built"
-        return Environment(key=key, state=state, url=f"/api/v1/environments/{key}")
+            return Environment(key=key, state="not_built", url=f"/api/v1/environments/{key}",
+                               workers=None)  # fmt: skip
+        workers: dict[str, str] | None = None if info.workers is None else dict(info.workers)
+        return Environment(key=key, state=info.state, url=f"/api/v1/environments/{key}",
+                           workers=workers)  # fmt: skip

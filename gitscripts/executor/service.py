@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 import gitscripts
 from gitscripts import access, errors
+from gitscripts.cluster.jobs import ClusterJob
 from gitscripts.config import ConfigurationError, Settings
 from gitscripts.deps import locks, metadata
 from gitscripts.deps.environments import Environment, Environments
@@ -189,17 +190,17 @@ class ExecutionService:
     ) -> None:
         """`repo` is the repository runs are resolved in; a cluster worker has none: it runs
         trees the service names, read from `trees` (fetched from the service). `environments`:
-        where scripts with dependencies get theirs (a cluster worker has none yet)."""
+        where scripts with dependencies get theirs (on a cluster worker: its own, built from the
+        locks the service sends; with EXECUTOR=dask the service builds none)."""
         self.settings = settings
         self.repo = repo
         self.file_grants = file_grants
         self.environments = environments
         # By blob id (content never changes under an id): a script's block when it declares
-        # dependencies (None: the default environment), a lock's key, a lock resolved for a
-        # script committed without one. So a script without a block costs a run a tree lookup
+        # dependencies (None: the default environment), a lock resolved for a script committed
+        # without one. So a script without a block costs a run a tree lookup
         # and a dict lookup, nothing more.
         self._declared: dict[str, metadata.ScriptMetadata | None] = {}
-        self._locks: dict[str, tuple[str, bytes]] = {}
         self._resolved: dict[str, asyncio.Task[bytes]] = {}  # one resolution however many ask
         # Not dumpable: another process of the same user (a script, when the service does not
         # run as root) can then not read this process's environment or memory through /proc.
@@ -259,6 +260,10 @@ class ExecutionService:
         self.engine: Engine | None = None
         # EXECUTOR=dask: runs go to the cluster's workers (`gitscripts.cluster`), not an engine.
         self.cluster: Cluster | None = None
+        if settings.executor == "dask":
+            from gitscripts.cluster.dispatch import Cluster  # the optional extra, only here
+
+            self.cluster = Cluster(settings, self.admission)
         self.environment_engines = (
             None
             if environments is None
@@ -276,6 +281,11 @@ class ExecutionService:
         if self.cluster is not None:
             return self.cluster.running
         return self.settings.max_concurrent_executions - len(self._slots)
+
+    @property
+    def waiting(self) -> int:
+        """Runs waiting for a slot now (and, with EXECUTOR=dask, for a worker to appear)."""
+        return self.admission.waiting + (self.cluster.waiting if self.cluster else 0)
 
     @property
     def warm_fork_servers(self) -> int:
@@ -309,11 +319,8 @@ class ExecutionService:
         """Find out which protections this machine gives, refuse to start if strict and one is
         missing, say which are active, and start the engine with them. With EXECUTOR=dask, connect
         to the cluster instead: its workers run the scripts, each in its own sandbox."""
-        if self.settings.executor == "dask":
-            from gitscripts.cluster.dispatch import Cluster  # the optional extra, only here
-
+        if self.cluster is not None:
             self.protections = {"sandbox": "on the cluster's workers", "active": {}, "inactive": {}}
-            self.cluster = Cluster(self.settings, self.admission)
             await self.cluster.start()
             return
         if self.mode != "off":
@@ -469,17 +476,19 @@ class ExecutionService:
         outcome = "failed"  # what the log says of a run that raised before it reported
         environment: tuple[Environment, list[str]] | None = None
         try:
+            # Before it takes a place: a lock resolved, or a build others wait for, holds no slot.
+            needs = await self._needs(target)
             if self.cluster is not None:
-                self._refuse_dependencies_on_cluster(target)
                 await self.cluster.wait_for_capacity(patient, target.resources)
-            else:
-                # Before it takes a place: a build others wait for holds no slot.
-                environment = await self._environment_of(target)
+            elif needs is not None:
+                with self._explained(target, needs):
+                    environment = await self._environment(needs)
             async with self.admission:
                 if on_start is not None:
                     on_start()
                 if self.cluster is not None:
-                    report = await self._run_on_cluster(user, target, data)
+                    with self._explained(target, needs):
+                        report = await self._run_on_cluster(user, target, data, needs)
                 else:
                     slot = self._slots.popleft()
                     try:
@@ -507,7 +516,8 @@ class ExecutionService:
                 total_ms=round((time.perf_counter() - started) * 1000, 2),
                 peak_memory_kb=report.peak_memory_kb if report else None,
                 user=user.login if user else None,
-                environment=environment[0].key if environment else None,
+                environment=report.environment if report else None,
+                worker=report.worker if report else None,
             )
         return report
 
@@ -517,41 +527,51 @@ class ExecutionService:
         trusted = {name.strip() for name in self.settings.environment_preload.split(",")}
         return "*" in trusted or module in trusted
 
-    async def _environment_of(self, target: Target) -> tuple[Environment, list[str]] | None:
-        """The environment a run of `target` needs (None: the default one) with what its engine
-        may preload: the script's lock at the same revision (resolved now, once per script
-        content, when the revision has none), its environment built (or the build waited for)."""
-        assert self.repo is not None and self.environments is not None
-        assert self.environment_engines is not None
+    async def _needs(self, target: Target) -> Needs | None:
+        """What a run of `target` needs beyond the default environment (None: nothing): the
+        script's lock at the same revision (resolved now, once per script content, when the
+        revision has none) and the modules its block names."""
+        assert self.repo is not None, "a cluster worker resolves no scripts"
         tree, path = target.commit.tree, target.path
         blob_id, declared = self._declared_block(target)
         if declared is None:
             return None
-        lock_path = locks.lock_path(path)
-        lock_id = self.repo.entry_id(tree, lock_path)
-        if lock_id is not None:
-            known = self._locks.get(lock_id)
-            if known is None:
-                lock = self.repo.blob(lock_id)
-                known = self._locks[lock_id] = (locks.environment_key(lock), lock)
-            key, lock = known
-        else:
+        lock_id = self.repo.entry_id(tree, locks.lock_path(path))
+        if lock_id is None:
             lock = await asyncio.shield(self._resolution(blob_id, path))
-            key = locks.environment_key(lock)
-        preload = [name for name in declared.import_guesses if self._may_preload(name)]
+            return Needs(lock, list(declared.import_guesses), in_tree=False)
+        return Needs(self.repo.blob(lock_id), list(declared.import_guesses), in_tree=True)
+
+    async def _environment(self, needs: Needs) -> tuple[Environment, list[str]]:
+        """The environment of `needs.lock`, built (or its build waited for), with what its engine
+        may preload; `EnvironmentBuildFailed` when it cannot be built."""
+        assert self.environments is not None and self.environment_engines is not None
+        key = locks.environment_key(needs.lock)
+        preload = [name for name in needs.imports if self._may_preload(name)]
         if self.environment_engines.is_warm(key):  # built: its engine uses it
             return Environment(key, self.environments.root / key), preload
+        return await self.environments.ensure(needs.lock), preload
+
+    @staticmethod
+    @contextlib.contextmanager
+    def _explained(target: Target, needs: Needs | None) -> Iterator[None]:
+        """A failed build, told as the run's: which script, which lock, which revision (wherever
+        it was built: here, or on a cluster worker)."""
         try:
-            return await self.environments.ensure(lock), preload
+            yield
         except errors.EnvironmentBuildFailed as exc:
-            where = f"{lock_path} at {str(target.commit.id)[:12]}"
-            if lock_id is None:
-                where = f"the lock resolved for {path} at {str(target.commit.id)[:12]}"
+            if needs is None:
+                raise
+            lock_path = locks.lock_path(target.path)
+            at = str(target.commit.id)[:12]
+            where = f"{lock_path} at {at}"
+            if not needs.in_tree:
+                where = f"the lock resolved for {target.path} at {at}"
             raise errors.EnvironmentBuildFailed(
-                f"{path} cannot run: the environment of {where} could not be built "
+                f"{target.path} cannot run: the environment of {where} could not be built "
                 f"({exc.message}); see the log",
-                script=path,
-                lock=lock_path if lock_id is not None else None,
+                script=target.path,
+                lock=lock_path if needs.in_tree else None,
                 revision=str(target.commit.id),
                 **exc.details,
             ) from None
@@ -566,16 +586,6 @@ class ExecutionService:
             return blob_id, self._declared[blob_id]
         except KeyError:
             return blob_id, self._read_block(blob_id)
-
-    def _refuse_dependencies_on_cluster(self, target: Target) -> None:
-        """Cluster workers have no script environments yet: a script that needs packages is
-        refused, rather than run without them."""
-        if self._declared_block(target)[1] is not None:
-            raise errors.DependenciesNotOnCluster(
-                f"{target.path} declares dependencies, and scripts with dependencies cannot run "
-                "on the cluster yet (EXECUTOR=dask): run it on a service with EXECUTOR=fork",
-                logical_path=target.path,
-            )
 
     def _read_block(self, blob_id: str) -> metadata.ScriptMetadata | None:
         assert self.repo is not None, "a cluster worker resolves no scripts"
@@ -628,7 +638,7 @@ class ExecutionService:
             self.file_grants.revoke(files_token)
 
     async def _run_on_cluster(
-        self, user: access.User | None, target: Target, data: Any
+        self, user: access.User | None, target: Target, data: Any, needs: Needs | None
     ) -> RunResult:
         assert self.cluster is not None
         files_token = self.file_grants.issue(user.id if user else None, target.timeout)
@@ -641,22 +651,27 @@ class ExecutionService:
                     "timeout": target.timeout,
                     "files_token": files_token,
                     "limits": self._run_limits(target.timeout),
+                    "lock": needs.lock if needs else None,
+                    "imports": needs.imports if needs else [],
                 },
                 target.resources,
             )
         finally:
             self.file_grants.revoke(files_token)
 
-    async def run_tree(
-        self, tree_id: str, path: str, data: Any, timeout: float, files_token: str,
-        limits: Limits,
-    ) -> RunResult:  # fmt: skip
-        """Run a job the service handed over whole (on a cluster worker: `gitscripts.cluster`),
-        in a free slot: the tree is read from this service's source of trees, the file token is
-        the service's."""
+    async def run_job(self, job: ClusterJob) -> RunResult:
+        """Run a job the service handed over whole (on a cluster worker: `gitscripts.cluster`):
+        the tree is read from this service's source of trees, the file token is the service's,
+        the environment is built here from the job's lock (before the run takes a slot)."""
+        environment = None
+        if job["lock"] is not None:
+            environment = await self._environment(Needs(job["lock"], job["imports"], True))
         slot = self._slots.popleft()
         try:
-            return await self._run_tree(slot, tree_id, path, data, timeout, files_token, limits)
+            return await self._run_tree(
+                slot, job["tree"], job["path"], job["data"], job["timeout"], job["files_token"],
+                job["limits"], environment,
+            )  # fmt: skip
         finally:
             self._slots.append(slot)
 
@@ -786,6 +801,16 @@ class RunResult:
     peak_memory_kb: int | None = None
     worker: str | None = None  # the cluster worker that ran it (EXECUTOR=dask)
     environment: str | None = None  # the environment's key; None: the default environment
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What a script with dependencies needs to run: its lock, and the modules its block names
+    (preloaded where the operator trusts them, ENVIRONMENT_PRELOAD)."""
+
+    lock: bytes
+    imports: list[str]
+    in_tree: bool  # the lock is the revision's own (False: resolved for a revision without one)
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ from starlette.concurrency import run_in_threadpool
 
 from gitscripts import access, errors
 from gitscripts.config import ConfigurationError, Settings
-from gitscripts.deps.environments import Environments, locks_introduced
+from gitscripts.deps.environments import EnvironmentBuilds, locks_introduced
 from gitscripts.githttp.policy import PendingLock, PushPolicy, RefUpdate
 from gitscripts.index import Index, UserRecord
 from gitscripts.index.lookups import Lookups
@@ -101,7 +101,7 @@ class GitService:
         repo: Repository,
         lookups: Lookups,
         metrics: Metrics | None = None,
-        environments: Environments | None = None,
+        environments: EnvironmentBuilds | None = None,
     ) -> None:
         self.settings = settings
         self.metrics = metrics or Metrics()

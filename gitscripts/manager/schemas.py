@@ -148,6 +148,7 @@ class EnvironmentOut(BaseModel):
     key: str
     state: Literal["ready", "building", "failed", "not_built"]
     url: str
+    workers: dict[str, Literal["ready", "building", "failed"]] | None = None
 
 
 class DependenciesOut(BaseModel):

@@ -26,7 +26,7 @@ import structlog
 from gitscripts import access, errors
 from gitscripts.config import Settings
 from gitscripts.deps import locks, metadata
-from gitscripts.deps.environments import Environments
+from gitscripts.deps.environments import EnvironmentBuilds
 from gitscripts.index import Entry, Index
 from gitscripts.index.lookups import Lookups
 from gitscripts.index.sync import sync_index
@@ -106,7 +106,7 @@ class ManagerService:
         repo: Repository,
         lookups: Lookups,
         views: Views,
-        environments: Environments,
+        environments: EnvironmentBuilds,
     ) -> None:
         self.settings = settings
         self.index = index
