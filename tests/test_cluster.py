@@ -10,6 +10,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -452,6 +453,7 @@ def test_cancel_of_an_async_run_kills_its_process_on_the_worker(ready: Cluster) 
 
 def test_a_worker_killed_mid_run_fails_its_run_with_worker_lost(ready: Cluster) -> None:
     ready.upload("sleeper.py", SLEEPER)
+    ready.upload("who.py", WHO)
     with ThreadPoolExecutor(1) as pool:
         pending = pool.submit(ready.run, "sleeper.py", {"seconds": 60})
         _wait(lambda: "running" in _statuses(ready), what="the run did not start")
@@ -470,6 +472,14 @@ def test_a_worker_killed_mid_run_fails_its_run_with_worker_lost(ready: Cluster) 
     later = ready.run("who.py", {})
     assert later.json()["success"] is True
     assert ready.record(later.json()["run_id"])["worker"] == survivor
+    # What the killed worker left on its machine (its execution folder, with its sockets and
+    # checkouts) is cleared when a worker starts there again; its environments stay.
+    killed = ready.workers[worker].pid
+    left = list(Path(tempfile.gettempdir()).glob(f"gitscripts-*/pid-{killed}-*"))
+    assert left, "the killed worker's folder was not where this test looks"
+    ready.ensure_workers()
+    assert not any(folder.exists() for folder in left)
+    assert list((ready.root / worker).glob("gitscripts-worker-*/environments"))
 
 
 def test_a_run_whose_worker_died_runs_again_where_retries_are_allowed(
@@ -497,13 +507,17 @@ def _has_sleep(cluster: Cluster) -> bool:
     return any(_descends(table, p.pid, "sleep 300") for p in cluster.workers.values())
 
 
-def running_worker(cluster: Cluster, run_id: str) -> str:
-    """Which worker runs `run_id` now: the one a `sleep 300` descends from."""
-    table = subprocess.run(["ps", "-o", "pid=,ppid=,args=", "-e"], capture_output=True,
-                           text=True).stdout  # fmt: skip
-    for name, process in cluster.workers.items():
-        if _descends(table, process.pid, "sleep 300"):
-            return name
+def running_worker(cluster: Cluster, run_id: str, timeout: float = 20) -> str:
+    """Which worker runs `run_id` now: the one a `sleep 300` descends from (once the script,
+    `running` since it took its slot, has started it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        table = subprocess.run(["ps", "-o", "pid=,ppid=,args=", "-e"], capture_output=True,
+                               text=True).stdout  # fmt: skip
+        for name, process in cluster.workers.items():
+            if _descends(table, process.pid, "sleep 300"):
+                return name
+        time.sleep(0.05)
     raise AssertionError(f"no worker runs {run_id}")
 
 

@@ -13,6 +13,9 @@
   runs it had on the cluster with WORKER_LOST, and connects again as soon as a scheduler answers.
 - Cancel (a user's, or a client gone): the task is cancelled and every worker is told to stop
   the run's process tree (`worker.cancel_run`), before the cancel returns.
+- Environments: a run carries its script's lock; workers build them (`worker.prepare_environment`
+  ahead of runs, on a write) and say what they have (`environment_states`, see
+  `cluster.environments`).
 """
 
 from __future__ import annotations
