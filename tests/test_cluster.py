@@ -501,6 +501,26 @@ def test_a_run_whose_worker_died_runs_again_where_retries_are_allowed(
         assert cluster.record(running["id"])["worker"] == survivor
 
 
+def test_a_script_stated_idempotent_runs_again_when_its_worker_dies(
+    ready: Cluster, tmp_path: Path
+) -> None:
+    # The cluster allows no rerun (DASK_WORKER_LOST_RETRIES 0); this script's sidecar does.
+    _push(ready, tmp_path, {
+        "again.py": SLEEPER,
+        "again.py.meta.json": b'{"display_name": "again", "worker_lost_retries": 1}\n',
+    })  # fmt: skip
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(ready.run, "again.py", {"seconds": 3})
+        _wait(lambda: _has_sleep(ready), what="the script did not start")
+        running = next(r for r in _runs(ready) if r["status"] == "running")
+        worker = running_worker(ready, running["id"])
+        ready.workers[worker].send_signal(signal.SIGKILL)
+        reply = pending.result(timeout=60)
+    assert reply.status_code == 200, reply.text
+    assert reply.json()["result"] == {"slept": True}
+    assert ready.record(running["id"])["worker"] == next(w for w in WORKERS if w != worker)
+
+
 def _has_sleep(cluster: Cluster) -> bool:
     table = subprocess.run(["ps", "-o", "pid=,ppid=,args=", "-e"], capture_output=True,
                            text=True).stdout  # fmt: skip

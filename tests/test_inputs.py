@@ -285,3 +285,13 @@ def test_a_pushed_input_schema_is_checked_like_the_rest_of_the_metadata(
     assert refused.returncode != 0
     assert "input_schema must be a JSON Schema object" in refused.stderr
     assert server.api("alice", "GET", f"{API}/scripts/{script['id']}/schema").json() == answer
+    # So are the cluster's keys: worker resources, and reruns after a lost worker.
+    for stated, said in (
+        ('"resources": {"GPU": -1}', "resources must map names to positive numbers"),
+        ('"worker_lost_retries": 99', "worker_lost_retries must be a whole number from 0 to 10"),
+        ('"worker_lost_retries": true', "worker_lost_retries must be a whole number"),
+    ):
+        clone.write("pushed_schema.py.meta.json", f'{{"display_name": "P", {stated}}}'.encode())
+        clone.commit(f"bad: {stated}")
+        refused = clone.push()
+        assert refused.returncode != 0 and said in refused.stderr, refused.stderr

@@ -8,7 +8,8 @@
   NO_EXECUTION_CAPACITY; an asynchronous run waits, queued, as long as it takes.
 - A lost worker: the scheduler is told not to run a task again when its worker dies
   (`allowed_failures` 0, set at each connection: a script may have side effects); the run fails
-  with WORKER_LOST, or runs again up to DASK_WORKER_LOST_RETRIES times when that is allowed.
+  with WORKER_LOST, or runs again as often as the script's sidecar allows (`worker_lost_retries`,
+  for a script known to be idempotent), else DASK_WORKER_LOST_RETRIES (0 by default).
 - A lost scheduler: the service stays up, says so (`status`, in /health and /metrics), fails the
   runs it had on the cluster with WORKER_LOST, and connects again as soon as a scheduler answers.
 - Cancel (a user's, or a client gone): the task is cancelled and every worker is told to stop
@@ -220,9 +221,12 @@ class Cluster:
         finally:
             self.waiting -= 1
 
-    async def run(self, job: ClusterJob, resources: dict[str, float] | None) -> RunResult:
-        """Run `job` on a worker (one that offers `resources`): its result, named by it."""
-        attempts = self.settings.dask_worker_lost_retries + 1
+    async def run(
+        self, job: ClusterJob, resources: dict[str, float] | None, retries: int | None = None
+    ) -> RunResult:
+        """Run `job` on a worker (one that offers `resources`): its result, named by it. A run
+        whose worker died runs again `retries` times at most (None: DASK_WORKER_LOST_RETRIES)."""
+        attempts = (self.settings.dask_worker_lost_retries if retries is None else retries) + 1
         for attempt in range(1, attempts + 1):
             try:
                 return await self._attempt(job, resources)

@@ -454,11 +454,12 @@ class ExecutionService:
             raise errors.ValidationError("timeout must be a positive number of seconds")
         revision = revision or "main"
         commit, path = self._locate(logical_path, revision)
-        resources = None
+        resources, retries = None, None
         if self.settings.executor == "dask":  # where its runs may go (see `gitscripts.cluster`)
             assert self.repo is not None
-            resources = self.repo.script_metadata(commit.tree, path).resources
-        return Target(commit, path, revision, min(timeout or limit, limit), resources)
+            stated = self.repo.script_metadata(commit.tree, path)
+            resources, retries = stated.resources, stated.worker_lost_retries
+        return Target(commit, path, revision, min(timeout or limit, limit), resources, retries)
 
     async def run(
         self,
@@ -655,6 +656,7 @@ class ExecutionService:
                     "imports": needs.imports if needs else [],
                 },
                 target.resources,
+                target.retries,
             )
         finally:
             self.file_grants.revoke(files_token)
@@ -822,6 +824,7 @@ class Target:
     revision: str  # the name it was asked for by
     timeout: float
     resources: dict[str, float] | None = None  # the cluster worker resources it needs
+    retries: int | None = None  # runs again after a lost worker (None: DASK_WORKER_LOST_RETRIES)
 
 
 def answer(target: Target, report: RunResult) -> dict[str, Any]:

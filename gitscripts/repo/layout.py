@@ -7,7 +7,9 @@
   with a text editor: `{"display_name": "...", "description": "..."}`. It moves with the script.
   It may also state the JSON Schema of the script's input (`"input_schema": {...}`), which then
   replaces the one read from the code (see `gitscripts.inputs`). With EXECUTOR=dask it may ask for
-  worker resources (`"resources": {"GPU": 1}`): its runs then go only to workers that offer them.
+  worker resources (`"resources": {"GPU": 1}`): its runs then go only to workers that offer them;
+  and a script its author knows to be idempotent may be run again when its worker dies
+  (`"worker_lost_retries": 2`).
 - A script that declares dependencies (a PEP 723 block) has its lock beside it in `<filename>.lock`
   (`tool.py.lock`, uv's own format, see `gitscripts.deps.locks`). It moves and goes with the script;
   it is no script itself, and no lock stands alone.
@@ -26,6 +28,7 @@ from gitscripts.deps.locks import lock_path as lock_path
 FOLDER_MARKER = ".gitkeep"
 METADATA_SUFFIX = ".meta.json"
 SCRIPT_SUFFIX = ".py"
+MAX_RETRIES = 10  # runs again after a lost worker, at most (a sidecar's worker_lost_retries)
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,9 @@ class ScriptMetadata:
     input_schema: dict[str, Any] | None = field(default=None, hash=False)
     # Dask worker resources a run needs (name -> amount), e.g. {"GPU": 1}.
     resources: dict[str, float] | None = field(default=None, hash=False)
+    # How often a run whose cluster worker died is run again: only for a script its author
+    # knows to be idempotent (None: DASK_WORKER_LOST_RETRIES, 0 by default).
+    worker_lost_retries: int | None = None
 
     def to_bytes(self) -> bytes:
         document: dict[str, Any] = {"display_name": self.display_name}
@@ -45,6 +51,8 @@ class ScriptMetadata:
             document["input_schema"] = self.input_schema
         if self.resources is not None:
             document["resources"] = self.resources
+        if self.worker_lost_retries is not None:
+            document["worker_lost_retries"] = self.worker_lost_retries
         return (json.dumps(document, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
 
 
@@ -80,7 +88,13 @@ def parse_metadata(raw: bytes) -> ScriptMetadata:
         )
     ):  # fmt: skip
         raise MetadataError('resources must map names to positive numbers, e.g. {"GPU": 1}')
-    unknown = set(document) - {"display_name", "description", "input_schema", "resources"}
+    retries = document.get("worker_lost_retries")
+    if retries is not None and not (
+        isinstance(retries, int) and not isinstance(retries, bool) and 0 <= retries <= MAX_RETRIES
+    ):
+        raise MetadataError(f"worker_lost_retries must be a whole number from 0 to {MAX_RETRIES}")
+    unknown = set(document) - {"display_name", "description", "input_schema", "resources",
+                               "worker_lost_retries"}  # fmt: skip
     if unknown:
         raise MetadataError(f"unknown keys: {', '.join(sorted(unknown))}")
     return ScriptMetadata(
@@ -88,6 +102,7 @@ def parse_metadata(raw: bytes) -> ScriptMetadata:
         description=description,
         input_schema=input_schema,
         resources=resources,
+        worker_lost_retries=retries,
     )
 
 
