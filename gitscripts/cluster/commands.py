@@ -3,9 +3,13 @@ scheduler with N workers on this machine in one step (for trying it out).
 
 A worker outlives its scheduler: when the connection ends (the scheduler restarted, say), a new
 Dask worker is started with the same runtime (checkout cache, warm fork server) and connects as
-soon as the scheduler answers again. `worker` also takes dask-jobqueue's worker arguments
-(`python -m gitscripts worker <scheduler> --name N --nthreads T --memory-limit M
---death-timeout S --local-directory D`), so a jobqueue cluster's job script can start it.
+soon as the scheduler answers again. A worker the scheduler dismisses (adaptive scaling down,
+`retire_workers`) stops instead, as a Dask worker does, so that its batch job ends.
+
+`worker` also takes the arguments dask-jobqueue's job script gives a worker (`python -m
+gitscripts worker <scheduler> --name N --nthreads T --memory-limit M --death-timeout S
+--local-directory D`, and `--interface I --protocol P` where the cluster is given those), so a
+jobqueue cluster's job script can start it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,12 @@ from gitscripts.config import ConfigurationError, Settings
 log = structlog.get_logger("gitscripts.cluster")
 
 RECONNECT_PAUSE = 1.0
+# Why a worker closes when the scheduler no longer wants it (it retired or removed it: adaptive
+# scaling down, say): told so, or told at its next heartbeat that the scheduler does not know it.
+# Unlike "scheduler-close" (the scheduler's own shutdown) or a broken connection.
+DISMISSED = frozenset(
+    {"scheduler-remove-worker", "scheduler-close-worker", "worker-heartbeat-missing"}
+)
 
 
 def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,6 +66,10 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--death-timeout", type=float, help="seconds without a scheduler, then stop"
     )
     worker.add_argument("--local-directory", help="where the worker keeps its checkouts")
+    worker.add_argument(
+        "--interface", help="the network interface the Dask worker listens on (e.g. ib0)"
+    )
+    worker.add_argument("--protocol", help="the Dask worker's protocol (e.g. tcp)")
     worker.set_defaults(run=serve_worker)
     cluster = commands.add_parser(
         "cluster", help="start a Dask scheduler and N gitscripts workers on this machine"
@@ -141,9 +155,9 @@ async def _serve_worker(
     args: argparse.Namespace, settings: Settings, scheduler: str, service: str, token: str,
     name: str, resources: dict[str, float],
 ) -> None:  # fmt: skip
-    from distributed import Worker
-
     from gitscripts.cluster import worker as here
+
+    worker_class = _worker_class()
 
     local = Path(args.local_directory or tempfile.gettempdir()) / f"gitscripts-worker-{os.getuid()}"
     local.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -159,7 +173,7 @@ async def _serve_worker(
              slots=args.nthreads, resources=resources)  # fmt: skip
     try:
         while not stopping.is_set():
-            worker = Worker(
+            worker = worker_class(
                 scheduler,
                 nthreads=args.nthreads,
                 name=name,
@@ -167,6 +181,8 @@ async def _serve_worker(
                 memory_limit=args.memory_limit,
                 death_timeout=args.death_timeout,
                 local_directory=str(local / "dask"),
+                interface=args.interface,
+                protocol=args.protocol,
                 dashboard=False,
             )
             finished = asyncio.create_task(_run_until_closed(worker))
@@ -178,6 +194,9 @@ async def _serve_worker(
                 finished.cancel()
                 break
             stop.cancel()
+            if worker.close_reason in DISMISSED:
+                log.info("worker_dismissed", scheduler=scheduler, reason=worker.close_reason)
+                break
             if finished.exception() is not None and args.death_timeout is not None:
                 raise ConfigurationError(f"no scheduler at {scheduler}")
             log.warning("scheduler_connection_lost", scheduler=scheduler)
@@ -185,6 +204,23 @@ async def _serve_worker(
     finally:
         here.runtime = None
         await runtime.stop()
+
+
+def _worker_class() -> Any:
+    """Dask's worker, remembering why it closed (imported here: Dask is an optional extra)."""
+    from distributed import Worker
+
+    class DismissibleWorker(Worker):
+        close_reason = ""
+
+        async def close(  # type: ignore[override]
+            self, timeout: float = 30, executor_wait: bool = True, nanny: bool = True,
+            reason: str = "worker-close",
+        ) -> str | None:  # fmt: skip
+            self.close_reason = self.close_reason or reason
+            return await super().close(timeout, executor_wait, nanny, reason)
+
+    return DismissibleWorker
 
 
 async def _run_until_closed(worker: Any) -> None:
