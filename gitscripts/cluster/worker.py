@@ -123,7 +123,10 @@ class ReplyChannel:
             failing = False
             while True:
                 try:
-                    async with session.ws_connect(self.url, headers=self._headers) as socket:
+                    # Uncompressed: deflating each result costs time at both ends, and time is what this
+                    # socket is for.
+                    connecting = session.ws_connect(self.url, headers=self._headers, compress=0)
+                    async with connecting as socket:
                         self._socket, failing = socket, False
                         async for _ in socket:  # the service sends nothing
                             pass
