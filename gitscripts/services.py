@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from gitscripts.auth.service import AuthService
 from gitscripts.config import Settings
@@ -106,12 +107,13 @@ class Services:
         )
 
 
-def services_of(request: Request) -> Services:
+def services_of(request: HTTPConnection) -> Services:
     services: Services = request.app.state.services
     return services
 
 
-def _settings(request: Request) -> Settings:
+# An HTTPConnection, not a Request: WebSocket routes (`cluster.routes`) take these two too.
+def _settings(request: HTTPConnection) -> Settings:
     return services_of(request).settings
 
 
@@ -123,7 +125,7 @@ def _files(request: Request) -> FileService:
     return services_of(request).files
 
 
-def _executor(request: Request) -> ExecutionService:
+def _executor(request: HTTPConnection) -> ExecutionService:
     return services_of(request).executor
 
 

@@ -6,11 +6,15 @@ killed, the scheduler restarted) put it back as they found it (`Cluster.ensure_w
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -114,15 +118,15 @@ class Cluster:
     def auth(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token}"}
 
-    def start_worker(self, name: str) -> None:
+    def start_worker(self, name: str, service: str = "", resources: str = "") -> None:
         # Only what a worker machine would have: no DATA_DIR, no JWT secret of the service's.
         env = {key: os.environ[key] for key in ("PATH", "HOME", "LANG") if key in os.environ}
         env.update(WORKER_TOKEN=WORKER_TOKEN, LOG_LEVEL="INFO", PACKAGES_NO_INDEX="true",
                    PACKAGES_FIND_LINKS=str(self.root / "worker-wheels"))  # fmt: skip
         command = [sys.executable, "-m", "gitscripts", "worker", "--scheduler", self.address,
-                   "--service", self.base, "--nthreads", "2", "--name", name,
+                   "--service", service or self.base, "--nthreads", "2", "--name", name,
                    "--local-directory", str(self.root / name),
-                   "--resources", RESOURCES[name]]  # fmt: skip
+                   "--resources", resources or RESOURCES[name]]  # fmt: skip
         log = (self.root / f"{name}.log").open("ab")
         self.workers[name] = subprocess.Popen(
             command, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=self.root
@@ -406,6 +410,111 @@ def test_a_worker_never_sees_the_services_data_or_secrets(ready: Cluster) -> Non
         ).json()
         assert answer["success"] is True, answer
         assert answer["result"] == {"seen": [], "names": [], "leaks": []}
+
+
+# -- the direct way back ------------------------------------------------------------------------
+def _results_socket(cluster: Cluster, token: str | None) -> Any:
+    from websockets.sync.client import connect
+
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    url = "ws" + cluster.base.removeprefix("http") + "/internal/v1/results"
+    return connect(url, additional_headers=headers, proxy=None)
+
+
+def _running_task(cluster: Cluster) -> str:
+    """The key of the one run the scheduler has processing now, as Dask knows it."""
+    from distributed import Client
+
+    def keys(dask_scheduler: Any) -> list[str]:
+        return [str(key) for key, task in dask_scheduler.tasks.items()
+                if str(key).startswith("gitscripts-run-") and task.state == "processing"]  # fmt: skip
+
+    with Client(cluster.address, timeout=10) as client:
+        found: list[str] = []
+        _wait(lambda: found.extend(client.run_on_scheduler(keys)) or found,
+              what="the run's task is not processing")  # fmt: skip
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_forged_or_unauthenticated_reply_is_refused(ready: Cluster) -> None:
+    from websockets.exceptions import InvalidStatus
+
+    for token in (None, WORKER_TOKEN[:-1] + "x"):
+        with pytest.raises(InvalidStatus) as refused:
+            _results_socket(ready, token).close()
+        assert refused.value.response.status_code == 403
+    # With the worker credential but not the run's own secret (another run, another worker),
+    # a reply for a run that is running is dropped: the run's real result is its answer.
+    ready.upload("who.py", WHO)
+    run = ready.submit("who.py", {"seconds": 2})
+    key = _running_task(ready)
+    forged = {"ok": True, "duration": 0.0, "stdout": "", "stderr": "", "timed_out": False,
+              "result": {"pid": -1}, "worker": "w1"}  # fmt: skip
+    with _results_socket(ready, WORKER_TOKEN) as results:
+        for secret in ("x" * 32, "", None):
+            results.send(json.dumps({"key": key, "secret": secret, "result": forged}))
+    record = ready.record(run["id"], wait=30)
+    assert record["status"] == "succeeded", record
+    assert record["result"]["pid"] > 0
+
+
+@contextmanager
+def _refusing_websockets(port: int) -> Iterator[int]:
+    """A TCP proxy to the service on `port` that cuts any connection asking for a WebSocket
+    (as a proxy without WebSocket support would); yields its own port."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def pipe(source: socket.socket, target: socket.socket, upstream: bool) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(1 << 16):
+                if upstream and b"upgrade: websocket" in chunk.lower():
+                    break
+                target.sendall(chunk)
+        for each in (source, target):
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
+
+    def serve() -> None:
+        while True:
+            try:
+                client, _ = server.accept()
+            except OSError:
+                return
+            service = socket.create_connection(("127.0.0.1", port))
+            threading.Thread(target=pipe, args=(client, service, True), daemon=True).start()
+            threading.Thread(target=pipe, args=(service, client, False), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield server.getsockname()[1]
+    finally:
+        server.close()
+
+
+def test_a_result_comes_back_through_dask_when_the_direct_way_is_closed(
+    ready: Cluster, tmp_path: Path
+) -> None:
+    _push(ready, tmp_path, {
+        "proxied.py": WHO,
+        "proxied.py.meta.json": b'{"display_name": "proxied", "resources": {"PROXIED": 1}}\n',
+    })  # fmt: skip
+    with _refusing_websockets(int(ready.base.rsplit(":", 1)[1])) as port:
+        ready.start_worker("w3", service=f"http://127.0.0.1:{port}", resources="PROXIED=1")
+        try:
+            ready.wait_for_workers(3)
+            _wait(lambda: "reply_channel_unavailable" in (ready.root / "w3.log").read_text(),
+                  what="the worker's WebSocket was not refused")  # fmt: skip
+            reply = ready.run("proxied.py", {})
+            answer = reply.json()
+            assert answer["success"] is True, answer
+            assert answer["result"]["pid"] > 0
+            assert ready.record(answer["run_id"])["worker"] == "w3"
+        finally:
+            worker = ready.workers.pop("w3")
+            worker.terminate()
+            worker.wait(timeout=30)
+    ready.wait_for_workers(len(WORKERS))
 
 
 # -- failures ------------------------------------------------------------------------------------

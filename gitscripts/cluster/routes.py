@@ -1,22 +1,25 @@
-"""The service's door for cluster workers: trees by id, for the worker credential only.
+"""The service's door for cluster workers: trees by id, and the runs' results, for the worker
+credential only.
 
 Not part of the public API (absent from its schema). Without WORKER_TOKEN set it answers 404, as
-if it did not exist; a wrong credential is 401. The credential is compared in constant time.
+if it did not exist; a wrong credential is 401 (a WebSocket's handshake: 403). The credential is
+compared in constant time.
 """
 
 from __future__ import annotations
 
 import hmac
+import json
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Response
+from fastapi import APIRouter, Header, Response, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from gitscripts import errors
 from gitscripts.cluster.trees import OBJECT_ID, pack
 from gitscripts.repo.trees import TreeReader
-from gitscripts.services import AppSettings, Repo
+from gitscripts.services import AppSettings, Executor, Repo
 
 router = APIRouter(prefix="/internal/v1", include_in_schema=False)
 
@@ -25,11 +28,19 @@ class Have(BaseModel):
     have: list[str] = Field(default_factory=list, max_length=1_000_000)
 
 
+def _is_worker(expected: str | None, authorization: str | None) -> bool:
+    scheme, _, given = (authorization or "").partition(" ")
+    return (
+        bool(expected)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.encode(), (expected or "").encode())
+    )
+
+
 def _check_worker(expected: str | None, authorization: str | None) -> None:
     if not expected:
         raise errors.NotFound("Not found")
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not _is_worker(expected, authorization):
         raise errors.InvalidToken("This endpoint is for cluster workers, with WORKER_TOKEN")
 
 
@@ -50,3 +61,26 @@ async def tree(
     except (KeyError, ValueError, AssertionError):  # no such object, or not a tree
         raise errors.NotFound(f"No tree {tree_id}", tree_id=tree_id) from None
     return Response(content, media_type="application/octet-stream")
+
+
+@router.websocket("/results")
+async def results(socket: WebSocket, settings: AppSettings, executor: Executor) -> None:
+    """A worker's way back: one JSON message per ended run, `{"key", "secret", "result"}`,
+    handed to the run waiting for it (`cluster.dispatch.Cluster.deliver`, which checks the run's
+    secret). Nothing is ever sent to the worker."""
+    cluster = executor.cluster
+    authorization = socket.headers.get("authorization")
+    if cluster is None or not _is_worker(settings.worker_token, authorization):
+        await socket.close(code=1008)  # before the handshake: refused with 403
+        return
+    await socket.accept()
+    try:
+        while True:
+            try:
+                message = json.loads(await socket.receive_text())
+            except (KeyError, ValueError):  # binary, or not JSON: not a worker of ours
+                await socket.close(code=1003)
+                return
+            cluster.deliver(message)
+    except WebSocketDisconnect:
+        return

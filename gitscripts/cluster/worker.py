@@ -17,6 +17,11 @@ carries (exact versions; for packages from an index, their files' hashes, which 
 its own package sources (the PACKAGES_* variables, as on the service), kept in its data directory
 across restarts.
 
+A run's result goes back twice: at once over the worker's WebSocket to the service
+(`ReplyChannel`, with the run's own secret, see `cluster.dispatch`), and as the Dask task's result
+(which the service reads when the first did not reach it). The socket is opened in the background
+and again after a pause when it fails: a run never waits for it.
+
 `run_job` is the Dask task; `cancel_run`, run on every worker by the service, stops one;
 `prepare_environment` and `environment_info` are how the service builds ahead and asks.
 """
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -96,10 +102,65 @@ class FilesForwarder:
             await send({"type": "http.response.body", "body": b""})
 
 
+# Seconds before the way back to the service is tried again, after it failed or closed.
+REPLY_RECONNECT_PAUSE = 5.0
+
+
+class ReplyChannel:
+    """The direct way back to the service: one WebSocket to its `/internal/v1/results`, with the
+    worker credential. Only ever written to; read only to answer the service's pings."""
+
+    def __init__(self, service_url: str, token: str) -> None:
+        self.url = "ws" + service_url.removeprefix("http") + "/internal/v1/results"
+        self._headers = {"Authorization": f"Bearer {token}"}
+        self._socket: aiohttp.ClientWebSocketResponse | None = None
+        self._keeper: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._keeper = asyncio.create_task(self._keep())
+
+    async def stop(self) -> None:
+        if self._keeper is not None:
+            self._keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._keeper
+
+    async def _keep(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
+            failing = False
+            while True:
+                try:
+                    # Uncompressed: deflating each result costs time at both ends, and time is what this
+                    # socket is for.
+                    connecting = session.ws_connect(self.url, headers=self._headers, compress=0)
+                    async with connecting as socket:
+                        self._socket, failing = socket, False
+                        async for _ in socket:  # the service sends nothing
+                            pass
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    if not failing:  # once, not at every attempt
+                        log.warning("reply_channel_unavailable", url=self.url, error=str(exc))
+                    failing = True
+                finally:
+                    self._socket = None
+                await asyncio.sleep(REPLY_RECONNECT_PAUSE)
+
+    async def send(self, key: str, secret: str, result: RunResult) -> None:
+        """Send a run's result, if the socket is open; a failure here loses nothing."""
+        socket = self._socket
+        if socket is None or socket.closed:
+            return
+        message = {"key": key, "secret": secret, "result": asdict(result)}
+        with contextlib.suppress(aiohttp.ClientError, OSError, TypeError, ValueError):
+            await socket.send_str(json.dumps(message))
+
+
 class WorkerRuntime:
     def __init__(self, settings: Settings, service_url: str, token: str, name: str) -> None:
         self.name = name
         self.trees = RemoteTrees(service_url, token)
+        self.replies = ReplyChannel(service_url, token)
         self.environments = Environments(settings)
         self.executor = ExecutionService(
             settings, None, FileGrants(), self.environments, trees=self.trees
@@ -112,11 +173,13 @@ class WorkerRuntime:
         # The socket first: the sandbox's start-up probe binds it into a run.
         await self._files_socket.start()
         await self.executor.start()
+        self.replies.start()
 
     async def stop(self) -> None:
         for task in list(self._runs.values()):
             task.cancel()
         await asyncio.gather(*self._runs.values(), return_exceptions=True)
+        await self.replies.stop()
         await self.executor.stop()
         await self._files_socket.stop()
         await self._forwarder.close()
@@ -136,7 +199,10 @@ class WorkerRuntime:
             return RunResult(False, 0.0, "", "", False, error="cancelled", worker=self.name)
         finally:
             self._runs.pop(job["key"], None)
-        return replace(result, worker=self.name)
+        result = replace(result, worker=self.name)
+        if "reply" in job:
+            await self.replies.send(job["key"], job["reply"], result)
+        return result
 
     def cancel(self, key: str) -> bool:
         """Stop the run of the task `key`, if it runs here (its process tree is killed)."""
