@@ -713,6 +713,35 @@ def test_no_worker_answers_503_and_an_async_run_stays_queued(ready: Cluster) -> 
 
 
 # -- the pieces, without a cluster -------------------------------------------------------------
+def test_looking_for_a_scheduler_that_is_not_there_leaves_nothing_behind(tmp_path: Path) -> None:
+    # In a process of its own: what a leaked Dask client does, it does when it is collected, at
+    # the latest as the interpreter ends.
+    code = f"""
+import asyncio
+from pathlib import Path
+from gitscripts.cluster.dispatch import Cluster
+from gitscripts.executor.service import Admission
+from tests.conftest import make_settings
+
+async def look_a_while():
+    settings = make_settings(Path({str(tmp_path / "data")!r}), executor="dask",
+                             dask_scheduler_address="tcp://127.0.0.1:{free_port()}")
+    cluster = Cluster(settings, Admission(1, 1))
+    await cluster.start()
+    await asyncio.sleep(1.2)  # a few attempts to connect, to nobody
+    await cluster.stop()
+
+asyncio.run(look_a_while())
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, cwd=Path(__file__).parent.parent)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    # Each failed attempt's client is closed then, not left to close itself when collected
+    # (which fails, or leaves its closing coroutine never awaited).
+    assert "Exception ignored" not in done.stderr, done.stderr
+    assert "was never awaited" not in done.stderr, done.stderr
+
+
 def test_runs_waiting_for_a_first_worker_are_queued_runs(tmp_path: Path) -> None:
     from fastapi.testclient import TestClient
 

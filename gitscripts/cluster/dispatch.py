@@ -165,15 +165,18 @@ class Cluster:
             await asyncio.sleep(WATCH_INTERVAL)
 
     async def _connect(self) -> None:
-        client = await Client(  # type: ignore[no-untyped-call]
+        client = Client(  # type: ignore[no-untyped-call]
             self.address, asynchronous=True, timeout=CONNECT_TIMEOUT, set_as_default=False
         )
         try:
-            await client.run_on_scheduler(_scheduler_settings())
+            # Awaited here, not where it is made: a client that found no scheduler is closed
+            # now, not left to close itself when collected (after its event loop may be gone).
+            await client
+            await client.run_on_scheduler(_scheduler_settings())  # type: ignore[no-untyped-call]
             assert client.scheduler_comm is not None
             client.scheduler_comm.interval = BATCH_INTERVAL
         except BaseException:
-            await client.close()
+            await client.close()  # type: ignore[no-untyped-call]
             raise
         self._client = client
         log.info("cluster_connected", scheduler=self.address)
