@@ -543,6 +543,23 @@ def test_cancel_of_a_run_started_directly_kills_it_before_its_task_reaches_the_w
     assert ready.record(run["id"])["status"] == "cancelled"
 
 
+def test_a_lost_scheduler_stops_the_runs_started_directly(ready: Cluster) -> None:
+    ready.upload("sleeper.py", SLEEPER)
+    before = _sleep_pids()
+    assert ready.scheduler is not None
+    ready.scheduler.send_signal(signal.SIGSTOP)  # it answers no more: lost to the service
+    try:
+        run = ready.submit("sleeper.py", {"seconds": 60})
+        _wait(lambda: _sleep_pids() - before, 5, "the run did not start without the scheduler")
+        started = _sleep_pids() - before
+        record = ready.record(run["id"], wait=20)
+        assert record["status"] == "failed" and "execution cluster" in record["error"], record
+        _wait(lambda: not any(_process_alive(pid) for pid in started), 5,
+              "the run's process tree outlived its failure")  # fmt: skip
+    finally:
+        ready.scheduler.send_signal(signal.SIGCONT)
+
+
 @contextmanager
 def _refusing_websockets(port: int) -> Iterator[int]:
     """A TCP proxy to the service on `port` that cuts any connection asking for a WebSocket
