@@ -1,5 +1,14 @@
 """The service's side of EXECUTOR=dask: every run is one task on the cluster's workers.
 
+- The way in: when a worker with the run's resources has a free slot by this service's own
+  count (it is the only client submitting runs: it counts the runs it started on each worker
+  against the worker's threads and resources), the job goes straight down that worker's
+  WebSocket (`_start_directly`), which starts it at once, and its Dask task is submitted bound to
+  that worker (`workers=[address]`, `allow_other_workers=False`): the scheduler sees it processing
+  there for the run's whole life, and the task attaches to the run (`worker.WorkerRuntime.run`).
+  Otherwise (no such worker, no socket to it, or runs this service did not place still on the
+  cluster) the task alone, placed by the scheduler.
+
 - Capacity: the cluster's workers and their slots (each worker's threads) are read from the
   scheduler every `WATCH_INTERVAL`; admission (`executor.service.Admission`) is resized to their
   sum, so the service queues and refuses as it would for its own slots (plus
@@ -7,13 +16,17 @@
 - No worker: a synchronous run waits DASK_CAPACITY_WAIT for one, then is refused with 503
   NO_EXECUTION_CAPACITY; an asynchronous run waits, queued, as long as it takes.
 - A lost worker: the scheduler is told not to run a task again when its worker dies
-  (`allowed_failures` 0, set at each connection: a script may have side effects); the run fails
+  (`allowed_failures` 0, set at each connection: a script may have side effects; a worker that
+  leaves before the scheduler placed a task bound to it fails that run too, `_lose`); the run fails
   with WORKER_LOST, or runs again as often as the script's sidecar allows (`worker_lost_retries`,
   for a script known to be idempotent), else DASK_WORKER_LOST_RETRIES (0 by default).
 - A lost scheduler: the service stays up, says so (`status`, in /health and /metrics), fails the
-  runs it had on the cluster with WORKER_LOST, and connects again as soon as a scheduler answers.
-- Cancel (a user's, or a client gone): the task is cancelled and every worker is told to stop
-  the run's process tree (`worker.cancel_run`), before the cancel returns.
+  runs it had on the cluster with WORKER_LOST (stopping those it started on a worker, over its
+  socket), and connects again as soon as a scheduler answers.
+- Cancel (a user's, or a client gone): the worker a run was started on is told over its socket
+  (its task may not have reached it: the run then never starts there), the task is cancelled and
+  every worker is told to stop the run's process tree (`worker.cancel_run`), before the cancel
+  returns.
 - Environments: a run carries its script's lock; workers build them (`worker.prepare_environment`
   ahead of runs, on a write) and say what they have (`environment_states`, see
   `cluster.environments`).

@@ -17,10 +17,15 @@ carries (exact versions; for packages from an index, their files' hashes, which 
 its own package sources (the PACKAGES_* variables, as on the service), kept in its data directory
 across restarts.
 
-A run's result goes back twice: at once over the worker's WebSocket to the service
-(`ReplyChannel`, with the run's own secret, see `cluster.dispatch`), and as the Dask task's result
-(which the service reads when the first did not reach it). The socket is opened in the background
-and again after a pause when it fails: a run never waits for it.
+The worker's WebSocket to the service (`ReplyChannel`, with the worker credential) goes both ways.
+Down it come runs to start and to cancel: a run the service sent there starts at once under its
+task's key, and its Dask task, which the service bound to this worker, attaches to it when it comes
+(to its result, if it ended already: ended runs are kept until their task collects them); whichever
+comes first starts the run, once. A cancel for a run not started yet keeps it from starting. Up it
+go the worker's address (as its scheduler knows it) and each run's result: at once, with the run's
+own secret (see `cluster.dispatch`), and again as the Dask task's result (which the service reads
+when the first did not reach it). The socket is opened in the background and again after a pause
+when it fails: a run never waits for it, and without it runs come through Dask alone.
 
 `run_job` is the Dask task; `cancel_run`, run on every worker by the service, stops one;
 `prepare_environment` and `environment_info` are how the service builds ahead and asks.
