@@ -288,19 +288,23 @@ class Cluster:
         address = await self._start_directly(job, resources)
         if address is None:
             self._through_dask += 1
-        # An async task: the worker awaits it in its event loop (typed as if it were not). A run
-        # started directly has its task on the same worker, which attaches to it.
-        future: Future[RunResult] = client.submit(
-            run_job,  # type: ignore[arg-type]
-            job,
-            key=job["key"],
-            pure=False,
-            resources=resources or None,
-            workers=None if address is None else [address],
-            allow_other_workers=False,
-        )
-        self.running += 1
         answered = False
+        try:
+            # An async task: the worker awaits it in its event loop (typed as if it were not). A
+            # run started directly has its task on the same worker, which attaches to it.
+            future: Future[RunResult] = client.submit(
+                run_job,  # type: ignore[arg-type]
+                job,
+                key=job["key"],
+                pure=False,
+                resources=resources or None,
+                workers=None if address is None else [address],
+                allow_other_workers=False,
+            )
+        except BaseException:  # a client closed meanwhile, say: nothing runs on the cluster
+            await self._placed_ended(key, address, answered)
+            raise
+        self.running += 1
         try:
             # The worker's engine ends the run at its timeout; this bounds a wait on a cluster
             # that lost the task without telling.
@@ -339,13 +343,17 @@ class Cluster:
             raise errors.InternalError(f"The execution cluster failed to run this: {exc}") from None
         finally:
             self.running -= 1
-            self._replies.pop(key, None)
-            if address is None:
-                self._through_dask -= 1
-            else:
-                self._started_on.get(address, {}).pop(key, None)
-                if not answered:  # whatever happened to the task: the run must not go on there
-                    await self._tell(address, {"cancel": key})
+            await self._placed_ended(key, address, answered)
+
+    async def _placed_ended(self, key: str, address: str | None, answered: bool) -> None:
+        """The attempt `key` is over here (on the worker at `address`, if it was started there)."""
+        self._replies.pop(key, None)
+        if address is None:
+            self._through_dask -= 1
+        else:
+            self._started_on.get(address, {}).pop(key, None)
+            if not answered:  # whatever happened to the task: the run must not go on there
+                await self._tell(address, {"cancel": key})
 
     async def _start_directly(
         self, job: ClusterJob, resources: dict[str, float] | None

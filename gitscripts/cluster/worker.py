@@ -160,7 +160,7 @@ class ReplyChannel:
                         await self._say_address()
                         async for message in socket:
                             if message.type == aiohttp.WSMsgType.TEXT:
-                                self._on_message(json.loads(message.data))
+                                self._received(message.data)
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     if not failing:  # once, not at every attempt
                         log.warning("reply_channel_unavailable", url=self.url, error=str(exc))
@@ -168,6 +168,12 @@ class ReplyChannel:
                 finally:
                     self._socket = None
                 await asyncio.sleep(REPLY_RECONNECT_PAUSE)
+
+    def _received(self, text: str) -> None:
+        try:
+            self._on_message(json.loads(text))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # not a message of ours
+            log.warning("worker_channel_message_refused", error=repr(exc))
 
     async def send(self, key: str, secret: str, result: RunResult) -> None:
         """Send a run's result, if the socket is open; a failure here loses nothing."""
