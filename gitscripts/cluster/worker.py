@@ -187,8 +187,9 @@ class ReplyChannel:
             await socket.send_str(json.dumps(message))
 
 
-# Ended runs kept for their Dask task to collect (it may arrive after its run, started directly,
-# ended); beyond that many, the oldest are forgotten.
+# Runs' keys kept after their runs ended: for their Dask task to collect the result (it may come
+# after its run, started directly, ended), then so that a start for them never runs them again;
+# beyond that many, the oldest ended ones are forgotten.
 ENDED_KEPT = 1024
 
 
@@ -203,8 +204,8 @@ class WorkerRuntime:
         )
         self._forwarder = FilesForwarder(service_url)
         self._files_socket = FilesSocket(self._forwarder, self.executor.files_socket)
-        # Runs by task key: running, or ended and not yet collected by their Dask task; None for
-        # a run cancelled before it started (it never starts then).
+        # Runs by task key: running, or ended and not yet collected by their Dask task; None once
+        # collected, or for a run cancelled before it started (it never starts then).
         self._runs: dict[str, asyncio.Task[RunResult] | None] = {}
         self._active = 0  # runs not ended
 
@@ -285,7 +286,9 @@ class WorkerRuntime:
                 # Cancelled by `cancel`: the service gave up on it, nobody reads this.
                 return RunResult(False, 0.0, "", "", False, error="cancelled", worker=self.name)
         finally:
-            self._runs.pop(key, None)
+            # Its result is collected; the key stays known (as None) so that a start for it that
+            # comes late down the socket does not run it again (forgotten with the oldest ones).
+            self._runs[key] = None
 
     def cancel(self, key: str) -> bool:
         """Stop the run of the task `key`, if it runs here (its process tree is killed); one not
