@@ -85,6 +85,22 @@ def main(data):
     return {"version": gsfixture.VERSION}
 """
 
+ONCE = b"""import os, time
+from gitscripts.runtime import files
+def main(data):
+    start = time.time()
+    if data.get("mark"):  # one line per run that ran
+        try:
+            with files.open(data["mark"], "r") as handle:
+                before = handle.read()
+        except Exception:
+            before = ""
+        with files.open(data["mark"], "w") as handle:
+            handle.write(before + f"{os.getpid()}\\n")
+    time.sleep(data.get("seconds", 0))
+    return {"start": start, "end": time.time()}
+"""
+
 FILES = b"""from gitscripts.runtime import files
 def main(data):
     with files.open("from-worker.txt", "w") as handle:
@@ -459,6 +475,91 @@ def test_a_forged_or_unauthenticated_reply_is_refused(ready: Cluster) -> None:
     assert record["result"]["pid"] > 0
 
 
+def _placement(cluster: Cluster) -> tuple[str, list[str], str]:
+    """Where the scheduler has the one run it processes now: the worker's name, the workers the
+    task is restricted to, and the worker's address."""
+    from distributed import Client
+
+    def placed(dask_scheduler: Any) -> list[tuple[str, list[str], str]]:
+        return [(str(task.processing_on.name), sorted(task.worker_restrictions or ()),
+                 task.processing_on.address)
+                for key, task in dask_scheduler.tasks.items()
+                if str(key).startswith("gitscripts-run-") and task.state == "processing"]  # fmt: skip
+
+    with Client(cluster.address, timeout=10) as client:
+        found: list[tuple[str, list[str], str]] = []
+        _wait(lambda: found.extend(client.run_on_scheduler(placed)) or found,
+              what="the run's task is not processing")  # fmt: skip
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_run_started_directly_runs_once_on_the_worker_its_task_is_on(ready: Cluster) -> None:
+    ready.upload("once.py", ONCE)
+    httpx.delete(f"{ready.base}/api/v1/files/once.txt", headers=ready.auth)
+    run = ready.submit("once.py", {"mark": "once.txt", "seconds": 1})
+    name, restricted, address = _placement(ready)
+    record = ready.record(run["id"], wait=30)
+    assert record["status"] == "succeeded", record
+    # Started by the service on the worker it chose, whose task the scheduler kept there.
+    assert restricted == [address] and record["worker"] == name
+    stored = httpx.get(f"{ready.base}/api/v1/files/once.txt", headers=ready.auth)
+    assert stored.status_code == 200 and len(stored.text.splitlines()) == 1, stored.text
+    # Concurrent runs: never more on a worker at once than its slots (2 each).
+    with ThreadPoolExecutor(6) as pool:
+        replies = list(pool.map(lambda _: ready.run("once.py", {"seconds": 1}), range(6)))
+    spans: dict[str, list[tuple[float, float]]] = {}
+    for reply in replies:
+        answer = reply.json()
+        assert answer["success"] is True, answer
+        worker = ready.record(answer["run_id"])["worker"]
+        spans.setdefault(worker, []).append((answer["result"]["start"], answer["result"]["end"]))
+    for worker, runs in spans.items():
+        busiest = max(sum(1 for s, e in runs if s <= start < e) for start, _ in runs)
+        assert busiest <= 2, (worker, runs)
+
+
+def test_cancel_of_a_run_started_directly_kills_it_before_its_task_reaches_the_worker(
+    ready: Cluster,
+) -> None:
+    ready.upload("sleeper.py", SLEEPER)
+    before = _sleep_pids()
+    assert ready.scheduler is not None
+    pool = ThreadPoolExecutor(1)
+    ready.scheduler.send_signal(signal.SIGSTOP)  # no task reaches a worker now
+    try:
+        run = ready.submit("sleeper.py", {"seconds": 60})
+        _wait(lambda: _sleep_pids() - before, 5, "the run did not start without the scheduler")
+        started = _sleep_pids() - before
+        url = f"{ready.base}/api/v1/runs/{run['id']}/cancel"
+        cancel = pool.submit(httpx.post, url, headers=ready.auth, timeout=60)
+        # Well before the service takes the scheduler for lost (it fails the run then too).
+        _wait(lambda: not any(_process_alive(pid) for pid in started), 2,
+              "the run's process tree outlived its cancel")  # fmt: skip
+    finally:
+        ready.scheduler.send_signal(signal.SIGCONT)
+        pool.shutdown()
+    assert cancel.result().status_code == 200, cancel.result().text
+    assert ready.record(run["id"])["status"] == "cancelled"
+
+
+def test_a_lost_scheduler_stops_the_runs_started_directly(ready: Cluster) -> None:
+    ready.upload("sleeper.py", SLEEPER)
+    before = _sleep_pids()
+    assert ready.scheduler is not None
+    ready.scheduler.send_signal(signal.SIGSTOP)  # it answers no more: lost to the service
+    try:
+        run = ready.submit("sleeper.py", {"seconds": 60})
+        _wait(lambda: _sleep_pids() - before, 5, "the run did not start without the scheduler")
+        started = _sleep_pids() - before
+        record = ready.record(run["id"], wait=20)
+        assert record["status"] == "failed" and "execution cluster" in record["error"], record
+        _wait(lambda: not any(_process_alive(pid) for pid in started), 5,
+              "the run's process tree outlived its failure")  # fmt: skip
+    finally:
+        ready.scheduler.send_signal(signal.SIGCONT)
+
+
 @contextmanager
 def _refusing_websockets(port: int) -> Iterator[int]:
     """A TCP proxy to the service on `port` that cuts any connection asking for a WebSocket
@@ -522,7 +623,7 @@ def _process_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as handle:
             return handle.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):  # gone (also between open and read)
         return False
 
 

@@ -26,11 +26,14 @@ import tempfile
 import urllib.parse
 from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from gitscripts.config import ConfigurationError, Settings
+
+if TYPE_CHECKING:
+    from gitscripts.cluster.worker import WorkerRuntime
 
 log = structlog.get_logger("gitscripts.cluster")
 
@@ -197,7 +200,7 @@ async def _serve_worker(
                 protocol=args.protocol,
                 dashboard=False,
             )
-            finished = asyncio.create_task(_run_until_closed(worker))
+            finished = asyncio.create_task(_run_until_closed(worker, runtime))
             stop = asyncio.create_task(stopping.wait())
             await asyncio.wait({finished, stop}, return_when=asyncio.FIRST_COMPLETED)
             if stopping.is_set():
@@ -235,11 +238,12 @@ def _worker_class() -> Any:
     return DismissibleWorker
 
 
-async def _run_until_closed(worker: Any) -> None:
+async def _run_until_closed(worker: Any, runtime: WorkerRuntime) -> None:
     from gitscripts.cluster.dispatch import BATCH_INTERVAL
 
     await worker  # starts it: connects and registers
     worker.batched_stream.interval = BATCH_INTERVAL  # see `dispatch.BATCH_INTERVAL`
+    await runtime.replies.announce(worker.address)  # runs may now come straight from the service
     await worker.finished()
 
 

@@ -1,5 +1,14 @@
 """The service's side of EXECUTOR=dask: every run is one task on the cluster's workers.
 
+- The way in: when a worker with the run's resources has a free slot by this service's own
+  count (it is the only client submitting runs: it counts the runs it started on each worker
+  against the worker's threads and resources), the job goes straight down that worker's
+  WebSocket (`_start_directly`), which starts it at once, and its Dask task is submitted bound to
+  that worker (`workers=[address]`, `allow_other_workers=False`): the scheduler sees it processing
+  there for the run's whole life, and the task attaches to the run (`worker.WorkerRuntime.run`).
+  Otherwise (no such worker, no socket to it, or runs this service did not place still on the
+  cluster) the task alone, placed by the scheduler.
+
 - Capacity: the cluster's workers and their slots (each worker's threads) are read from the
   scheduler every `WATCH_INTERVAL`; admission (`executor.service.Admission`) is resized to their
   sum, so the service queues and refuses as it would for its own slots (plus
@@ -7,13 +16,17 @@
 - No worker: a synchronous run waits DASK_CAPACITY_WAIT for one, then is refused with 503
   NO_EXECUTION_CAPACITY; an asynchronous run waits, queued, as long as it takes.
 - A lost worker: the scheduler is told not to run a task again when its worker dies
-  (`allowed_failures` 0, set at each connection: a script may have side effects); the run fails
+  (`allowed_failures` 0, set at each connection: a script may have side effects; a worker that
+  leaves before the scheduler placed a task bound to it fails that run too, `_lose`); the run fails
   with WORKER_LOST, or runs again as often as the script's sidecar allows (`worker_lost_retries`,
   for a script known to be idempotent), else DASK_WORKER_LOST_RETRIES (0 by default).
 - A lost scheduler: the service stays up, says so (`status`, in /health and /metrics), fails the
-  runs it had on the cluster with WORKER_LOST, and connects again as soon as a scheduler answers.
-- Cancel (a user's, or a client gone): the task is cancelled and every worker is told to stop
-  the run's process tree (`worker.cancel_run`), before the cancel returns.
+  runs it had on the cluster with WORKER_LOST (stopping those it started on a worker, over its
+  socket), and connects again as soon as a scheduler answers.
+- Cancel (a user's, or a client gone): the worker a run was started on is told over its socket
+  (its task may not have reached it: the run then never starts there), the task is cancelled and
+  every worker is told to stop the run's process tree (`worker.cancel_run`), before the cancel
+  returns.
 - Environments: a run carries its script's lock; workers build them (`worker.prepare_environment`
   ahead of runs, on a write) and say what they have (`environment_states`, see
   `cluster.environments`).
@@ -31,10 +44,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import itertools
 import math
 import secrets
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +58,7 @@ from distributed.client import Future
 from distributed.scheduler import KilledWorker
 
 from gitscripts import errors
-from gitscripts.cluster.jobs import ClusterJob
+from gitscripts.cluster.jobs import ClusterJob, to_message
 from gitscripts.cluster.worker import cancel_run, environment_info, prepare_environment, run_job
 from gitscripts.config import Settings
 from gitscripts.deps.environments import EnvironmentInfo
@@ -56,6 +70,10 @@ log = structlog.get_logger("gitscripts.cluster")
 WATCH_INTERVAL = 0.5  # seconds between two looks at the scheduler
 CONNECT_TIMEOUT = 5.0
 CANCEL_TIMEOUT = 10.0
+
+
+# Sends one message down a worker's WebSocket.
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -102,6 +120,13 @@ class Cluster:
         self._replies: dict[str, tuple[str, asyncio.Future[RunResult]]] = {}
         # Tasks whose run answered directly, held until Dask has them end (see `_attempt`).
         self._ending: dict[str, Future[RunResult]] = {}
+        # The workers' WebSockets (`cluster.routes`), by the address they said they have.
+        self._channels: dict[str, Send] = {}
+        # Runs started directly, by worker address: their key and the resources they hold.
+        self._started_on: dict[str, dict[str, dict[str, float]]] = {}
+        self._through_dask = 0  # runs submitted without a worker chosen here, not ended
+        self._turns = itertools.count(1)
+        self._given: dict[str, int] = {}  # the turn each worker was last given a run at
 
     # -- life --------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -200,6 +225,8 @@ class Cluster:
         }
         if workers == self.workers:
             return False
+        for address in set(self._started_on) - set(workers):
+            self._lose(address, self.workers[address].name if address in self.workers else None)
         self.workers = workers
         capacity = self.capacity
         # Beyond the slots, DASK_SCHEDULER_QUEUE runs may wait on the scheduler (once there is
@@ -261,24 +288,37 @@ class Cluster:
         job = {**job, "key": key, "reply": secrets.token_urlsafe(24)}
         reply: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
         self._replies[key] = (job["reply"], reply)
-        # An async task: the worker awaits it in its event loop (typed as if it were not).
-        future: Future[RunResult] = client.submit(
-            run_job,  # type: ignore[arg-type]
-            job,
-            key=job["key"],
-            pure=False,
-            resources=resources or None,
-        )
+        address = await self._start_directly(job, resources)
+        if address is None:
+            self._through_dask += 1
+        answered = False
+        try:
+            # An async task: the worker awaits it in its event loop (typed as if it were not). A
+            # run started directly has its task on the same worker, which attaches to it.
+            future: Future[RunResult] = client.submit(
+                run_job,  # type: ignore[arg-type]
+                job,
+                key=job["key"],
+                pure=False,
+                resources=resources or None,
+                workers=None if address is None else [address],
+                allow_other_workers=False,
+            )
+        except BaseException:  # a client closed meanwhile, say: nothing runs on the cluster
+            await self._placed_ended(key, address, answered)
+            raise
         self.running += 1
         try:
             # The worker's engine ends the run at its timeout; this bounds a wait on a cluster
             # that lost the task without telling.
             deadline = job["timeout"] + REPORT_GRACE_SECONDS + self.settings.dask_capacity_wait
-            return await asyncio.wait_for(self._result(client, future, reply), deadline)
+            result = await asyncio.wait_for(self._result(client, future, reply), deadline)
+            answered = True
+            return result
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():  # cancelled here: stop it there too
-                await self._cancel(client, future, job["key"])
+                await self._cancel(client, future, job["key"], address)
                 raise
             # The future was cancelled under us: the connection to the scheduler went away.
             raise errors.WorkerLost(
@@ -286,7 +326,7 @@ class Cluster:
                 "not finish"
             ) from None
         except TimeoutError:
-            await self._cancel(client, future, job["key"])
+            await self._cancel(client, future, job["key"], address)
             raise errors.WorkerLost(
                 "The execution cluster did not report this run in time"
             ) from None
@@ -296,6 +336,9 @@ class Cluster:
                 "The worker running this run died before it ended; the run failed",
                 worker=None if last is None else str(last),
             ) from None
+        except errors.WorkerLost:  # its worker left the cluster (`_lose`): the task waits for it
+            await self._cancel(client, future, job["key"], address)
+            raise
         except errors.AppError:
             raise
         except Exception as exc:
@@ -303,7 +346,82 @@ class Cluster:
             raise errors.InternalError(f"The execution cluster failed to run this: {exc}") from None
         finally:
             self.running -= 1
-            self._replies.pop(key, None)
+            await self._placed_ended(key, address, answered)
+
+    async def _placed_ended(self, key: str, address: str | None, answered: bool) -> None:
+        """The attempt `key` is over here (on the worker at `address`, if it was started there)."""
+        self._replies.pop(key, None)
+        if address is None:
+            self._through_dask -= 1
+        else:
+            self._started_on.get(address, {}).pop(key, None)
+            if not answered:  # whatever happened to the task: the run must not go on there
+                await self._tell(address, {"cancel": key})
+
+    async def _start_directly(
+        self, job: ClusterJob, resources: dict[str, float] | None
+    ) -> str | None:
+        """Send `job` down the WebSocket of a worker that has a free slot by this service's own
+        count (and the resources the run asks for), so that it starts without waiting for the
+        scheduler: the worker's address, or None (no such worker: the run goes through Dask
+        alone). Only while no run waits on the scheduler: runs this service did not place may
+        be on any worker, so its count would not be the workers' own."""
+        if self._through_dask:
+            return None
+        wanted = resources or {}
+        free: list[tuple[float, int, str]] = []
+        for address, info in self.workers.items():
+            runs = self._started_on.get(address, {})
+            if address not in self._channels or len(runs) >= info.slots:
+                continue
+            held = {name: sum(r.get(name, 0) for r in runs.values()) for name in wanted}
+            if all(held[n] + amount <= info.resources.get(n, 0) for n, amount in wanted.items()):
+                # The least busy first; among equals, the one given a run longest ago.
+                free.append((len(runs) / info.slots, self._given.get(address, 0), address))
+        if not free:
+            return None
+        address = min(free)[2]
+        self._given[address] = next(self._turns)
+        assert "key" in job
+        runs = self._started_on.setdefault(address, {})
+        runs[job["key"]] = wanted
+        if await self._tell(address, {"start": to_message(job)}):
+            return address
+        del runs[job["key"]]
+        return None
+
+    async def _tell(self, address: str, message: dict[str, Any]) -> bool:
+        """Send `message` down the WebSocket of the worker at `address`: whether it went."""
+        send = self._channels.get(address)
+        if send is None:
+            return False
+        try:
+            await send(message)
+        except Exception as exc:  # the socket closed meanwhile
+            log.warning("worker_channel_failed", worker=address, error=str(exc))
+            return False
+        return True
+
+    def attach(self, address: str, send: Send) -> None:
+        """The worker at `address` (as the scheduler knows it) has a WebSocket open to this
+        service (`cluster.routes`): runs may be started through it from now on."""
+        self._channels[address] = send
+
+    def detach(self, address: str, send: Send) -> None:
+        """That WebSocket closed. Its runs go on (their tasks are on the scheduler)."""
+        if self._channels.get(address) is send:
+            del self._channels[address]
+
+    def _lose(self, address: str, name: str | None) -> None:
+        """The worker at `address` left the cluster: its directly started runs failed (their
+        tasks, bound to it, would wait for it; a task it was processing fails as well)."""
+        for key in self._started_on.pop(address, {}):
+            waiting = self._replies.get(key)
+            if waiting is not None and not waiting[1].done():
+                waiting[1].set_exception(errors.WorkerLost(
+                    "The worker running this run died before it ended; the run failed",
+                    worker=name,
+                ))  # fmt: skip
 
     def deliver(self, message: Any) -> bool:
         """Take a worker's direct reply (`{"key", "secret", "result"}`): whether it answered a run
@@ -340,6 +458,8 @@ class Cluster:
                     await fetched
         if not reply.done():
             return fetched.result()
+        if reply.exception() is not None:
+            return reply.result()  # raises it
         # The task ends a moment later: until then the scheduler must see it processing on its
         # worker (an adaptive cluster retires idle workers only), so it is not released yet.
         key = str(future.key)
@@ -391,8 +511,13 @@ class Cluster:
             if isinstance(info, dict)
         }  # fmt: skip
 
-    async def _cancel(self, client: Client, future: Future[RunResult], key: str) -> None:
-        """Cancel the task, and have whichever worker runs it kill the run's process tree."""
+    async def _cancel(
+        self, client: Client, future: Future[RunResult], key: str, address: str | None
+    ) -> None:
+        """Cancel the task, and have whichever worker runs it kill the run's process tree (the
+        one it was started on first: the task may not have reached it)."""
+        if address is not None:
+            await self._tell(address, {"cancel": key})
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.run(cancel_run, key), CANCEL_TIMEOUT)
         with contextlib.suppress(Exception):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any, NotRequired, TypedDict
 
 from gitscripts.executor.protocol import Limits
@@ -20,3 +21,16 @@ class ClusterJob(TypedDict):
     # its own package sources (PACKAGES_*).
     lock: bytes | None
     imports: list[str]  # the modules the script's block names (preloaded where the worker trusts)
+
+
+def to_message(job: ClusterJob) -> dict[str, Any]:
+    """`job` as JSON can carry it (the service's WebSocket to its worker): its lock in base64."""
+    lock = job["lock"]
+    return {**job, "lock": None if lock is None else base64.b64encode(lock).decode("ascii")}
+
+
+def from_message(message: dict[str, Any]) -> ClusterJob:
+    """The job `to_message` made."""
+    lock = message["lock"]
+    job: ClusterJob = {**message, "lock": None if lock is None else base64.b64decode(lock)}  # type: ignore[typeddict-item]
+    return job

@@ -1,5 +1,5 @@
-"""The service's door for cluster workers: trees by id, and the runs' results, for the worker
-credential only.
+"""The service's door for cluster workers: trees by id, and each worker's WebSocket (runs
+started, cancelled, and their results), for the worker credential only.
 
 Not part of the public API (absent from its schema). Without WORKER_TOKEN set it answers 404, as
 if it did not exist; a wrong credential is 401 (a WebSocket's handshake: 403). The credential is
@@ -8,9 +8,10 @@ compared in constant time.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Response, WebSocket, WebSocketDisconnect
 from pydantic import BaseModel, Field
@@ -65,15 +66,24 @@ async def tree(
 
 @router.websocket("/results")
 async def results(socket: WebSocket, settings: AppSettings, executor: Executor) -> None:
-    """A worker's way back: one JSON message per ended run, `{"key", "secret", "result"}`,
-    handed to the run waiting for it (`cluster.dispatch.Cluster.deliver`, which checks the run's
-    secret). Nothing is ever sent to the worker."""
+    """A worker's two-way channel. From the worker: `{"worker": address}` (its address as the
+    scheduler knows it, again whenever it changes), then one JSON message per ended run,
+    `{"key", "secret", "result"}`, handed to the run waiting for it
+    (`cluster.dispatch.Cluster.deliver`, which checks the run's secret). To the worker:
+    `{"start": job}` and `{"cancel": key}` (`Cluster._start_directly`, `Cluster._cancel`)."""
     cluster = executor.cluster
     authorization = socket.headers.get("authorization")
     if cluster is None or not _is_worker(settings.worker_token, authorization):
         await socket.close(code=1008)  # before the handshake: refused with 403
         return
     await socket.accept()
+    sending = asyncio.Lock()  # one message at a time, from whichever run sends
+
+    async def send(message: dict[str, Any]) -> None:
+        async with sending:
+            await socket.send_text(json.dumps(message))
+
+    address: str | None = None
     try:
         while True:
             try:
@@ -81,6 +91,15 @@ async def results(socket: WebSocket, settings: AppSettings, executor: Executor) 
             except (KeyError, ValueError):  # binary, or not JSON: not a worker of ours
                 await socket.close(code=1003)
                 return
-            cluster.deliver(message)
+            if isinstance(message, dict) and isinstance(message.get("worker"), str):
+                if address is not None:
+                    cluster.detach(address, send)
+                address = message["worker"]
+                cluster.attach(address, send)
+            else:
+                cluster.deliver(message)
     except WebSocketDisconnect:
         return
+    finally:
+        if address is not None:
+            cluster.detach(address, send)

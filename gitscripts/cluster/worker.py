@@ -17,10 +17,15 @@ carries (exact versions; for packages from an index, their files' hashes, which 
 its own package sources (the PACKAGES_* variables, as on the service), kept in its data directory
 across restarts.
 
-A run's result goes back twice: at once over the worker's WebSocket to the service
-(`ReplyChannel`, with the run's own secret, see `cluster.dispatch`), and as the Dask task's result
-(which the service reads when the first did not reach it). The socket is opened in the background
-and again after a pause when it fails: a run never waits for it.
+The worker's WebSocket to the service (`ReplyChannel`, with the worker credential) goes both ways.
+Down it come runs to start and to cancel: a run the service sent there starts at once under its
+task's key, and its Dask task, which the service bound to this worker, attaches to it when it comes
+(to its result, if it ended already: ended runs are kept until their task collects them); whichever
+comes first starts the run, once. A cancel for a run not started yet keeps it from starting. Up it
+go the worker's address (as its scheduler knows it) and each run's result: at once, with the run's
+own secret (see `cluster.dispatch`), and again as the Dask task's result (which the service reads
+when the first did not reach it). The socket is opened in the background and again after a pause
+when it fails: a run never waits for it, and without it runs come through Dask alone.
 
 `run_job` is the Dask task; `cancel_run`, run on every worker by the service, stops one;
 `prepare_environment` and `environment_info` are how the service builds ahead and asks.
@@ -31,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -39,7 +45,7 @@ import structlog
 from starlette.types import Receive, Scope, Send
 
 from gitscripts import errors
-from gitscripts.cluster.jobs import ClusterJob
+from gitscripts.cluster.jobs import ClusterJob, from_message
 from gitscripts.cluster.trees import RemoteTrees
 from gitscripts.config import Settings
 from gitscripts.deps.environments import Environments
@@ -107,14 +113,19 @@ REPLY_RECONNECT_PAUSE = 5.0
 
 
 class ReplyChannel:
-    """The direct way back to the service: one WebSocket to its `/internal/v1/results`, with the
-    worker credential. Only ever written to; read only to answer the service's pings."""
+    """The worker's own channel to the service: one WebSocket to its `/internal/v1/results`,
+    with the worker credential. Up: the worker's address (`announce`) and the runs' results
+    (`send`); down: runs to start and to cancel, handed to `on_message`."""
 
-    def __init__(self, service_url: str, token: str) -> None:
+    def __init__(
+        self, service_url: str, token: str, on_message: Callable[[dict[str, Any]], None]
+    ) -> None:
         self.url = "ws" + service_url.removeprefix("http") + "/internal/v1/results"
         self._headers = {"Authorization": f"Bearer {token}"}
+        self._on_message = on_message
         self._socket: aiohttp.ClientWebSocketResponse | None = None
         self._keeper: asyncio.Task[None] | None = None
+        self._address: str | None = None  # this worker's, as its scheduler knows it
 
     def start(self) -> None:
         self._keeper = asyncio.create_task(self._keep())
@@ -125,19 +136,31 @@ class ReplyChannel:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._keeper
 
+    async def announce(self, address: str | None) -> None:
+        """Tell the service this worker's address (at each connection to a scheduler): it
+        starts runs directly only on a worker it knows by that address."""
+        self._address = address
+        await self._say_address()
+
+    async def _say_address(self) -> None:
+        if self._address is not None:
+            await self._send({"worker": self._address})
+
     async def _keep(self) -> None:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             failing = False
             while True:
                 try:
-                    # Uncompressed: deflating each result costs time at both ends, and time is what this
-                    # socket is for.
+                    # Uncompressed: deflating each message costs time at both ends, and time is
+                    # what this socket is for.
                     connecting = session.ws_connect(self.url, headers=self._headers, compress=0)
                     async with connecting as socket:
                         self._socket, failing = socket, False
-                        async for _ in socket:  # the service sends nothing
-                            pass
+                        await self._say_address()
+                        async for message in socket:
+                            if message.type == aiohttp.WSMsgType.TEXT:
+                                self._received(message.data)
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     if not failing:  # once, not at every attempt
                         log.warning("reply_channel_unavailable", url=self.url, error=str(exc))
@@ -146,28 +169,45 @@ class ReplyChannel:
                     self._socket = None
                 await asyncio.sleep(REPLY_RECONNECT_PAUSE)
 
+    def _received(self, text: str) -> None:
+        try:
+            self._on_message(json.loads(text))
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # not a message of ours
+            log.warning("worker_channel_message_refused", error=repr(exc))
+
     async def send(self, key: str, secret: str, result: RunResult) -> None:
         """Send a run's result, if the socket is open; a failure here loses nothing."""
+        await self._send({"key": key, "secret": secret, "result": asdict(result)})
+
+    async def _send(self, message: dict[str, Any]) -> None:
         socket = self._socket
         if socket is None or socket.closed:
             return
-        message = {"key": key, "secret": secret, "result": asdict(result)}
         with contextlib.suppress(aiohttp.ClientError, OSError, TypeError, ValueError):
             await socket.send_str(json.dumps(message))
+
+
+# Runs' keys kept after their runs ended: for their Dask task to collect the result (it may come
+# after its run, started directly, ended), then so that a start for them never runs them again;
+# beyond that many, the oldest ended ones are forgotten.
+ENDED_KEPT = 1024
 
 
 class WorkerRuntime:
     def __init__(self, settings: Settings, service_url: str, token: str, name: str) -> None:
         self.name = name
         self.trees = RemoteTrees(service_url, token)
-        self.replies = ReplyChannel(service_url, token)
+        self.replies = ReplyChannel(service_url, token, self._received)
         self.environments = Environments(settings)
         self.executor = ExecutionService(
             settings, None, FileGrants(), self.environments, trees=self.trees
         )
         self._forwarder = FilesForwarder(service_url)
         self._files_socket = FilesSocket(self._forwarder, self.executor.files_socket)
-        self._runs: dict[str, asyncio.Task[RunResult]] = {}
+        # Runs by task key: running, or ended and not yet collected by their Dask task; None once
+        # collected, or for a run cancelled before it started (it never starts then).
+        self._runs: dict[str, asyncio.Task[RunResult] | None] = {}
+        self._active = 0  # runs not ended
 
     async def start(self) -> None:
         # The socket first: the sandbox's start-up probe binds it into a run.
@@ -176,38 +216,89 @@ class WorkerRuntime:
         self.replies.start()
 
     async def stop(self) -> None:
-        for task in list(self._runs.values()):
+        tasks = [task for task in self._runs.values() if task is not None]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._runs.values(), return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.replies.stop()
         await self.executor.stop()
         await self._files_socket.stop()
         await self._forwarder.close()
         self.environments.close()
 
-    async def run(self, job: ClusterJob) -> RunResult:
-        task = asyncio.create_task(self.executor.run_job(job))
-        self._runs[job["key"]] = task
-        try:
-            result = await asyncio.shield(task)
-        except asyncio.CancelledError:
-            if not task.cancelled():  # the Dask task was cancelled, not the run: stop it too
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
-                raise
-            # Cancelled by `cancel`: the service gave up on it, nobody reads this.
-            return RunResult(False, 0.0, "", "", False, error="cancelled", worker=self.name)
-        finally:
-            self._runs.pop(job["key"], None)
-        result = replace(result, worker=self.name)
+    def _received(self, message: dict[str, Any]) -> None:
+        """A message from the service, down this worker's own authenticated socket."""
+        if "start" in message:
+            self._start_directly(from_message(message["start"]))
+        elif "cancel" in message:
+            self.cancel(str(message["cancel"]))
+
+    def _start_directly(self, job: ClusterJob) -> None:
+        """Start a run the service sent straight here; its Dask task, bound to this worker,
+        attaches to it when it comes (`run`). Not if it started (or was cancelled) already, nor
+        when every slot is taken here (then its task starts it, once it has a thread)."""
+        if (
+            job["key"] in self._runs
+            or self._active >= self.executor.settings.max_concurrent_executions
+        ):
+            return
+        self._start(job)
+
+    def _start(self, job: ClusterJob) -> asyncio.Task[RunResult]:
+        key = job["key"]
+        task = asyncio.create_task(self._execute(job))
+        self._runs[key] = task
+        self._active += 1
+        task.add_done_callback(self._ended)
+        return task
+
+    def _ended(self, task: asyncio.Task[RunResult]) -> None:
+        self._active -= 1
+        if not task.cancelled():
+            task.exception()  # its task reads it; if none comes, it is not an unread error
+        if len(self._runs) > ENDED_KEPT:
+            for key in [k for k, t in self._runs.items() if t is None or t.done()]:
+                del self._runs[key]
+                if len(self._runs) <= ENDED_KEPT // 2:
+                    break
+
+    async def _execute(self, job: ClusterJob) -> RunResult:
+        result = replace(await self.executor.run_job(job), worker=self.name)
         if "reply" in job:
             await self.replies.send(job["key"], job["reply"], result)
         return result
 
+    async def run(self, job: ClusterJob) -> RunResult:
+        """The run of the Dask task `job`: started now, or the one started directly under its key
+        (running, or ended)."""
+        key = job["key"]
+        task = self._runs.get(key) if key in self._runs else self._start(job)
+        try:
+            if task is None or task.cancelled():  # cancelled: the service gave up on it
+                return RunResult(False, 0.0, "", "", False, error="cancelled", worker=self.name)
+            try:
+                return await asyncio.shield(task)
+            except asyncio.CancelledError:
+                if not task.cancelled():  # the Dask task was cancelled, not the run: stop it too
+                    task.cancel()
+                    await asyncio.gather(task, return_exceptions=True)
+                    raise
+                # Cancelled by `cancel`: the service gave up on it, nobody reads this.
+                return RunResult(False, 0.0, "", "", False, error="cancelled", worker=self.name)
+        finally:
+            # Its result is collected; the key stays known (as None) so that a start for it that
+            # comes late down the socket does not run it again (forgotten with the oldest ones).
+            self._runs[key] = None
+
     def cancel(self, key: str) -> bool:
-        """Stop the run of the task `key`, if it runs here (its process tree is killed)."""
+        """Stop the run of the task `key`, if it runs here (its process tree is killed); one not
+        started yet never starts here."""
         task = self._runs.get(key)
         if task is None:
+            if len(self._runs) <= ENDED_KEPT:
+                self._runs.setdefault(key, None)
+            return False
+        if task.done():
             return False
         task.cancel()
         log.info("run_cancelled", key=key)
