@@ -23,10 +23,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.conftest import PASSWORD, free_port, live_server
+from tests.conftest import free_port, live_server
 from tests.test_cluster import (
     WHO,
     WORKER_TOKEN,
@@ -67,10 +66,7 @@ def _service(root: Path) -> Iterator[Cluster]:
         LOG_LEVEL="INFO",
     ) as server:
         service = Cluster(server.base, data_dir, port, root)
-        credentials = {"login": "alice", "password": PASSWORD}
-        httpx.post(f"{server.base}/api/v1/auth/register", json=credentials)
-        login = httpx.post(f"{server.base}/api/v1/auth/login", json=credentials)
-        service.token = login.json()["access_token"]
+        service.sign_in()
         yield service
 
 
