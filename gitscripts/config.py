@@ -107,6 +107,10 @@ class Settings(BaseSettings):
     # service: an adaptive cluster (dask-jobqueue's `adapt`) scales up on the runs it sees
     # waiting. 0: runs wait in the service, and the scheduler only ever sees what runs.
     dask_scheduler_queue: int = Field(default=0, ge=0)
+    # Seconds a worker slot this service holds (a Dask task of its own, see `cluster.dispatch`)
+    # stays held after its last run, for the next run to start in it at once. 0: each run is its
+    # own Dask task, and the scheduler sees every run as one.
+    dask_slot_idle: float = Field(default=2.0, ge=0, le=600)
     # The credential `gitscripts worker` fetches checkouts with (the service's internal tree
     # endpoint answers nothing without it); both sides need the same value.
     worker_token: str | None = None

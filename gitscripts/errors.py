@@ -324,3 +324,30 @@ class InternalError(AppError):
 
 class FileSystemError(AppError):
     error_code = "FILE_SYSTEM_ERROR"
+
+
+# -- errors carried between processes (a cluster worker's reply to the service)
+def to_message(error: AppError) -> dict[str, Any]:
+    """`error` as JSON carries it; `from_message` makes it again."""
+    return {"error_code": error.error_code, "message": error.message, "details": error.details}
+
+
+def from_message(message: dict[str, Any]) -> AppError:
+    """The error `to_message` described: of the first class (families before their members)
+    with its code, or an InternalError for a code this service does not know."""
+    code, text = str(message.get("error_code")), str(message.get("message"))
+    details = message.get("details")
+    found = _by_code().get(code, InternalError)
+    error = found.__new__(found)  # the family's constructor: members may take other arguments
+    AppError.__init__(error, text, **(details if isinstance(details, dict) else {}))
+    return error
+
+
+def _by_code() -> dict[str, type[AppError]]:
+    found: dict[str, type[AppError]] = {}
+    families: list[type[AppError]] = [AppError]
+    while families:
+        family = families.pop(0)
+        found.setdefault(family.error_code, family)
+        families.extend(family.__subclasses__())
+    return found

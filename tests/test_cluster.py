@@ -441,18 +441,21 @@ def _results_socket(cluster: Cluster, token: str | None) -> Any:
     return connect(url, additional_headers=headers, proxy=None)
 
 
-def _running_task(cluster: Cluster) -> str:
-    """The key of the one run the scheduler has processing now, as Dask knows it."""
+def _running_run(cluster: Cluster) -> str:
+    """The key of the one run a worker runs now, as the workers know it."""
     from distributed import Client
 
-    def keys(dask_scheduler: Any) -> list[str]:
-        return [str(key) for key, task in dask_scheduler.tasks.items()
-                if str(key).startswith("gitscripts-run-") and task.state == "processing"]  # fmt: skip
+    def keys() -> list[str]:
+        from gitscripts.cluster import worker
+
+        runtime = worker.runtime
+        assert runtime is not None
+        return [key for key, task in runtime._runs.items() if task is not None and not task.done()]
 
     with Client(cluster.address, timeout=10) as client:
         found: list[str] = []
-        _wait(lambda: found.extend(client.run_on_scheduler(keys)) or found,
-              what="the run's task is not processing")  # fmt: skip
+        _wait(lambda: found.extend(k for ks in client.run(keys).values() for k in ks) or found,
+              what="the run is not running")  # fmt: skip
     assert len(found) == 1, found
     return found[0]
 
@@ -468,7 +471,7 @@ def test_a_forged_or_unauthenticated_reply_is_refused(ready: Cluster) -> None:
     # a reply for a run that is running is dropped: the run's real result is its answer.
     ready.upload("who.py", WHO)
     run = ready.submit("who.py", {"seconds": 2})
-    key = _running_task(ready)
+    key = _running_run(ready)
     forged = {"ok": True, "duration": 0.0, "stdout": "", "stderr": "", "timed_out": False,
               "result": {"pid": -1}, "worker": "w1"}  # fmt: skip
     with _results_socket(ready, WORKER_TOKEN) as results:
@@ -479,34 +482,64 @@ def test_a_forged_or_unauthenticated_reply_is_refused(ready: Cluster) -> None:
     assert record["result"]["pid"] > 0
 
 
-def _placement(cluster: Cluster) -> tuple[str, list[str], str]:
-    """Where the scheduler has the one run it processes now: the worker's name, the workers the
-    task is restricted to, and the worker's address."""
+def _service_log(cluster: Cluster) -> str:
+    return (cluster.root / "service.log").read_text(errors="replace")
+
+
+def _slot_tasks(cluster: Cluster) -> list[tuple[str, list[str], str]]:
+    """The slots the service holds now, as the scheduler sees them: for each, the worker its
+    task is processing on (name), the workers it is restricted to, and that worker's address."""
     from distributed import Client
 
     def placed(dask_scheduler: Any) -> list[tuple[str, list[str], str]]:
         return [(str(task.processing_on.name), sorted(task.worker_restrictions or ()),
                  task.processing_on.address)
                 for key, task in dask_scheduler.tasks.items()
-                if str(key).startswith("gitscripts-run-") and task.state == "processing"]  # fmt: skip
+                if str(key).startswith("gitscripts-slot-") and task.state == "processing"]  # fmt: skip
 
     with Client(cluster.address, timeout=10) as client:
-        found: list[tuple[str, list[str], str]] = []
-        _wait(lambda: found.extend(client.run_on_scheduler(placed)) or found,
-              what="the run's task is not processing")  # fmt: skip
-    assert len(found) == 1, found
-    return found[0]
+        return list(client.run_on_scheduler(placed))
 
 
-def test_a_run_started_directly_runs_once_on_the_worker_its_task_is_on(ready: Cluster) -> None:
+def _slots(cluster: Cluster) -> list[tuple[str, list[str], str]]:
+    """`_slot_tasks`, once there is one."""
+    found: list[tuple[str, list[str], str]] = []
+    _wait(lambda: found.extend(_slot_tasks(cluster)) or found, what="no slot's task is processing")
+    return found
+
+
+def test_runs_one_after_another_share_one_slot_let_go_of_once_idle(ready: Cluster) -> None:
+    ready.upload("who.py", WHO)
+    _wait(lambda: not _slot_tasks(ready), 20, "the slots of earlier runs were never let go of")
+    taken = _service_log(ready).count("slot_taken")
+    for _ in range(5):
+        answer = ready.run("who.py", {}).json()
+        assert answer["success"] is True, answer
+    # One slot for all five (taken at the first), which the scheduler sees held on its worker.
+    assert _service_log(ready).count("slot_taken") == taken + 1
+    [(name, restricted, address)] = _slot_tasks(ready)
+    assert restricted == [address] and name == ready.record(answer["run_id"])["worker"]
+    # DASK_SLOT_IDLE (2 s) after its last run the service lets go of it: the worker is idle
+    # for the scheduler (an adaptive cluster may retire it).
+    idle_since = time.monotonic()
+    _wait(lambda: not _slot_tasks(ready), 20, "the idle slot was never let go of")
+    assert time.monotonic() - idle_since > 1.0
+
+
+def test_a_run_in_a_slot_runs_once_on_the_worker_whose_slot_task_holds_it(
+    ready: Cluster,
+) -> None:
     ready.upload("once.py", ONCE)
     httpx.delete(f"{ready.base}/api/v1/files/once.txt", headers=ready.auth)
     run = ready.submit("once.py", {"mark": "once.txt", "seconds": 1})
-    name, restricted, address = _placement(ready)
+    _running_run(ready)
+    slots = _slots(ready)
     record = ready.record(run["id"], wait=30)
     assert record["status"] == "succeeded", record
-    # Started by the service on the worker it chose, whose task the scheduler kept there.
-    assert restricted == [address] and record["worker"] == name
+    # The scheduler sees each slot's task processing on the worker it is bound to, and the run
+    # ran on one of those workers.
+    assert all(restricted == [address] for _, restricted, address in slots), slots
+    assert record["worker"] in {name for name, _, _ in slots}, (record, slots)
     stored = httpx.get(f"{ready.base}/api/v1/files/once.txt", headers=ready.auth)
     assert stored.status_code == 200 and len(stored.text.splitlines()) == 1, stored.text
     # Concurrent runs: never more on a worker at once than its slots (2 each).
@@ -567,37 +600,72 @@ def test_a_lost_scheduler_stops_the_runs_started_directly(ready: Cluster) -> Non
         ready.scheduler.send_signal(signal.SIGCONT)
 
 
-@contextmanager
-def _refusing_websockets(port: int) -> Iterator[int]:
-    """A TCP proxy to the service on `port` that cuts any connection asking for a WebSocket
-    (as a proxy without WebSocket support would); yields its own port."""
-    server = socket.create_server(("127.0.0.1", 0))
+class _Proxy:
+    """A TCP proxy to the service on `port`, on a port of its own (`port`). With
+    `refuse_websockets` it cuts any connection asking for a WebSocket (as a proxy without
+    WebSocket support would); `cut()` ends every connection open through it now."""
 
-    def pipe(source: socket.socket, target: socket.socket, upstream: bool) -> None:
-        with contextlib.suppress(OSError):
-            while chunk := source.recv(1 << 16):
-                if upstream and b"upgrade: websocket" in chunk.lower():
-                    break
-                target.sendall(chunk)
-        for each in (source, target):
+    def __init__(self, port: int, refuse_websockets: bool = False) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.refuse_websockets = refuse_websockets
+        self._open: set[socket.socket] = set()
+        self._service_port = port
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def cut(self) -> None:
+        for each in list(self._open):
             with contextlib.suppress(OSError):
                 each.shutdown(socket.SHUT_RDWR)
 
-    def serve() -> None:
+    def close(self) -> None:
+        self.server.close()
+        self.cut()
+
+    def _pipe(self, source: socket.socket, target: socket.socket, upstream: bool) -> None:
+        with contextlib.suppress(OSError):
+            while chunk := source.recv(1 << 16):
+                if upstream and self.refuse_websockets and b"upgrade: websocket" in chunk.lower():
+                    break
+                target.sendall(chunk)
+        for each in (source, target):
+            self._open.discard(each)
+            with contextlib.suppress(OSError):
+                each.shutdown(socket.SHUT_RDWR)
+
+    def _serve(self) -> None:
         while True:
             try:
-                client, _ = server.accept()
+                client, _ = self.server.accept()
             except OSError:
                 return
-            service = socket.create_connection(("127.0.0.1", port))
-            threading.Thread(target=pipe, args=(client, service, True), daemon=True).start()
-            threading.Thread(target=pipe, args=(service, client, False), daemon=True).start()
+            service = socket.create_connection(("127.0.0.1", self._service_port))
+            self._open |= {client, service}
+            threading.Thread(target=self._pipe, args=(client, service, True), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(service, client, False), daemon=True).start()
 
-    threading.Thread(target=serve, daemon=True).start()
+
+@contextmanager
+def _proxy(cluster: Cluster, refuse_websockets: bool = False) -> Iterator[_Proxy]:
+    proxy = _Proxy(int(cluster.base.rsplit(":", 1)[1]), refuse_websockets)
     try:
-        yield server.getsockname()[1]
+        yield proxy
     finally:
-        server.close()
+        proxy.close()
+
+
+@contextmanager
+def _third_worker(cluster: Cluster, proxy: _Proxy, resource: str) -> Iterator[None]:
+    """Worker w3, offering `resource`, that reaches the service through `proxy`."""
+    cluster.start_worker("w3", service=f"http://127.0.0.1:{proxy.port}", resources=f"{resource}=1")
+    try:
+        cluster.wait_for_workers(3)
+        yield
+    finally:
+        worker = cluster.workers.pop("w3")
+        worker.terminate()
+        worker.wait(timeout=30)
+        cluster.wait_for_workers(len(WORKERS))
 
 
 def test_a_result_comes_back_through_dask_when_the_direct_way_is_closed(
@@ -607,22 +675,35 @@ def test_a_result_comes_back_through_dask_when_the_direct_way_is_closed(
         "proxied.py": WHO,
         "proxied.py.meta.json": b'{"display_name": "proxied", "resources": {"PROXIED": 1}}\n',
     })  # fmt: skip
-    with _refusing_websockets(int(ready.base.rsplit(":", 1)[1])) as port:
-        ready.start_worker("w3", service=f"http://127.0.0.1:{port}", resources="PROXIED=1")
-        try:
-            ready.wait_for_workers(3)
-            _wait(lambda: "reply_channel_unavailable" in (ready.root / "w3.log").read_text(),
-                  what="the worker's WebSocket was not refused")  # fmt: skip
-            reply = ready.run("proxied.py", {})
-            answer = reply.json()
-            assert answer["success"] is True, answer
-            assert answer["result"]["pid"] > 0
-            assert ready.record(answer["run_id"])["worker"] == "w3"
-        finally:
-            worker = ready.workers.pop("w3")
-            worker.terminate()
-            worker.wait(timeout=30)
-    ready.wait_for_workers(len(WORKERS))
+    with _proxy(ready, refuse_websockets=True) as proxy, _third_worker(ready, proxy, "PROXIED"):
+        _wait(lambda: "reply_channel_unavailable" in (ready.root / "w3.log").read_text(),
+              what="the worker's WebSocket was not refused")  # fmt: skip
+        reply = ready.run("proxied.py", {})
+        answer = reply.json()
+        assert answer["success"] is True, answer
+        assert answer["result"]["pid"] > 0
+        assert ready.record(answer["run_id"])["worker"] == "w3"
+
+
+def test_a_result_that_ends_while_its_workers_socket_is_down_comes_when_it_is_back(
+    ready: Cluster, tmp_path: Path
+) -> None:
+    _push(ready, tmp_path, {
+        "blip.py": WHO,
+        "blip.py.meta.json": b'{"display_name": "blip", "resources": {"BLIP": 1}}\n',
+    })  # fmt: skip
+    with _proxy(ready) as proxy, _third_worker(ready, proxy, "BLIP"):
+        taken = _service_log(ready).count("slot_taken")
+        _wait(lambda: ready.run("blip.py", {}).json()["success"], what="w3 runs nothing")
+        assert _service_log(ready).count("slot_taken") > taken  # in a slot: no other way back
+        run = ready.submit("blip.py", {"seconds": 1.5})
+        _running_run(ready)
+        proxy.cut()  # the socket goes down mid-run; the worker opens it again 5 s later
+        record = ready.record(run["id"], wait=30)
+        assert record["status"] == "succeeded", record
+        assert record["result"]["pid"] > 0 and record["worker"] == "w3"
+        # It came when the socket was back (the run itself took 1.5 s).
+        assert record["run_time_ms"] > 4000, record
 
 
 # -- failures ------------------------------------------------------------------------------------
@@ -702,7 +783,9 @@ def test_a_worker_killed_mid_run_fails_its_run_with_worker_lost(ready: Cluster) 
 def test_a_run_whose_worker_died_runs_again_where_retries_are_allowed(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
-    with _started(tmp_path_factory.mktemp("retrying"), DASK_WORKER_LOST_RETRIES="1") as cluster:
+    # With DASK_SLOT_IDLE=0 as well: each run then takes a slot of its own (its own Dask task).
+    retrying = tmp_path_factory.mktemp("retrying")
+    with _started(retrying, DASK_WORKER_LOST_RETRIES="1", DASK_SLOT_IDLE="0") as cluster:
         cluster.upload("sleeper.py", SLEEPER)
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(cluster.run, "sleeper.py", {"seconds": 3})
@@ -716,6 +799,12 @@ def test_a_run_whose_worker_died_runs_again_where_retries_are_allowed(
         assert reply.json()["success"] is True and reply.json()["result"] == {"slept": True}
         survivor = next(name for name in WORKERS if name != worker)
         assert cluster.record(running["id"])["worker"] == survivor
+        cluster.upload("who.py", WHO)
+        taken = _service_log(cluster).count("slot_taken")
+        for _ in range(3):
+            assert cluster.run("who.py", {}).json()["success"] is True
+        assert _service_log(cluster).count("slot_taken") == taken + 3
+        _wait(lambda: not _slot_tasks(cluster), 5, "a slot was kept after its run")
 
 
 def test_a_script_stated_idempotent_runs_again_when_its_worker_dies(

@@ -1,13 +1,19 @@
-"""The service's side of EXECUTOR=dask: every run is one task on the cluster's workers.
+"""The service's side of EXECUTOR=dask: runs go to the cluster's workers, in slots the scheduler
+sees taken.
 
-- The way in: when a worker with the run's resources has a free slot by this service's own
-  count (it is the only client submitting runs: it counts the runs it started on each worker
-  against the worker's threads and resources), the job goes straight down that worker's
-  WebSocket (`_start_directly`), which starts it at once, and its Dask task is submitted bound to
-  that worker (`workers=[address]`, `allow_other_workers=False`): the scheduler sees it processing
-  there for the run's whole life, and the task attaches to the run (`worker.WorkerRuntime.run`).
-  Otherwise (no such worker, no socket to it, or runs this service did not place still on the
-  cluster) the task alone, placed by the scheduler.
+- The way in: the service holds worker slots (`Slot`). A slot is a Dask task of its own
+  (`worker.hold_slot`), bound to its worker (`workers=[address]`, `allow_other_workers=False`),
+  that the scheduler sees processing there, holding one of its threads (and the resources the
+  run asked for), for as long as the service keeps it. A run starts in an idle slot at once,
+  down the worker's WebSocket, with no Dask message at all; else, when a worker has a free slot
+  by this service's own count (it is the only client submitting runs: it counts the slots it
+  holds on each worker against the worker's threads and resources), the service takes one there:
+  the run goes down the socket and starts at once, and the slot's task follows. A slot is let go
+  of DASK_SLOT_IDLE seconds after its last run (at once with 0: then every run is a Dask task
+  of its own), when a run had to go through Dask alone (the slots' threads go to those), and
+  when a run in it failed. Otherwise (no such slot, no socket to its worker, or runs this service
+  did not place still on the cluster) the run is a task alone, placed by the scheduler.
+  An adaptive cluster sees held slots as busy workers, and runs beyond them waiting.
 
 - Capacity: the cluster's workers and their slots (each worker's threads) are read from the
   scheduler every `WATCH_INTERVAL`; admission (`executor.service.Admission`) is resized to their
@@ -21,12 +27,12 @@
   with WORKER_LOST, or runs again as often as the script's sidecar allows (`worker_lost_retries`,
   for a script known to be idempotent), else DASK_WORKER_LOST_RETRIES (0 by default).
 - A lost scheduler: the service stays up, says so (`status`, in /health and /metrics), fails the
-  runs it had on the cluster with WORKER_LOST (stopping those it started on a worker, over its
-  socket), and connects again as soon as a scheduler answers.
-- Cancel (a user's, or a client gone): the worker a run was started on is told over its socket
-  (its task may not have reached it: the run then never starts there), the task is cancelled and
-  every worker is told to stop the run's process tree (`worker.cancel_run`), before the cancel
-  returns.
+  runs it had on the cluster with WORKER_LOST (stopping those in its slots over their workers'
+  sockets), and connects again as soon as a scheduler answers.
+- Cancel (a user's, a client gone, a timeout): a run in a slot is stopped by its worker, told over
+  its socket (through Dask when the socket is gone), and its slot is let go of; a run placed by
+  the scheduler has its task cancelled and every worker told to stop the run's process tree
+  (`worker.cancel_run`); before the cancel returns.
 - Environments: a run carries its script's lock; workers build them (`worker.prepare_environment`
   ahead of runs, on a write) and say what they have (`environment_states`, see
   `cluster.environments`).
@@ -34,9 +40,10 @@
   worker's WebSocket to the service (`deliver`, see `cluster.routes`), without waiting for Dask's
   task-finished -> scheduler -> client notice and the fetch of the result that follows (about
   4 ms of a run's latency). The job carries a secret of its own, which a reply must repeat
-  (compared in constant time): only the worker the scheduler gave the run to can answer for it.
-  The Dask task still ends as usual, and is held until it has (the scheduler counts it on its
-  worker until then); its result is the answer whenever the direct one does not come first.
+  (compared in constant time): only the worker the run was given to can answer for it. A run
+  placed by the scheduler still has its Dask task end as usual, held until it has (the scheduler
+  counts it on its worker until then), and its result is the answer whenever the direct one does
+  not come first.
 """
 
 from __future__ import annotations
@@ -59,7 +66,13 @@ from distributed.scheduler import KilledWorker
 
 from gitscripts import errors
 from gitscripts.cluster.jobs import ClusterJob, to_message
-from gitscripts.cluster.worker import cancel_run, environment_info, prepare_environment, run_job
+from gitscripts.cluster.worker import (
+    cancel_run,
+    environment_info,
+    hold_slot,
+    prepare_environment,
+    run_job,
+)
 from gitscripts.config import Settings
 from gitscripts.deps.environments import EnvironmentInfo
 from gitscripts.executor.engines import REPORT_GRACE_SECONDS
@@ -74,6 +87,33 @@ CANCEL_TIMEOUT = 10.0
 
 # Sends one message down a worker's WebSocket.
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+_uses = itertools.count(1)
+
+
+@dataclass(eq=False)
+class Slot:
+    """One of a worker's slots (a thread, and the resources `resources`), held by this service
+    for its runs: a Dask task of its own (`worker.hold_slot`), bound to the worker, that the
+    scheduler sees processing there until the service lets go of the slot. Runs start in it
+    over the worker's socket, one at a time, with no Dask task of their own."""
+
+    key: str  # its task's
+    address: str
+    resources: dict[str, float]
+    run: str | None = None  # the key of the run in it now
+    used: int = 0  # when a run last took it (a count)
+    released: bool = False
+    future: Future[None] | None = None
+    watcher: asyncio.Task[None] | None = None
+    idle: asyncio.TimerHandle | None = None  # lets go of it, unless a run takes it first
+
+    def take(self, run: str) -> None:
+        self.run, self.used = run, next(_uses)
+        if self.idle is not None:
+            self.idle.cancel()
+            self.idle = None
 
 
 @dataclass(frozen=True)
@@ -122,8 +162,9 @@ class Cluster:
         self._ending: dict[str, Future[RunResult]] = {}
         # The workers' WebSockets (`cluster.routes`), by the address they said they have.
         self._channels: dict[str, Send] = {}
-        # Runs started directly, by worker address: their key and the resources they hold.
-        self._started_on: dict[str, dict[str, dict[str, float]]] = {}
+        # The worker slots this service holds, by worker address (see `Slot`).
+        self._slots: dict[str, list[Slot]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # slots being let go of
         self._through_dask = 0  # runs submitted without a worker chosen here, not ended
         self._turns = itertools.count(1)
         self._given: dict[str, int] = {}  # the turn each worker was last given a run at
@@ -209,6 +250,11 @@ class Cluster:
     async def _disconnect(self) -> None:
         self._ending.clear()
         client, self._client = self._client, None
+        # The slots' tasks go with the connection; the runs in them are stopped on their
+        # workers as they fail (`_in_slot`).
+        for address in list(self._slots):
+            self._lose(address, None, "The connection to the execution cluster was lost during "
+                                      "this run; it did not finish")  # fmt: skip
         if client is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(client.close(), CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
@@ -225,7 +271,7 @@ class Cluster:
         }
         if workers == self.workers:
             return False
-        for address in set(self._started_on) - set(workers):
+        for address in set(self._slots) - set(workers):
             self._lose(address, self.workers[address].name if address in self.workers else None)
         self.workers = workers
         capacity = self.capacity
@@ -288,37 +334,240 @@ class Cluster:
         job = {**job, "key": key, "reply": secrets.token_urlsafe(24)}
         reply: asyncio.Future[RunResult] = asyncio.get_running_loop().create_future()
         self._replies[key] = (job["reply"], reply)
-        address = await self._start_directly(job, resources)
+        self.running += 1
+        try:
+            slot = await self._start_in_slot(client, job, resources)
+            if slot is None:
+                return await self._run_through_dask(client, job, resources, reply)
+            return await self._in_slot(client, slot, job, reply)
+        finally:
+            self.running -= 1
+            self._replies.pop(key, None)
+
+    def _deadline(self, job: ClusterJob) -> float:
+        """How long a run may take to answer: the worker's engine ends it at its timeout; this
+        bounds a wait on a cluster that lost it without telling."""
+        return job["timeout"] + REPORT_GRACE_SECONDS + self.settings.dask_capacity_wait
+
+    # -- runs in the slots this service holds (the way in) --------------------------------------
+    async def _start_in_slot(
+        self, client: Client, job: ClusterJob, resources: dict[str, float] | None
+    ) -> Slot | None:
+        """Start `job` in a worker slot this service holds, idle, or takes now on a worker with
+        a free slot by its own count: the slot, or None (no such slot: the run goes through
+        Dask alone)."""
+        wanted = resources or {}
+        while (slot := self._idle_slot(wanted)) is not None:
+            slot.take(job["key"])
+            if await self._tell(slot.address, {"start": to_message({**job, "slot": slot.key})}):
+                return slot
+            slot.run = None
+            self._release(slot)  # its worker is out of reach: let go of it, try another
+        address = self._free_worker(wanted)
         if address is None:
-            self._through_dask += 1
+            return None
+        slot = Slot(f"gitscripts-slot-{uuid.uuid4().hex}", address, wanted)
+        slot.take(job["key"])
+        self._slots.setdefault(address, []).append(slot)
+        if not await self._tell(address, {"start": to_message({**job, "slot": slot.key})}):
+            self._forget(slot)
+            return None
+        try:
+            # An async task: the worker awaits it in its event loop (typed as if it were not).
+            slot.future = client.submit(
+                hold_slot,  # type: ignore[arg-type]
+                slot.key,
+                key=slot.key,
+                pure=False,
+                resources=wanted or None,
+                workers=[address],
+                allow_other_workers=False,
+            )
+        except BaseException:  # a client closed meanwhile, say: the run must not go on
+            self._forget(slot)
+            await self._tell(address, {"cancel": job["key"]})
+            raise
+        slot.watcher = asyncio.create_task(self._watch_slot(slot, slot.future))
+        log.info("slot_taken", slot=slot.key, worker=self._name(address), resources=wanted)
+        return slot
+
+    def _idle_slot(self, wanted: dict[str, float]) -> Slot | None:
+        """A slot this service holds with no run in it, for runs asking `wanted` exactly, on a
+        worker it can reach: on the least busy worker, the last used first (so that the others
+        go idle long enough to be let go of)."""
+        if self._through_dask:  # runs wait on the scheduler: the slots go to them (`_ended`)
+            return None
+        found = [
+            (self._busy(address), -slot.used, index, slot)
+            for index, (address, slots) in enumerate(self._slots.items())
+            if address in self._channels
+            for slot in slots
+            if slot.run is None and not slot.released and slot.resources == wanted
+        ]
+        return min(found)[3] if found else None
+
+    def _name(self, address: str) -> str:
+        info = self.workers.get(address)
+        return address if info is None else info.name
+
+    def _busy(self, address: str) -> float:
+        runs = sum(1 for slot in self._slots.get(address, ()) if slot.run is not None)
+        info = self.workers.get(address)
+        return runs / info.slots if info else math.inf
+
+    def _free_worker(self, wanted: dict[str, float]) -> str | None:
+        """A worker with a slot this service does not hold (and the resources `wanted` free of
+        its slots' own), by its own count; the least busy, among equals the one given a slot
+        longest ago. None while runs it did not place are on the cluster (any worker may run
+        those, so its count would not be the workers' own)."""
+        if self._through_dask:
+            return None
+        free: list[tuple[float, int, str]] = []
+        for address, info in self.workers.items():
+            held = self._slots.get(address, [])
+            if address not in self._channels or len(held) >= info.slots:
+                continue
+            taken = {name: sum(s.resources.get(name, 0) for s in held) for name in wanted}
+            if all(taken[n] + amount <= info.resources.get(n, 0) for n, amount in wanted.items()):
+                free.append((len(held) / info.slots, self._given.get(address, 0), address))
+        if not free:
+            return None
+        address = min(free)[2]
+        self._given[address] = next(self._turns)
+        return address
+
+    async def _in_slot(
+        self, client: Client, slot: Slot, job: ClusterJob, reply: asyncio.Future[RunResult]
+    ) -> RunResult:
+        """The run started in `slot`: its worker's reply (a lost worker, slot or scheduler
+        fails it: `_slot_lost`, `_lose`, `_disconnect`)."""
+        key = job["key"]
         answered = False
         try:
-            # An async task: the worker awaits it in its event loop (typed as if it were not). A
-            # run started directly has its task on the same worker, which attaches to it.
+            result = await asyncio.wait_for(reply, self._deadline(job))
+            answered = True
+            return result
+        except TimeoutError:
+            raise errors.WorkerLost(
+                "The execution cluster did not report this run in time"
+            ) from None
+        finally:
+            if slot.run == key:
+                slot.run = None
+            if not answered:  # cancelled, timed out or lost: it must not go on there
+                if not await self._tell(slot.address, {"cancel": key}):
+                    with contextlib.suppress(Exception):
+                        await asyncio.wait_for(client.run(cancel_run, key), CANCEL_TIMEOUT)
+                self._release(slot)  # held until the worker has ended the run
+            else:
+                self._ended(slot)
+
+    def _ended(self, slot: Slot) -> None:
+        """`slot`'s run answered: the slot waits for the next run DASK_SLOT_IDLE seconds, or is
+        let go of at once while runs wait on the scheduler (they need its thread)."""
+        idle = self.settings.dask_slot_idle
+        if slot.released:
+            return
+        if self._through_dask or not idle:
+            self._release(slot)
+            return
+        assert self.loop is not None
+        slot.idle = self.loop.call_later(idle, self._release_if_idle, slot)
+
+    def _release_if_idle(self, slot: Slot) -> None:
+        if slot.run is None:
+            self._release(slot)
+
+    def _release(self, slot: Slot, through_dask: bool = False) -> None:
+        """Let go of `slot`: its worker ends its task (once the run in it, if any, has ended
+        there), and the scheduler sees the slot free. Told over the worker's socket, or
+        (`through_dask`, or without a socket) by cancelling the task."""
+        if slot.released:
+            return
+        slot.released = True
+        if slot.idle is not None:
+            slot.idle.cancel()
+        self._forget(slot)
+        log.info("slot_released", slot=slot.key, worker=self._name(slot.address))
+        future, client = slot.future, self._client
+        if future is None:
+            return
+
+        async def let_go() -> None:
+            told = not through_dask and await self._tell(slot.address, {"release": slot.key})
+            if not told and client is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(client.cancel([future]), CANCEL_TIMEOUT)  # type: ignore[no-untyped-call]
+
+        self._tasks.add(task := asyncio.create_task(let_go()))
+        task.add_done_callback(self._tasks.discard)
+
+    def _forget(self, slot: Slot) -> None:
+        held = self._slots.get(slot.address, [])
+        if slot in held:
+            held.remove(slot)
+        if not held:
+            self._slots.pop(slot.address, None)
+
+    async def _watch_slot(self, slot: Slot, future: Future[None]) -> None:
+        """Wait for `slot`'s task to end: after it was let go of, or else because its worker
+        died (or the scheduler lost it): the run in it, if any, failed."""
+        try:
+            await future
+            error = None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            error = "The connection to the execution cluster was lost during this run; it did not finish"
+        except Exception:  # KilledWorker, its thread's end: the worker is gone
+            error = "The worker running this run died before it ended; the run failed"
+        if slot.released:
+            return
+        slot.released = True
+        self._forget(slot)
+        log.warning("slot_lost", slot=slot.key, worker=self._name(slot.address), error=error)
+        if slot.run is not None:
+            self._fail(slot.run, errors.WorkerLost(
+                error or "The worker ended this run's slot before the run ended",
+                worker=self._name(slot.address),
+            ))  # fmt: skip
+
+    def _fail(self, key: str, error: errors.AppError) -> None:
+        waiting = self._replies.get(key)
+        if waiting is not None and not waiting[1].done():
+            waiting[1].set_exception(error)
+
+    # -- runs placed by the scheduler ----------------------------------------------------------
+    async def _run_through_dask(
+        self,
+        client: Client,
+        job: ClusterJob,
+        resources: dict[str, float] | None,
+        reply: asyncio.Future[RunResult],
+    ) -> RunResult:
+        """Run `job` as a Dask task the scheduler places (no slot of this service's for it)."""
+        for slot in [s for held in self._slots.values() for s in held if s.run is None]:
+            self._release(slot)  # idle slots would keep threads from the task
+        self._through_dask += 1
+        try:
+            # An async task: the worker awaits it in its event loop (typed as if it were not).
             future: Future[RunResult] = client.submit(
                 run_job,  # type: ignore[arg-type]
                 job,
                 key=job["key"],
                 pure=False,
                 resources=resources or None,
-                workers=None if address is None else [address],
-                allow_other_workers=False,
             )
-        except BaseException:  # a client closed meanwhile, say: nothing runs on the cluster
-            await self._placed_ended(key, address, answered)
+        except BaseException:
+            self._through_dask -= 1
             raise
-        self.running += 1
         try:
-            # The worker's engine ends the run at its timeout; this bounds a wait on a cluster
-            # that lost the task without telling.
-            deadline = job["timeout"] + REPORT_GRACE_SECONDS + self.settings.dask_capacity_wait
-            result = await asyncio.wait_for(self._result(client, future, reply), deadline)
-            answered = True
-            return result
+            return await asyncio.wait_for(self._result(client, future, reply), self._deadline(job))
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if task is not None and task.cancelling():  # cancelled here: stop it there too
-                await self._cancel(client, future, job["key"], address)
+                await self._cancel(client, future, job["key"])
                 raise
             # The future was cancelled under us: the connection to the scheduler went away.
             raise errors.WorkerLost(
@@ -326,7 +575,7 @@ class Cluster:
                 "not finish"
             ) from None
         except TimeoutError:
-            await self._cancel(client, future, job["key"], address)
+            await self._cancel(client, future, job["key"])
             raise errors.WorkerLost(
                 "The execution cluster did not report this run in time"
             ) from None
@@ -336,59 +585,13 @@ class Cluster:
                 "The worker running this run died before it ended; the run failed",
                 worker=None if last is None else str(last),
             ) from None
-        except errors.WorkerLost:  # its worker left the cluster (`_lose`): the task waits for it
-            await self._cancel(client, future, job["key"], address)
-            raise
         except errors.AppError:
             raise
         except Exception as exc:
             log.error("cluster_run_failed", error=repr(exc))
             raise errors.InternalError(f"The execution cluster failed to run this: {exc}") from None
         finally:
-            self.running -= 1
-            await self._placed_ended(key, address, answered)
-
-    async def _placed_ended(self, key: str, address: str | None, answered: bool) -> None:
-        """The attempt `key` is over here (on the worker at `address`, if it was started there)."""
-        self._replies.pop(key, None)
-        if address is None:
             self._through_dask -= 1
-        else:
-            self._started_on.get(address, {}).pop(key, None)
-            if not answered:  # whatever happened to the task: the run must not go on there
-                await self._tell(address, {"cancel": key})
-
-    async def _start_directly(
-        self, job: ClusterJob, resources: dict[str, float] | None
-    ) -> str | None:
-        """Send `job` down the WebSocket of a worker that has a free slot by this service's own
-        count (and the resources the run asks for), so that it starts without waiting for the
-        scheduler: the worker's address, or None (no such worker: the run goes through Dask
-        alone). Only while no run waits on the scheduler: runs this service did not place may
-        be on any worker, so its count would not be the workers' own."""
-        if self._through_dask:
-            return None
-        wanted = resources or {}
-        free: list[tuple[float, int, str]] = []
-        for address, info in self.workers.items():
-            runs = self._started_on.get(address, {})
-            if address not in self._channels or len(runs) >= info.slots:
-                continue
-            held = {name: sum(r.get(name, 0) for r in runs.values()) for name in wanted}
-            if all(held[n] + amount <= info.resources.get(n, 0) for n, amount in wanted.items()):
-                # The least busy first; among equals, the one given a run longest ago.
-                free.append((len(runs) / info.slots, self._given.get(address, 0), address))
-        if not free:
-            return None
-        address = min(free)[2]
-        self._given[address] = next(self._turns)
-        assert "key" in job
-        runs = self._started_on.setdefault(address, {})
-        runs[job["key"]] = wanted
-        if await self._tell(address, {"start": to_message(job)}):
-            return address
-        del runs[job["key"]]
-        return None
 
     async def _tell(self, address: str, message: dict[str, Any]) -> bool:
         """Send `message` down the WebSocket of the worker at `address`: whether it went."""
@@ -408,25 +611,31 @@ class Cluster:
         self._channels[address] = send
 
     def detach(self, address: str, send: Send) -> None:
-        """That WebSocket closed. Its runs go on (their tasks are on the scheduler)."""
+        """That WebSocket closed. Its runs go on: the worker sends their results when it is
+        back (or its death, seen by the scheduler, fails them)."""
         if self._channels.get(address) is send:
             del self._channels[address]
 
-    def _lose(self, address: str, name: str | None) -> None:
-        """The worker at `address` left the cluster: its directly started runs failed (their
-        tasks, bound to it, would wait for it; a task it was processing fails as well)."""
-        for key in self._started_on.pop(address, {}):
-            waiting = self._replies.get(key)
-            if waiting is not None and not waiting[1].done():
-                waiting[1].set_exception(errors.WorkerLost(
-                    "The worker running this run died before it ended; the run failed",
-                    worker=name,
-                ))  # fmt: skip
+    def _lose(
+        self,
+        address: str,
+        name: str | None,
+        why: str = "The worker running this run died before it ended; the run failed",
+    ) -> None:
+        """The worker at `address` left the cluster (or the connection to the cluster went):
+        the runs in its slots failed (their tasks may not have reached it: they would wait)."""
+        for slot in list(self._slots.get(address, [])):
+            if slot.watcher is not None:
+                slot.watcher.cancel()
+            if slot.run is not None:
+                self._fail(slot.run, errors.WorkerLost(why, worker=name))
+            self._release(slot, through_dask=True)
 
     def deliver(self, message: Any) -> bool:
-        """Take a worker's direct reply (`{"key", "secret", "result"}`): whether it answered a run
-        waiting for it. Anything else (no such run, a wrong secret, a malformed result) is
-        dropped: the run's answer then comes through Dask."""
+        """Take a worker's direct reply (`{"key", "secret", "result"}`, or `"error"`, the error
+        the run ended with, see `errors.to_message`): whether it answered a run waiting for it.
+        Anything else (no such run, a wrong secret, a malformed result) is dropped: the run's
+        answer then comes through Dask, or (a run in a slot) not at all: its deadline ends it."""
         if not isinstance(message, dict) or not isinstance(message.get("key"), str):
             return False
         waiting = self._replies.get(message["key"])
@@ -437,6 +646,9 @@ class Cluster:
         if not hmac.compare_digest(secret.encode(), expected.encode()) or reply.done():
             return False
         try:
+            if isinstance(message.get("error"), dict):
+                reply.set_exception(errors.from_message(message["error"]))
+                return True
             result = RunResult(**message["result"])
         except (TypeError, KeyError):
             return False
@@ -511,13 +723,8 @@ class Cluster:
             if isinstance(info, dict)
         }  # fmt: skip
 
-    async def _cancel(
-        self, client: Client, future: Future[RunResult], key: str, address: str | None
-    ) -> None:
-        """Cancel the task, and have whichever worker runs it kill the run's process tree (the
-        one it was started on first: the task may not have reached it)."""
-        if address is not None:
-            await self._tell(address, {"cancel": key})
+    async def _cancel(self, client: Client, future: Future[RunResult], key: str) -> None:
+        """Cancel the task, and have whichever worker runs it kill the run's process tree."""
         with contextlib.suppress(Exception):
             await asyncio.wait_for(client.run(cancel_run, key), CANCEL_TIMEOUT)
         with contextlib.suppress(Exception):

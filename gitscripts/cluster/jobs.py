@@ -11,6 +11,7 @@ from gitscripts.executor.protocol import Limits
 class ClusterJob(TypedDict):
     key: NotRequired[str]  # the Dask task's key, one per attempt: what a cancel names
     reply: NotRequired[str]  # the attempt's secret, repeated by its worker's direct reply
+    slot: NotRequired[str]  # the service's slot it starts in, on the worker it was sent to
     tree: str  # the tree id of the commit that runs (the worker fetches what it lacks of it)
     path: str  # the script, in that tree
     data: Any

@@ -110,6 +110,7 @@ class FilesForwarder:
 
 # Seconds before the way back to the service is tried again, after it failed or closed.
 REPLY_RECONNECT_PAUSE = 5.0
+UNSENT_KEPT = 256  # results kept for the service while the socket is closed
 
 
 class ReplyChannel:
@@ -126,6 +127,9 @@ class ReplyChannel:
         self._socket: aiohttp.ClientWebSocketResponse | None = None
         self._keeper: asyncio.Task[None] | None = None
         self._address: str | None = None  # this worker's, as its scheduler knows it
+        # Results that found the socket closed, sent when it is open again: a run in a slot has
+        # no other way back (a blip of the connection must not lose it).
+        self._unsent: list[str] = []
 
     def start(self) -> None:
         self._keeper = asyncio.create_task(self._keep())
@@ -158,6 +162,9 @@ class ReplyChannel:
                     async with connecting as socket:
                         self._socket, failing = socket, False
                         await self._say_address()
+                        unsent, self._unsent = self._unsent, []
+                        for text in unsent:
+                            await socket.send_str(text)
                         async for message in socket:
                             if message.type == aiohttp.WSMsgType.TEXT:
                                 self._received(message.data)
@@ -175,22 +182,36 @@ class ReplyChannel:
         except (KeyError, TypeError, ValueError, AttributeError) as exc:  # not a message of ours
             log.warning("worker_channel_message_refused", error=repr(exc))
 
-    async def send(self, key: str, secret: str, result: RunResult) -> None:
-        """Send a run's result, if the socket is open; a failure here loses nothing."""
-        await self._send({"key": key, "secret": secret, "result": asdict(result)})
+    async def send(self, key: str, secret: str, outcome: RunResult | errors.AppError) -> None:
+        """Send a run's result (or the error it ended with): now, or as soon as the socket is
+        open again (the last UNSENT_KEPT of them; one the service stopped waiting for is
+        dropped there)."""
+        reply: dict[str, Any] = {"key": key, "secret": secret}
+        if isinstance(outcome, errors.AppError):
+            reply["error"] = errors.to_message(outcome)
+        else:
+            reply["result"] = asdict(outcome)
+        text = json.dumps(reply)
+        if not await self._send_text(text):
+            self._unsent = [*self._unsent[-(UNSENT_KEPT - 1) :], text]
 
     async def _send(self, message: dict[str, Any]) -> None:
+        await self._send_text(json.dumps(message))
+
+    async def _send_text(self, text: str) -> bool:
         socket = self._socket
         if socket is None or socket.closed:
-            return
-        with contextlib.suppress(aiohttp.ClientError, OSError, TypeError, ValueError):
-            await socket.send_str(json.dumps(message))
+            return False
+        try:
+            await socket.send_str(text)
+        except (aiohttp.ClientError, OSError):
+            return False
+        return True
 
 
-# Runs' keys kept after their runs ended: for their Dask task to collect the result (it may come
-# after its run, started directly, ended), then so that a start for them never runs them again;
-# beyond that many, the oldest ended ones are forgotten.
-ENDED_KEPT = 1024
+# Keys of runs cancelled before they started here, kept so that they never start; beyond that
+# many, the oldest are forgotten.
+CANCELLED_KEPT = 1024
 
 
 class WorkerRuntime:
@@ -204,10 +225,13 @@ class WorkerRuntime:
         )
         self._forwarder = FilesForwarder(service_url)
         self._files_socket = FilesSocket(self._forwarder, self.executor.files_socket)
-        # Runs by task key: running, or ended and not yet collected by their Dask task; None once
-        # collected, or for a run cancelled before it started (it never starts then).
+        # Runs by key while they run; None for a run cancelled before it started (it never
+        # starts here then).
         self._runs: dict[str, asyncio.Task[RunResult] | None] = {}
-        self._active = 0  # runs not ended
+        # The slots the service holds here, by their task's key: set once let go of (also when
+        # that comes before the task: it then ends at once); and the run in each, while it runs.
+        self._slots: dict[str, asyncio.Event] = {}
+        self._slot_runs: dict[str, asyncio.Task[RunResult]] = {}
 
     async def start(self) -> None:
         # The socket first: the sandbox's start-up probe binds it into a run.
@@ -229,74 +253,103 @@ class WorkerRuntime:
     def _received(self, message: dict[str, Any]) -> None:
         """A message from the service, down this worker's own authenticated socket."""
         if "start" in message:
-            self._start_directly(from_message(message["start"]))
+            self._start_in_slot(from_message(message["start"]))
         elif "cancel" in message:
             self.cancel(str(message["cancel"]))
+        elif "release" in message:
+            self._slots.setdefault(str(message["release"]), asyncio.Event()).set()
 
-    def _start_directly(self, job: ClusterJob) -> None:
-        """Start a run the service sent straight here; its Dask task, bound to this worker,
-        attaches to it when it comes (`run`). Not if it started (or was cancelled) already, nor
-        when every slot is taken here (then its task starts it, once it has a thread)."""
-        if (
-            job["key"] in self._runs
-            or self._active >= self.executor.settings.max_concurrent_executions
-        ):
+    def _start_in_slot(self, job: ClusterJob) -> None:
+        """Start a run the service sent here, in a slot it holds here (whose task may not have
+        come yet: `hold`). Its result goes back over the socket only; nothing collects it here."""
+        key, slot = job["key"], job["slot"]
+        if key in self._runs:  # cancelled before it came
             return
-        self._start(job)
+        task = self._start(job)
+        self._slot_runs[slot] = task
+
+        def ended(_: asyncio.Task[RunResult]) -> None:
+            if self._slot_runs.get(slot) is task:
+                del self._slot_runs[slot]
+
+        task.add_done_callback(ended)
+
+    async def hold(self, key: str) -> None:
+        """The task of the slot `key`: it holds its thread (and resources) on this worker until
+        the service lets go of the slot, then until the run in it, if any, has ended. Cancelled
+        by Dask (the service let go of it that way, or is gone), it stops that run."""
+        released = self._slots.setdefault(key, asyncio.Event())
+        try:
+            await released.wait()
+            run = self._slot_runs.get(key)
+            if run is not None:
+                await asyncio.wait([run])
+        except asyncio.CancelledError:
+            run = self._slot_runs.get(key)
+            if run is not None:
+                run.cancel()
+            raise
+        finally:
+            self._slots.pop(key, None)
 
     def _start(self, job: ClusterJob) -> asyncio.Task[RunResult]:
         key = job["key"]
         task = asyncio.create_task(self._execute(job))
         self._runs[key] = task
-        self._active += 1
-        task.add_done_callback(self._ended)
+
+        def ended(_: asyncio.Task[RunResult]) -> None:
+            if self._runs.get(key) is task:
+                del self._runs[key]
+            if not task.cancelled():
+                task.exception()  # read where it matters; not an unread error otherwise
+
+        task.add_done_callback(ended)
         return task
 
-    def _ended(self, task: asyncio.Task[RunResult]) -> None:
-        self._active -= 1
-        if not task.cancelled():
-            task.exception()  # its task reads it; if none comes, it is not an unread error
-        if len(self._runs) > ENDED_KEPT:
-            for key in [k for k, t in self._runs.items() if t is None or t.done()]:
-                del self._runs[key]
-                if len(self._runs) <= ENDED_KEPT // 2:
-                    break
-
     async def _execute(self, job: ClusterJob) -> RunResult:
-        result = replace(await self.executor.run_job(job), worker=self.name)
+        """Run `job`; its outcome goes back over the socket (a run in a slot has no other way
+        back) and is this task's result."""
+        outcome: RunResult | errors.AppError
+        try:
+            outcome = replace(await self.executor.run_job(job), worker=self.name)
+        except errors.AppError as exc:
+            outcome = exc
+        except Exception as exc:  # a fault of this worker's, said as the service says its own
+            log.exception("cluster_run_failed", key=job.get("key"))
+            outcome = errors.InternalError(f"The execution cluster failed to run this: {exc}")
         if "reply" in job:
-            await self.replies.send(job["key"], job["reply"], result)
-        return result
+            await self.replies.send(job["key"], job["reply"], outcome)
+        if isinstance(outcome, errors.AppError):
+            raise outcome
+        return outcome
 
     async def run(self, job: ClusterJob) -> RunResult:
-        """The run of the Dask task `job`: started now, or the one started directly under its key
-        (running, or ended)."""
-        key = job["key"]
-        task = self._runs.get(key) if key in self._runs else self._start(job)
+        """The run of the Dask task `job` (placed by the scheduler, not in a slot)."""
+        if job["key"] in self._runs:  # cancelled before it came: the service gave up on it
+            return RunResult(False, 0.0, "", "", False, error="cancelled", worker=self.name)
+        task = self._start(job)
         try:
-            if task is None or task.cancelled():  # cancelled: the service gave up on it
-                return RunResult(False, 0.0, "", "", False, error="cancelled", worker=self.name)
-            try:
-                return await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if not task.cancelled():  # the Dask task was cancelled, not the run: stop it too
-                    task.cancel()
-                    await asyncio.gather(task, return_exceptions=True)
-                    raise
-                # Cancelled by `cancel`: the service gave up on it, nobody reads this.
-                return RunResult(False, 0.0, "", "", False, error="cancelled", worker=self.name)
-        finally:
-            # Its result is collected; the key stays known (as None) so that a start for it that
-            # comes late down the socket does not run it again (forgotten with the oldest ones).
-            self._runs[key] = None
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if not task.cancelled():  # the Dask task was cancelled, not the run: stop it too
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+                raise
+            # Cancelled by `cancel`: the service gave up on it, nobody reads this.
+            return RunResult(False, 0.0, "", "", False, error="cancelled", worker=self.name)
 
     def cancel(self, key: str) -> bool:
-        """Stop the run of the task `key`, if it runs here (its process tree is killed); one not
-        started yet never starts here."""
+        """Stop the run `key`, if it runs here (its process tree is killed); one not started yet
+        never starts here."""
         task = self._runs.get(key)
         if task is None:
-            if len(self._runs) <= ENDED_KEPT:
-                self._runs.setdefault(key, None)
+            if key not in self._runs:
+                if len(self._runs) >= CANCELLED_KEPT:  # forget the oldest cancelled keys
+                    for old in [k for k, t in self._runs.items() if t is None][
+                        : CANCELLED_KEPT // 2
+                    ]:
+                        del self._runs[old]
+                self._runs[key] = None
             return False
         if task.done():
             return False
@@ -319,6 +372,11 @@ def _runtime() -> WorkerRuntime:
 async def run_job(job: ClusterJob) -> RunResult:
     """The Dask task of one run (a coroutine: it runs in the worker's event loop)."""
     return await _runtime().run(job)
+
+
+async def hold_slot(key: str) -> None:
+    """The Dask task of a slot the service holds on this worker (`WorkerRuntime.hold`)."""
+    await _runtime().hold(key)
 
 
 async def prepare_environment(lock: bytes) -> None:
