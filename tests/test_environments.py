@@ -136,6 +136,11 @@ def test_a_script_runs_with_its_dependencies_and_says_which_environment(alice: C
     assert services(alice).environments.builds == 1
     unknown = alice.get("/api/v1/environments/0123456789abcdef0123")
     assert unknown.status_code == 404 and unknown.json()["error_code"] == "ENVIRONMENT_NOT_FOUND"
+    # One worker's own state is a cluster's (EXECUTOR=dask); this service has no workers.
+    on_worker = alice.get(f"/api/v1/environments/{key}?worker=w1")
+    assert on_worker.status_code == 404, on_worker.text
+    assert on_worker.json()["error_code"] == "ENVIRONMENT_NOT_FOUND"
+    assert on_worker.json()["details"] == {"environment": key, "worker": "w1"}
 
 
 def test_a_rest_write_builds_the_environment_before_the_first_run(alice: Caller) -> None:

@@ -7,7 +7,8 @@ worker builds its own from the lock a run carries (`cluster.worker`). So the ser
 
 - `failed` when it failed on a worker (that worker's log), else `building` while one builds it,
   else `ready` when one has it (a worker without it builds it at its first run of it);
-- `workers` gives each worker's own state, by name.
+- `workers` gives each worker's own state, by name; asked for one `worker`, the answer is that
+  worker's own state and log (each worker keeps its own, and two may fail differently).
 
 Called from the request threads (the routes and services are synchronous); the cluster's client
 lives on the event loop, so each call is handed to it.
@@ -34,9 +35,9 @@ class ClusterEnvironments:
         if loop is not None:
             asyncio.run_coroutine_threadsafe(self.cluster.prepare_environment(lock), loop)
 
-    def info(self, key: str) -> EnvironmentInfo:
-        """The state of environment `key` on the cluster; `EnvironmentNotFound` when no worker
-        knows it."""
+    def info(self, key: str, worker: str | None = None) -> EnvironmentInfo:
+        """The state of environment `key` on the cluster, or on its `worker`;
+        `EnvironmentNotFound` when no worker (or not that one) knows it."""
         states: dict[str, EnvironmentInfo] = {}
         loop = self.cluster.loop
         if loop is not None:
@@ -49,9 +50,17 @@ class ClusterEnvironments:
             raise errors.EnvironmentNotFound(
                 f"Environment '{key}' is on no worker of the cluster", environment=key
             )
+        workers = {name: info.state for name, info in sorted(states.items())}
+        if worker is not None:
+            if worker not in states:
+                raise errors.EnvironmentNotFound(
+                    f"Environment '{key}' is not on worker '{worker}'",
+                    environment=key,
+                    worker=worker,
+                )
+            return replace(states[worker], workers=workers)
         by_state = {info.state: info for info in states.values()}
         shown = by_state.get("failed") or by_state.get("building") or by_state["ready"]
-        workers = {name: info.state for name, info in sorted(states.items())}
         return replace(shown, workers=workers)
 
     def close(self) -> None:

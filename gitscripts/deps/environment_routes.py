@@ -14,7 +14,9 @@ router = APIRouter(prefix="/api/v1/environments", tags=["environments"])
 
 
 @router.get("/{key}")
-def environment(key: str, user: CurrentUser, environments: Envs) -> dict[str, Any]:
+def environment(
+    key: str, user: CurrentUser, environments: Envs, worker: str | None = None
+) -> dict[str, Any]:
     """Its state (`ready`, `building`, `failed`), size in bytes, when it was built and last
-    used, and its build's log."""
-    return environments.info(key).public()
+    used, and its build's log; with `?worker=NAME` (EXECUTOR=dask), that worker's own."""
+    return environments.info(key, worker).public()

@@ -104,7 +104,9 @@ class EnvironmentBuilds(Protocol):
 
     def prepare(self, lock: bytes) -> None: ...
 
-    def info(self, key: str) -> EnvironmentInfo: ...
+    def info(self, key: str, worker: str | None = None) -> EnvironmentInfo:
+        """Its state; with `worker` (a cluster's worker, by name), that worker's own."""
+        ...
 
     def close(self) -> None: ...
 
@@ -282,8 +284,16 @@ class Environments:
             os.utime(self.root / key / "info.json")
 
     # -- state ---------------------------------------------------------------------------------
-    def info(self, key: str) -> EnvironmentInfo:
-        """The state of environment `key`; `EnvironmentNotFound` when it is none of them."""
+    def info(self, key: str, worker: str | None = None) -> EnvironmentInfo:
+        """The state of environment `key`; `EnvironmentNotFound` when it is none of them, or
+        when a `worker` is asked for: the environments here are built by this process."""
+        if worker is not None:
+            raise errors.EnvironmentNotFound(
+                f"Environment '{key}' has no worker '{worker}': this service builds its "
+                "environments itself",
+                environment=key,
+                worker=worker,
+            )
         if _KEY.match(key):
             folder = self.root / key
             with contextlib.suppress(FileNotFoundError, ValueError):

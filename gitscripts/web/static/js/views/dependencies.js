@@ -68,26 +68,33 @@ const STATE_WORDS = {
   not_built: "built at its first run",
 };
 
-/** The environment's key and state; a build under way is watched until it ends, a failed one
- * shows its log (uv's own words) on request. */
+/** The environment's key and state, and with EXECUTOR=dask its state on each worker; while a
+ * build is under way (overall or on one worker) it is watched until it ends, and a failed one
+ * shows its log (uv's own words) on request: overall, and each failed worker's own. */
 function environmentState(environment) {
   const badge = h("span", { class: "badge", "data-testid": "environment-state" });
   const log = h("div", {});
-  const show = (state) => {
-    badge.textContent = STATE_WORDS[state] || state;
-    badge.className = `badge ${state === "ready" ? "ok" : state === "failed" ? "failed" : ""}`;
+  const workers = h("div", { "aria-live": "polite" });
+  let shown = "";
+  const show = (info) => {
+    // Redrawn only when something changed, so that a build log opened meanwhile stays open.
+    const seen = JSON.stringify([info.state, info.workers]);
+    if (seen === shown) return;
+    shown = seen;
+    showState(badge, info.state);
     log.replaceChildren();
-    if (state === "failed") log.append(buildLog(environment.key));
+    if (info.state === "failed") log.append(buildLog(environment.key));
+    workers.replaceChildren();
+    if (info.workers) workers.append(workersTable(environment.key, info.workers));
   };
-  show(environment.state);
-  if (environment.state === "building") {
+  show(environment);
+  if (underWay(environment)) {
     const timer = setInterval(() => {
       if (!badge.isConnected) return clearInterval(timer);
       api(`environments/${environment.key}`).then(
         (info) => {
-          if (info.state === "building") return;
-          clearInterval(timer);
-          show(info.state);
+          if (!underWay(info)) clearInterval(timer);
+          show(info);
         },
         () => clearInterval(timer),
       );
@@ -97,17 +104,65 @@ function environmentState(environment) {
     "dl",
     { class: "metadata environment", "data-testid": "environment" },
     h("dt", {}, "Environment"),
-    h("dd", {}, h("code", {}, environment.key), " ", badge, log),
+    h("dd", {}, h("code", {}, environment.key), " ", badge, log, workers),
   );
 }
 
-function buildLog(key) {
-  const text = h("pre", { class: "output", "data-testid": "environment-log" }, "Loading…");
-  const details = h("details", {}, h("summary", {}, "Build log"), text);
+/** Whether a build still runs: overall, or on a worker (the overall state says `failed` as soon
+ * as one worker failed, while another may still be building). */
+function underWay(info) {
+  return info.state === "building" || Object.values(info.workers || {}).includes("building");
+}
+
+function showState(badge, state) {
+  badge.textContent = STATE_WORDS[state] || state;
+  badge.className = `badge ${state === "ready" ? "ok" : state === "failed" ? "failed" : ""}`;
+}
+
+/** Each worker's state (`workers`: name -> state), a failed one with its own build log. */
+function workersTable(key, workers) {
+  return h(
+    "table",
+    { class: "environment-workers", "data-testid": "environment-workers" },
+    h("caption", { class: "hint" }, "On each worker"),
+    h(
+      "thead",
+      {},
+      h("tr", {}, h("th", { scope: "col" }, "Worker"), h("th", { scope: "col" }, "State")),
+    ),
+    h(
+      "tbody",
+      {},
+      Object.entries(workers).map(([name, state]) => {
+        const badge = h("span", { class: "badge", "data-testid": "environment-worker-state" });
+        showState(badge, state);
+        return h(
+          "tr",
+          { "data-testid": "environment-worker", "data-worker": name },
+          h("th", { scope: "row" }, h("code", {}, name)),
+          h("td", {}, badge, state === "failed" ? buildLog(key, name) : null),
+        );
+      }),
+    ),
+  );
+}
+
+/** The build log, read when opened: the environment's, or one worker's own. */
+function buildLog(key, worker = null) {
+  const text = h(
+    "pre",
+    { class: "output", "data-testid": worker ? "environment-worker-log" : "environment-log" },
+    "Loading…",
+  );
+  const summary = worker ? `Build log on ${worker}` : "Build log";
+  const details = h("details", {}, h("summary", {}, summary), text);
+  const path = worker
+    ? `environments/${key}?worker=${encodeURIComponent(worker)}`
+    : `environments/${key}`;
   details.addEventListener(
     "toggle",
     () =>
-      api(`environments/${key}`).then(
+      api(path).then(
         (info) => (text.textContent = info.log || "(no output)"),
         (error) => (text.textContent = describeError(error)),
       ),
