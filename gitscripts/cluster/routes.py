@@ -70,7 +70,8 @@ async def results(socket: WebSocket, settings: AppSettings, executor: Executor) 
     scheduler knows it, again whenever it changes), then one JSON message per ended run,
     `{"key", "secret", "result"}`, handed to the run waiting for it
     (`cluster.dispatch.Cluster.deliver`, which checks the run's secret). To the worker:
-    `{"start": job}` and `{"cancel": key}` (`Cluster._start_directly`, `Cluster._cancel`)."""
+    `{"start": job}`, `{"cancel": key}` and `{"release": slot}` (`Cluster._start_in_slot`,
+    `_in_slot`, `_release`)."""
     cluster = executor.cluster
     authorization = socket.headers.get("authorization")
     if cluster is None or not _is_worker(settings.worker_token, authorization):
